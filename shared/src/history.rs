@@ -1,0 +1,132 @@
+//! The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).
+//!
+//! One sorted set per room, `dyschat:history:<room_id>`, scored by `seq`, whose members are the
+//! exact payload bytes stored in JetStream. Because a message's bytes never change, `ZADD` of a
+//! redelivered or rebuilt message is a no-op: the writer is idempotent by `seq` without a lookup.
+//! A page is one range query; `prev_seq` is the score of the neighbouring member, so it is read
+//! with one extra element rather than stored.
+
+use redis::aio::ConnectionLike;
+
+use crate::wire::{Message, MessagePage, StoredMessage};
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 100;
+
+pub fn key(room_id: &str) -> String {
+    format!("dyschat:history:{room_id}")
+}
+
+/// Which slice of a room's history to read; both directions return oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageQuery {
+    /// The newest `limit` messages with `seq < S` (`None`: the newest of all).
+    Before(Option<u64>),
+    /// The oldest `limit` messages with `seq > S`.
+    After(u64),
+}
+
+/// Queues the store of one message on `pipe`.
+pub fn queue_store(pipe: &mut redis::Pipeline, room_id: &str, seq: u64, payload: &[u8]) {
+    pipe.zadd(key(room_id), payload, seq).ignore();
+}
+
+type Scored = Vec<(Vec<u8>, f64)>;
+
+/// Reads one page. `limit` must already be within 1..=[`MAX_PAGE`].
+pub async fn page<C: ConnectionLike>(
+    conn: &mut C,
+    room_id: &str,
+    query: PageQuery,
+    limit: usize,
+) -> redis::RedisResult<MessagePage> {
+    let key = key(room_id);
+    match query {
+        PageQuery::Before(before) => {
+            let max = before.map_or("+inf".to_string(), |s| format!("({s}"));
+            // limit + 1 to know has_more, + 1 more to know the prev_seq of the oldest returned.
+            let newest_first: Scored = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&key)
+                .arg(max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit + 2)
+                .query_async(conn)
+                .await?;
+            let has_more = newest_first.len() > limit;
+            let mut messages = Vec::with_capacity(limit.min(newest_first.len()));
+            for (i, (payload, score)) in newest_first.iter().enumerate().take(limit) {
+                let prev = newest_first.get(i + 1).map_or(0, |(_, s)| *s as u64);
+                if let Some(m) = decode(payload, *score as u64, prev) {
+                    messages.push(m);
+                }
+            }
+            messages.reverse();
+            Ok(MessagePage { messages, has_more })
+        }
+        PageQuery::After(after) => {
+            let (oldest_first, before): (Scored, Scored) = redis::pipe()
+                .cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(format!("({after}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit + 1)
+                .cmd("ZREVRANGEBYSCORE")
+                .arg(&key)
+                .arg(after)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1)
+                .query_async(conn)
+                .await?;
+            let has_more = oldest_first.len() > limit;
+            let mut prev = before.first().map_or(0, |(_, s)| *s as u64);
+            let mut messages = Vec::with_capacity(limit.min(oldest_first.len()));
+            for (payload, score) in oldest_first.iter().take(limit) {
+                let seq = *score as u64;
+                if let Some(m) = decode(payload, seq, prev) {
+                    messages.push(m);
+                }
+                prev = seq;
+            }
+            Ok(MessagePage { messages, has_more })
+        }
+    }
+}
+
+/// The newest stored `seq` of a room below `seq` (0 if none): the `prev_seq` of a message that
+/// was not read together with its predecessor.
+pub async fn seq_before<C: ConnectionLike>(
+    conn: &mut C,
+    room_id: &str,
+    seq: u64,
+) -> redis::RedisResult<u64> {
+    let found: Scored = redis::cmd("ZREVRANGEBYSCORE")
+        .arg(key(room_id))
+        .arg(format!("({seq}"))
+        .arg("-inf")
+        .arg("WITHSCORES")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(found.first().map_or(0, |(_, s)| *s as u64))
+}
+
+fn decode(payload: &[u8], seq: u64, prev_seq: u64) -> Option<Message> {
+    match serde_json::from_slice::<StoredMessage>(payload) {
+        Ok(stored) => Some(Message::from_stored(stored, seq, prev_seq)),
+        Err(e) => {
+            tracing::error!(seq, error = %e, "undecodable history entry skipped");
+            None
+        }
+    }
+}

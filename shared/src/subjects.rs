@@ -1,0 +1,99 @@
+//! Every NATS subject of the mesh, defined once.
+//!
+//! Functions that take an id expect one that passed [`crate::ids::validate_id`]; callers validate at
+//! the edge, and debug builds assert it here so a missed check shows up in tests.
+
+use crate::ids::is_valid_id;
+
+/// Room messages are published here (`dyschat.msg.room.<room_id>`) and stored by the
+/// `DYSCHAT_MESSAGES` stream.
+pub const ROOM_MESSAGES_WILDCARD: &str = "dyschat.msg.room.*";
+/// The stream re-publishes each stored message here (`dyschat.live.room.<room_id>`) with
+/// `Nats-Sequence` and `Nats-Last-Sequence`; ws-agents subscribe per room.
+pub const LIVE_WILDCARD: &str = "dyschat.live.room.*";
+/// RePublish destination template (`{{wildcard(1)}}` is the room id).
+pub const LIVE_REPUBLISH_DEST: &str = "dyschat.live.room.{{wildcard(1)}}";
+
+/// Membership changes (`dyschat.events.membership.<room_id>`), published by rooms.
+pub const MEMBERSHIP_WILDCARD: &str = "dyschat.events.membership.*";
+/// Typing indicators (`dyschat.events.typing.<room_id>`), published by ws-agents.
+pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
+/// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
+pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
+
+/// Messages msg-writer could never store, with the reason, for an operator to inspect.
+pub const DEAD_LETTER: &str = "dyschat.deadletter.msg";
+
+/// Request-reply endpoints of the auth service (group + endpoint names of the NATS service API).
+pub mod auth {
+    pub const SERVICE: &str = "dyschat-auth";
+    pub const GROUP: &str = "dyschat.auth";
+    pub const REGISTER: &str = "register";
+    pub const LOGIN: &str = "login";
+    pub const REGISTER_SUBJECT: &str = "dyschat.auth.register";
+    pub const LOGIN_SUBJECT: &str = "dyschat.auth.login";
+}
+
+/// Request-reply endpoints of the rooms service.
+pub mod rooms {
+    pub const SERVICE: &str = "dyschat-rooms";
+    pub const GROUP: &str = "dyschat.rooms";
+    pub const CREATE: &str = "create";
+    pub const GET: &str = "get";
+    pub const LIST: &str = "list";
+    pub const JOIN: &str = "join";
+    pub const LEAVE: &str = "leave";
+    pub const MEMBERS: &str = "members";
+
+    /// The full subject of an endpoint, e.g. `dyschat.rooms.join`.
+    pub fn subject(endpoint: &str) -> String {
+        format!("{GROUP}.{endpoint}")
+    }
+}
+
+fn with_id(prefix: &str, id: &str) -> String {
+    debug_assert!(is_valid_id(id), "unvalidated id in a subject: {id:?}");
+    format!("{prefix}.{id}")
+}
+
+pub fn room_messages(room_id: &str) -> String {
+    with_id("dyschat.msg.room", room_id)
+}
+
+pub fn live(room_id: &str) -> String {
+    with_id("dyschat.live.room", room_id)
+}
+
+pub fn membership(room_id: &str) -> String {
+    with_id("dyschat.events.membership", room_id)
+}
+
+pub fn typing(room_id: &str) -> String {
+    with_id("dyschat.events.typing", room_id)
+}
+
+pub fn presence(user_id: &str) -> String {
+    with_id("dyschat.events.presence", user_id)
+}
+
+/// The room id at the end of a per-room subject.
+pub fn last_token(subject: &str) -> Option<&str> {
+    subject.rsplit('.').next().filter(|t| is_valid_id(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_room_subjects_round_trip() {
+        assert_eq!(room_messages("r1"), "dyschat.msg.room.r1");
+        assert_eq!(live("r1"), "dyschat.live.room.r1");
+        assert_eq!(last_token(&live("r1")), Some("r1"));
+        assert_eq!(rooms::subject(rooms::JOIN), "dyschat.rooms.join");
+        assert_eq!(
+            format!("{}.{}", auth::GROUP, auth::LOGIN),
+            auth::LOGIN_SUBJECT
+        );
+    }
+}

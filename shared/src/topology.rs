@@ -1,0 +1,169 @@
+//! The JetStream layout of the mesh: the message stream, the writer's durable consumer and the KV
+//! buckets, defined once.
+//!
+//! Every service ensures the parts it uses at start. Creation is idempotent (the server accepts a
+//! create with an identical configuration), and a stream or bucket that exists with a different
+//! configuration stops the service with one clear line instead of being silently changed.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+    kv,
+    stream::{self, DiscardPolicy, Republish, RetentionPolicy, StorageType},
+};
+
+use crate::config::Config;
+use crate::subjects;
+use crate::wire::MAX_FRAME_BYTES;
+
+pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
+pub const WRITER_CONSUMER: &str = "msg-writer";
+
+pub const USERS_BUCKET: &str = "dyschat_users";
+pub const ROOMS_BUCKET: &str = "dyschat_rooms";
+pub const MEMBERS_BUCKET: &str = "dyschat_room_members";
+pub const PRESENCE_BUCKET: &str = "dyschat_presence";
+
+/// How long a presence entry lives unless its agent refreshes it; an agent that dies takes its
+/// users offline after at most this long.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// How often an agent refreshes its presence entries.
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
+
+/// How many times the writer's consumer delivers a message before giving up on it.
+pub const WRITER_MAX_DELIVER: i64 = 10;
+/// How long the server waits for the writer's ack before redelivering.
+pub const WRITER_ACK_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("{kind} {name} exists with a different configuration ({detail}); fix or remove it, the services will not change it")]
+    Conflict {
+        kind: &'static str,
+        name: String,
+        detail: String,
+    },
+    #[error("could not ensure {kind} {name}: {detail}")]
+    Failed {
+        kind: &'static str,
+        name: String,
+        detail: String,
+    },
+}
+
+pub fn messages_stream_config(config: &Config) -> stream::Config {
+    stream::Config {
+        name: MESSAGES_STREAM.into(),
+        description: Some("DYSCHAT room messages, one subject per room".into()),
+        subjects: vec![subjects::ROOM_MESSAGES_WILDCARD.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::Old,
+        num_replicas: config.stream_replicas,
+        duplicate_window: Duration::from_secs(config.dedupe_window_secs),
+        max_message_size: MAX_FRAME_BYTES as i32,
+        allow_direct: true,
+        republish: Some(Republish {
+            source: subjects::ROOM_MESSAGES_WILDCARD.into(),
+            destination: subjects::LIVE_REPUBLISH_DEST.into(),
+            headers_only: false,
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn writer_consumer_config() -> pull::Config {
+    pull::Config {
+        durable_name: Some(WRITER_CONSUMER.into()),
+        description: Some("msg-writer: stores every room message in Redis".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: WRITER_ACK_WAIT,
+        max_deliver: WRITER_MAX_DELIVER,
+        max_ack_pending: 20_000,
+        filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
+        ..Default::default()
+    }
+}
+
+fn bucket(config: &Config, name: &str, description: &str) -> kv::Config {
+    kv::Config {
+        bucket: name.into(),
+        description: description.into(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: config.stream_replicas,
+        ..Default::default()
+    }
+}
+
+pub fn users_bucket(config: &Config) -> kv::Config {
+    bucket(config, USERS_BUCKET, "DYSCHAT users by lower-cased username")
+}
+
+pub fn rooms_bucket(config: &Config) -> kv::Config {
+    bucket(config, ROOMS_BUCKET, "DYSCHAT rooms by room id")
+}
+
+pub fn members_bucket(config: &Config) -> kv::Config {
+    bucket(config, MEMBERS_BUCKET, "DYSCHAT room member sets by room id")
+}
+
+pub fn presence_bucket(config: &Config) -> kv::Config {
+    kv::Config {
+        max_age: PRESENCE_TTL,
+        storage: StorageType::Memory,
+        ..bucket(config, PRESENCE_BUCKET, "DYSCHAT online users: <user_id>.<agent_id>")
+    }
+}
+
+fn classify(kind: &'static str, name: &str, err: impl std::fmt::Display) -> TopologyError {
+    let detail = err.to_string();
+    // 10058: stream name already in use with a different configuration.
+    if detail.contains("10058") || detail.contains("different configuration") {
+        TopologyError::Conflict {
+            kind,
+            name: name.into(),
+            detail,
+        }
+    } else {
+        TopologyError::Failed {
+            kind,
+            name: name.into(),
+            detail,
+        }
+    }
+}
+
+pub async fn ensure_messages_stream(
+    js: &jetstream::Context,
+    config: &Config,
+) -> Result<stream::Stream, TopologyError> {
+    js.create_stream(messages_stream_config(config))
+        .await
+        .map_err(|e| classify("stream", MESSAGES_STREAM, e))
+}
+
+pub async fn ensure_writer_consumer(
+    stream: &stream::Stream,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, TopologyError> {
+    stream
+        .create_consumer(writer_consumer_config())
+        .await
+        .map_err(|e| classify("consumer", WRITER_CONSUMER, e))
+}
+
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, TopologyError> {
+    let name = config.bucket.clone();
+    js.create_key_value(config).await.map_err(|e| {
+        let source = std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        classify("bucket", &name, format!("{e}: {source}"))
+    })
+}

@@ -1,0 +1,242 @@
+//! WebSocket frames: one JSON object per text frame, tagged by `type`.
+//!
+//! Decoding keeps the client's `ref` even when the rest of the frame is wrong, so the `error`
+//! answer can echo it; every failure becomes a `bad_request` with serde's description of what was
+//! wrong (unknown type, missing field, wrong type).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::wire::Message;
+
+/// The largest text frame accepted; bigger ones close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Auth {
+        token: String,
+    },
+    Join {
+        room_id: String,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        room_id: String,
+    },
+    Send {
+        room_id: String,
+        body: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Typing {
+        room_id: String,
+    },
+    History {
+        room_id: String,
+        #[serde(default)]
+        before: Option<u64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    Ping {},
+}
+
+/// A decoded client frame and its `ref`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub reference: Option<String>,
+    pub frame: ClientFrame,
+}
+
+/// A frame that could not be decoded, with whatever `ref` could be read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub reference: Option<String>,
+    pub error: ApiError,
+}
+
+/// Decodes one text frame.
+pub fn decode_client_frame(text: &str) -> Result<Inbound, DecodeError> {
+    let fail = |reference, message: String| DecodeError {
+        reference,
+        error: ApiError::bad_request(message),
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| fail(None, format!("invalid JSON: {e}")))?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(fail(None, "a frame must be a JSON object".into()));
+    };
+    let reference = match object.remove("ref") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.len() <= 128 => Some(s),
+        Some(_) => {
+            return Err(fail(
+                None,
+                "ref must be a string of at most 128 bytes".into(),
+            ))
+        }
+    };
+    match serde_json::from_value::<ClientFrame>(value) {
+        Ok(frame) => Ok(Inbound { reference, frame }),
+        Err(e) => Err(fail(reference, e.to_string())),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        user_id: String,
+        username: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Joined {
+        room_id: String,
+        last_seq: u64,
+        recovered: bool,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Left {
+        room_id: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Ack {
+        room_id: String,
+        client_msg_id: String,
+        seq: u64,
+        message_id: String,
+        sent_at: String,
+        duplicate: bool,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    History {
+        room_id: String,
+        messages: Vec<Message>,
+        has_more: bool,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Pong {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Message(Message),
+    MemberJoined {
+        room_id: String,
+        user_id: String,
+        username: String,
+    },
+    MemberLeft {
+        room_id: String,
+        user_id: String,
+        username: String,
+    },
+    Presence {
+        room_id: String,
+        user_id: String,
+        online: bool,
+    },
+    Typing {
+        room_id: String,
+        user_id: String,
+        username: String,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(error: ApiError, reference: Option<String>) -> Self {
+        ServerFrame::Error {
+            code: error.code,
+            message: error.message,
+            retry_after_ms: error.retry_after_ms,
+            reference,
+        }
+    }
+
+    /// Serializes the frame. Our own types always serialize, so a failure is a bug; it is logged
+    /// and answered with a fixed `internal` error rather than panicking.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not serialize a server frame");
+            r#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_string()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_frames_and_refs() {
+        let i = decode_client_frame(r#"{"type":"send","room_id":"r","body":"hi","ref":"7"}"#)
+            .unwrap();
+        assert_eq!(i.reference.as_deref(), Some("7"));
+        assert_eq!(
+            i.frame,
+            ClientFrame::Send {
+                room_id: "r".into(),
+                body: "hi".into(),
+                client_msg_id: None
+            }
+        );
+        let i = decode_client_frame(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(i.frame, ClientFrame::Ping {});
+        let i = decode_client_frame(r#"{"type":"join","room_id":"r","since":5}"#).unwrap();
+        assert_eq!(
+            i.frame,
+            ClientFrame::Join {
+                room_id: "r".into(),
+                since: Some(5)
+            }
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_ref_and_say_what_is_wrong() {
+        let e = decode_client_frame("{nope").unwrap_err();
+        assert_eq!(e.error.code, ErrorCode::BadRequest);
+        assert!(e.error.message.contains("invalid JSON"));
+
+        let e = decode_client_frame(r#"{"type":"dance","ref":"a"}"#).unwrap_err();
+        assert_eq!(e.reference.as_deref(), Some("a"));
+        assert!(e.error.message.contains("unknown variant"), "{}", e.error.message);
+
+        let e = decode_client_frame(r#"{"type":"send","room_id":"r","ref":"b"}"#).unwrap_err();
+        assert_eq!(e.reference.as_deref(), Some("b"));
+        assert!(e.error.message.contains("body"), "{}", e.error.message);
+
+        assert!(decode_client_frame("[1,2]").is_err());
+        assert!(decode_client_frame(r#"{"room_id":"r"}"#).is_err());
+        assert!(decode_client_frame(r#"{"type":"join","room_id":"r","since":-1}"#).is_err());
+    }
+
+    #[test]
+    fn server_frames_serialize_with_type_and_ref() {
+        let f = ServerFrame::Pong {
+            reference: Some("x".into()),
+        };
+        assert_eq!(f.to_json(), r#"{"type":"pong","ref":"x"}"#);
+        let f = ServerFrame::error(ApiError::rate_limited(250), None);
+        let v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["retry_after_ms"], 250);
+    }
+}

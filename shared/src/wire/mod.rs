@@ -1,0 +1,13 @@
+//! Wire types, defined once with serde: HTTP bodies, WebSocket frames, NATS payloads.
+//!
+//! The contract's field names are the serde names here; renaming a field is a contract change.
+
+pub mod api;
+pub mod events;
+pub mod frames;
+pub mod message;
+
+pub use api::*;
+pub use events::*;
+pub use frames::*;
+pub use message::*;
