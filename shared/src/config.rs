@@ -120,6 +120,7 @@ impl Config {
 
     /// Reads configuration from explicit pairs (tests use this instead of touching the process
     /// environment).
+    #[allow(clippy::should_implement_trait)] // a fallible constructor, not `FromIterator`
     pub fn from_iter<I: IntoIterator<Item = (String, String)>>(
         vars: I,
     ) -> Result<Config, ConfigError> {

@@ -1,1 +1,18 @@
-pub fn placeholder() {}
+//! The DYSCHAT auth service: `register` and `login` over NATS request-reply.
+//!
+//! Users live in the `dyschat_users` KV bucket, keyed by their lower-cased username so that
+//! uniqueness ignoring case is enforced by one atomic `create`. Passwords are stored as argon2id
+//! PHC strings; a successful login returns a JWT that ws-agent verifies locally.
+//!
+//! The crate is split so that the logic can be tested without a transport:
+//! [`password`] (hashing), [`store`] (the bucket), [`handlers`] (the two operations) and
+//! [`service`] (NATS wiring and shutdown).
+
+pub mod error;
+pub mod handlers;
+pub mod password;
+pub mod service;
+pub mod store;
+
+pub use error::{AuthError, Error};
+pub use service::run;

@@ -1,0 +1,93 @@
+//! Errors of the auth service: [`Error`] stops the process, [`AuthError`] fails one request.
+//!
+//! Handlers return typed [`AuthError`]s; they are turned into the contract's [`ApiError`] in one
+//! place ([`From<AuthError> for ApiError`]) so every code and message is decided here.
+
+use dyschat_shared::connect::ConnectError;
+use dyschat_shared::token::TokenError;
+use dyschat_shared::topology::TopologyError;
+use dyschat_shared::{ApiError, ErrorCode};
+
+use crate::password::PasswordError;
+use crate::store::StoreError;
+
+/// Why [`crate::run`] gave up. Each variant prints as one line an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+/// Why one register or login request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request does not have the contract's shape (username or password rules).
+    #[error("{0}")]
+    Invalid(ApiError),
+    #[error("username is taken")]
+    UsernameTaken,
+    /// Unknown user or wrong password: deliberately one variant, so callers cannot tell which.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("could not issue a token: {0}")]
+    Token(#[from] TokenError),
+}
+
+impl From<ApiError> for AuthError {
+    fn from(e: ApiError) -> Self {
+        AuthError::Invalid(e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(api) => api,
+            AuthError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, "username is taken")
+            }
+            AuthError::InvalidCredentials => ApiError::unauthorized("invalid username or password"),
+            AuthError::Store(StoreError::Taken) => {
+                ApiError::new(ErrorCode::UsernameTaken, "username is taken")
+            }
+            AuthError::Store(StoreError::Unavailable(detail)) => {
+                tracing::warn!(%detail, "user store unavailable");
+                ApiError::unavailable("user store unavailable, try again")
+            }
+            AuthError::Store(e @ StoreError::Corrupt { .. }) => ApiError::internal(e.to_string()),
+            AuthError::Password(e) => ApiError::internal(e.to_string()),
+            AuthError::Token(e) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_contract() {
+        let code = |e: AuthError| ApiError::from(e).code;
+        assert_eq!(code(AuthError::UsernameTaken), ErrorCode::UsernameTaken);
+        assert_eq!(code(StoreError::Taken.into()), ErrorCode::UsernameTaken);
+        assert_eq!(code(AuthError::InvalidCredentials), ErrorCode::Unauthorized);
+        assert_eq!(
+            code(ApiError::bad_request("x").into()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(StoreError::Unavailable("down".into()).into()),
+            ErrorCode::Unavailable
+        );
+        let msg = ApiError::from(AuthError::InvalidCredentials).message;
+        assert_eq!(msg, "invalid username or password");
+    }
+}

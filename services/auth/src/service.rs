@@ -1,0 +1,112 @@
+//! NATS wiring: connect, ensure the users bucket, expose `register` and `login` as endpoints of
+//! the `dyschat-auth` micro service (discoverable through `$SRV`), and drain on shutdown.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use async_nats::service::ServiceExt;
+use dyschat_shared::wire::Credentials;
+use dyschat_shared::{connect, rpc, subjects::auth, topology, ApiError, Config};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::Error;
+use crate::handlers::{self, TokenSettings};
+use crate::store::UserStore;
+
+/// Runs the auth service until `shutdown` is cancelled, then stops taking requests, lets the
+/// ones in flight finish (at most `config.drain_timeout()`) and drains the connection.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let client = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        client = connect::nats(&config, auth::SERVICE) => client?,
+    };
+    let js = jetstream::new(client.clone());
+    let users =
+        UserStore::new(topology::ensure_bucket(&js, topology::users_bucket(&config)).await?);
+    let tokens = Arc::new(TokenSettings {
+        secret: config.auth_secret.clone(),
+        ttl_secs: config.token_ttl_secs,
+    });
+
+    let service = client
+        .service_builder()
+        .description("DYSCHAT accounts: register and login")
+        .start(auth::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| Error::Nats(format!("could not start the service: {e}")))?;
+    let group = service.group(auth::GROUP);
+    let endpoint = |name: &'static str| {
+        let group = &group;
+        async move {
+            group
+                .endpoint(name)
+                .await
+                .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
+        }
+    };
+    let register_ep = endpoint(auth::REGISTER).await?;
+    let login_ep = endpoint(auth::LOGIN).await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
+
+    let tracker = TaskTracker::new();
+    let register = {
+        let users = users.clone();
+        move |creds: Credentials| {
+            let users = users.clone();
+            async move {
+                handlers::register(&users, creds)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
+    let login = move |creds: Credentials| {
+        let users = users.clone();
+        let tokens = tokens.clone();
+        async move {
+            let now = chrono::Utc::now().timestamp();
+            handlers::login(&users, &tokens, creds, now)
+                .await
+                .map_err(ApiError::from)
+        }
+    };
+    tokio::join!(
+        rpc::serve(register_ep, tracker.clone(), shutdown.clone(), register),
+        rpc::serve(login_ep, tracker.clone(), shutdown.clone(), login),
+    );
+
+    finish(client, service, tracker, &config).await;
+    Ok(())
+}
+
+/// Waits (bounded) for requests in flight, withdraws the service and drains the connection.
+async fn finish(
+    client: async_nats::Client,
+    service: async_nats::service::Service,
+    tracker: TaskTracker,
+    config: &Config,
+) {
+    tracker.close();
+    if tokio::time::timeout(config.drain_timeout(), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = tracker.len(),
+            "drain timeout reached with requests still in flight"
+        );
+    }
+    if let Err(e) = service.stop().await {
+        tracing::debug!(error = %e, "service stop");
+    }
+    match tokio::time::timeout(config.drain_timeout(), client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "flush before exit failed"),
+        Err(_) => tracing::warn!("flush before exit timed out"),
+    }
+    if let Err(e) = client.drain().await {
+        tracing::debug!(error = %e, "drain");
+    }
+    tracing::info!("dyschat-auth stopped");
+}

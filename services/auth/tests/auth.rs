@@ -1,0 +1,217 @@
+//! The auth service against a real nats-server, exercised over NATS like ws-agent does.
+
+mod support;
+
+use std::time::Duration;
+
+use dyschat_shared::wire::{Credentials, LoginReply, UserView};
+use dyschat_shared::{rpc, subjects, token, ApiError, ErrorCode};
+use support::{wait_for_service, NatsServer};
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), dyschat_auth::Error>>,
+    secret: String,
+    // Last, so the server outlives everything that talks to it.
+    _nats: NatsServer,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let nats = NatsServer::start();
+        let config = nats.config();
+        let secret = config.auth_secret.clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(dyschat_auth::run(config, shutdown.clone()));
+        let client = nats.client().await;
+        wait_for_service(&client, subjects::auth::SERVICE).await;
+        Harness {
+            client,
+            shutdown,
+            task,
+            secret,
+            _nats: nats,
+        }
+    }
+
+    async fn register(&self, username: &str, password: &str) -> Result<UserView, ApiError> {
+        rpc::request(
+            &self.client,
+            subjects::auth::REGISTER_SUBJECT.to_string(),
+            &creds(username, password),
+            TIMEOUT,
+        )
+        .await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Result<LoginReply, ApiError> {
+        rpc::request(
+            &self.client,
+            subjects::auth::LOGIN_SUBJECT.to_string(),
+            &creds(username, password),
+            TIMEOUT,
+        )
+        .await
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("run returns after shutdown")
+            .expect("run did not panic");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+fn creds(username: &str, password: &str) -> Credentials {
+    Credentials {
+        username: username.into(),
+        password: password.into(),
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> ErrorCode {
+    r.expect_err("expected an error").code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_then_login_issues_a_verifiable_token() {
+    let h = Harness::start().await;
+    let user = h.register("Alice.B", "password-1").await.unwrap();
+    assert_eq!(user.username, "Alice.B");
+    assert!(dyschat_shared::ids::is_valid_id(&user.user_id));
+
+    let reply = h.login("Alice.B", "password-1").await.unwrap();
+    assert_eq!(reply.token_type, "Bearer");
+    assert_eq!(reply.user_id, user.user_id);
+    assert_eq!(reply.username, "Alice.B");
+    assert_eq!(reply.expires_at.len(), "2026-11-23T00:43:41.165Z".len());
+    let claims = token::verify(&h.secret, &reply.token).unwrap();
+    assert_eq!(claims.sub, user.user_id);
+    assert_eq!(claims.name, "Alice.B");
+    assert_eq!(
+        dyschat_shared::time::from_unix_secs(claims.exp),
+        reply.expires_at
+    );
+
+    // Names are unique ignoring case, so any case finds the same account.
+    let again = h.login("alice.b", "password-1").await.unwrap();
+    assert_eq!(again.user_id, user.user_id);
+    assert_eq!(again.username, "Alice.B");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_are_unique_ignoring_case() {
+    let h = Harness::start().await;
+    h.register("bob", "password-1").await.unwrap();
+    let err = h.register("BoB", "password-2").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::UsernameTaken);
+    assert_eq!(err.message, "username is taken");
+    // Dots are legal anywhere in a name, even where a KV key could not have them.
+    h.register(".dot.", "password-1").await.unwrap();
+    h.register("a..b", "password-1").await.unwrap();
+    assert_eq!(
+        code(h.register(".DOT.", "password-1").await),
+        ErrorCode::UsernameTaken
+    );
+    h.login(".dot.", "password-1").await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_of_one_name_admit_exactly_one() {
+    let h = Harness::start().await;
+    let attempts = (0..20).map(|i| {
+        let client = h.client.clone();
+        // Vary the case too: uniqueness ignores it.
+        let name = if i % 2 == 0 { "carol" } else { "CAROL" };
+        async move {
+            rpc::request::<_, UserView>(
+                &client,
+                subjects::auth::REGISTER_SUBJECT.to_string(),
+                &creds(name, &format!("password-{i}")),
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code == ErrorCode::UsernameTaken))
+        .count();
+    assert_eq!((ok, taken), (1, 19), "{results:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_credentials_are_bad_requests() {
+    let h = Harness::start().await;
+    for (user, pass) in [
+        ("ab", "password-1"),
+        ("has space", "password-1"),
+        ("bang!", "password-1"),
+        (&"x".repeat(33)[..], "password-1"),
+        ("dave", "short"),
+        ("dave", &"p".repeat(129)[..]),
+    ] {
+        assert_eq!(code(h.register(user, pass).await), ErrorCode::BadRequest);
+        assert_eq!(code(h.login(user, pass).await), ErrorCode::BadRequest);
+    }
+    // A body that is not Credentials at all.
+    let reply = h
+        .client
+        .request(subjects::auth::REGISTER_SUBJECT, "{\"user\":1}".into())
+        .await
+        .unwrap();
+    let reply: dyschat_shared::wire::Reply<UserView> =
+        serde_json::from_slice(&reply.payload).unwrap();
+    let result: Result<UserView, ApiError> = reply.into();
+    assert_eq!(code(result), ErrorCode::BadRequest);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_unknown_user_look_the_same() {
+    let h = Harness::start().await;
+    h.register("erin", "password-1").await.unwrap();
+    let wrong = h.login("erin", "password-2").await.unwrap_err();
+    let unknown = h.login("nobody", "password-1").await.unwrap_err();
+    assert_eq!(wrong.code, ErrorCode::Unauthorized);
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong.message, "invalid username or password");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_is_discoverable_and_stops_cleanly() {
+    let h = Harness::start().await;
+    let info = h
+        .client
+        .request(format!("$SRV.INFO.{}", subjects::auth::SERVICE), "".into())
+        .await
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+    let mut subjects_seen: Vec<&str> = info["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .collect();
+    subjects_seen.sort_unstable();
+    assert_eq!(
+        subjects_seen,
+        [
+            subjects::auth::LOGIN_SUBJECT,
+            subjects::auth::REGISTER_SUBJECT
+        ]
+    );
+    h.stop().await;
+}
