@@ -175,8 +175,14 @@ impl Config {
             ("MSG_WRITER_LOG_LEVEL", &self.msg_writer_log_level),
             ("WS_AGENT_LOG_LEVEL", &self.ws_agent_log_level),
         ] {
-            if level.parse::<tracing_subscriber::filter::EnvFilter>().is_err() {
-                return bad(var, "must be a level (error, warn, info, debug, trace) or a filter");
+            if level
+                .parse::<tracing_subscriber::filter::EnvFilter>()
+                .is_err()
+            {
+                return bad(
+                    var,
+                    "must be a level (error, warn, info, debug, trace) or a filter",
+                );
             }
         }
         Ok(())
@@ -231,7 +237,9 @@ fn name_the_variable(message: &str) -> String {
         Some((head, key)) => format!(
             "DYSCHAT_{}: {}",
             key.trim().to_uppercase(),
-            head.trim_end().trim_end_matches("while parsing value").trim_end()
+            head.trim_end()
+                .trim_end_matches("while parsing value")
+                .trim_end()
         ),
         None => message.to_string(),
     }

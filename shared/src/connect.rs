@@ -13,7 +13,11 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("could not reach NATS at {url} within {secs}s: {detail}")]
-    Nats { url: String, secs: u64, detail: String },
+    Nats {
+        url: String,
+        secs: u64,
+        detail: String,
+    },
     #[error("could not reach Redis at {addr} within {secs}s: {detail}")]
     Redis {
         addr: String,
@@ -71,7 +75,10 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
     let info = format!("redis://{}/", config.redis_addr)
         .into_connection_info()
         .map_err(|e| fail(e.to_string()))?;
-    let mut settings = info.redis_settings().clone().set_db(config.redis_database.into());
+    let mut settings = info
+        .redis_settings()
+        .clone()
+        .set_db(config.redis_database.into());
     if !config.redis_pass.is_empty() {
         settings = settings.set_password(&config.redis_pass);
     }

@@ -56,7 +56,9 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     if (8..=128).contains(&password.chars().count()) {
         Ok(())
     } else {
-        Err(ApiError::bad_request("password must be 8 to 128 characters"))
+        Err(ApiError::bad_request(
+            "password must be 8 to 128 characters",
+        ))
     }
 }
 
@@ -73,7 +75,9 @@ pub fn validate_topic(topic: &str) -> Result<(), ApiError> {
     if topic.chars().count() <= 500 {
         Ok(())
     } else {
-        Err(ApiError::bad_request("topic must be at most 500 characters"))
+        Err(ApiError::bad_request(
+            "topic must be at most 500 characters",
+        ))
     }
 }
 
@@ -82,9 +86,13 @@ pub const MAX_BODY_CHARS: usize = 4000;
 pub fn validate_body(body: &str) -> Result<(), ApiError> {
     let n = body.chars().count();
     if n == 0 || body.trim().is_empty() {
-        Err(ApiError::bad_request("body must not be empty or only white space"))
+        Err(ApiError::bad_request(
+            "body must not be empty or only white space",
+        ))
     } else if n > MAX_BODY_CHARS {
-        Err(ApiError::bad_request("body must be at most 4000 characters"))
+        Err(ApiError::bad_request(
+            "body must be at most 4000 characters",
+        ))
     } else {
         Ok(())
     }

@@ -62,12 +62,16 @@ pub fn verify(secret: &str, token: &str) -> Result<Claims, TokenError> {
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = 0;
-    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
-        .map(|data| data.claims)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid(e.to_string()),
-        })
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map(|data| data.claims)
+    .map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        _ => TokenError::Invalid(e.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -89,7 +93,10 @@ mod tests {
     #[test]
     fn refuses_forged_expired_and_unsigned() {
         let (token, _) = issue("other", "u1", "alice", now(), 60).unwrap();
-        assert!(matches!(verify(SECRET, &token), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verify(SECRET, &token),
+            Err(TokenError::Invalid(_))
+        ));
 
         let (token, _) = issue(SECRET, "u1", "alice", now() - 120, 60).unwrap();
         assert!(matches!(verify(SECRET, &token), Err(TokenError::Expired)));

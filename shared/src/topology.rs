@@ -100,7 +100,11 @@ fn bucket(config: &Config, name: &str, description: &str) -> kv::Config {
 }
 
 pub fn users_bucket(config: &Config) -> kv::Config {
-    bucket(config, USERS_BUCKET, "DYSCHAT users by lower-cased username")
+    bucket(
+        config,
+        USERS_BUCKET,
+        "DYSCHAT users by lower-cased username",
+    )
 }
 
 pub fn rooms_bucket(config: &Config) -> kv::Config {
@@ -108,14 +112,22 @@ pub fn rooms_bucket(config: &Config) -> kv::Config {
 }
 
 pub fn members_bucket(config: &Config) -> kv::Config {
-    bucket(config, MEMBERS_BUCKET, "DYSCHAT room member sets by room id")
+    bucket(
+        config,
+        MEMBERS_BUCKET,
+        "DYSCHAT room member sets by room id",
+    )
 }
 
 pub fn presence_bucket(config: &Config) -> kv::Config {
     kv::Config {
         max_age: PRESENCE_TTL,
         storage: StorageType::Memory,
-        ..bucket(config, PRESENCE_BUCKET, "DYSCHAT online users: <user_id>.<agent_id>")
+        ..bucket(
+            config,
+            PRESENCE_BUCKET,
+            "DYSCHAT online users: <user_id>.<agent_id>",
+        )
     }
 }
 

@@ -1,1 +1,73 @@
-pub fn placeholder() {}
+//! msg-writer: the durable path from JetStream to Redis history.
+//!
+//! It pulls from the shared durable consumer `msg-writer` (several writer processes may share it),
+//! writes each ready chunk to Redis in one pipeline and acks a message only after that pipeline
+//! succeeded. A crash before the ack means redelivery, and redelivery is harmless because the
+//! history layout makes storing the same `seq` twice a no-op (see `dyschat_shared::history`).
+
+mod batch;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use dyschat_shared::{connect, topology, Config};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+pub use batch::{prepare, Prepared};
+
+/// The most messages pulled and written in one pipeline.
+pub const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Connect(#[from] connect::ConnectError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+    #[error("consumer stream failed: {0}")]
+    Consume(String),
+}
+
+/// Runs the writer until `shutdown`; the chunk being written is finished and acked first.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let client = connect::nats(&config, "dyschat-msg-writer").await?;
+    let mut redis = connect::redis(&config).await?;
+    let js = jetstream::new(client.clone());
+    let stream = topology::ensure_messages_stream(&js, &config).await?;
+    let consumer = topology::ensure_writer_consumer(&stream).await?;
+    tracing::info!(consumer = topology::WRITER_CONSUMER, "msg-writer consuming");
+
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(MAX_BATCH)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| Error::Consume(e.to_string()))?;
+    let mut chunks = messages.ready_chunks(MAX_BATCH);
+
+    loop {
+        let chunk = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = chunks.next() => match next {
+                Some(chunk) => chunk,
+                None => return Err(Error::Consume("consumer stream ended".into())),
+            },
+        };
+        let mut ready = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match item {
+                Ok(message) => ready.push(message),
+                // Heartbeat misses and similar: the stream recovers by itself.
+                Err(e) => tracing::warn!(error = %e, "consumer stream error"),
+            }
+        }
+        batch::store_and_ack(&client, &mut redis, ready, &shutdown).await;
+    }
+    tracing::info!("msg-writer stopped consuming, flushing acks");
+    if let Err(e) = client.flush().await {
+        tracing::warn!(error = %e, "flush on shutdown failed");
+    }
+    Ok(())
+}

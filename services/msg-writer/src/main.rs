@@ -1,1 +1,17 @@
-fn main() {}
+//! `dyschat-msg-writer`: persists room messages from JetStream into Redis.
+
+use dyschat_shared::config::ServiceName;
+
+#[tokio::main]
+async fn main() {
+    let config = dyschat_shared::Config::from_env().unwrap_or_else(|e| {
+        eprintln!("dyschat-msg-writer: {e}");
+        std::process::exit(2)
+    });
+    dyschat_shared::telemetry::init(&config, ServiceName::MsgWriter);
+    let shutdown = dyschat_shared::shutdown::on_signals();
+    if let Err(e) = dyschat_msg_writer::run(config, shutdown).await {
+        eprintln!("dyschat-msg-writer: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,17 @@
-fn main() {}
+//! `dyschat-ws-agent`: the public HTTP and WebSocket edge.
+
+use dyschat_shared::config::ServiceName;
+
+#[tokio::main]
+async fn main() {
+    let config = dyschat_shared::Config::from_env().unwrap_or_else(|e| {
+        eprintln!("dyschat-ws-agent: {e}");
+        std::process::exit(2)
+    });
+    dyschat_shared::telemetry::init(&config, ServiceName::WsAgent);
+    let shutdown = dyschat_shared::shutdown::on_signals();
+    if let Err(e) = dyschat_ws_agent::run(config, shutdown).await {
+        eprintln!("dyschat-ws-agent: {e}");
+        std::process::exit(1);
+    }
+}

@@ -185,8 +185,8 @@ mod tests {
 
     #[test]
     fn decodes_frames_and_refs() {
-        let i = decode_client_frame(r#"{"type":"send","room_id":"r","body":"hi","ref":"7"}"#)
-            .unwrap();
+        let i =
+            decode_client_frame(r#"{"type":"send","room_id":"r","body":"hi","ref":"7"}"#).unwrap();
         assert_eq!(i.reference.as_deref(), Some("7"));
         assert_eq!(
             i.frame,
@@ -216,7 +216,11 @@ mod tests {
 
         let e = decode_client_frame(r#"{"type":"dance","ref":"a"}"#).unwrap_err();
         assert_eq!(e.reference.as_deref(), Some("a"));
-        assert!(e.error.message.contains("unknown variant"), "{}", e.error.message);
+        assert!(
+            e.error.message.contains("unknown variant"),
+            "{}",
+            e.error.message
+        );
 
         let e = decode_client_frame(r#"{"type":"send","room_id":"r","ref":"b"}"#).unwrap_err();
         assert_eq!(e.reference.as_deref(), Some("b"));

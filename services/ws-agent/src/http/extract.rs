@@ -1,0 +1,70 @@
+//! Typed extractors whose rejections speak the contract's error format.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use dyschat_shared::ApiError;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use super::error::HttpError;
+use crate::state::{AgentState, User};
+
+/// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<Arc<AgentState>> for AuthUser {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AgentState>,
+    ) -> Result<Self, HttpError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?;
+        Ok(AuthUser(state.verify_token(token.trim())?))
+    }
+}
+
+/// A JSON body; any rejection (bad JSON, wrong shape, wrong content type, too large) is a
+/// `bad_request` naming the problem.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text()).into()),
+        }
+    }
+}
+
+/// Query parameters; a bad one is a `bad_request`.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text()).into()),
+        }
+    }
+}

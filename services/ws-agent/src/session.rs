@@ -1,0 +1,503 @@
+//! One WebSocket connection, from authentication to close.
+//!
+//! The loop is generic over the socket's `Stream` and `Sink` halves so it runs over an axum
+//! WebSocket in production and over in-memory channels in unit tests. Reading and writing are
+//! separate tasks joined by the socket's bounded queue ([`SocketHandle`]); frames are handled in
+//! the order they arrive, except that a `send` only waits for its publish to leave, and its `ack`
+//! follows when JetStream confirms the store.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
+use dyschat_shared::{
+    ids,
+    wire::{decode_client_frame, ClientFrame, ServerFrame, TypingEvent, MAX_FRAME_BYTES},
+    ApiError,
+};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::chat::SendRequest;
+use crate::socket::{SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG};
+use crate::state::{AgentState, User};
+
+/// How long a socket opened without a token has to send its `auth` frame.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most rooms one socket may be joined to.
+pub const MAX_ROOMS_PER_SOCKET: usize = 100;
+/// The most sends of one socket waiting for their store acknowledgement.
+pub const MAX_PENDING_SENDS: usize = 256;
+/// How long the writer may take to deliver the close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn text(frame: &ServerFrame) -> WsMessage {
+    WsMessage::Text(Utf8Bytes::from(frame.to_json()))
+}
+
+/// Runs a connection to its end. `user` is set when the token came in the URL.
+pub async fn run<R, W, E>(state: Arc<AgentState>, mut reader: R, mut writer: W, user: Option<User>)
+where
+    R: Stream<Item = Result<WsMessage, E>> + Unpin + Send,
+    W: Sink<WsMessage> + Unpin + Send + 'static,
+    E: std::fmt::Display,
+{
+    let (user, reference) = match user {
+        Some(user) => (user, None),
+        None => match authenticate(&state, &mut reader, &mut writer).await {
+            Some(authenticated) => authenticated,
+            None => return,
+        },
+    };
+    let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.socket_queue);
+    let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
+    metrics::gauge!("dyschat_ws_sockets_open").increment(1.0);
+    state.presence.opened(&user.user_id).await;
+    socket.push(Utf8Bytes::from(
+        ServerFrame::Ready {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            reference,
+        }
+        .to_json(),
+    ));
+
+    let mut session = Session {
+        state: state.clone(),
+        socket: socket.clone(),
+        user,
+        joined: HashSet::new(),
+        sends: Arc::new(Semaphore::new(MAX_PENDING_SENDS)),
+    };
+    session.read_loop(&mut reader).await;
+
+    for room_id in session.joined.drain() {
+        state.hub.detach(&room_id, socket.id()).await;
+    }
+    state.presence.closed(&session.user.user_id).await;
+    metrics::gauge!("dyschat_ws_sockets_open").decrement(1.0);
+    socket.close(1000);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer_task).await;
+}
+
+/// Waits for a valid `auth` frame. Other frames get `unauthorized` and the socket stays open;
+/// after [`AUTH_TIMEOUT`] the socket is closed with 1008.
+async fn authenticate<R, W, E>(
+    state: &AgentState,
+    reader: &mut R,
+    writer: &mut W,
+) -> Option<(User, Option<String>)>
+where
+    R: Stream<Item = Result<WsMessage, E>> + Unpin,
+    W: Sink<WsMessage> + Unpin,
+{
+    let deadline = tokio::time::sleep(AUTH_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        let incoming = tokio::select! {
+            _ = &mut deadline => {
+                let err = ApiError::unauthorized("no auth frame within 10 seconds");
+                let _ = writer.send(text(&ServerFrame::error(err, None))).await;
+                close(writer, CLOSE_POLICY).await;
+                return None;
+            }
+            incoming = reader.next() => incoming,
+        };
+        let raw = match incoming {
+            Some(Ok(WsMessage::Text(t))) => t,
+            Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(WsMessage::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                close(writer, CLOSE_TOO_BIG).await;
+                return None;
+            }
+            Some(Ok(_)) => continue,
+        };
+        if raw.len() > MAX_FRAME_BYTES {
+            close(writer, CLOSE_TOO_BIG).await;
+            return None;
+        }
+        let answer = match decode_client_frame(&raw) {
+            Ok(inbound) => match inbound.frame {
+                ClientFrame::Auth { token } => match state.verify_token(&token) {
+                    Ok(user) => return Some((user, inbound.reference)),
+                    Err(e) => ServerFrame::error(e, inbound.reference),
+                },
+                ClientFrame::Ping {} => ServerFrame::Pong {
+                    reference: inbound.reference,
+                },
+                _ => ServerFrame::error(
+                    ApiError::unauthorized("authenticate first with an auth frame"),
+                    inbound.reference,
+                ),
+            },
+            Err(e) => ServerFrame::error(e.error, e.reference),
+        };
+        if writer.send(text(&answer)).await.is_err() {
+            return None;
+        }
+    }
+}
+
+async fn close<W: Sink<WsMessage> + Unpin>(writer: &mut W, code: u16) {
+    let frame = WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(""),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = writer.send(frame).await;
+        let _ = writer.close().await;
+    })
+    .await;
+}
+
+/// Drains the socket's queue into the sink until the socket is asked to close, then sends the
+/// close frame with the requested code.
+async fn write_loop<W>(
+    mut writer: W,
+    mut rx: tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    socket: SocketHandle,
+) where
+    W: Sink<WsMessage> + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            _ = socket.closing().cancelled() => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => {
+                    metrics::counter!("dyschat_ws_frames_out_total").increment(1);
+                    if writer.send(WsMessage::Text(frame)).await.is_err() {
+                        socket.close(1006);
+                        return;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    close(&mut writer, socket.close_code().unwrap_or(1000)).await;
+}
+
+/// The per-connection state the frame handlers work on.
+struct Session {
+    state: Arc<AgentState>,
+    socket: SocketHandle,
+    user: User,
+    joined: HashSet<String>,
+    sends: Arc<Semaphore>,
+}
+
+impl Session {
+    async fn read_loop<R, E>(&mut self, reader: &mut R)
+    where
+        R: Stream<Item = Result<WsMessage, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let closing = self.socket.closing().clone();
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            let expiry = expiry_sleep(self.user.expires);
+            let incoming = tokio::select! {
+                _ = closing.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.socket.close(CLOSE_GOING_AWAY);
+                    return;
+                }
+                _ = expiry => {
+                    self.reply(ServerFrame::error(ApiError::unauthorized("token expired"), None));
+                    self.socket.close(CLOSE_POLICY);
+                    return;
+                }
+                incoming = reader.next() => incoming,
+            };
+            match incoming {
+                None | Some(Ok(WsMessage::Close(_))) => return,
+                Some(Err(e)) => {
+                    let e = e.to_string();
+                    if e.contains("too long") || e.contains("Space limit") {
+                        self.socket.close(CLOSE_TOO_BIG);
+                    }
+                    return;
+                }
+                Some(Ok(WsMessage::Text(raw))) if raw.len() > MAX_FRAME_BYTES => {
+                    self.socket.close(CLOSE_TOO_BIG);
+                    return;
+                }
+                Some(Ok(WsMessage::Binary(raw))) if raw.len() > MAX_FRAME_BYTES => {
+                    self.socket.close(CLOSE_TOO_BIG);
+                    return;
+                }
+                Some(Ok(WsMessage::Text(raw))) => {
+                    metrics::counter!("dyschat_ws_frames_in_total").increment(1);
+                    match decode_client_frame(&raw) {
+                        Ok(inbound) => self.handle(inbound.frame, inbound.reference).await,
+                        Err(e) => self.reply(ServerFrame::error(e.error, e.reference)),
+                    }
+                }
+                Some(Ok(WsMessage::Binary(_))) => self.reply(ServerFrame::error(
+                    ApiError::bad_request("binary frames are not supported; send JSON text frames"),
+                    None,
+                )),
+                Some(Ok(_)) => {} // ping and pong are answered by the WebSocket layer
+            }
+        }
+    }
+
+    fn reply(&self, frame: ServerFrame) {
+        if let ServerFrame::Error { code, .. } = &frame {
+            metrics::counter!("dyschat_errors_total", "code" => code.as_str(), "edge" => "ws")
+                .increment(1);
+        }
+        self.socket.push(Utf8Bytes::from(frame.to_json()));
+    }
+
+    async fn handle(&mut self, frame: ClientFrame, reference: Option<String>) {
+        let result = match frame {
+            ClientFrame::Auth { token } => self.reauthenticate(&token, reference.clone()),
+            ClientFrame::Join { room_id, since } => {
+                self.join(&room_id, since, reference.clone()).await
+            }
+            ClientFrame::Leave { room_id } => self.leave(&room_id, reference.clone()).await,
+            ClientFrame::Send {
+                room_id,
+                body,
+                client_msg_id,
+            } => {
+                self.send(room_id, body, client_msg_id, reference.clone())
+                    .await
+            }
+            ClientFrame::Typing { room_id } => self.typing(&room_id).await,
+            ClientFrame::History {
+                room_id,
+                before,
+                limit,
+            } => {
+                self.history(&room_id, before, limit, reference.clone())
+                    .await
+            }
+            ClientFrame::Ping {} => {
+                self.reply(ServerFrame::Pong {
+                    reference: reference.clone(),
+                });
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.reply(ServerFrame::error(e, reference));
+        }
+    }
+
+    /// A fresh token on an open socket extends its life (same user only).
+    fn reauthenticate(&mut self, token: &str, reference: Option<String>) -> Result<(), ApiError> {
+        let user = self.state.verify_token(token)?;
+        if user.user_id != self.user.user_id {
+            return Err(ApiError::unauthorized("token is for another user"));
+        }
+        self.user.expires = user.expires;
+        self.reply(ServerFrame::Ready {
+            user_id: user.user_id,
+            username: user.username,
+            reference,
+        });
+        Ok(())
+    }
+
+    async fn join(
+        &mut self,
+        room_id: &str,
+        since: Option<u64>,
+        reference: Option<String>,
+    ) -> Result<(), ApiError> {
+        ids::validate_id("room_id", room_id)?;
+        if !self.joined.contains(room_id) && self.joined.len() >= MAX_ROOMS_PER_SOCKET {
+            return Err(ApiError::bad_request(
+                "too many rooms joined on this socket",
+            ));
+        }
+        let state = self.state.clone();
+        state.set_membership(room_id, &self.user, true).await?;
+        if self.joined.remove(room_id) {
+            state.hub.detach(room_id, self.socket.id()).await;
+        }
+        state.hub.attach(room_id, &self.socket).await?;
+        self.joined.insert(room_id.to_string());
+        match self.catch_up(room_id, since, reference).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.joined.remove(room_id);
+                state.hub.detach(room_id, self.socket.id()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `joined`, the replay after `since` if asked for, and switches the socket to live.
+    async fn catch_up(
+        &mut self,
+        room_id: &str,
+        since: Option<u64>,
+        reference: Option<String>,
+    ) -> Result<(), ApiError> {
+        let state = &self.state;
+        let last_seq = state.chat.last_seq(room_id).await?;
+        state.hub.note_position(room_id, last_seq);
+        let joined = |recovered| ServerFrame::Joined {
+            room_id: room_id.to_string(),
+            last_seq,
+            recovered,
+            reference: reference.clone(),
+        };
+        let since = match since {
+            Some(since) if since < last_seq => since,
+            _ => {
+                self.reply(joined(true));
+                state.hub.activate(room_id, self.socket.id(), last_seq);
+                return Ok(());
+            }
+        };
+        let prev_of_first = state
+            .chat
+            .seq_before(room_id, since + 1)
+            .await
+            .unwrap_or(since);
+        let limit = state.config.recovery_limit;
+        match state
+            .chat
+            .replay(room_id, since, last_seq, prev_of_first, limit)
+            .await?
+        {
+            None => self.reply(joined(false)),
+            Some(messages) => {
+                self.reply(joined(true));
+                for m in messages {
+                    let frame = Utf8Bytes::from(ServerFrame::Message(m).to_json());
+                    if !self.socket.push_wait(frame).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        state.hub.activate(room_id, self.socket.id(), last_seq);
+        Ok(())
+    }
+
+    async fn leave(&mut self, room_id: &str, reference: Option<String>) -> Result<(), ApiError> {
+        ids::validate_id("room_id", room_id)?;
+        let state = self.state.clone();
+        state.set_membership(room_id, &self.user, false).await?;
+        if self.joined.remove(room_id) {
+            state.hub.detach(room_id, self.socket.id()).await;
+        }
+        self.reply(ServerFrame::Left {
+            room_id: room_id.to_string(),
+            reference,
+        });
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        room_id: String,
+        body: String,
+        client_msg_id: Option<String>,
+        reference: Option<String>,
+    ) -> Result<(), ApiError> {
+        ids::validate_id("room_id", &room_id)?;
+        self.state
+            .require_member(&room_id, &self.user.user_id)
+            .await?;
+        // Bounds the sends awaiting their store acknowledgement; reading pauses at the bound.
+        let permit = self
+            .sends
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("socket closing"))?;
+        let pending = self
+            .state
+            .chat
+            .publish(SendRequest {
+                room_id,
+                sender_id: self.user.user_id.clone(),
+                sender_name: self.user.username.clone(),
+                body,
+                client_msg_id,
+            })
+            .await?;
+        let state = self.state.clone();
+        let socket = self.socket.clone();
+        self.state.tracker.spawn(async move {
+            let frame = match state.chat.confirm(pending).await {
+                Ok(sent) => ServerFrame::Ack {
+                    room_id: sent.room_id,
+                    client_msg_id: sent.client_msg_id,
+                    seq: sent.seq,
+                    message_id: sent.message_id,
+                    sent_at: sent.sent_at,
+                    duplicate: sent.duplicate,
+                    reference,
+                },
+                Err(e) => ServerFrame::error(e, reference),
+            };
+            socket.push(Utf8Bytes::from(frame.to_json()));
+            drop(permit);
+        });
+        Ok(())
+    }
+
+    async fn typing(&mut self, room_id: &str) -> Result<(), ApiError> {
+        ids::validate_id("room_id", room_id)?;
+        self.state
+            .require_member(room_id, &self.user.user_id)
+            .await?;
+        let event = TypingEvent {
+            room_id: room_id.to_string(),
+            user_id: self.user.user_id.clone(),
+            username: self.user.username.clone(),
+        };
+        let bytes = serde_json::to_vec(&event).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.state
+            .nats
+            .publish(dyschat_shared::subjects::typing(room_id), bytes.into())
+            .await
+            .map_err(|e| ApiError::unavailable(format!("typing not sent: {e}")))
+    }
+
+    async fn history(
+        &mut self,
+        room_id: &str,
+        before: Option<u64>,
+        limit: Option<u32>,
+        reference: Option<String>,
+    ) -> Result<(), ApiError> {
+        ids::validate_id("room_id", room_id)?;
+        self.state
+            .require_member(room_id, &self.user.user_id)
+            .await?;
+        let limit = crate::chat::page_limit(limit.map(i64::from))?;
+        let page = self
+            .state
+            .chat
+            .history(
+                room_id,
+                dyschat_shared::history::PageQuery::Before(before),
+                limit,
+            )
+            .await?;
+        self.reply(ServerFrame::History {
+            room_id: room_id.to_string(),
+            messages: page.messages,
+            has_more: page.has_more,
+            reference,
+        });
+        Ok(())
+    }
+}
+
+/// Sleeps until the token's expiry (unix seconds).
+async fn expiry_sleep(expires: i64) {
+    let now = chrono::Utc::now().timestamp();
+    let secs = u64::try_from(expires.saturating_sub(now)).unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}

@@ -1,0 +1,124 @@
+//! The sending half of one WebSocket as the rest of the agent sees it.
+//!
+//! Every frame for a socket goes through one bounded queue. Fan-out never waits on a socket: when
+//! the queue is full the socket is marked for closing with 1013 (try again later) and the client
+//! recovers by rejoining with `since`, so one slow reader cannot slow a room down.
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Close code for a socket that did not keep up.
+pub const CLOSE_SLOW: u16 = 1013;
+/// Close code for a frame over the size limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for authentication failures and expiry.
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code for agent shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A cheap, cloneable handle on a socket's outbound queue.
+#[derive(Clone, Debug)]
+pub struct SocketHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: u64,
+    user_id: String,
+    tx: mpsc::Sender<Utf8Bytes>,
+    closing: CancellationToken,
+    close_code: AtomicU16,
+}
+
+impl SocketHandle {
+    /// A handle and the receiving end its writer task drains.
+    pub fn new(user_id: String, capacity: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let handle = SocketHandle {
+            inner: Arc::new(Inner {
+                id: NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed),
+                user_id,
+                tx,
+                closing: CancellationToken::new(),
+                close_code: AtomicU16::new(0),
+            }),
+        };
+        (handle, rx)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.inner.user_id
+    }
+
+    /// Queues a frame without waiting. Returns false if the socket is gone or was just closed
+    /// for being too slow.
+    pub fn push(&self, frame: Utf8Bytes) -> bool {
+        match self.inner.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("dyschat_ws_slow_consumer_closed_total").increment(1);
+                tracing::info!(socket = self.id(), "outbound queue full, closing with 1013");
+                self.close(CLOSE_SLOW);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a frame, waiting for room (used for replays, which are bounded and come from the
+    /// socket's own task). Gives up if the socket closes meanwhile.
+    pub async fn push_wait(&self, frame: Utf8Bytes) -> bool {
+        tokio::select! {
+            sent = self.inner.tx.send(frame) => sent.is_ok(),
+            _ = self.inner.closing.cancelled() => false,
+        }
+    }
+
+    /// Asks the socket to close with `code`; the first code asked for wins.
+    pub fn close(&self, code: u16) {
+        let _ =
+            self.inner
+                .close_code
+                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.inner.closing.cancel();
+    }
+
+    pub fn closing(&self) -> &CancellationToken {
+        &self.inner.closing
+    }
+
+    /// The code the socket should close with, once [`close`](Self::close) was called.
+    pub fn close_code(&self) -> Option<u16> {
+        match self.inner.close_code.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_closes_with_1013() {
+        let (socket, mut rx) = SocketHandle::new("u".into(), 2);
+        assert!(socket.push("a".into()));
+        assert!(socket.push("b".into()));
+        assert!(!socket.push("c".into()));
+        assert_eq!(socket.close_code(), Some(CLOSE_SLOW));
+        assert!(socket.closing().is_cancelled());
+        assert_eq!(rx.recv().await.as_deref(), Some("a"));
+    }
+}
