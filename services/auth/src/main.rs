@@ -13,7 +13,6 @@ async fn main() {
     };
     telemetry::init(&config, ServiceName::Auth);
     if let Err(e) = dyschat_auth::run(config, shutdown::on_signals()).await {
-        tracing::error!(error = %e, "dyschat-auth stopped");
         eprintln!("dyschat-auth: {e}");
         std::process::exit(1);
     }

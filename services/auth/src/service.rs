@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_nats::jetstream;
-use async_nats::service::ServiceExt;
+use async_nats::service::{endpoint::Endpoint, Group, ServiceExt};
 use dyschat_shared::wire::Credentials;
 use dyschat_shared::{connect, rpc, subjects::auth, topology, ApiError, Config};
 use tokio_util::sync::CancellationToken;
@@ -36,17 +36,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         .await
         .map_err(|e| Error::Nats(format!("could not start the service: {e}")))?;
     let group = service.group(auth::GROUP);
-    let endpoint = |name: &'static str| {
-        let group = &group;
-        async move {
-            group
-                .endpoint(name)
-                .await
-                .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
-        }
-    };
-    let register_ep = endpoint(auth::REGISTER).await?;
-    let login_ep = endpoint(auth::LOGIN).await?;
+    let register_ep = endpoint(&group, auth::REGISTER).await?;
+    let login_ep = endpoint(&group, auth::LOGIN).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
 
     let tracker = TaskTracker::new();
@@ -78,6 +69,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 
     finish(client, service, tracker, &config).await;
     Ok(())
+}
+
+async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, Error> {
+    group
+        .endpoint(name)
+        .await
+        .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
 }
 
 /// Waits (bounded) for requests in flight, withdraws the service and drains the connection.

@@ -1,0 +1,150 @@
+//! NATS wiring: connect, ensure the buckets, expose the six operations as endpoints of the
+//! `dyschat-rooms` micro service (discoverable through `$SRV`), and drain on shutdown.
+
+use std::future::Future;
+
+use async_nats::jetstream;
+use async_nats::service::{endpoint::Endpoint, Group, ServiceExt};
+use dyschat_shared::{connect, rpc, subjects::rooms as api, topology, ApiError, Config};
+use futures::future::{BoxFuture, FutureExt};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, RoomsError};
+use crate::handlers::Rooms;
+use crate::store::RoomStore;
+
+/// Runs the rooms service until `shutdown` is cancelled, then stops taking requests, lets the
+/// ones in flight finish (at most `config.drain_timeout()`) and drains the connection.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let client = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        client = connect::nats(&config, api::SERVICE) => client?,
+    };
+    let js = jetstream::new(client.clone());
+    let store = RoomStore::new(
+        topology::ensure_bucket(&js, topology::rooms_bucket(&config)).await?,
+        topology::ensure_bucket(&js, topology::members_bucket(&config)).await?,
+        // Written by ws-agents; ensured here too so the services may start in any order.
+        topology::ensure_bucket(&js, topology::presence_bucket(&config)).await?,
+    );
+    let rooms = Rooms::new(store, client.clone());
+
+    let service = client
+        .service_builder()
+        .description("DYSCHAT rooms and their members")
+        .start(api::SERVICE, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| Error::Nats(format!("could not start the service: {e}")))?;
+    let group = service.group(api::GROUP);
+    let create = endpoint(&group, api::CREATE).await?;
+    let get = endpoint(&group, api::GET).await?;
+    let list = endpoint(&group, api::LIST).await?;
+    let join = endpoint(&group, api::JOIN).await?;
+    let leave = endpoint(&group, api::LEAVE).await?;
+    let members = endpoint(&group, api::MEMBERS).await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
+
+    let tracker = TaskTracker::new();
+    let (t, s) = (&tracker, &shutdown);
+    tokio::join!(
+        rpc::serve(
+            create,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.create(q).await })
+        ),
+        rpc::serve(
+            get,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.get(q).await })
+        ),
+        rpc::serve(
+            list,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.list(q).await })
+        ),
+        rpc::serve(
+            join,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.join(q).await })
+        ),
+        rpc::serve(
+            leave,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.leave(q).await })
+        ),
+        rpc::serve(
+            members,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.members(q).await })
+        ),
+    );
+
+    finish(client, service, tracker, &config).await;
+    Ok(())
+}
+
+async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, Error> {
+    group
+        .endpoint(name)
+        .await
+        .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
+}
+
+/// Adapts a handler method to what [`rpc::serve`] expects: an owned request in, a `'static`
+/// future out, the typed error mapped to the contract's [`ApiError`] in this one place.
+fn bind<Req, Resp, F, Fut>(
+    rooms: &Rooms,
+    handler: F,
+) -> impl Fn(Req) -> BoxFuture<'static, Result<Resp, ApiError>> + Clone + Send + Sync + 'static
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Rooms, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, RoomsError>> + Send + 'static,
+{
+    let rooms = rooms.clone();
+    move |req| {
+        handler(rooms.clone(), req)
+            .map(|result| result.map_err(ApiError::from))
+            .boxed()
+    }
+}
+
+/// Waits (bounded) for requests in flight, withdraws the service and drains the connection.
+async fn finish(
+    client: async_nats::Client,
+    service: async_nats::service::Service,
+    tracker: TaskTracker,
+    config: &Config,
+) {
+    tracker.close();
+    if tokio::time::timeout(config.drain_timeout(), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = tracker.len(),
+            "drain timeout reached with requests still in flight"
+        );
+    }
+    if let Err(e) = service.stop().await {
+        tracing::debug!(error = %e, "service stop");
+    }
+    // Membership events are fire-and-forget publishes; make sure the last ones leave.
+    match tokio::time::timeout(config.drain_timeout(), client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "flush before exit failed"),
+        Err(_) => tracing::warn!("flush before exit timed out"),
+    }
+    if let Err(e) = client.drain().await {
+        tracing::debug!(error = %e, "drain");
+    }
+    tracing::info!("dyschat-rooms stopped");
+}
