@@ -1,0 +1,251 @@
+//! Test clients speaking the contract: a small HTTP helper and a WebSocket client.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for one expected frame.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+/// A registered and logged-in user.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub user_id: String,
+    pub username: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(base: impl Into<String>) -> Self {
+        Api {
+            base: base.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Any request; returns the status and the JSON body (Null when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    pub async fn register_and_login(&self, username: &str) -> anyhow::Result<LoggedIn> {
+        let creds = json!({"username": username, "password": "correct horse"});
+        let (status, body) = self
+            .call("POST", "/api/v1/auth/register", None, Some(creds.clone()))
+            .await?;
+        if status != 201 {
+            bail!("register {username}: {status} {body}");
+        }
+        let (status, body) = self
+            .call("POST", "/api/v1/auth/login", None, Some(creds))
+            .await?;
+        if status != 200 {
+            bail!("login {username}: {status} {body}");
+        }
+        Ok(LoggedIn {
+            user_id: body["user_id"].as_str().context("user_id")?.to_string(),
+            username: username.to_string(),
+            token: body["token"].as_str().context("token")?.to_string(),
+        })
+    }
+
+    pub async fn create_room(&self, token: &str, name: &str) -> anyhow::Result<String> {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/rooms",
+                Some(token),
+                Some(json!({"name": name})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("create room: {status} {body}");
+        }
+        Ok(body["room_id"].as_str().context("room_id")?.to_string())
+    }
+
+    /// Every message of a room through paged history (`after`), oldest first.
+    pub async fn all_messages(&self, token: &str, room_id: &str) -> anyhow::Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let (status, body) = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/rooms/{room_id}/messages?after={after}&limit=100"),
+                    Some(token),
+                    None,
+                )
+                .await?;
+            if status != 200 {
+                bail!("history: {status} {body}");
+            }
+            let page = body["messages"].as_array().context("messages")?.clone();
+            if let Some(last) = page.last() {
+                after = last["seq"].as_u64().context("seq")?;
+            }
+            out.extend(page);
+            if !body["has_more"].as_bool().unwrap_or(false) {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects with the token in the URL and waits for `ready`.
+    pub async fn connect(ws_url: &str, token: &str) -> anyhow::Result<WsClient> {
+        let mut client = Self::connect_raw(&format!("{ws_url}?token={token}")).await?;
+        let ready = client.recv().await?;
+        if ready["type"] != "ready" {
+            bail!("expected ready, got {ready}");
+        }
+        Ok(client)
+    }
+
+    /// Connects without authenticating.
+    pub async fn connect_raw(url: &str) -> anyhow::Result<WsClient> {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { stream })
+    }
+
+    pub async fn send(&mut self, value: Value) -> anyhow::Result<()> {
+        self.send_text(value.to_string()).await
+    }
+
+    pub async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.stream.send(WsMessage::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The next JSON frame, failing on close or after [`FRAME_TIMEOUT`].
+    pub async fn recv(&mut self) -> anyhow::Result<Value> {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .context("timed out waiting for a frame")?;
+            match next {
+                Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(&t)?),
+                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others (e.g. presence or member events).
+    pub async fn recv_type(&mut self, kind: &str) -> anyhow::Result<Value> {
+        loop {
+            let frame = self.recv().await?;
+            if frame["type"] == kind {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn recv_close(&mut self) -> anyhow::Result<u16> {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .context("timed out waiting for close")?;
+            match next {
+                Some(Ok(WsMessage::Close(Some(frame)))) => return Ok(frame.code.into()),
+                Some(Ok(WsMessage::Close(None))) => return Ok(1005),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error before close: {e}"),
+                None => bail!("socket ended without a close frame"),
+            }
+        }
+    }
+
+    /// Joins a room and returns the `joined` frame.
+    pub async fn join(&mut self, room_id: &str, since: Option<u64>) -> anyhow::Result<Value> {
+        let mut frame = json!({"type": "join", "room_id": room_id});
+        if let Some(since) = since {
+            frame["since"] = json!(since);
+        }
+        self.send(frame).await?;
+        self.recv_type("joined").await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// The writing half of a split [`WsClient`].
+pub struct WsSender {
+    sink: futures::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, WsMessage>,
+}
+
+/// The reading half of a split [`WsClient`].
+pub struct WsReceiver {
+    stream: futures::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+}
+
+impl WsClient {
+    pub fn split(self) -> (WsSender, WsReceiver) {
+        let (sink, stream) = self.stream.split();
+        (WsSender { sink }, WsReceiver { stream })
+    }
+}
+
+impl WsSender {
+    pub async fn send(&mut self, value: Value) -> anyhow::Result<()> {
+        self.sink
+            .send(WsMessage::Text(value.to_string().into()))
+            .await?;
+        Ok(())
+    }
+}
+
+impl WsReceiver {
+    pub async fn recv(&mut self) -> anyhow::Result<Value> {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .context("timed out waiting for a frame")?;
+            match next {
+                Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(&t)?),
+                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+}

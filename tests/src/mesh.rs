@@ -1,0 +1,193 @@
+//! The whole mesh in one test process: auth, rooms, msg-writer and any number of ws-agents,
+//! started in-process against the test's own nats-server and redis-server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use dyschat_shared::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{NatsServer, RedisServer};
+
+/// One running service and how to stop it.
+pub struct Running {
+    pub name: &'static str,
+    token: CancellationToken,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    fn spawn<F>(name: &'static str, token: CancellationToken, fut: F) -> Self
+    where
+        F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Running {
+            name,
+            token,
+            task: tokio::spawn(fut),
+        }
+    }
+
+    /// Cancels the service and waits for it to drain; a failure of the service fails the test.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .with_context(|| format!("{} did not stop within 30 s", self.name))??;
+        outcome.map_err(|e| anyhow::anyhow!("{} failed: {e}", self.name))
+    }
+}
+
+pub struct Agent {
+    pub addr: SocketAddr,
+    pub running: Running,
+}
+
+impl Agent {
+    pub fn http(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+pub struct Mesh {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub config: Config,
+    pub services: Vec<Running>,
+    pub agents: Vec<Agent>,
+}
+
+impl Mesh {
+    /// Starts both servers, the three back services and `agents` ws-agents, and waits until
+    /// every one of them answers.
+    pub async fn start(agents: usize) -> anyhow::Result<Mesh> {
+        Self::start_with(agents, Vec::new()).await
+    }
+
+    /// Like [`start`](Self::start) with extra `DYSCHAT_*` variables.
+    pub async fn start_with(agents: usize, extra: Vec<(String, String)>) -> anyhow::Result<Mesh> {
+        let nats = NatsServer::start().await?;
+        let redis = RedisServer::start().await?;
+        let mut vars = vec![
+            ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+            ("DYSCHAT_REDIS_ADDR".to_string(), redis.addr()),
+            ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "10".to_string()),
+            ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "5".to_string()),
+        ];
+        vars.extend(extra);
+        let config = Config::from_iter(vars)?;
+        let mut mesh = Mesh {
+            nats,
+            redis,
+            config,
+            services: Vec::new(),
+            agents: Vec::new(),
+        };
+        mesh.start_services().await?;
+        for _ in 0..agents {
+            mesh.start_agent().await?;
+        }
+        Ok(mesh)
+    }
+
+    /// Starts auth, rooms and msg-writer and waits until auth and rooms answer.
+    pub async fn start_services(&mut self) -> anyhow::Result<()> {
+        let c = self.config.clone();
+        let t = CancellationToken::new();
+        self.services
+            .push(Running::spawn("auth", t.clone(), async move {
+                dyschat_auth::run(c, t).await.map_err(|e| e.to_string())
+            }));
+        let c = self.config.clone();
+        let t = CancellationToken::new();
+        self.services
+            .push(Running::spawn("rooms", t.clone(), async move {
+                dyschat_rooms::run(c, t).await.map_err(|e| e.to_string())
+            }));
+        self.start_writer();
+        let client = async_nats::connect(self.nats.url()).await?;
+        for service in ["dyschat-auth", "dyschat-rooms"] {
+            wait_for_service(&client, service).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts one more msg-writer.
+    pub fn start_writer(&mut self) {
+        let c = self.config.clone();
+        let t = CancellationToken::new();
+        self.services
+            .push(Running::spawn("msg-writer", t.clone(), async move {
+                dyschat_msg_writer::run(c, t)
+                    .await
+                    .map_err(|e| e.to_string())
+            }));
+    }
+
+    /// Starts one more ws-agent on a free port and waits until it is ready.
+    pub async fn start_agent(&mut self) -> anyhow::Result<usize> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let c = self.config.clone();
+        let t = CancellationToken::new();
+        let running = Running::spawn("ws-agent", t.clone(), async move {
+            dyschat_ws_agent::serve(c, listener, t)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let agent = Agent { addr, running };
+        wait_ready(&agent.http()).await?;
+        self.agents.push(agent);
+        Ok(self.agents.len() - 1)
+    }
+
+    /// Stops every service and agent (servers keep running).
+    pub async fn stop_all(&mut self) -> anyhow::Result<()> {
+        for agent in self.agents.drain(..) {
+            agent.running.stop().await?;
+        }
+        for service in self.services.drain(..) {
+            service.stop().await?;
+        }
+        Ok(())
+    }
+
+    pub fn agent(&self, i: usize) -> &Agent {
+        &self.agents[i]
+    }
+}
+
+async fn wait_for_service(client: &async_nats::Client, name: &str) -> anyhow::Result<()> {
+    let subject = format!("$SRV.PING.{name}");
+    for _ in 0..200 {
+        if let Ok(Ok(_)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request(subject.clone(), "".into()),
+        )
+        .await
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("service {name} never answered $SRV.PING")
+}
+
+async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("agent at {base} never became ready")
+}

@@ -1,0 +1,165 @@
+//! Bad frames and bad tokens get the contract's errors; the agent never crashes.
+
+use anyhow::ensure;
+use dyschat_shared::{config::DEV_AUTH_SECRET, token};
+use dyschat_tests::client::{Api, WsClient};
+use dyschat_tests::mesh::Mesh;
+use serde_json::json;
+
+fn forged_tokens(user_id: &str) -> Vec<(&'static str, String)> {
+    let now = chrono::Utc::now().timestamp();
+    let (forged, _) = token::issue("not-the-secret", user_id, "mallory", now, 3600).unwrap();
+    let (expired, _) = token::issue(DEV_AUTH_SECRET, user_id, "mallory", now - 7200, 3600).unwrap();
+    let (valid, _) = token::issue(DEV_AUTH_SECRET, user_id, "mallory", now, 3600).unwrap();
+    let payload = valid.split('.').nth(1).unwrap().to_string();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    vec![
+        ("forged", forged),
+        ("expired", expired),
+        ("alg none", none),
+        ("garbage", "not.a.token".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_frames_get_errors_and_the_socket_stays_open() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("frames").await?;
+    let room = api.create_room(&user.token, "r").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    ws.join(&room, None).await?;
+
+    let long = "x".repeat(4001);
+    let cases = [
+        ("invalid json", "{not json".to_string()),
+        ("not an object", "[1,2,3]".to_string()),
+        (
+            "unknown type",
+            json!({"type": "dance", "ref": "k"}).to_string(),
+        ),
+        ("missing type", json!({"room_id": room}).to_string()),
+        (
+            "missing body",
+            json!({"type": "send", "room_id": room, "ref": "k"}).to_string(),
+        ),
+        ("missing room", json!({"type": "join"}).to_string()),
+        (
+            "empty body",
+            json!({"type": "send", "room_id": room, "body": "", "ref": "k"}).to_string(),
+        ),
+        (
+            "blank body",
+            json!({"type": "send", "room_id": room, "body": "  \n", "ref": "k"}).to_string(),
+        ),
+        (
+            "long body",
+            json!({"type": "send", "room_id": room, "body": long, "ref": "k"}).to_string(),
+        ),
+        (
+            "bad room id",
+            json!({"type": "send", "room_id": "a.b.>", "body": "x", "ref": "k"}).to_string(),
+        ),
+        (
+            "bad client id",
+            json!({"type": "send", "room_id": room, "body": "x", "client_msg_id": "no spaces"})
+                .to_string(),
+        ),
+        (
+            "wrong field type",
+            json!({"type": "join", "room_id": 5}).to_string(),
+        ),
+        (
+            "negative since",
+            json!({"type": "join", "room_id": room, "since": -1}).to_string(),
+        ),
+        (
+            "bad limit",
+            json!({"type": "history", "room_id": room, "limit": 0}).to_string(),
+        ),
+    ];
+    for (name, frame) in cases {
+        ws.send_text(frame).await?;
+        let answer = ws.recv_type("error").await?;
+        ensure!(answer["code"] == "bad_request", "{name}: {answer}");
+        ensure!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}: {answer}"
+        );
+        if name.contains("body") && name != "missing body" || name == "unknown type" {
+            ensure!(answer["ref"] == "k", "{name}: ref not echoed: {answer}");
+        }
+        ws.send(json!({"type": "ping", "ref": "p"})).await?;
+        let pong = ws.recv_type("pong").await?;
+        ensure!(
+            pong["ref"] == "p",
+            "{name}: socket unusable after the error"
+        );
+    }
+    // Frames before... an unknown room and a foreign one.
+    ws.send(json!({"type": "join", "room_id": "nosuchroom", "ref": "n"}))
+        .await?;
+    let e = ws.recv_type("error").await?;
+    ensure!(e["code"] == "not_found" && e["ref"] == "n", "{e}");
+
+    // An oversized frame closes the socket with 1009.
+    ws.send_text("x".repeat(64 * 1024 + 1)).await?;
+    let code = ws.recv_close().await?;
+    ensure!(code == 1009, "closed with {code}");
+
+    // The agent is fine.
+    let (status, _) = api.call("GET", "/readyz", None, None).await?;
+    ensure!(status == 200);
+    let mut again = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    again.send(json!({"type": "ping"})).await?;
+    again.recv_type("pong").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_tokens_are_refused_everywhere() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("victim").await?;
+    for (name, bad) in forged_tokens(&user.user_id) {
+        let (status, body) = api.call("GET", "/api/v1/me", Some(&bad), None).await?;
+        ensure!(
+            status == 401 && body["error"]["code"] == "unauthorized",
+            "{name}: {status} {body}"
+        );
+        let refused = WsClient::connect_raw(&format!("{}?token={bad}", mesh.agent(0).ws())).await;
+        ensure!(refused.is_err(), "{name}: upgrade accepted a bad token");
+        let mut ws = WsClient::connect_raw(&mesh.agent(0).ws()).await?;
+        ws.send(json!({"type": "auth", "token": bad, "ref": "a"}))
+            .await?;
+        let e = ws.recv().await?;
+        ensure!(
+            e["type"] == "error" && e["code"] == "unauthorized" && e["ref"] == "a",
+            "{name}: {e}"
+        );
+        // Still open, and a good token works afterwards.
+        ws.send(json!({"type": "join", "room_id": "x"})).await?;
+        let e = ws.recv().await?;
+        ensure!(
+            e["code"] == "unauthorized",
+            "{name}: unauthenticated join: {e}"
+        );
+        ws.send(json!({"type": "auth", "token": user.token}))
+            .await?;
+        let ready = ws.recv().await?;
+        ensure!(
+            ready["type"] == "ready" && ready["user_id"] == json!(user.user_id),
+            "{ready}"
+        );
+    }
+    let (status, body) = api.call("GET", "/api/v1/me", None, None).await?;
+    ensure!(status == 401, "{status} {body}");
+    let (status, body) = api
+        .call("GET", "/api/v1/me", Some(&user.token), None)
+        .await?;
+    ensure!(
+        status == 200 && body["username"] == "victim",
+        "{status} {body}"
+    );
+    Ok(())
+}
