@@ -13,6 +13,14 @@ use crate::wire::{Message, MessagePage, StoredMessage};
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
 
+/// Present with the value [`MARKER_COMPLETE`] while Redis holds the whole history. A Redis that
+/// was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
+pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
+pub const MARKER_COMPLETE: &str = "complete";
+pub const MARKER_REBUILDING: &str = "rebuilding";
+/// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
+pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
+
 pub fn key(room_id: &str) -> String {
     format!("dyschat:history:{room_id}")
 }

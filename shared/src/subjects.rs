@@ -21,8 +21,10 @@ pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
 /// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
 pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
 
-/// Messages msg-writer could never store, with the reason, for an operator to inspect.
+/// Messages msg-writer could never store, with the reason, kept by the `DYSCHAT_DEADLETTER`
+/// stream for an operator to inspect.
 pub const DEAD_LETTER: &str = "dyschat.deadletter.msg";
+pub const DEAD_LETTER_WILDCARD: &str = "dyschat.deadletter.>";
 
 /// Request-reply endpoints of the auth service (group + endpoint names of the NATS service API).
 pub mod auth {

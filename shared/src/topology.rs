@@ -20,6 +20,7 @@ use crate::wire::MAX_FRAME_BYTES;
 
 pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
 pub const WRITER_CONSUMER: &str = "msg-writer";
+pub const DEAD_LETTER_STREAM: &str = "DYSCHAT_DEADLETTER";
 
 pub const USERS_BUCKET: &str = "dyschat_users";
 pub const ROOMS_BUCKET: &str = "dyschat_rooms";
@@ -32,8 +33,11 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 /// How often an agent refreshes its presence entries.
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
-/// How many times the writer's consumer delivers a message before giving up on it.
+/// How many times the writer's consumer delivers a message before the server gives up on it.
+/// The writer itself sets a message aside after [`WRITER_POISON_ATTEMPTS`], well before this.
 pub const WRITER_MAX_DELIVER: i64 = 10;
+/// Deliveries of a message Redis keeps refusing before the writer dead-letters it.
+pub const WRITER_POISON_ATTEMPTS: i64 = 5;
 /// How long the server waits for the writer's ack before redelivering.
 pub const WRITER_ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -72,6 +76,29 @@ pub fn messages_stream_config(config: &Config) -> stream::Config {
         }),
         ..Default::default()
     }
+}
+
+pub fn dead_letter_stream_config(config: &Config) -> stream::Config {
+    stream::Config {
+        name: DEAD_LETTER_STREAM.into(),
+        description: Some("DYSCHAT messages msg-writer could never store, with the reason".into()),
+        subjects: vec![subjects::DEAD_LETTER_WILDCARD.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::Old,
+        num_replicas: config.stream_replicas,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    }
+}
+
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    config: &Config,
+) -> Result<stream::Stream, TopologyError> {
+    js.create_stream(dead_letter_stream_config(config))
+        .await
+        .map_err(|e| classify("stream", DEAD_LETTER_STREAM, e))
 }
 
 pub fn writer_consumer_config() -> pull::Config {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{message::Message as JsMessage, AckKind};
-use dyschat_shared::{history, subjects, wire::DeadLetter, wire::StoredMessage};
+use dyschat_shared::{history, subjects, topology, wire::DeadLetter, wire::StoredMessage};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -35,87 +35,158 @@ pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a message Redis refused waits before its next delivery.
+const POISON_REDELIVERY_DELAY: Duration = Duration::from_secs(1);
 
-/// Stores `messages` and acks them. A Redis failure is retried (the messages are kept in progress
-/// so the server does not hand them to another writer meanwhile) until it succeeds or shutdown
-/// begins, in which case they are left unacked for redelivery.
-pub async fn store_and_ack(
-    client: &async_nats::Client,
-    redis: &mut ConnectionManager,
-    messages: Vec<JsMessage>,
-    shutdown: &CancellationToken,
-) {
-    let mut pipe = redis::pipe();
-    let mut to_ack = Vec::with_capacity(messages.len());
-    for message in messages {
-        let seq = match message.info() {
-            Ok(info) => info.stream_sequence,
-            Err(e) => {
-                tracing::warn!(error = %e, "message without JetStream metadata ignored");
-                continue;
-            }
-        };
-        match prepare(&message.subject, seq, &message.payload) {
-            Prepared::Store { room_id, seq } => {
-                history::queue_store(&mut pipe, &room_id, seq, &message.payload);
-                to_ack.push(message);
-            }
-            Prepared::Poison(reason) => dead_letter(client, message, seq, reason).await,
-        }
-    }
-    if to_ack.is_empty() {
-        return;
-    }
-    let mut backoff = RETRY_FIRST;
-    loop {
-        match pipe.query_async::<()>(redis).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, batch = to_ack.len(), "Redis write failed, retrying");
-                for m in &to_ack {
-                    let _ = m.ack_with(AckKind::Progress).await;
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        for m in &to_ack {
-                            let _ = m.ack_with(AckKind::Nak(None)).await;
-                        }
-                        return;
-                    }
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(RETRY_MAX);
-            }
-        }
-    }
-    for message in &to_ack {
-        // An ack that gets lost only causes a redelivery, which the layout makes harmless.
-        if let Err(e) = message.ack().await {
-            tracing::warn!(error = %e, "ack failed; the message will be redelivered");
-        }
-    }
+/// Where a consumed message ends up: stored, set aside, or delivered again.
+pub struct Writer {
+    pub js: async_nats::jetstream::Context,
+    pub redis: ConnectionManager,
 }
 
-/// Sets a message aside: publishes it with the reason on the dead-letter subject and terminates
-/// its delivery so it no longer blocks anything.
-async fn dead_letter(client: &async_nats::Client, message: JsMessage, seq: u64, reason: String) {
-    tracing::error!(seq, %reason, "message cannot be stored, dead-lettered");
-    let letter = DeadLetter {
-        stream_seq: seq,
-        subject: message.subject.to_string(),
-        reason,
-        payload: String::from_utf8_lossy(&message.payload).into_owned(),
-    };
-    match serde_json::to_vec(&letter) {
-        Ok(bytes) => {
-            if let Err(e) = client.publish(subjects::DEAD_LETTER, bytes.into()).await {
-                tracing::warn!(error = %e, "dead-letter publish failed");
+/// Whether a Redis error is Redis being unavailable for a while (connection lost, loading,
+/// read-only replica, ...), which a retry of the same write fixes, as opposed to Redis refusing
+/// the write itself (e.g. `WRONGTYPE`, which redis-rs reports for a pipeline as an extension
+/// error listing the failed commands).
+fn is_transient(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+                    | ServerErrorKind::ClusterDown
+            )
+        )
+}
+
+impl Writer {
+    /// Stores `messages` and acks them. While Redis is unavailable the chunk is retried (kept in
+    /// progress so the server does not hand it to another writer meanwhile) until it succeeds or
+    /// shutdown begins, when it is left for redelivery. If Redis refuses the chunk itself, the
+    /// messages are written one by one so that one poison message cannot hold back the others.
+    pub async fn store_and_ack(&mut self, messages: Vec<JsMessage>, shutdown: &CancellationToken) {
+        let mut pipe = redis::pipe();
+        let mut batch = Vec::with_capacity(messages.len());
+        for message in messages {
+            let seq = match message.info() {
+                Ok(info) => info.stream_sequence,
+                Err(e) => {
+                    tracing::warn!(error = %e, "message without JetStream metadata ignored");
+                    continue;
+                }
+            };
+            match prepare(&message.subject, seq, &message.payload) {
+                Prepared::Store { room_id, seq } => {
+                    history::queue_store(&mut pipe, &room_id, seq, &message.payload);
+                    batch.push((room_id, seq, message));
+                }
+                Prepared::Poison(reason) => self.dead_letter(message, seq, reason).await,
             }
         }
-        Err(e) => tracing::error!(error = %e, "dead letter not encodable"),
+        if batch.is_empty() {
+            return;
+        }
+        let mut backoff = RETRY_FIRST;
+        loop {
+            match pipe.query_async::<()>(&mut self.redis).await {
+                Ok(()) => break,
+                Err(e) if !is_transient(&e) => {
+                    tracing::warn!(error = %e, "Redis refused a chunk; storing one by one");
+                    return self.store_one_by_one(batch).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, batch = batch.len(), "Redis write failed, retrying");
+                    for (_, _, m) in &batch {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            for (_, _, m) in &batch {
+                                let _ = m.ack_with(AckKind::Nak(None)).await;
+                            }
+                            return;
+                        }
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        metrics::counter!("dyschat_writer_messages_stored_total").increment(batch.len() as u64);
+        metrics::histogram!("dyschat_writer_batch_size").record(batch.len() as f64);
+        for (_, _, message) in &batch {
+            // A lost ack only causes a redelivery, which the history layout makes harmless.
+            if let Err(e) = message.ack().await {
+                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+            }
+        }
     }
-    if let Err(e) = message.ack_with(AckKind::Term).await {
-        tracing::warn!(error = %e, "term failed");
+
+    async fn store_one_by_one(&mut self, batch: Vec<(String, u64, JsMessage)>) {
+        for (room_id, seq, message) in batch {
+            let mut pipe = redis::pipe();
+            history::queue_store(&mut pipe, &room_id, seq, &message.payload);
+            match pipe.query_async::<()>(&mut self.redis).await {
+                Ok(()) => {
+                    metrics::counter!("dyschat_writer_messages_stored_total").increment(1);
+                    let _ = message.ack().await;
+                }
+                Err(e) if !is_transient(&e) => {
+                    let delivered = message.info().map_or(0, |i| i.delivered);
+                    if delivered >= topology::WRITER_POISON_ATTEMPTS {
+                        let reason = format!("Redis refused it {delivered} times: {e}");
+                        self.dead_letter(message, seq, reason).await;
+                    } else {
+                        tracing::warn!(seq, delivered, error = %e, "Redis refused a message; redelivering later");
+                        let _ = message
+                            .ack_with(AckKind::Nak(Some(POISON_REDELIVERY_DELAY)))
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    // Redis went away mid-way: leave the rest for redelivery.
+                    tracing::warn!(seq, error = %e, "Redis write failed; redelivering");
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            }
+        }
+    }
+
+    /// Sets a message aside: stores it with the reason in the dead-letter stream, then terminates
+    /// its delivery so it no longer holds anything up. If the dead-letter store fails, the message
+    /// is left for redelivery instead, so it is never dropped silently.
+    async fn dead_letter(&self, message: JsMessage, seq: u64, reason: String) {
+        tracing::error!(seq, %reason, "message cannot be stored, dead-lettering");
+        metrics::counter!("dyschat_writer_dead_lettered_total").increment(1);
+        let letter = DeadLetter {
+            stream_seq: seq,
+            subject: message.subject.to_string(),
+            reason,
+            payload: String::from_utf8_lossy(&message.payload).into_owned(),
+        };
+        let stored = match serde_json::to_vec(&letter) {
+            Ok(bytes) => match self.js.publish(subjects::DEAD_LETTER, bytes.into()).await {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        let kind = if stored {
+            AckKind::Term
+        } else {
+            tracing::warn!(seq, "dead-letter store failed; redelivering");
+            AckKind::Nak(Some(POISON_REDELIVERY_DELAY))
+        };
+        if let Err(e) = message.ack_with(kind).await {
+            tracing::warn!(error = %e, "could not settle a dead-lettered message");
+        }
     }
 }
 

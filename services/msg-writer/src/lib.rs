@@ -6,6 +6,7 @@
 //! history layout makes storing the same `seq` twice a no-op (see `dyschat_shared::history`).
 
 mod batch;
+pub mod rebuild;
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use dyschat_shared::{connect, topology, Config};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-pub use batch::{prepare, Prepared};
+pub use batch::{prepare, Prepared, Writer};
 
 /// The most messages pulled and written in one pipeline.
 pub const MAX_BATCH: usize = 512;
@@ -32,10 +33,18 @@ pub enum Error {
 /// Runs the writer until `shutdown`; the chunk being written is finished and acked first.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let client = connect::nats(&config, "dyschat-msg-writer").await?;
-    let mut redis = connect::redis(&config).await?;
+    let redis = connect::redis(&config).await?;
     let js = jetstream::new(client.clone());
     let stream = topology::ensure_messages_stream(&js, &config).await?;
+    topology::ensure_dead_letter_stream(&js, &config).await?;
     let consumer = topology::ensure_writer_consumer(&stream).await?;
+    let rebuild = tokio::spawn(rebuild::watch(
+        stream.clone(),
+        redis.clone(),
+        dyschat_shared::ids::new_id(),
+        shutdown.clone(),
+    ));
+    let mut writer = Writer { js, redis };
     tracing::info!(consumer = topology::WRITER_CONSUMER, "msg-writer consuming");
 
     let messages = consumer
@@ -63,8 +72,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 Err(e) => tracing::warn!(error = %e, "consumer stream error"),
             }
         }
-        batch::store_and_ack(&client, &mut redis, ready, &shutdown).await;
+        writer.store_and_ack(ready, &shutdown).await;
     }
+    let _ = rebuild.await;
     tracing::info!("msg-writer stopped consuming, flushing acks");
     if let Err(e) = client.flush().await {
         tracing::warn!(error = %e, "flush on shutdown failed");
