@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod security;
+
 /// The JWT secret used when none is configured. `prod` refuses to start with it.
 pub const DEV_AUTH_SECRET: &str = "dyschat-dev-secret-do-not-use-in-production";
 
@@ -43,7 +45,9 @@ impl ServiceName {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Secrets (`auth_secret`, passwords, tokens) are redacted from its `Debug` output
+/// (see [`security`]), so a logged configuration never leaks them.
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {
     #[serde(deserialize_with = "env_mode")]
@@ -79,6 +83,36 @@ pub struct Config {
     pub dedupe_window_secs: u64,
     /// How long SIGTERM waits for in-flight work before exiting anyway.
     pub drain_timeout_secs: u64,
+
+    // Abuse limits (ws-agent and auth); see `security` for their rules.
+    /// Sustained sends (WebSocket `send` and HTTP post) one user may make per second, per agent.
+    pub send_rate_per_sec: f64,
+    /// Sends one user may make at once before the sustained rate applies.
+    pub send_burst: u32,
+    /// Login/register attempts per minute per client address (ws-agent) and failed logins per
+    /// minute per username (auth).
+    pub login_attempts_per_min: u32,
+    /// Open WebSockets one user may hold on one agent.
+    pub max_sockets_per_user: usize,
+    /// Requests to auth and rooms one agent may have waiting for an answer at once.
+    pub max_inflight_requests: usize,
+    /// Comma-separated origins (`https://chat.example.com`) allowed to open WebSockets and to
+    /// make cross-origin HTTP calls; empty: any in dev, same-origin only in prod.
+    pub allowed_origins: String,
+
+    // NATS and Redis credentials; empty means not used.
+    pub nats_user: String,
+    pub nats_password: String,
+    pub nats_token: String,
+    /// A `.creds` file (user JWT and NKey seed).
+    pub nats_creds_file: String,
+    /// Root CA (PEM) that the NATS server's certificate must chain to; setting it requires TLS.
+    pub nats_tls_ca: String,
+    /// Client certificate and key (PEM) for mutual TLS; both or neither.
+    pub nats_tls_cert: String,
+    pub nats_tls_key: String,
+    /// Redis ACL user (needs `DYSCHAT_REDIS_PASS`).
+    pub redis_user: String,
 }
 
 impl Default for Config {
@@ -104,6 +138,20 @@ impl Default for Config {
             token_ttl_secs: 24 * 3600,
             dedupe_window_secs: 600,
             drain_timeout_secs: 10,
+            send_rate_per_sec: 20.0,
+            send_burst: 60,
+            login_attempts_per_min: 10,
+            max_sockets_per_user: 20,
+            max_inflight_requests: 1024,
+            allowed_origins: String::new(),
+            nats_user: String::new(),
+            nats_password: String::new(),
+            nats_token: String::new(),
+            nats_creds_file: String::new(),
+            nats_tls_ca: String::new(),
+            nats_tls_cert: String::new(),
+            nats_tls_key: String::new(),
+            redis_user: String::new(),
         }
     }
 }
@@ -169,6 +217,7 @@ impl Config {
         if self.dedupe_window_secs == 0 {
             return bad("DEDUPE_WINDOW_SECS", "must be positive");
         }
+        self.validate_security()?;
         for (var, level) in [
             ("AUTH_LOG_LEVEL", &self.auth_log_level),
             ("ROOMS_LOG_LEVEL", &self.rooms_log_level),

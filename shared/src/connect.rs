@@ -2,8 +2,16 @@
 //!
 //! At start a service keeps trying for `DYSCHAT_CONNECT_TIMEOUT_SECS`, then gives up with one line
 //! naming what it could not reach. Once connected, both clients reconnect on their own.
+//!
+//! Credentials and TLS come from the configuration (`DYSCHAT_NATS_USER`/`_PASSWORD`, `_TOKEN` or
+//! `_CREDS_FILE`; `DYSCHAT_NATS_TLS_CA`/`_CERT`/`_KEY`; `DYSCHAT_REDIS_USER`/`_PASS`). A refused
+//! credential or a broken TLS setup will not heal by retrying, so it stops the service at once
+//! with a line naming the cause instead of retrying until the connect timeout.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use async_nats::ConnectErrorKind;
 
 use redis::aio::ConnectionManager;
 use redis::IntoConnectionInfo;
@@ -24,6 +32,16 @@ pub enum ConnectError {
         secs: u64,
         detail: String,
     },
+    /// A credential or TLS file named by `var` cannot be used.
+    #[error("{var}: {detail}")]
+    Setup { var: &'static str, detail: String },
+    /// The server refused the credentials or the TLS handshake; retrying would not help.
+    #[error("NATS at {url} refused the connection ({kind}): {detail}; check DYSCHAT_NATS_USER/PASSWORD/TOKEN/CREDS_FILE and DYSCHAT_NATS_TLS_*")]
+    NatsRefused {
+        url: String,
+        kind: String,
+        detail: String,
+    },
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -32,10 +50,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Connects to NATS as `name` (shown in the server's connection list).
 pub async fn nats(config: &Config, name: &str) -> Result<async_nats::Client, ConnectError> {
     let servers = config.nats_servers();
+    let security = NatsSecurity::load(config).await?;
     let deadline = Instant::now() + config.connect_timeout();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let options = async_nats::ConnectOptions::new()
+        let options = security
+            .apply(async_nats::ConnectOptions::new())?
             .name(name)
             .connection_timeout(Duration::from_secs(2))
             .max_reconnects(None)
@@ -48,6 +68,13 @@ pub async fn nats(config: &Config, name: &str) -> Result<async_nats::Client, Con
             });
         match options.connect(servers.as_slice()).await {
             Ok(client) => return Ok(client),
+            Err(e) if is_refusal(e.kind()) => {
+                return Err(ConnectError::NatsRefused {
+                    url: config.nats_url.clone(),
+                    kind: e.kind().to_string(),
+                    detail: e.to_string(),
+                })
+            }
             Err(e) if Instant::now() + backoff >= deadline => {
                 return Err(ConnectError::Nats {
                     url: config.nats_url.clone(),
@@ -61,6 +88,100 @@ pub async fn nats(config: &Config, name: &str) -> Result<async_nats::Client, Con
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Errors of the handshake itself, as opposed to a server not being reachable (yet).
+fn is_refusal(kind: ConnectErrorKind) -> bool {
+    matches!(
+        kind,
+        ConnectErrorKind::AuthorizationViolation
+            | ConnectErrorKind::Authentication
+            | ConnectErrorKind::Tls
+    )
+}
+
+/// How this service authenticates to NATS and secures the connection, checked and loaded once
+/// before the first attempt (files are read here, so a missing one is reported by name).
+#[derive(Default)]
+struct NatsSecurity {
+    user_password: Option<(String, String)>,
+    token: Option<String>,
+    /// The contents of the `.creds` file.
+    creds: Option<String>,
+    root_ca: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl NatsSecurity {
+    async fn load(config: &Config) -> Result<Self, ConnectError> {
+        let given = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(String::from);
+        let mut security = NatsSecurity {
+            token: given(&config.nats_token),
+            ..Default::default()
+        };
+        if let (Some(user), Some(_)) = (given(&config.nats_user), given(&config.nats_password)) {
+            // The password is used as given: surrounding spaces may be part of it.
+            security.user_password = Some((user, config.nats_password.clone()));
+        }
+        if let Some(path) = given(&config.nats_creds_file) {
+            let contents =
+                tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|e| ConnectError::Setup {
+                        var: "DYSCHAT_NATS_CREDS_FILE",
+                        detail: format!("cannot read {path}: {e}"),
+                    })?;
+            security.creds = Some(contents);
+        }
+        security.root_ca = readable("DYSCHAT_NATS_TLS_CA", &config.nats_tls_ca)?;
+        let cert = readable("DYSCHAT_NATS_TLS_CERT", &config.nats_tls_cert)?;
+        let key = readable("DYSCHAT_NATS_TLS_KEY", &config.nats_tls_key)?;
+        security.client_cert = cert.zip(key);
+        Ok(security)
+    }
+
+    fn apply(
+        &self,
+        mut options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions, ConnectError> {
+        if let Some((user, password)) = &self.user_password {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some(creds) = &self.creds {
+            options = options
+                .credentials(creds)
+                .map_err(|e| ConnectError::Setup {
+                    var: "DYSCHAT_NATS_CREDS_FILE",
+                    detail: format!("not a valid credentials file: {e}"),
+                })?;
+        }
+        if let Some(ca) = &self.root_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        Ok(options)
+    }
+}
+
+/// `Some(path)` when `value` names a readable file, `None` when empty, an error naming `var`
+/// otherwise.
+fn readable(var: &'static str, value: &str) -> Result<Option<PathBuf>, ConnectError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match std::fs::File::open(value) {
+        Ok(_) => Ok(Some(PathBuf::from(value))),
+        Err(e) => Err(ConnectError::Setup {
+            var,
+            detail: format!("cannot read {value}: {e}"),
+        }),
     }
 }
 
@@ -81,6 +202,9 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
         .set_db(config.redis_database.into());
     if !config.redis_pass.is_empty() {
         settings = settings.set_password(&config.redis_pass);
+    }
+    if !config.redis_user.trim().is_empty() {
+        settings = settings.set_username(config.redis_user.trim());
     }
     let info = info.set_redis_settings(settings);
     let client = redis::Client::open(info).map_err(|e| fail(e.to_string()))?;
@@ -103,5 +227,58 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
         tracing::warn!(error = %err, "Redis not reachable yet, retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("valid configuration")
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_reported_by_its_variable() {
+        for var in [
+            "DYSCHAT_NATS_CREDS_FILE",
+            "DYSCHAT_NATS_TLS_CA",
+            "DYSCHAT_NATS_TLS_CERT",
+        ] {
+            let mut pairs = vec![(var, "/nonexistent/dyschat/file.pem")];
+            if var == "DYSCHAT_NATS_TLS_CERT" {
+                pairs.push(("DYSCHAT_NATS_TLS_KEY", "/nonexistent/dyschat/key.pem"));
+            }
+            let err = match NatsSecurity::load(&config(&pairs)).await {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{var}: a missing file was accepted"),
+            };
+            assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_creds_file_is_refused_before_connecting() {
+        let dir = std::env::temp_dir().join(format!("dyschat-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.creds");
+        std::fs::write(&path, "not a creds file").unwrap();
+        let c = config(&[("DYSCHAT_NATS_CREDS_FILE", path.to_str().unwrap())]);
+        let security = NatsSecurity::load(&c).await.expect("the file is readable");
+        let err = security
+            .apply(async_nats::ConnectOptions::new())
+            .err()
+            .expect("malformed credentials refused");
+        assert!(err.to_string().contains("DYSCHAT_NATS_CREDS_FILE"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn no_credentials_means_plain_options() {
+        let security = NatsSecurity::load(&config(&[])).await.unwrap();
+        assert!(security.user_password.is_none() && security.token.is_none());
+        assert!(security.creds.is_none() && security.root_ca.is_none());
+        assert!(security.apply(async_nats::ConnectOptions::new()).is_ok());
     }
 }

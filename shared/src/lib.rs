@@ -10,7 +10,7 @@ pub mod connect;
 pub mod error;
 pub mod history;
 pub mod ids;
-
+pub mod ratelimit;
 pub mod rpc;
 pub mod shutdown;
 pub mod subjects;
@@ -21,4 +21,7 @@ pub mod topology;
 pub mod wire;
 
 pub use config::{Config, EnvMode};
+
+#[cfg(test)]
+mod fuzz_tests;
 pub use error::{ApiError, ErrorCode};
