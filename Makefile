@@ -1,0 +1,95 @@
+# DYSCHAT developer entry points. `make` alone lists them.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CARGO ?= cargo
+COMPOSE_FILE ?= docker-compose.prod.yml
+COVERAGE_DIR ?= coverage
+# Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness`.
+TEST_ARGS ?=
+
+# Runs scripts/ensure-servers.sh (installs nats-server / redis-server when missing) and exports
+# NATS_SERVER_BIN and REDIS_SERVER_BIN for the integration tests, which start their own servers.
+ENSURE_SERVERS = env_lines="$$(scripts/ensure-servers.sh)"; eval "$$env_lines"; \
+	export NATS_SERVER_BIN REDIS_SERVER_BIN
+
+.PHONY: help build run_dev run_prod test test_coverage bench lint fmt clean_dev
+
+help: ## List the targets
+	@echo "DYSCHAT make targets:"
+	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## Build the four service binaries into target/release/
+	$(CARGO) build --release --bins
+
+run_dev: ## Run NATS, Redis and all four services locally (Ctrl-C stops everything)
+	@scripts/run-dev.sh
+
+run_prod: ## Start the production topology with Docker Compose (docker-compose.prod.yml)
+	@if [ ! -f "$(COMPOSE_FILE)" ]; then \
+		echo "$(COMPOSE_FILE) not found: the production compose file is missing." >&2; exit 1; fi
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose -f "$(COMPOSE_FILE)" up -d; \
+	elif command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f "$(COMPOSE_FILE)" up -d; \
+	else \
+		echo "run_prod needs Docker with the compose plugin ('docker compose') or docker-compose;" >&2; \
+		echo "install Docker (https://docs.docker.com/engine/install/), or use 'make run_dev'." >&2; \
+		exit 1; \
+	fi
+
+test: ## Run every test (unit, integration, doc); installs nats-server/redis-server if needed
+	@$(ENSURE_SERVERS); \
+	echo "NATS_SERVER_BIN=$$NATS_SERVER_BIN REDIS_SERVER_BIN=$$REDIS_SERVER_BIN"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		status=0; \
+		$(CARGO) test --workspace --doc || status=$$?; \
+		$(CARGO) nextest run --workspace --no-fail-fast $(TEST_ARGS) || status=$$?; \
+		exit $$status; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast $(if $(TEST_ARGS),-- $(TEST_ARGS)); \
+	fi
+
+test_coverage: ## Run the tests with coverage: HTML report in coverage/html, summary printed
+	@if ! $(CARGO) llvm-cov --version >/dev/null 2>&1; then \
+		echo "installing cargo-llvm-cov"; \
+		$(CARGO) install cargo-llvm-cov --locked; \
+	fi
+	@if [ -z "$${LLVM_COV:-}" ] && command -v rustup >/dev/null 2>&1 && \
+		! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then \
+		echo "adding the llvm-tools-preview rustup component"; \
+		rustup component add llvm-tools-preview || { \
+			echo "cannot add llvm-tools-preview; set LLVM_COV and LLVM_PROFDATA to llvm-cov/llvm-profdata" >&2; \
+			echo "binaries matching your rustc's LLVM version (rustc -vV) instead" >&2; exit 1; }; \
+	fi
+	@$(ENSURE_SERVERS); \
+	$(CARGO) llvm-cov clean --workspace; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) llvm-cov nextest --workspace --no-report; \
+	else \
+		$(CARGO) llvm-cov --workspace --no-report; \
+	fi; \
+	$(CARGO) llvm-cov report --html --output-dir "$(COVERAGE_DIR)"; \
+	$(CARGO) llvm-cov report --summary-only; \
+	echo "HTML report: $(COVERAGE_DIR)/html/index.html"
+
+bench: ## Run the benchmarks (dyschat-bench from the dyschat-tools crate, when it exists)
+	@if $(CARGO) metadata --no-deps --format-version 1 2>/dev/null | grep -q '"name":"dyschat-tools"'; then \
+		$(CARGO) run --release -p dyschat-tools --bin dyschat-bench; \
+	else \
+		echo "no benchmarks yet"; \
+	fi
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean_dev: ## Delete .dev/ (the data and logs of make run_dev)
+	rm -rf .dev
