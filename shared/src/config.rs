@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 mod security;
 
+pub use security::normalize_origin;
+
 /// The JWT secret used when none is configured. `prod` refuses to start with it.
 pub const DEV_AUTH_SECRET: &str = "dyschat-dev-secret-do-not-use-in-production";
 

@@ -266,10 +266,9 @@ mod tests {
         std::fs::write(&path, "not a creds file").unwrap();
         let c = config(&[("DYSCHAT_NATS_CREDS_FILE", path.to_str().unwrap())]);
         let security = NatsSecurity::load(&c).await.expect("the file is readable");
-        let err = security
-            .apply(async_nats::ConnectOptions::new())
-            .err()
-            .expect("malformed credentials refused");
+        let Err(err) = security.apply(async_nats::ConnectOptions::new()) else {
+            panic!("malformed credentials accepted");
+        };
         assert!(err.to_string().contains("DYSCHAT_NATS_CREDS_FILE"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }

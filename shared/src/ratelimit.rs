@@ -10,6 +10,7 @@
 //! least recently used eighth goes. A flood of new keys therefore costs memory up to the bound and
 //! amortised O(1) work per key, never unbounded growth.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -120,7 +121,12 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 
     /// Takes a token from `key`'s bucket, or says how long until one is available.
-    pub fn try_acquire(&self, key: &K, now: Instant) -> Result<(), Duration> {
+    /// (Borrowed keys, so a `&str` looks up a `String` key without allocating on the hot path.)
+    pub fn try_acquire<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut buckets = self.lock();
         if let Some(bucket) = buckets.get_mut(key) {
             return bucket.try_take(self.rate, now);
@@ -130,17 +136,16 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
         let mut bucket = TokenBucket::new(self.rate, now);
         let taken = bucket.try_take(self.rate, now);
-        buckets.insert(key.clone(), bucket);
+        buckets.insert(key.to_owned(), bucket);
         taken
     }
 
-    /// [`try_acquire`](Self::try_acquire) at the current time.
-    pub fn try_acquire_now(&self, key: &K) -> Result<(), Duration> {
-        self.try_acquire(key, Instant::now())
-    }
-
     /// Forgets `key` (its next request starts with a full bucket), e.g. after a successful login.
-    pub fn reset(&self, key: &K) {
+    pub fn reset<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.lock().remove(key);
     }
 

@@ -9,6 +9,7 @@ pub mod chat;
 mod events;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod membership;
 mod presence;
 pub mod session;
@@ -96,6 +97,7 @@ pub async fn serve(
     ));
     let agent_id = ids::new_id();
     let drain = config.drain_timeout();
+    let limits = limits::Limits::new(&config);
     let state = Arc::new(AgentState {
         presence: presence::Presence::new(presence_kv, nats.clone(), agent_id.clone()),
         config,
@@ -103,6 +105,7 @@ pub async fn serve(
         chat,
         hub,
         membership: membership::MembershipCache::default(),
+        limits,
         metrics: metrics_handle(),
         shutdown: agent_shutdown.clone(),
         tracker: tracker.clone(),
@@ -117,8 +120,12 @@ pub async fn serve(
 
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, agent = %agent_id, "ws-agent listening");
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(agent_shutdown.clone().cancelled_owned());
+    // Connection info carries the peer address that login throttling keys on.
+    let server = axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(agent_shutdown.clone().cancelled_owned());
     let served = server.await;
     agent_shutdown.cancel();
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use dyschat_shared::{
@@ -49,6 +49,16 @@ where
             Some(authenticated) => authenticated,
             None => return,
         },
+    };
+    // Held until the connection ends. The upgrade already refused a user at the bound with a
+    // 429; this catches sockets that raced past that check and those that authenticated late.
+    let _slot = match state.limits.sockets.try_open(&user.user_id) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let _ = writer.send(text(&ServerFrame::error(e, reference))).await;
+            close(&mut writer, CLOSE_POLICY).await;
+            return;
+        }
     };
     let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.socket_queue);
     let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
@@ -404,6 +414,9 @@ impl Session {
         reference: Option<String>,
     ) -> Result<(), ApiError> {
         ids::validate_id("room_id", &room_id)?;
+        self.state
+            .limits
+            .check_send(&self.user.user_id, Instant::now())?;
         self.state
             .require_member(&room_id, &self.user.user_id)
             .await?;

@@ -2,7 +2,7 @@
 //! WebSocket) perform the same way: asking auth and rooms, checking membership, posting.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dyschat_shared::{
     ids, rpc, subjects,
@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::{Chat, SendRequest};
 use crate::hub::{sequence_headers, Hub};
+use crate::limits::Limits;
 use crate::membership::MembershipCache;
 use crate::presence::Presence;
 
@@ -35,6 +36,7 @@ pub struct AgentState {
     pub hub: Arc<Hub>,
     pub membership: MembershipCache,
     pub presence: Presence,
+    pub limits: Limits,
     pub metrics: PrometheusHandle,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -71,11 +73,17 @@ impl AgentState {
         }
     }
 
+    /// A request to auth. Like [`rooms`](Self::rooms) it takes one of the agent's bounded
+    /// request slots first, so a flood of clients queues here instead of piling onto NATS.
     pub async fn auth<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         subject: &str,
         body: &Req,
     ) -> Result<Resp, ApiError> {
+        let _slot = self
+            .limits
+            .request_slot(self.config.request_timeout())
+            .await?;
         rpc::request(
             &self.nats,
             subject.to_string(),
@@ -90,6 +98,10 @@ impl AgentState {
         endpoint: &str,
         body: &Req,
     ) -> Result<Resp, ApiError> {
+        let _slot = self
+            .limits
+            .request_slot(self.config.request_timeout())
+            .await?;
         rpc::request(
             &self.nats,
             subjects::rooms::subject(endpoint),
@@ -176,6 +188,10 @@ impl AgentState {
         body: String,
         client_msg_id: Option<String>,
     ) -> Result<Message, ApiError> {
+        if !ids::is_valid_id(room_id) {
+            return Err(ApiError::not_found("room not found"));
+        }
+        self.limits.check_send(&user.user_id, Instant::now())?;
         self.require_member(room_id, &user.user_id).await?;
         let mut live = self
             .nats

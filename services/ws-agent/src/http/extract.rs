@@ -1,9 +1,10 @@
 //! Typed extractors whose rejections speak the contract's error format.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use dyschat_shared::ApiError;
 use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::error::HttpError;
@@ -66,5 +67,25 @@ where
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => Err(ApiError::bad_request(rejection.body_text()).into()),
         }
+    }
+}
+
+/// The client's IP address, when the server was started with connection info (`serve` does;
+/// a router driven directly by a test may not, and then this is `None` rather than a failure).
+///
+/// It is the TCP peer: behind a reverse proxy every client shares the proxy's address, so the
+/// per-address limits then apply to the proxy as a whole.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
     }
 }

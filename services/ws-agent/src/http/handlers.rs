@@ -1,6 +1,7 @@
 //! Route handlers: extract, call one operation, answer. Every error goes through [`HttpError`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -18,7 +19,7 @@ use dyschat_shared::{
 use serde::Deserialize;
 
 use super::error::HttpResult;
-use super::extract::{AuthUser, JsonBody, Query};
+use super::extract::{AuthUser, ClientIp, JsonBody, Query};
 use crate::chat::page_limit;
 use crate::state::AgentState;
 
@@ -65,16 +66,22 @@ pub async fn metrics(State(state): AppState) -> impl IntoResponse {
 
 pub async fn register(
     State(state): AppState,
+    ClientIp(peer): ClientIp,
     JsonBody(body): JsonBody<Credentials>,
 ) -> HttpResult<(StatusCode, Json<UserView>)> {
+    state.limits.check_login(peer, Instant::now())?;
     let user: UserView = state.auth(subjects::auth::REGISTER_SUBJECT, &body).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Attempts are limited per client address here and failed ones per username in auth, so
+/// neither many names from one address nor one name from many addresses can be guessed quickly.
 pub async fn login(
     State(state): AppState,
+    ClientIp(peer): ClientIp,
     JsonBody(body): JsonBody<Credentials>,
 ) -> HttpResult<Json<LoginReply>> {
+    state.limits.check_login(peer, Instant::now())?;
     Ok(Json(
         state.auth(subjects::auth::LOGIN_SUBJECT, &body).await?,
     ))

@@ -3,6 +3,7 @@
 mod error;
 mod extract;
 mod handlers;
+pub mod origin;
 mod ws;
 
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::cors::CorsLayer;
 
 pub use error::{HttpError, HttpResult};
 
@@ -21,7 +21,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.
 pub fn app(state: Arc<AgentState>) -> Router {
-    Router::new()
+    let cors = origin::cors(&state.config);
+    let router = Router::new()
         .route("/", get(handlers::index))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
@@ -43,7 +44,10 @@ pub fn app(state: Arc<AgentState>) -> Router {
             get(handlers::messages).post(handlers::post_message),
         )
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CorsLayer::permissive())
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
 }

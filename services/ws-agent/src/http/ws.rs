@@ -1,9 +1,11 @@
-//! `GET /ws`: the WebSocket upgrade. A token in the query is checked before upgrading (401 JSON
-//! error otherwise); without one the socket must send an `auth` frame.
+//! `GET /ws`: the WebSocket upgrade. Before upgrading, the `Origin` is checked (403), a token in
+//! the query is verified (401) and its user's socket count on this agent is checked (429), each
+//! answered with the contract's JSON error; without a token the socket must send an `auth` frame.
 
 use std::sync::Arc;
 
 use axum::extract::{ws::WebSocketUpgrade, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -23,11 +25,17 @@ pub struct WsParams {
 
 pub async fn upgrade(
     State(state): State<Arc<AgentState>>,
+    headers: HeaderMap,
     Query(params): Query<WsParams>,
     ws: WebSocketUpgrade,
 ) -> HttpResult<Response> {
+    super::origin::check_ws_origin(&state.config, &headers)?;
     let user = match params.token.as_deref() {
-        Some(token) => Some(state.verify_token(token)?),
+        Some(token) => {
+            let user = state.verify_token(token)?;
+            state.limits.sockets.has_room(&user.user_id)?;
+            Some(user)
+        }
         None => None,
     };
     Ok(ws
