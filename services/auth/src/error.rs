@@ -39,6 +39,9 @@ pub enum AuthError {
     Password(#[from] PasswordError),
     #[error("could not issue a token: {0}")]
     Token(#[from] TokenError),
+    /// Too many failed logins for this username lately ([`crate::throttle`]).
+    #[error("too many failed logins for this username, retry in {retry_after_ms} ms")]
+    Throttled { retry_after_ms: u64 },
 }
 
 impl From<ApiError> for AuthError {
@@ -65,6 +68,7 @@ impl From<AuthError> for ApiError {
             AuthError::Store(e @ StoreError::Corrupt { .. }) => ApiError::internal(e.to_string()),
             AuthError::Password(e) => ApiError::internal(e.to_string()),
             AuthError::Token(e) => ApiError::internal(e.to_string()),
+            AuthError::Throttled { retry_after_ms } => ApiError::rate_limited(retry_after_ms),
         }
     }
 }

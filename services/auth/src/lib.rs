@@ -6,13 +6,14 @@
 //!
 //! The crate is split so that the logic can be tested without a transport:
 //! [`password`] (hashing), [`store`] (the bucket), [`handlers`] (the two operations) and
-//! [`service`] (NATS wiring and shutdown).
+//! [`service`] (NATS wiring and shutdown); [`throttle`] limits failed logins per username.
 
 pub mod error;
 pub mod handlers;
 pub mod password;
 pub mod service;
 pub mod store;
+pub mod throttle;
 
 pub use error::{AuthError, Error};
 pub use service::run;

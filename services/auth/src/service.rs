@@ -2,6 +2,7 @@
 //! the `dyschat-auth` micro service (discoverable through `$SRV`), and drain on shutdown.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_nats::jetstream;
 use async_nats::service::{endpoint::Endpoint, Group, ServiceExt};
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
 use crate::store::UserStore;
+use crate::throttle::{self, LoginThrottle};
 
 /// Runs the auth service until `shutdown` is cancelled, then stops taking requests, lets the
 /// ones in flight finish (at most `config.drain_timeout()`) and drains the connection.
@@ -52,12 +54,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             }
         }
     };
+    let throttle = Arc::new(LoginThrottle::new(config.login_attempts_per_min));
     let login = move |creds: Credentials| {
         let users = users.clone();
         let tokens = tokens.clone();
+        let throttle = throttle.clone();
         async move {
             let now = chrono::Utc::now().timestamp();
-            handlers::login(&users, &tokens, creds, now)
+            throttle::login(&users, &tokens, &throttle, creds, now, Instant::now())
                 .await
                 .map_err(ApiError::from)
         }
