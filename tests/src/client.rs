@@ -166,6 +166,23 @@ impl WsClient {
         }
     }
 
+    /// The next JSON frame if one arrives within `wait`, `None` otherwise.
+    pub async fn recv_within(&mut self, wait: Duration) -> anyhow::Result<Option<Value>> {
+        loop {
+            let next = match tokio::time::timeout(wait, self.stream.next()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(None),
+            };
+            match next {
+                Some(Ok(WsMessage::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
     /// The next frame of type `kind`, skipping others (e.g. presence or member events).
     pub async fn recv_type(&mut self, kind: &str) -> anyhow::Result<Value> {
         loop {

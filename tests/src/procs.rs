@@ -1,0 +1,234 @@
+//! The real service binaries as child processes, for tests that kill, signal and restart them.
+//!
+//! The binaries are the ones `cargo test` built next to the test executables (`target/debug`);
+//! `make test` builds them first.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The directory holding the workspace's binaries for this test build.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test executable has no target directory")?;
+    Ok(dir.to_path_buf())
+}
+
+pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built; run `cargo build --bins` (make test does) before the tests",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One service process and how it was started, so it can be started again the same way.
+pub struct ServiceProcess {
+    pub name: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` (e.g. `dyschat-msg-writer`) with exactly these `DYSCHAT_*` variables.
+    pub fn start(binary: &str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let mut p = ServiceProcess {
+            name: binary.to_string(),
+            env,
+            child: None,
+            log: tempfile::NamedTempFile::new()?,
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = self.log.reopen()?;
+        let mut cmd = Command::new(bin(&self.name)?);
+        cmd.env_clear()
+            .envs(self.env.iter().cloned())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.child = Some(
+            cmd.spawn()
+                .with_context(|| format!("spawning {}", self.name))?,
+        );
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: no chance to drain.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("{} is not running", self.name);
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("could not signal {}", self.name);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the process again with the same environment.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9();
+        self.spawn()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The `DYSCHAT_*` environment of a test mesh, as pairs for [`ServiceProcess::start`].
+pub fn mesh_env(nats_url: &str, redis_addr: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("DYSCHAT_NATS_URL".into(), nats_url.into()),
+        ("DYSCHAT_REDIS_ADDR".into(), redis_addr.into()),
+        ("DYSCHAT_CONNECT_TIMEOUT_SECS".into(), "20".into()),
+        ("DYSCHAT_DRAIN_TIMEOUT_SECS".into(), "5".into()),
+        ("DYSCHAT_RECOVERY_LIMIT".into(), "1000000".into()),
+        // Load tests log many users in from one address and send fast.
+        ("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN".into(), "100000".into()),
+        ("DYSCHAT_SEND_RATE_PER_SEC".into(), "100000".into()),
+        ("DYSCHAT_SEND_BURST".into(), "100000".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+/// The mesh as processes: auth, rooms, `writers` msg-writers and `agents` ws-agents, against the
+/// given servers.
+pub struct ProcMesh {
+    pub env: Vec<(String, String)>,
+    pub auth: ServiceProcess,
+    pub rooms: ServiceProcess,
+    pub writers: Vec<ServiceProcess>,
+    pub agents: Vec<(ServiceProcess, u16)>,
+}
+
+impl ProcMesh {
+    pub async fn start(
+        env: Vec<(String, String)>,
+        writers: usize,
+        agents: usize,
+    ) -> anyhow::Result<Self> {
+        let mut mesh = ProcMesh {
+            auth: ServiceProcess::start("dyschat-auth", env.clone())?,
+            rooms: ServiceProcess::start("dyschat-rooms", env.clone())?,
+            writers: Vec::new(),
+            agents: Vec::new(),
+            env,
+        };
+        for _ in 0..writers {
+            mesh.writers.push(ServiceProcess::start(
+                "dyschat-msg-writer",
+                mesh.env.clone(),
+            )?);
+        }
+        for _ in 0..agents {
+            mesh.add_agent().await?;
+        }
+        Ok(mesh)
+    }
+
+    pub async fn add_agent(&mut self) -> anyhow::Result<()> {
+        let port = crate::free_port();
+        let mut env = self.env.clone();
+        env.push(("DYSCHAT_WS_AGENT_PORT".into(), format!("127.0.0.1:{port}")));
+        let process = ServiceProcess::start("dyschat-ws-agent", env)?;
+        self.agents.push((process, port));
+        wait_ready(port).await
+    }
+
+    pub fn http(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.agents[i].1)
+    }
+
+    pub fn ws_urls(&self) -> Vec<String> {
+        self.agents
+            .iter()
+            .map(|(_, port)| format!("ws://127.0.0.1:{port}/ws"))
+            .collect()
+    }
+}
+
+/// Waits until an agent on `port` answers `/readyz` with 200 (NATS and Redis reachable) and the
+/// auth and rooms services answer through it.
+pub async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            // A login for nobody reaching auth proves the request path works.
+            let probe = http
+                .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+                .json(&serde_json::json!({"username": "probe-user", "password": "probe-password"}))
+                .send()
+                .await;
+            if probe.is_ok_and(|r| matches!(r.status().as_u16(), 401 | 429)) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("agent on port {port} never became ready")
+}

@@ -1,0 +1,276 @@
+//! Faults under load, with the real binaries as processes. Each test ends with the exact
+//! comparison of [`Report::verify`]: acked == history == what every receiver got, each once.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use dyschat_tests::client::{Api, LoggedIn};
+use dyschat_tests::load::{run_receiver, run_sender, Report};
+use dyschat_tests::procs::{mesh_env, ProcMesh};
+use dyschat_tests::{NatsServer, RedisServer};
+
+/// The users, room and load of one fault test.
+struct Load {
+    api: Api,
+    senders: Vec<LoggedIn>,
+    receivers: Vec<LoggedIn>,
+    room: String,
+}
+
+async fn prepare(mesh: &ProcMesh, senders: usize, receivers: usize) -> anyhow::Result<Load> {
+    let api = Api::new(mesh.http(0));
+    let owner = api.register_and_login("owner").await?;
+    let room = api.create_room(&owner.token, "load").await?;
+    let mut users = Vec::new();
+    for i in 0..senders + receivers {
+        let user = api.register_and_login(&format!("load{i}")).await?;
+        let (status, _) = api
+            .call(
+                "POST",
+                &format!("/api/v1/rooms/{room}/join"),
+                Some(&user.token),
+                None,
+            )
+            .await?;
+        ensure!(status == 200);
+        users.push(user);
+    }
+    let receivers = users.split_off(senders);
+    Ok(Load {
+        api,
+        senders: users,
+        receivers,
+        room,
+    })
+}
+
+type Tasks = (
+    Vec<tokio::task::JoinHandle<anyhow::Result<dyschat_tests::load::SenderReport>>>,
+    Vec<tokio::task::JoinHandle<anyhow::Result<dyschat_tests::load::ReceiverReport>>>,
+);
+
+/// Starts the receivers, then the senders (`per_sender` messages each), spread over the agents
+/// or all on the first.
+fn start_load(
+    load: &Load,
+    urls: &[String],
+    spread: bool,
+    per_sender: usize,
+    pace: Duration,
+    deadline: Instant,
+) -> Tasks {
+    let total = per_sender * load.senders.len();
+    let receivers = load
+        .receivers
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut urls = urls.to_vec();
+            if spread {
+                let n = urls.len();
+                urls.rotate_left(i % n);
+            }
+            tokio::spawn(run_receiver(
+                u.clone(),
+                urls,
+                load.room.clone(),
+                total,
+                deadline,
+            ))
+        })
+        .collect();
+    let senders = load
+        .senders
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut urls = urls.to_vec();
+            if spread {
+                let n = urls.len();
+                urls.rotate_left(i % n);
+            }
+            tokio::spawn(run_sender(
+                u.clone(),
+                urls,
+                load.room.clone(),
+                per_sender,
+                pace,
+                deadline,
+            ))
+        })
+        .collect();
+    (senders, receivers)
+}
+
+/// The fault must hit a running load, or the test proves nothing.
+fn ensure_running(tasks: &Tasks) -> anyhow::Result<()> {
+    ensure!(
+        tasks.0.iter().any(|t| !t.is_finished()),
+        "the load ended before the fault"
+    );
+    Ok(())
+}
+
+/// Waits for the load, then for history to hold every acked message, and checks everything.
+async fn finish(load: &Load, tasks: Tasks) -> anyhow::Result<Report> {
+    let mut senders = Vec::new();
+    for t in tasks.0 {
+        senders.push(t.await??);
+    }
+    let mut receivers = Vec::new();
+    for t in tasks.1 {
+        receivers.push(t.await??);
+    }
+    let expected: usize = senders.iter().map(|s| s.acked.len()).sum();
+    let token = &load.receivers[0].token;
+    let mut history = Vec::new();
+    for _ in 0..600 {
+        history = load
+            .api
+            .all_messages(token, &load.room)
+            .await?
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
+        if history.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = Report {
+        senders,
+        receivers,
+        history,
+    };
+    report.verify()?;
+    println!("{}", report.summary());
+    Ok(report)
+}
+
+struct Servers {
+    nats: NatsServer,
+    redis: RedisServer,
+}
+
+async fn servers() -> anyhow::Result<Servers> {
+    Ok(Servers {
+        nats: NatsServer::start().await?,
+        redis: RedisServer::start().await?,
+    })
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(240)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn msg_writer_killed_repeatedly_during_20000_messages() -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
+    let mut mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 4, 2).await?;
+    // 4 senders at 1,000 messages per second each: about 5 s of load.
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        5000,
+        Duration::from_millis(1),
+        deadline(),
+    );
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        ensure_running(&tasks)?;
+        mesh.writers[0].kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        mesh.writers[0].restart()?;
+    }
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 20_000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_server_restarted_mid_load() -> anyhow::Result<()> {
+    let mut s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
+    let mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 3, 2).await?;
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        2000,
+        Duration::from_millis(2),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    s.nats.restart().await?;
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    drop(mesh);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ws_agent_killed_clients_move_to_the_other() -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
+    let mut mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 2, 2).await?;
+    // Everyone starts on agent 1, then agent 1 dies; agent 0 serves the rest.
+    let mut urls = mesh.ws_urls();
+    urls.rotate_left(1);
+    let tasks = start_load(
+        &load,
+        &urls,
+        false,
+        3000,
+        Duration::from_millis(2),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    mesh.agents[1].0.kill9();
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    ensure!(
+        report.receivers.iter().all(|r| r.rejoins > 0),
+        "receivers never moved"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_of_each_service_under_load_drains_and_exits_0() -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
+    let mut mesh = ProcMesh::start(env, 2, 2).await?;
+    let load = prepare(&mesh, 2, 2).await?;
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        3000,
+        Duration::from_millis(3),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ensure_running(&tasks)?;
+    let status = mesh.writers[0].terminate(Duration::from_secs(15)).await?;
+    ensure!(status.code() == Some(0), "msg-writer exited {status}");
+    mesh.writers[0].restart()?;
+    let status = mesh.agents[1].0.terminate(Duration::from_secs(15)).await?;
+    ensure!(status.code() == Some(0), "ws-agent exited {status}");
+    let status = mesh.auth.terminate(Duration::from_secs(15)).await?;
+    ensure!(status.code() == Some(0), "auth exited {status}");
+    mesh.auth.restart()?;
+    ensure_running(&tasks)?;
+    let status = mesh.rooms.terminate(Duration::from_secs(15)).await?;
+    ensure!(status.code() == Some(0), "rooms exited {status}");
+    mesh.rooms.restart()?;
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    Ok(())
+}
