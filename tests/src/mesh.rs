@@ -79,8 +79,22 @@ impl Mesh {
             ("DYSCHAT_REDIS_ADDR".to_string(), redis.addr()),
             ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "10".to_string()),
             ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "5".to_string()),
+            // Tests log many users in from one address and send fast; the limits have their own
+            // tests, which pass lower values in `extra`.
+            (
+                "DYSCHAT_LOGIN_ATTEMPTS_PER_MIN".to_string(),
+                "100000".to_string(),
+            ),
+            (
+                "DYSCHAT_SEND_RATE_PER_SEC".to_string(),
+                "100000".to_string(),
+            ),
+            ("DYSCHAT_SEND_BURST".to_string(), "100000".to_string()),
         ];
-        vars.extend(extra);
+        for (key, value) in extra {
+            vars.retain(|(k, _)| *k != key);
+            vars.push((key, value));
+        }
         let config = Config::from_iter(vars)?;
         let mut mesh = Mesh {
             nats,
@@ -132,9 +146,14 @@ impl Mesh {
 
     /// Starts one more ws-agent on a free port and waits until it is ready.
     pub async fn start_agent(&mut self) -> anyhow::Result<usize> {
+        self.start_agent_with(self.config.clone()).await
+    }
+
+    /// Starts one more ws-agent with its own configuration (e.g. reaching NATS through a proxy).
+    pub async fn start_agent_with(&mut self, config: Config) -> anyhow::Result<usize> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let c = self.config.clone();
+        let c = config;
         let t = CancellationToken::new();
         let running = Running::spawn("ws-agent", t.clone(), async move {
             dyschat_ws_agent::serve(c, listener, t)
