@@ -96,9 +96,12 @@ pub async fn ensure_dead_letter_stream(
     js: &jetstream::Context,
     config: &Config,
 ) -> Result<stream::Stream, TopologyError> {
-    js.create_stream(dead_letter_stream_config(config))
-        .await
-        .map_err(|e| classify("stream", DEAD_LETTER_STREAM, e))
+    retrying(|| async {
+        js.create_stream(dead_letter_stream_config(config))
+            .await
+            .map_err(|e| classify("stream", DEAD_LETTER_STREAM, e))
+    })
+    .await
 }
 
 pub fn writer_consumer_config() -> pull::Config {
@@ -158,6 +161,32 @@ pub fn presence_bucket(config: &Config) -> kv::Config {
     }
 }
 
+/// How long an ensure keeps retrying while JetStream is not available yet (a cluster still
+/// electing its leaders, a server restarting).
+pub const ENSURE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds, fails with a conflict, or [`ENSURE_TIMEOUT`] passes.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, TopologyError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TopologyError>>,
+{
+    let deadline = tokio::time::Instant::now() + ENSURE_TIMEOUT;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e @ TopologyError::Conflict { .. }) => return Err(e),
+            Err(e) if tokio::time::Instant::now() + backoff > deadline => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream not ready, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 fn classify(kind: &'static str, name: &str, err: impl std::fmt::Display) -> TopologyError {
     let detail = err.to_string();
     // 10058: stream name already in use with a different configuration.
@@ -180,18 +209,24 @@ pub async fn ensure_messages_stream(
     js: &jetstream::Context,
     config: &Config,
 ) -> Result<stream::Stream, TopologyError> {
-    js.create_stream(messages_stream_config(config))
-        .await
-        .map_err(|e| classify("stream", MESSAGES_STREAM, e))
+    retrying(|| async {
+        js.create_stream(messages_stream_config(config))
+            .await
+            .map_err(|e| classify("stream", MESSAGES_STREAM, e))
+    })
+    .await
 }
 
 pub async fn ensure_writer_consumer(
     stream: &stream::Stream,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, TopologyError> {
-    stream
-        .create_consumer(writer_consumer_config())
-        .await
-        .map_err(|e| classify("consumer", WRITER_CONSUMER, e))
+    retrying(|| async {
+        stream
+            .create_consumer(writer_consumer_config())
+            .await
+            .map_err(|e| classify("consumer", WRITER_CONSUMER, e))
+    })
+    .await
 }
 
 pub async fn ensure_bucket(
@@ -199,10 +234,13 @@ pub async fn ensure_bucket(
     config: kv::Config,
 ) -> Result<kv::Store, TopologyError> {
     let name = config.bucket.clone();
-    js.create_key_value(config).await.map_err(|e| {
-        let source = std::error::Error::source(&e)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        classify("bucket", &name, format!("{e}: {source}"))
+    retrying(|| async {
+        js.create_key_value(config.clone()).await.map_err(|e| {
+            let source = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            classify("bucket", &name, format!("{e}: {source}"))
+        })
     })
+    .await
 }

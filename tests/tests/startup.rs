@@ -1,0 +1,97 @@
+//! Start-up behaviour of the binaries: bad variables, unreachable servers, conflicting topology.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::ensure;
+use dyschat_shared::Config;
+use dyschat_tests::procs::bin;
+use dyschat_tests::{free_port, NatsServer, RedisServer};
+
+const BINARIES: [&str; 4] = [
+    "dyschat-auth",
+    "dyschat-rooms",
+    "dyschat-msg-writer",
+    "dyschat-ws-agent",
+];
+
+fn run(binary: &str, env: &[(&str, String)]) -> anyhow::Result<(i32, String)> {
+    let out = Command::new(bin(binary)?)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()?;
+    // stderr carries the final line; stdout the logs.
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    ))
+}
+
+#[test]
+fn an_invalid_variable_stops_every_binary_with_a_line_naming_it() -> anyhow::Result<()> {
+    for binary in BINARIES {
+        let (code, text) = run(binary, &[("DYSCHAT_REDIS_DATABASE", "seven".into())])?;
+        ensure!(code != 0, "{binary} started with a bad variable");
+        ensure!(text.contains("DYSCHAT_REDIS_DATABASE"), "{binary}: {text}");
+        let (code, text) = run(binary, &[("DYSCHAT_ENV_MODE", "prod".into())])?;
+        ensure!(
+            code != 0 && text.contains("DYSCHAT_AUTH_SECRET"),
+            "{binary} in prod with the dev secret: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn unreachable_nats_is_retried_then_reported_in_one_line() -> anyhow::Result<()> {
+    let port = free_port();
+    for binary in BINARIES {
+        let (code, text) = run(
+            binary,
+            &[
+                ("DYSCHAT_NATS_URL", format!("nats://127.0.0.1:{port}")),
+                ("DYSCHAT_CONNECT_TIMEOUT_SECS", "1".into()),
+                (
+                    "DYSCHAT_WS_AGENT_PORT",
+                    format!("127.0.0.1:{}", free_port()),
+                ),
+            ],
+        )?;
+        ensure!(code == 1, "{binary} exited {code}: {text}");
+        let last = text.lines().last().unwrap_or("");
+        ensure!(
+            last.contains("could not reach NATS") && last.contains(&port.to_string()),
+            "{binary}: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_stream_stops_the_service_with_a_clear_error() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let redis = RedisServer::start().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "DYSCHAT_MESSAGES".into(),
+        subjects: vec!["dyschat.msg.room.*".into()],
+        max_messages: 10,
+        ..Default::default()
+    })
+    .await?;
+    let config = Config::from_iter(vec![
+        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+        ("DYSCHAT_REDIS_ADDR".to_string(), redis.addr()),
+    ])?;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        dyschat_msg_writer::run(config, tokio_util::sync::CancellationToken::new()),
+    )
+    .await?;
+    let err = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        err.contains("DYSCHAT_MESSAGES") && err.contains("different configuration"),
+        "{err}"
+    );
+    Ok(())
+}
