@@ -274,3 +274,38 @@ async fn sigterm_of_each_service_under_load_drains_and_exits_0() -> anyhow::Resu
     ensure!(report.acked().len() == 6000);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stream_leader_killed_in_a_three_node_cluster() -> anyhow::Result<()> {
+    let mut cluster = dyschat_tests::cluster::NatsCluster::start().await?;
+    let redis = RedisServer::start().await?;
+    let env = mesh_env(
+        &cluster.urls(),
+        &redis.addr(),
+        &[("DYSCHAT_STREAM_REPLICAS", "3")],
+    );
+    let mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 2, 2).await?;
+    let leader = cluster.leader_of("DYSCHAT_MESSAGES").await?;
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        3000,
+        Duration::from_millis(2),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    cluster.nodes[leader].kill();
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    let new_leader = cluster.leader_of("DYSCHAT_MESSAGES").await?;
+    ensure!(new_leader != leader, "leadership did not move");
+    println!(
+        "stream leader n{} killed; n{} took over",
+        leader + 1,
+        new_leader + 1
+    );
+    Ok(())
+}
