@@ -31,7 +31,11 @@
 //! ```
 
 pub mod client;
+pub mod cluster;
+pub mod load;
 pub mod mesh;
+pub mod procs;
+pub mod proxy;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
