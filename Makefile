@@ -45,6 +45,7 @@ run_prod: ## Start the production topology with Docker Compose (docker-compose.p
 test: ## Run every test (unit, integration, doc); installs nats-server/redis-server if needed
 	@$(ENSURE_SERVERS); \
 	echo "NATS_SERVER_BIN=$$NATS_SERVER_BIN REDIS_SERVER_BIN=$$REDIS_SERVER_BIN"; \
+	$(CARGO) build --workspace --bins; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		status=0; \
 		$(CARGO) test --workspace --doc || status=$$?; \

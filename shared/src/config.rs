@@ -36,6 +36,18 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
+    pub const ALL: [ServiceName; 4] = [
+        ServiceName::Auth,
+        ServiceName::Rooms,
+        ServiceName::MsgWriter,
+        ServiceName::WsAgent,
+    ];
+
+    /// The service called `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn from_name(name: &str) -> Option<ServiceName> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The `service.name` used in logs and traces.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,9 +103,11 @@ pub struct Config {
     pub send_rate_per_sec: f64,
     /// Sends one user may make at once before the sustained rate applies.
     pub send_burst: u32,
-    /// Login/register attempts per minute per client address (ws-agent) and failed logins per
-    /// minute per username (auth).
+    /// Failed logins per minute per username (auth).
     pub login_attempts_per_min: u32,
+    /// Login and register attempts per minute per client address (ws-agent). Higher than the
+    /// per-name limit because many people may share one address (an office behind NAT).
+    pub login_attempts_per_addr_per_min: u32,
     /// Open WebSockets one user may hold on one agent.
     pub max_sockets_per_user: usize,
     /// Requests to auth and rooms one agent may have waiting for an answer at once.
@@ -115,6 +129,12 @@ pub struct Config {
     pub nats_tls_key: String,
     /// Redis ACL user (needs `DYSCHAT_REDIS_PASS`).
     pub redis_user: String,
+
+    // Prometheus endpoints of the services without an HTTP port (ws-agent serves `/metrics` on
+    // `DYSCHAT_WS_AGENT_PORT`). `host:port`; empty turns the endpoint off.
+    pub auth_metrics_addr: String,
+    pub rooms_metrics_addr: String,
+    pub msg_writer_metrics_addr: String,
 }
 
 impl Default for Config {
@@ -143,6 +163,7 @@ impl Default for Config {
             send_rate_per_sec: 20.0,
             send_burst: 60,
             login_attempts_per_min: 10,
+            login_attempts_per_addr_per_min: 60,
             max_sockets_per_user: 20,
             max_inflight_requests: 1024,
             allowed_origins: String::new(),
@@ -154,6 +175,9 @@ impl Default for Config {
             nats_tls_cert: String::new(),
             nats_tls_key: String::new(),
             redis_user: String::new(),
+            auth_metrics_addr: "127.0.0.1:9101".into(),
+            rooms_metrics_addr: "127.0.0.1:9102".into(),
+            msg_writer_metrics_addr: "127.0.0.1:9103".into(),
         }
     }
 }
@@ -220,6 +244,18 @@ impl Config {
             return bad("DEDUPE_WINDOW_SECS", "must be positive");
         }
         self.validate_security()?;
+        for (var, addr) in [
+            ("AUTH_METRICS_ADDR", &self.auth_metrics_addr),
+            ("ROOMS_METRICS_ADDR", &self.rooms_metrics_addr),
+            ("MSG_WRITER_METRICS_ADDR", &self.msg_writer_metrics_addr),
+        ] {
+            if !addr.trim().is_empty() && addr.rsplit_once(':').is_none() {
+                return bad(
+                    var,
+                    "must be host:port, e.g. 127.0.0.1:9101, or empty for none",
+                );
+            }
+        }
         for (var, level) in [
             ("AUTH_LOG_LEVEL", &self.auth_log_level),
             ("ROOMS_LOG_LEVEL", &self.rooms_log_level),
@@ -246,6 +282,17 @@ impl Config {
             ServiceName::MsgWriter => &self.msg_writer_log_level,
             ServiceName::WsAgent => &self.ws_agent_log_level,
         }
+    }
+
+    /// Where `service` serves `/metrics` of its own, if anywhere (ws-agent: on its HTTP port).
+    pub fn metrics_addr(&self, service: ServiceName) -> Option<&str> {
+        let addr = match service {
+            ServiceName::Auth => &self.auth_metrics_addr,
+            ServiceName::Rooms => &self.rooms_metrics_addr,
+            ServiceName::MsgWriter => &self.msg_writer_metrics_addr,
+            ServiceName::WsAgent => return None,
+        };
+        Some(addr.trim()).filter(|a| !a.is_empty())
     }
 
     pub fn nats_servers(&self) -> Vec<String> {

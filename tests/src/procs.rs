@@ -141,6 +141,10 @@ pub fn mesh_env(nats_url: &str, redis_addr: &str, extra: &[(&str, &str)]) -> Vec
         ("DYSCHAT_RECOVERY_LIMIT".into(), "1000000".into()),
         // Load tests log many users in from one address and send fast.
         ("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN".into(), "100000".into()),
+        (
+            "DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN".into(),
+            "100000".into(),
+        ),
         ("DYSCHAT_SEND_RATE_PER_SEC".into(), "100000".into()),
         ("DYSCHAT_SEND_BURST".into(), "100000".into()),
     ];

@@ -163,3 +163,22 @@ async fn bad_tokens_are_refused_everywhere() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_socket_whose_token_expires_is_told_and_closed() -> anyhow::Result<()> {
+    let mesh = Mesh::start_with(1, vec![("DYSCHAT_TOKEN_TTL_SECS".into(), "2".into())]).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("shortlived").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    let e = ws.recv_type("error").await?;
+    ensure!(e["code"] == "unauthorized", "{e}");
+    let code = ws.recv_close().await?;
+    ensure!(code == 1008, "closed with {code}");
+    // The expired token is refused from then on.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _) = api
+        .call("GET", "/api/v1/me", Some(&user.token), None)
+        .await?;
+    ensure!(status == 401, "expired token accepted: {status}");
+    Ok(())
+}

@@ -37,7 +37,7 @@ impl Limits {
                 MAX_TRACKED_KEYS,
             ),
             logins: KeyedLimiter::new(
-                Rate::per_minute(config.login_attempts_per_min),
+                Rate::per_minute(config.login_attempts_per_addr_per_min),
                 MAX_TRACKED_KEYS,
             ),
             sockets: SocketCounter::new(config.max_sockets_per_user),

@@ -27,6 +27,9 @@ impl Config {
         if self.login_attempts_per_min == 0 {
             return bad("LOGIN_ATTEMPTS_PER_MIN", "must be at least 1");
         }
+        if self.login_attempts_per_addr_per_min == 0 {
+            return bad("LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "must be at least 1");
+        }
         if self.max_sockets_per_user == 0 {
             return bad("MAX_SOCKETS_PER_USER", "must be at least 1");
         }
@@ -153,6 +156,10 @@ impl fmt::Debug for Config {
             .field("send_rate_per_sec", &self.send_rate_per_sec)
             .field("send_burst", &self.send_burst)
             .field("login_attempts_per_min", &self.login_attempts_per_min)
+            .field(
+                "login_attempts_per_addr_per_min",
+                &self.login_attempts_per_addr_per_min,
+            )
             .field("max_sockets_per_user", &self.max_sockets_per_user)
             .field("max_inflight_requests", &self.max_inflight_requests)
             .field("allowed_origins", &self.allowed_origins)

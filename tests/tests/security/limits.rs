@@ -82,7 +82,14 @@ async fn auth_request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logins_are_throttled_per_address_and_per_username() -> anyhow::Result<()> {
-    let mesh = Mesh::start_with(1, vars(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "3")])).await?;
+    let mesh = Mesh::start_with(
+        1,
+        vars(&[
+            ("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "3"),
+            ("DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "3"),
+        ]),
+    )
+    .await?;
     let base = mesh.agent(0).http();
     let creds = |u: &str, p: &str| Some(json!({"username": u, "password": p}));
     let post = reqwest::Method::POST;

@@ -18,7 +18,7 @@ use dyschat_shared::{
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::socket::{SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG};
+use crate::socket::{SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SLOW, CLOSE_TOO_BIG};
 use crate::state::{AgentState, User};
 
 /// How long a socket opened without a token has to send its `auth` frame.
@@ -184,7 +184,20 @@ async fn write_loop<W>(
             },
         }
     }
-    close(&mut writer, socket.close_code().unwrap_or(1000)).await;
+    let code = socket.close_code().unwrap_or(1000);
+    if code != CLOSE_SLOW {
+        // What was queued before the close (e.g. the `error` saying why) still goes out; a slow
+        // socket's backlog does not, it would only delay the close.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while let Ok(frame) = rx.try_recv() {
+                if writer.send(WsMessage::Text(frame)).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    close(&mut writer, code).await;
 }
 
 mod handlers;
