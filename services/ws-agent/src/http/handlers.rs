@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::Json;
 use dyschat_shared::{
     history::PageQuery,
@@ -24,10 +24,6 @@ use crate::chat::page_limit;
 use crate::state::AgentState;
 
 type AppState = State<Arc<AgentState>>;
-
-pub async fn index() -> Html<&'static str> {
-    Html(include_str!("../../assets/index.html"))
-}
 
 pub async fn not_found() -> super::HttpError {
     ApiError::not_found("no such route").into()

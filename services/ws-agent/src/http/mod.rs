@@ -1,5 +1,6 @@
 //! The HTTP edge: routes of the contract, thin handlers over [`AgentState`].
 
+mod assets;
 mod error;
 mod extract;
 mod handlers;
@@ -23,7 +24,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn app(state: Arc<AgentState>) -> Router {
     let cors = origin::cors(&state.config);
     let router = Router::new()
-        .route("/", get(handlers::index))
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::asset))
+        .route("/docs", get(assets::docs))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

@@ -1,0 +1,115 @@
+// The client's model of one room: messages keyed by `seq` (so a message seen twice, from a
+// replay, a history page and the live stream, is kept once) and always read back sorted by `seq`,
+// plus the position of the live stream used to detect gaps (contract section 4).
+
+export class Conversation {
+  constructor(roomId) {
+    this.roomId = roomId;
+    /** seq -> Message */
+    this.messages = new Map();
+    /** Highest seq received through the live stream or a replay; 0 before the first join. */
+    this.lastSeq = 0;
+    /** Whether this room was ever joined on a socket (so later joins pass `since`). */
+    this.synced = false;
+    /** The room's newest seq when the last fresh join took effect. */
+    this.joinedLast = 0;
+    this.hasMore = true;
+    this.loadingOlder = false;
+    this.rejoining = false;
+    /** user_id -> {username, online} */
+    this.members = new Map();
+    /** user_id -> {username, until} */
+    this.typing = new Map();
+  }
+
+  /** Adds a message; returns true when it was new. A synthesized one (from an ack) is replaced. */
+  add(message) {
+    const known = this.messages.get(message.seq);
+    if (known && !known.synthetic) return false;
+    this.messages.set(message.seq, message);
+    return !known;
+  }
+
+  /** A live or replayed message: returns the `since` to rejoin with when a gap shows, or null. */
+  receive(message) {
+    let gapSince = null;
+    if (this.synced && message.seq > this.lastSeq && message.prev_seq > this.lastSeq) {
+      gapSince = this.lastSeq;
+    }
+    this.add(message);
+    if (message.seq > this.lastSeq) this.lastSeq = message.seq;
+    return gapSince;
+  }
+
+  oldestSeq() {
+    let min = Infinity;
+    for (const seq of this.messages.keys()) if (seq < min) min = seq;
+    return min === Infinity ? null : min;
+  }
+
+  newestSeq() {
+    let max = 0;
+    for (const seq of this.messages.keys()) if (seq > max) max = seq;
+    return max;
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Forget everything (the server could not replay what was missed: page history again). */
+  reset() {
+    this.messages.clear();
+    this.lastSeq = 0;
+    this.synced = false;
+    this.hasMore = true;
+  }
+
+  typingNames(now = Date.now()) {
+    const names = [];
+    for (const [id, t] of this.typing) {
+      if (t.until > now) names.push(t.username);
+      else this.typing.delete(id);
+    }
+    return names;
+  }
+}
+
+/** Unacknowledged sends, kept until the ack (or the message itself) confirms them. */
+export class Outbox {
+  constructor() {
+    /** client_msg_id -> {room_id, body, client_msg_id, state, error, created} */
+    this.entries = new Map();
+  }
+
+  static newId() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return 'c' + [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  add(roomId, body) {
+    const entry = {
+      room_id: roomId,
+      body,
+      client_msg_id: Outbox.newId(),
+      state: 'pending',
+      error: null,
+      created: Date.now(),
+    };
+    this.entries.set(entry.client_msg_id, entry);
+    return entry;
+  }
+
+  forRoom(roomId) {
+    return [...this.entries.values()]
+      .filter((e) => e.room_id === roomId)
+      .sort((a, b) => a.created - b.created);
+  }
+
+  pending() {
+    return [...this.entries.values()]
+      .filter((e) => e.state === 'pending')
+      .sort((a, b) => a.created - b.created);
+  }
+}

@@ -1,0 +1,174 @@
+//! The web client and the API explorer, embedded in the binary so the agent serves them with no
+//! files on disk and no network (no CDN): `/`, `/assets/...` and `/docs`.
+//!
+//! File names carry no content hash, so responses say `no-cache` with a strong `ETag`: browsers
+//! revalidate and get `304 Not Modified` until a new binary ships different bytes.
+
+use std::sync::OnceLock;
+
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::HttpError;
+use dyschat_shared::ApiError;
+
+/// An embedded file: its URL path under `/assets/`, content type and bytes.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file under `/assets/`; adding a file to `assets/` means adding a line here.
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "app.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/app.css"),
+    },
+    Asset {
+        path: "js/main.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/js/main.js"),
+    },
+    Asset {
+        path: "js/api.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/js/api.js"),
+    },
+    Asset {
+        path: "js/connection.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/js/connection.js"),
+    },
+    Asset {
+        path: "js/store.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/js/store.js"),
+    },
+    Asset {
+        path: "js/view.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/js/view.js"),
+    },
+    Asset {
+        path: "docs.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/docs.js"),
+    },
+];
+
+const INDEX: &[u8] = include_bytes!("../../assets/index.html");
+const DOCS: &[u8] = include_bytes!("../../assets/docs.html");
+const HTML: &str = "text/html; charset=utf-8";
+
+/// FNV-1a: a cheap, stable content fingerprint for the `ETag` (not a security boundary).
+fn fingerprint(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{hash:016x}\"")
+}
+
+fn etag_of(index: usize) -> &'static str {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| fingerprint(a.bytes))
+            .chain([fingerprint(INDEX), fingerprint(DOCS)])
+            .collect()
+    });
+    tags.get(index).map(String::as_str).unwrap_or("\"0\"")
+}
+
+fn respond(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    bytes: &'static [u8],
+    tag: &str,
+) -> Response {
+    let etag = HeaderValue::from_str(tag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    let common = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::ETAG, etag),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ];
+    if matches {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `GET /`: the web client.
+pub async fn index(headers: HeaderMap) -> Response {
+    respond(&headers, HTML, INDEX, etag_of(ASSETS.len()))
+}
+
+/// `GET /docs`: the interactive API explorer over `/openapi.json`.
+pub async fn docs(headers: HeaderMap) -> Response {
+    respond(&headers, HTML, DOCS, etag_of(ASSETS.len() + 1))
+}
+
+/// `GET /assets/{*path}`: a file of the web client; unknown names are the usual JSON 404.
+pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, HttpError> {
+    let (i, asset) = ASSETS
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.path == path)
+        .ok_or_else(|| ApiError::not_found("no such asset"))?;
+    Ok(respond(
+        &headers,
+        asset.content_type,
+        asset.bytes,
+        etag_of(i),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_the_client_imports_is_embedded() {
+        let main = std::str::from_utf8(INDEX).unwrap_or_default();
+        assert!(main.contains("/assets/js/main.js") && main.contains("/assets/app.css"));
+        for asset in ASSETS.iter().filter(|a| a.path.starts_with("js/")) {
+            let text = std::str::from_utf8(asset.bytes).unwrap_or_default();
+            for line in text.lines().filter(|l| l.starts_with("import ")) {
+                let Some(spec) = line.split('\'').nth(1) else {
+                    continue;
+                };
+                let target = format!("js/{}", spec.trim_start_matches("./"));
+                assert!(
+                    ASSETS.iter().any(|a| a.path == target),
+                    "{} imports {spec}, which is not embedded",
+                    asset.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn etags_differ_per_content_and_are_quoted() {
+        assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+        assert!(fingerprint(b"a").starts_with('"'));
+    }
+}

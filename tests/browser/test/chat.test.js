@@ -1,0 +1,213 @@
+// The web client in headless Chromium against a real mesh: two users chat in a room and see the
+// same messages in the same order; a reload keeps history; one user's network is dropped while
+// the other sends, and when it returns nothing is lost, duplicated or out of order and the sends
+// made while offline are confirmed.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+import { Mesh } from '../lib/mesh.js';
+
+const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const WAIT = { timeout: 20000 };
+
+let mesh;
+const browsers = [];
+const profiles = [];
+
+/** One user's browser: a persistent context on a fresh profile directory. */
+async function openUser() {
+  const profile = mkdtempSync(join(tmpdir(), 'dyschat-chromium-'));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1100, height: 720 },
+  });
+  browsers.push(context);
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  await page.goto(mesh.url);
+  return { context, page };
+}
+
+async function register(page, username, password) {
+  await page.fill('#auth-username', username);
+  await page.fill('#auth-password', password);
+  await page.click('#register-btn');
+  await page.waitForSelector('#chat-view:not([hidden])', WAIT);
+  await page.waitForSelector('#conn[data-state="up"]', WAIT);
+}
+
+/** The open conversation as shown: seq, body and whether still pending, in DOM order. */
+const shown = (page) =>
+  page.$$eval('#messages li', (lis) =>
+    lis.map((li) => ({
+      seq: li.dataset.seq ? Number(li.dataset.seq) : null,
+      body: li.querySelector('.body').textContent,
+      pending: li.classList.contains('pending') || li.classList.contains('failed'),
+    })),
+  );
+
+async function send(page, text) {
+  await page.fill('#composer-input', text);
+  await page.press('#composer-input', 'Enter');
+}
+
+/** Waits until the page shows every body in `bodies`, confirmed. */
+async function waitForBodies(page, bodies) {
+  await page.waitForFunction(
+    (want) => {
+      const lis = [...document.querySelectorAll('#messages li[data-seq]')];
+      const have = new Set(lis.map((li) => li.querySelector('.body').textContent));
+      return want.every((b) => have.has(b)) && !document.querySelector('#messages li.pending');
+    },
+    bodies,
+    WAIT,
+  );
+}
+
+function assertClean(list, label) {
+  const seqs = list.map((m) => m.seq);
+  assert.ok(seqs.every((s) => Number.isInteger(s)), `${label}: every message confirmed: ${JSON.stringify(list)}`);
+  for (let i = 1; i < seqs.length; i += 1) {
+    assert.ok(seqs[i] > seqs[i - 1], `${label}: strictly increasing seq at ${i}: ${seqs}`);
+  }
+  const bodies = list.map((m) => m.body);
+  assert.equal(new Set(bodies).size, bodies.length, `${label}: no duplicate: ${bodies}`);
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  mesh = await new Mesh().start();
+});
+
+after(async () => {
+  for (const b of browsers) await b.close().catch(() => {});
+  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+  if (mesh) await mesh.stop();
+});
+
+test('the agent serves the client and its modules with content types', async () => {
+  const index = await fetch(`${mesh.url}/`);
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get('content-type'), /^text\/html/);
+  const js = await fetch(`${mesh.url}/assets/js/main.js`);
+  assert.match(js.headers.get('content-type'), /^text\/javascript/);
+  assert.equal(js.headers.get('cache-control'), 'no-cache');
+  const again = await fetch(`${mesh.url}/assets/js/main.js`, { headers: { 'If-None-Match': js.headers.get('etag') } });
+  assert.equal(again.status, 304);
+  const missing = await fetch(`${mesh.url}/assets/nope.js`);
+  assert.equal(missing.status, 404);
+});
+
+test('two users chat, reload keeps history, a dropped network loses nothing', async (t) => {
+  const suffix = Date.now().toString(36).slice(-6);
+  const alice = await openUser();
+  const bob = await openUser();
+  try {
+    await register(alice.page, `alice_${suffix}`, 'correct horse battery');
+    await register(bob.page, `bob_${suffix}`, 'correct horse battery');
+
+    // Alice creates a room; Bob finds it in the list and joins.
+    await alice.page.fill('#create-name', `Lobby ${suffix}`);
+    await alice.page.fill('#create-topic', 'Browser test room');
+    await alice.page.click('#create-form button[type="submit"]');
+    await alice.page.waitForFunction((n) => document.getElementById('room-title').textContent === n, `Lobby ${suffix}`, WAIT);
+    const roomId = await alice.page.evaluate(() => window.dyschat.current);
+    await bob.page.click('#refresh-rooms');
+    await bob.page.click(`[data-join="${roomId}"]`, WAIT);
+    await bob.page.waitForFunction((n) => document.getElementById('room-title').textContent === n, `Lobby ${suffix}`, WAIT);
+
+    // Interleaved conversation.
+    const first = [];
+    for (let i = 0; i < 6; i += 1) {
+      const who = i % 2 === 0 ? alice : bob;
+      const text = `${i % 2 === 0 ? 'alice' : 'bob'} says ${i}`;
+      first.push(text);
+      await send(who.page, text);
+      await waitForBodies(who.page, [text]);
+    }
+    await waitForBodies(alice.page, first);
+    await waitForBodies(bob.page, first);
+    const a1 = await shown(alice.page);
+    const b1 = await shown(bob.page);
+    assertClean(a1, 'alice');
+    assertClean(b1, 'bob');
+    assert.deepEqual(a1, b1, 'both see the same conversation in the same order');
+    assert.deepEqual(a1.map((m) => m.body), first);
+
+    // Members and presence; typing indicator.
+    await alice.page.waitForSelector(`#member-list li[data-online="true"]:has-text("bob_${suffix}")`, WAIT);
+    await bob.page.type('#composer-input', 'typing…');
+    await alice.page.waitForFunction(() => /is typing/.test(document.getElementById('typing').textContent), null, WAIT);
+    await bob.page.fill('#composer-input', '');
+    await alice.page.screenshot({ path: join(SHOTS, '1-alice-chat.png') });
+    await bob.page.screenshot({ path: join(SHOTS, '1-bob-chat.png') });
+
+    await t.test('a reload keeps the session and the history', async () => {
+      await alice.page.reload();
+      await alice.page.waitForSelector('#conn[data-state="up"]', WAIT);
+      await waitForBodies(alice.page, first);
+      const after = await shown(alice.page);
+      assertClean(after, 'alice after reload');
+      assert.deepEqual(after.map((m) => m.body), first);
+    });
+
+    await t.test('network dropped for bob while alice sends: nothing lost', async () => {
+      await bob.context.setOffline(true);
+      await bob.page.waitForSelector('#conn[data-state="down"]', WAIT);
+      const offline = [];
+      for (let i = 0; i < 5; i += 1) {
+        const text = `while bob is away ${i}`;
+        offline.push(text);
+        await send(alice.page, text);
+      }
+      // Bob writes while offline: shown at once as pending.
+      await send(bob.page, 'bob offline 1');
+      await send(bob.page, 'bob offline 2');
+      const pending = (await shown(bob.page)).filter((m) => m.pending).map((m) => m.body);
+      assert.deepEqual(pending, ['bob offline 1', 'bob offline 2']);
+      await waitForBodies(alice.page, offline);
+      await bob.page.screenshot({ path: join(SHOTS, '2-bob-offline.png') });
+
+      await bob.context.setOffline(false);
+      const all = [...first, ...offline, 'bob offline 1', 'bob offline 2'];
+      await bob.page.waitForSelector('#conn[data-state="up"]', WAIT);
+      await waitForBodies(bob.page, all);
+      await waitForBodies(alice.page, all);
+      const a2 = await shown(alice.page);
+      const b2 = await shown(bob.page);
+      assertClean(a2, 'alice after outage');
+      assertClean(b2, 'bob after outage');
+      assert.deepEqual(b2, a2, 'same conversation on both sides after the outage');
+      assert.equal(b2.length, all.length, 'every message exactly once');
+      await bob.page.screenshot({ path: join(SHOTS, '3-bob-reconnected.png') });
+    });
+
+    await t.test('phone width stays usable', async () => {
+      await bob.page.setViewportSize({ width: 390, height: 844 });
+      await send(bob.page, 'from a phone');
+      await waitForBodies(bob.page, ['from a phone']);
+      const overflow = await bob.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+      assert.equal(overflow, false, 'no horizontal scrolling at 390 px');
+      await bob.page.screenshot({ path: join(SHOTS, '4-bob-phone.png'), fullPage: true });
+    });
+  } catch (e) {
+    console.error(mesh.logs());
+    await alice.page.screenshot({ path: join(SHOTS, 'failure-alice.png') }).catch(() => {});
+    await bob.page.screenshot({ path: join(SHOTS, 'failure-bob.png') }).catch(() => {});
+    throw e;
+  }
+});
