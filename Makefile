@@ -16,7 +16,7 @@ TEST_ARGS ?=
 ENSURE_SERVERS = env_lines="$$(scripts/ensure-servers.sh)"; eval "$$env_lines"; \
 	export NATS_SERVER_BIN REDIS_SERVER_BIN
 
-.PHONY: help build run_dev run_prod test test_coverage bench lint fmt clean_dev
+.PHONY: help build run_dev run_prod test test_coverage bench lint fmt clean_dev test_browser
 
 help: ## List the targets
 	@echo "DYSCHAT make targets:"
@@ -54,6 +54,10 @@ test: ## Run every test (unit, integration, doc); installs nats-server/redis-ser
 	else \
 		$(CARGO) test --workspace --no-fail-fast $(if $(TEST_ARGS),-- $(TEST_ARGS)); \
 	fi
+	@$(MAKE) test_browser
+
+test_browser: ## Test the web client in headless Chromium against a real mesh (installs chromium, npm deps)
+	@scripts/test-browser.sh
 
 test_coverage: ## Run the tests with coverage: HTML report in coverage/html, summary printed
 	@if ! $(CARGO) llvm-cov --version >/dev/null 2>&1; then \
