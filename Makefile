@@ -16,7 +16,7 @@ TEST_ARGS ?=
 ENSURE_SERVERS = env_lines="$$(scripts/ensure-servers.sh)"; eval "$$env_lines"; \
 	export NATS_SERVER_BIN REDIS_SERVER_BIN
 
-.PHONY: help build run_dev run_prod test test_coverage bench lint fmt clean_dev test_browser
+.PHONY: help build run_dev run_prod deploy_check test test_coverage bench lint fmt clean_dev test_browser
 
 help: ## List the targets
 	@echo "DYSCHAT make targets:"
@@ -29,20 +29,14 @@ build: ## Build the four service binaries into target/release/
 run_dev: ## Run NATS, Redis and all four services locally (Ctrl-C stops everything)
 	@scripts/run-dev.sh
 
-run_prod: ## Start the production topology with Docker Compose (docker-compose.prod.yml)
-	@if [ ! -f "$(COMPOSE_FILE)" ]; then \
-		echo "$(COMPOSE_FILE) not found: the production compose file is missing." >&2; exit 1; fi
-	@if docker compose version >/dev/null 2>&1; then \
-		docker compose -f "$(COMPOSE_FILE)" up -d; \
-	elif command -v docker-compose >/dev/null 2>&1; then \
-		docker-compose -f "$(COMPOSE_FILE)" up -d; \
-	else \
-		echo "run_prod needs Docker with the compose plugin ('docker compose') or docker-compose;" >&2; \
-		echo "install Docker (https://docs.docker.com/engine/install/), or use 'make run_dev'." >&2; \
-		exit 1; \
-	fi
+run_prod: ## Build the images and start the production topology (docker-compose.prod.yml) with Docker Compose
+	@COMPOSE_FILE_PROD="$(COMPOSE_FILE)" scripts/run-prod.sh
+
+deploy_check: ## Check the deployment files (compose, NATS, Prometheus, nginx, dashboards); no Docker needed
+	@scripts/deploy-check.sh
 
 test: ## Run every test (unit, integration, doc); installs nats-server/redis-server if needed
+	@$(MAKE) deploy_check
 	@$(ENSURE_SERVERS); \
 	echo "NATS_SERVER_BIN=$$NATS_SERVER_BIN REDIS_SERVER_BIN=$$REDIS_SERVER_BIN"; \
 	$(CARGO) build --workspace --bins; \
