@@ -1,0 +1,283 @@
+//! The bench environment: nats-server and redis-server (started here, or given by URL) and the
+//! mesh of service binaries as child processes, each stopped by its PID when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dyschat_tests::{NatsServer, RedisServer};
+
+/// The `DYSCHAT_*` limits the bench raises so that it measures the mesh, not the abuse limits.
+/// Printed with every run.
+pub const RAISED_LIMITS: &[(&str, &str)] = &[
+    ("DYSCHAT_SEND_RATE_PER_SEC", "1000000"),
+    ("DYSCHAT_SEND_BURST", "1000000"),
+    ("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "1000000"),
+    ("DYSCHAT_RECOVERY_LIMIT", "1000000"),
+    ("DYSCHAT_SOCKET_QUEUE", "4096"),
+    ("DYSCHAT_MAX_INFLIGHT_REQUESTS", "100000"),
+    ("DYSCHAT_MAX_SOCKETS_PER_USER", "100"),
+];
+
+/// The directory holding this executable (`target/release` or `target/debug`), where cargo puts
+/// the service binaries of the same profile.
+pub fn default_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .parent()
+        .context("the bench executable has no directory")?
+        .to_path_buf())
+}
+
+/// One service binary as a child process.
+pub struct ServiceProcess {
+    pub name: String,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ServiceProcess {
+    pub fn start(
+        bin_dir: &Path,
+        name: &str,
+        env: Vec<(String, String)>,
+        log_dir: &Path,
+        tag: &str,
+    ) -> anyhow::Result<Self> {
+        let bin = bin_dir.join(name);
+        if !bin.is_file() {
+            bail!(
+                "{} is not built; run `cargo build --release --bins` (or pass --bin-dir)",
+                bin.display()
+            );
+        }
+        let mut p = ServiceProcess {
+            name: name.to_string(),
+            bin,
+            env,
+            child: None,
+            log: log_dir.join(format!("{tag}.log")),
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.bin)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {} ({})", self.name, self.bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; always reaps.
+    pub async fn stop(&mut self, timeout: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Resident memory of a process in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")
+}
+
+/// Servers plus the mesh: auth, rooms, one msg-writer and `agents` ws-agents.
+pub struct Env {
+    pub nats_url: String,
+    pub redis_addr: String,
+    _nats: Option<NatsServer>,
+    _redis: Option<RedisServer>,
+    pub bin_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub auth: ServiceProcess,
+    pub rooms: ServiceProcess,
+    pub writer: ServiceProcess,
+    pub agents: Vec<(ServiceProcess, u16)>,
+    /// The processes whose CPU time the bench reports.
+    started: Instant,
+}
+
+pub struct EnvOptions {
+    pub bin_dir: PathBuf,
+    pub nats_url: Option<String>,
+    pub redis_addr: Option<String>,
+    pub agents: usize,
+    pub redis_fsync: String,
+}
+
+impl Env {
+    pub async fn start(opts: &EnvOptions) -> anyhow::Result<Env> {
+        let (nats, nats_url) = match &opts.nats_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let n = NatsServer::start().await?;
+                let url = n.url();
+                (Some(n), url)
+            }
+        };
+        let (redis, redis_addr) = match &opts.redis_addr {
+            Some(addr) => (None, addr.clone()),
+            None => {
+                let r = RedisServer::start_with_args(&["--appendfsync", opts.redis_fsync.as_str()])
+                    .await?;
+                let addr = r.addr();
+                (Some(r), addr)
+            }
+        };
+        let log_dir = std::env::temp_dir().join(format!("dyschat-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&log_dir)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("DYSCHAT_NATS_URL".into(), nats_url.clone()),
+            ("DYSCHAT_REDIS_ADDR".into(), redis_addr.clone()),
+            ("DYSCHAT_CONNECT_TIMEOUT_SECS".into(), "20".into()),
+            ("DYSCHAT_DRAIN_TIMEOUT_SECS".into(), "5".into()),
+            ("DYSCHAT_WS_AGENT_LOG_LEVEL".into(), "warn".into()),
+            ("DYSCHAT_MSG_WRITER_LOG_LEVEL".into(), "warn".into()),
+            ("DYSCHAT_AUTH_LOG_LEVEL".into(), "warn".into()),
+            ("DYSCHAT_ROOMS_LOG_LEVEL".into(), "warn".into()),
+        ];
+        env.extend(
+            RAISED_LIMITS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let start = |name: &str, tag: &str| {
+            ServiceProcess::start(&opts.bin_dir, name, env.clone(), &log_dir, tag)
+        };
+        let mut e = Env {
+            auth: start("dyschat-auth", "auth")?,
+            rooms: start("dyschat-rooms", "rooms")?,
+            writer: start("dyschat-msg-writer", "msg-writer")?,
+            nats_url,
+            redis_addr,
+            _nats: nats,
+            _redis: redis,
+            bin_dir: opts.bin_dir.clone(),
+            log_dir,
+            env,
+            agents: Vec::new(),
+            started: Instant::now(),
+        };
+        for _ in 0..opts.agents {
+            e.add_agent().await?;
+        }
+        Ok(e)
+    }
+
+    /// Starts one more ws-agent on a free port and waits until it answers through auth.
+    pub async fn add_agent(&mut self) -> anyhow::Result<usize> {
+        let port = dyschat_tests::free_port();
+        let mut env = self.env.clone();
+        env.push(("DYSCHAT_WS_AGENT_PORT".into(), format!("127.0.0.1:{port}")));
+        let i = self.agents.len();
+        let mut p = ServiceProcess::start(
+            &self.bin_dir,
+            "dyschat-ws-agent",
+            env,
+            &self.log_dir,
+            &format!("ws-agent-{i}"),
+        )?;
+        if let Err(e) = dyschat_tests::procs::wait_ready(port).await {
+            let tail = p.log_tail();
+            p.kill();
+            bail!("{e}; its log:\n{tail}");
+        }
+        self.agents.push((p, port));
+        Ok(i)
+    }
+
+    pub fn http(&self, agent: usize) -> String {
+        format!("http://127.0.0.1:{}", self.agents[agent].1)
+    }
+
+    pub fn ws_addr(&self, agent: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.agents[agent].1))
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops every service (SIGTERM, then SIGKILL); the servers stop when `self` drops.
+    pub async fn stop(&mut self) {
+        for (agent, _) in &mut self.agents {
+            agent.stop(Duration::from_secs(10)).await;
+        }
+        self.writer.stop(Duration::from_secs(10)).await;
+        self.rooms.stop(Duration::from_secs(10)).await;
+        self.auth.stop(Duration::from_secs(10)).await;
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // ServiceProcess and the servers kill their own children on drop; the logs are kept
+        // only when asked for.
+        if std::env::var_os("DYSCHAT_BENCH_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+}
