@@ -10,6 +10,7 @@ pub mod connect;
 pub mod error;
 pub mod history;
 pub mod ids;
+pub mod prometheus;
 pub mod ratelimit;
 pub mod rpc;
 pub mod shutdown;

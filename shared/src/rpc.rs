@@ -3,9 +3,14 @@
 //! Payloads are the JSON wire types; replies are [`Reply`] (`{"ok": ..}` or `{"error": ..}`), so a
 //! domain error crosses NATS as the same [`ApiError`] the edge will show. Transport failures (no
 //! responder, timeout) become `unavailable`.
+//!
+//! Both sides are traced: the request is a client span named after the endpoint (`auth.login`,
+//! `rooms.join`) whose context travels in the request's headers, and the responder's server span
+//! of the same name is its child, in the answering service. Each answer also counts in
+//! `dyschat_requests_total{endpoint, outcome}` and `dyschat_request_seconds{endpoint}`.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::service::{endpoint::Endpoint, Request};
 use bytes::Bytes;
@@ -13,9 +18,27 @@ use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::telemetry;
 use crate::wire::Reply;
+
+/// The low-cardinality name of a request subject: `dyschat.auth.login` is `auth.login`.
+pub fn endpoint_name(subject: &str) -> &str {
+    subject.strip_prefix("dyschat.").unwrap_or(subject)
+}
+
+/// The service that answers `subject` (its group is the service's), for the responder's span.
+fn responder(subject: &str) -> &'static str {
+    if subject.starts_with(crate::subjects::auth::GROUP) {
+        crate::subjects::auth::SERVICE
+    } else if subject.starts_with(crate::subjects::rooms::GROUP) {
+        crate::subjects::rooms::SERVICE
+    } else {
+        ""
+    }
+}
 
 /// The largest request payload a service accepts.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -32,9 +55,21 @@ where
     Resp: DeserializeOwned,
 {
     let payload = serde_json::to_vec(body).map_err(|e| ApiError::internal(e.to_string()))?;
-    let reply = match tokio::time::timeout(timeout, client.request(subject.clone(), payload.into()))
-        .await
-    {
+    let span = tracing::info_span!(
+        "rpc.request",
+        otel.name = endpoint_name(&subject),
+        otel.kind = "client",
+        messaging.system = "nats",
+        messaging.destination.name = %subject,
+    );
+    let result = async {
+        let headers = telemetry::headers_with_context().unwrap_or_default();
+        let sent = client.request_with_headers(subject.clone(), headers, payload.into());
+        tokio::time::timeout(timeout, sent).await
+    }
+    .instrument(span)
+    .await;
+    let reply = match result {
         Err(_) => {
             return Err(ApiError::unavailable(format!(
                 "no answer from {subject} in time"
@@ -75,13 +110,38 @@ pub async fn serve<Req, Resp, H, Fut>(
             },
         };
         let handler = handler.clone();
-        tracker.spawn(async move {
-            let result = match decode::<Req>(&request) {
-                Ok(body) => handler(body).await,
-                Err(e) => Err(e),
-            };
-            respond(&request, result).await;
-        });
+        let subject = request.message.subject.to_string();
+        let span = tracing::info_span!(
+            "rpc.serve",
+            otel.name = endpoint_name(&subject),
+            otel.kind = "server",
+            messaging.system = "nats",
+            messaging.destination.name = %subject,
+            dyschat.service = responder(&subject),
+            outcome = tracing::field::Empty,
+        );
+        telemetry::set_parent(&span, request.message.headers.as_ref());
+        tracker.spawn(
+            async move {
+                let started = Instant::now();
+                let result = match decode::<Req>(&request) {
+                    Ok(body) => handler(body).await,
+                    Err(e) => Err(e),
+                };
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(e) => e.code.as_str(),
+                };
+                tracing::Span::current().record("outcome", outcome);
+                let endpoint = endpoint_name(&subject).to_string();
+                metrics::counter!("dyschat_requests_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
+                    .increment(1);
+                metrics::histogram!("dyschat_request_seconds", "endpoint" => endpoint)
+                    .record(started.elapsed().as_secs_f64());
+                respond(&request, result).await;
+            }
+            .instrument(span),
+        );
     }
     if let Err(e) = endpoint.stop().await {
         tracing::debug!(error = %e, "endpoint stop");

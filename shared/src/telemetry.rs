@@ -1,23 +1,220 @@
-//! Logging set-up: human-readable in `dev`, JSON in `prod`.
+//! Logs and traces.
+//!
+//! * Logs: human-readable in `dev`; in `prod` one JSON object per line with `trace_id` and
+//!   `span_id` of the span the line was written in, so Loki can jump from a log line to Jaeger.
+//! * Traces: when `DYSCHAT_JAEGER_URL` is set, spans go through `tracing-opentelemetry` and a
+//!   batch span processor to Jaeger's OTLP gRPC port, with `service.name` per service. When it is
+//!   empty no OpenTelemetry layer is installed at all, so a message pays for no span export, and
+//!   acks and HTTP responses carry no trace id (there would be nothing to look it up in).
+//!
+//! A binary calls [`init`] once with its own service and [`Telemetry::shutdown`] after its run
+//! has drained, which flushes the spans still queued. The integration tests run all four
+//! services in one process, where there can be only one global subscriber: [`init_in_process`]
+//! installs one provider whose span processor ([`router`]) gives every span to the exporter of
+//! the service it belongs to, so the collector sees four services exactly as it would from four
+//! processes. See `router` for how a span's service is decided.
 
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+mod propagation;
+mod router;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use tracing_subscriber::fmt::{format, FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{filter, fmt, prelude::*, EnvFilter, Layer};
 
 use crate::config::{Config, EnvMode, ServiceName};
 
-/// Installs the global subscriber for `service`. Safe to call more than once (later calls are
-/// ignored), which lets tests start several services in one process.
-pub fn init(config: &Config, service: ServiceName) {
-    let filter = EnvFilter::try_new(config.log_level(service))
+pub use propagation::{
+    current_trace_id, extract, headers_with_context, inject_current, link_to, set_parent,
+    trace_id_of, SERVICE_FIELD,
+};
+
+/// How long shutdown waits for the last spans to reach the collector.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The process's tracer provider, when traces are exported. Kept here so that every service
+/// started in one process (tests) shares the one that was installed first.
+static PROVIDER: OnceLock<Option<SdkTracerProvider>> = OnceLock::new();
+
+/// What [`init`] installed; flush or shut it down when the service has drained.
+#[derive(Clone, Debug)]
+#[must_use = "call shutdown() after the service drained, or queued spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported (`DYSCHAT_JAEGER_URL` was set when telemetry was installed).
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports every finished span now (tests call this before asserting on the collector).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            if let Err(e) = provider.force_flush() {
+                tracing::warn!(error = %e, "span flush failed");
+            }
+        }
+    }
+
+    /// Flushes and stops the exporters. Call once, after the service has drained.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+                eprintln!("trace export shutdown: {e}");
+            }
+        }
+    }
+}
+
+/// Whether spans of this process are exported; the hot paths skip building spans when not.
+pub fn exporting() -> bool {
+    matches!(PROVIDER.get(), Some(Some(_)))
+}
+
+/// Installs logging (and trace export when configured) for a process running `service`.
+/// Later calls in the same process change nothing and return the first installation.
+pub fn init(config: &Config, service: ServiceName) -> Telemetry {
+    install(config, service, &[service])
+}
+
+/// Like [`init`] for a process that runs every service (the in-process test mesh): each span is
+/// exported under the `service.name` of the service that made it.
+pub fn init_in_process(config: &Config) -> Telemetry {
+    install(config, ServiceName::WsAgent, &ServiceName::ALL)
+}
+
+fn install(config: &Config, service: ServiceName, services: &[ServiceName]) -> Telemetry {
+    let mut fresh = false;
+    let provider = PROVIDER
+        .get_or_init(|| {
+            fresh = true;
+            build_provider(&config.jaeger_url, service, services)
+        })
+        .clone();
+    if fresh {
+        install_subscriber(config, service, provider.as_ref());
+    }
+    Telemetry { provider }
+}
+
+fn build_provider(
+    url: &str,
+    default: ServiceName,
+    services: &[ServiceName],
+) -> Option<SdkTracerProvider> {
+    let url = url.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let mut processors = Vec::with_capacity(services.len());
+    for &service in services {
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(url)
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(e) => {
+                eprintln!("DYSCHAT_JAEGER_URL: cannot export traces to {url}: {e}");
+                return None;
+            }
+        };
+        processors.push((service, BatchSpanProcessor::builder(exporter).build()));
+    }
+    let router = router::ServiceRouter::new(default, processors);
+    Some(
+        SdkTracerProvider::builder()
+            .with_span_processor(router)
+            .with_resource(router::resource(default))
+            .build(),
+    )
+}
+
+/// Spans from our crates at `info` and above go to OpenTelemetry whatever the log level, so that
+/// `DYSCHAT_*_LOG_LEVEL=warn` quiets the logs without breaking traces.
+fn trace_filter() -> filter::Targets {
+    filter::Targets::new()
+        .with_target("dyschat_shared", tracing::Level::INFO)
+        .with_target("dyschat_auth", tracing::Level::INFO)
+        .with_target("dyschat_rooms", tracing::Level::INFO)
+        .with_target("dyschat_msg_writer", tracing::Level::INFO)
+        .with_target("dyschat_ws_agent", tracing::Level::INFO)
+}
+
+fn install_subscriber(config: &Config, service: ServiceName, provider: Option<&SdkTracerProvider>) {
+    let log_filter = EnvFilter::try_new(config.log_level(service))
         .unwrap_or_else(|_| EnvFilter::new("info"))
-        .add_directive("async_nats=warn".parse().expect("static directive"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match config.env_mode {
-        EnvMode::Dev => registry.with(fmt::layer().with_target(false)).try_init(),
-        EnvMode::Prod => registry
-            .with(fmt::layer().json().with_current_span(true))
-            .try_init(),
+        .add_directive("async_nats=warn".parse().expect("static directive"))
+        .add_directive("h2=warn".parse().expect("static directive"))
+        .add_directive("tonic=warn".parse().expect("static directive"));
+    let logs = match config.env_mode {
+        EnvMode::Dev => fmt::layer()
+            .with_target(false)
+            .with_filter(log_filter)
+            .boxed(),
+        EnvMode::Prod => fmt::layer()
+            .event_format(WithTraceIds(
+                fmt::format()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ))
+            .fmt_fields(format::JsonFields::new())
+            .with_filter(log_filter)
+            .boxed(),
     };
+    let traces = provider.map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("dyschat"))
+            .with_level(false)
+            .with_threads(false)
+            .with_filter(trace_filter())
+    });
+    let result = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init();
     if result.is_ok() {
-        tracing::debug!(service = service.as_str(), "logging initialised");
+        tracing::debug!(
+            service = service.as_str(),
+            traces = provider.is_some(),
+            "telemetry initialised"
+        );
+    }
+}
+
+/// The JSON event format with `trace_id` and `span_id` of the current span added first, when the
+/// event happened inside a traced span.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0
+            .format_event(ctx, format::Writer::new(&mut line), event)?;
+        match (propagation::current_ids(), line.strip_prefix('{')) {
+            (Some((trace_id, span_id)), Some(rest)) => write!(
+                writer,
+                "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+            ),
+            _ => writer.write_str(&line),
+        }
     }
 }

@@ -10,6 +10,14 @@ pub fn now() -> String {
     format(Utc::now())
 }
 
+/// Seconds from the wire time `sent_at` until now (0 for a time in the future, `None` for one that
+/// does not parse): the end-to-end latency of a message.
+pub fn seconds_since(sent_at: &str) -> Option<f64> {
+    let then = DateTime::parse_from_rfc3339(sent_at).ok()?;
+    let ms = (Utc::now() - then.with_timezone(&Utc)).num_milliseconds();
+    Some(ms.max(0) as f64 / 1000.0)
+}
+
 pub fn from_unix_secs(secs: i64) -> String {
     format(DateTime::from_timestamp(secs, 0).unwrap_or_default())
 }

@@ -34,6 +34,7 @@ pub mod client;
 pub mod cluster;
 pub mod load;
 pub mod mesh;
+pub mod otlp;
 pub mod procs;
 pub mod proxy;
 

@@ -11,8 +11,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    telemetry::init(&config, ServiceName::Auth);
-    if let Err(e) = dyschat_auth::run(config, shutdown::on_signals()).await {
+    let telemetry = telemetry::init(&config, ServiceName::Auth);
+    let result = dyschat_auth::run(config, shutdown::on_signals()).await;
+    // After the drain, so the spans of the last requests are exported too.
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("dyschat-auth: {e}");
         std::process::exit(1);
     }

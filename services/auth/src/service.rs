@@ -42,6 +42,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let login_ep = endpoint(&group, auth::LOGIN).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
 
+    let metrics_server = dyschat_shared::prometheus::spawn_for(
+        &config,
+        dyschat_shared::config::ServiceName::Auth,
+        &shutdown,
+    );
     let tracker = TaskTracker::new();
     let register = {
         let users = users.clone();
@@ -72,6 +77,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     );
 
     finish(client, service, tracker, &config).await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     Ok(())
 }
 

@@ -1,9 +1,15 @@
 //! One chunk of consumed messages: validate, write in one Redis pipeline, then ack.
+//!
+//! Each message gets its own `chat.store` span, a child of the sender's `chat.send` (its context
+//! is in the stored message's headers), covering the chunk's write and the message's ack; spans
+//! are only built while traces are exported.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{message::Message as JsMessage, AckKind};
-use dyschat_shared::{history, subjects, topology, wire::DeadLetter, wire::StoredMessage};
+use dyschat_shared::{
+    history, prometheus, subjects, telemetry, topology, wire::DeadLetter, wire::StoredMessage,
+};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +80,11 @@ impl Writer {
     pub async fn store_and_ack(&mut self, messages: Vec<JsMessage>, shutdown: &CancellationToken) {
         let mut pipe = redis::pipe();
         let mut batch = Vec::with_capacity(messages.len());
+        let mut spans = Vec::with_capacity(if telemetry::exporting() {
+            messages.len()
+        } else {
+            0
+        });
         for message in messages {
             let seq = match message.info() {
                 Ok(info) => info.stream_sequence,
@@ -85,6 +96,9 @@ impl Writer {
             match prepare(&message.subject, seq, &message.payload) {
                 Prepared::Store { room_id, seq } => {
                     history::queue_store(&mut pipe, &room_id, seq, &message.payload);
+                    if telemetry::exporting() {
+                        spans.push(store_span(&room_id, seq, &message));
+                    }
                     batch.push((room_id, seq, message));
                 }
                 Prepared::Poison(reason) => self.dead_letter(message, seq, reason).await,
@@ -95,9 +109,15 @@ impl Writer {
         }
         let mut backoff = RETRY_FIRST;
         loop {
-            match pipe.query_async::<()>(&mut self.redis).await {
+            let started = Instant::now();
+            let written = pipe.query_async::<()>(&mut self.redis).await;
+            prometheus::redis_timing("store", started);
+            match written {
                 Ok(()) => break,
                 Err(e) if !is_transient(&e) => {
+                    for span in &spans {
+                        span.record("outcome", "refused");
+                    }
                     tracing::warn!(error = %e, "Redis refused a chunk; storing one by one");
                     return self.store_one_by_one(batch).await;
                 }
@@ -126,6 +146,9 @@ impl Writer {
             if let Err(e) = message.ack().await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered");
             }
+        }
+        for span in &spans {
+            span.record("outcome", "stored");
         }
     }
 
@@ -188,6 +211,24 @@ impl Writer {
             tracing::warn!(error = %e, "could not settle a dead-lettered message");
         }
     }
+}
+
+/// The `chat.store` span of one consumed message, child of the sender's span.
+fn store_span(room_id: &str, seq: u64, message: &JsMessage) -> tracing::Span {
+    let span = tracing::info_span!(
+        "chat.store",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %message.subject,
+        messaging.consumer.group.name = topology::WRITER_CONSUMER,
+        room.id = %room_id,
+        message.seq = seq,
+        dyschat.service = "dyschat-msg-writer",
+        outcome = tracing::field::Empty,
+    );
+    telemetry::set_parent(&span, message.headers.as_ref());
+    span
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod rebuild;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use dyschat_shared::{connect, topology, Config};
+use dyschat_shared::{config::ServiceName, connect, prometheus, topology, Config};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,8 @@ pub use batch::{prepare, Prepared, Writer};
 
 /// The most messages pulled and written in one pipeline.
 pub const MAX_BATCH: usize = 512;
+/// How often the consumer's backlog is read into `dyschat_writer_consumer_pending`.
+pub const PENDING_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +40,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let stream = topology::ensure_messages_stream(&js, &config).await?;
     topology::ensure_dead_letter_stream(&js, &config).await?;
     let consumer = topology::ensure_writer_consumer(&stream).await?;
+    let metrics_server = prometheus::spawn_for(&config, ServiceName::MsgWriter, &shutdown);
+    let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
     let rebuild = tokio::spawn(rebuild::watch(
         stream.clone(),
         redis.clone(),
@@ -75,9 +79,36 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         writer.store_and_ack(ready, &shutdown).await;
     }
     let _ = rebuild.await;
+    let _ = pending.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     tracing::info!("msg-writer stopped consuming, flushing acks");
     if let Err(e) = client.flush().await {
         tracing::warn!(error = %e, "flush on shutdown failed");
     }
     Ok(())
+}
+
+/// Publishes the durable consumer's backlog (not yet delivered, and delivered but not acked) as
+/// gauges until `shutdown`: the writer lag of the dashboards.
+async fn poll_pending(
+    mut consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(PENDING_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match consumer.info().await {
+            Ok(info) => {
+                metrics::gauge!("dyschat_writer_consumer_pending").set(info.num_pending as f64);
+                metrics::gauge!("dyschat_writer_consumer_ack_pending")
+                    .set(info.num_ack_pending as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "consumer info failed"),
+        }
+    }
 }

@@ -8,9 +8,11 @@ async fn main() {
         eprintln!("dyschat-msg-writer: {e}");
         std::process::exit(2)
     });
-    dyschat_shared::telemetry::init(&config, ServiceName::MsgWriter);
+    let telemetry = dyschat_shared::telemetry::init(&config, ServiceName::MsgWriter);
     let shutdown = dyschat_shared::shutdown::on_signals();
-    if let Err(e) = dyschat_msg_writer::run(config, shutdown).await {
+    let result = dyschat_msg_writer::run(config, shutdown).await;
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("dyschat-msg-writer: {e}");
         std::process::exit(1);
     }

@@ -166,7 +166,13 @@ impl Rooms {
                 return;
             }
         };
-        if let Err(e) = self.events.publish(subject, payload.into()).await {
+        // The event carries the request's trace context, so the agents' reaction joins its trace.
+        let headers = dyschat_shared::telemetry::headers_with_context().unwrap_or_default();
+        if let Err(e) = self
+            .events
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+        {
             tracing::warn!(error = %e, room_id = %event.room_id, "could not publish a membership event");
         }
     }

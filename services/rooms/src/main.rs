@@ -11,8 +11,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    telemetry::init(&config, ServiceName::Rooms);
-    if let Err(e) = dyschat_rooms::run(config, shutdown::on_signals()).await {
+    let telemetry = telemetry::init(&config, ServiceName::Rooms);
+    let result = dyschat_rooms::run(config, shutdown::on_signals()).await;
+    // After the drain, so the spans of the last requests are exported too.
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("dyschat-rooms: {e}");
         std::process::exit(1);
     }

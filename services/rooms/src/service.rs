@@ -45,6 +45,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let members = endpoint(&group, api::MEMBERS).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
 
+    let metrics_server = dyschat_shared::prometheus::spawn_for(
+        &config,
+        dyschat_shared::config::ServiceName::Rooms,
+        &shutdown,
+    );
     let tracker = TaskTracker::new();
     let (t, s) = (&tracker, &shutdown);
     tokio::join!(
@@ -87,6 +92,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     );
 
     finish(client, service, tracker, &config).await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     Ok(())
 }
 

@@ -1,8 +1,12 @@
 //! Room messages against JetStream and Redis: publish a send, read the newest `seq`, replay a
 //! range, read history. Plain async functions over the clients, so the socket and HTTP edges stay
 //! thin and share one implementation.
+//!
+//! A publish carries the trace context of the caller's `chat.send` span in its headers; JetStream
+//! stores them with the message, so the writer's `chat.store` and every agent's `chat.deliver`
+//! join the same trace.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{
     self,
@@ -14,7 +18,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use dyschat_shared::{
     history::{self, PageQuery},
-    ids, subjects, time,
+    ids, prometheus, subjects, telemetry, time,
     wire::{dedupe_id, Message, MessagePage, StoredMessage},
     ApiError,
 };
@@ -51,6 +55,7 @@ pub struct Sent {
 pub struct PendingSend {
     ack: PublishAckFuture,
     stored: StoredMessage,
+    published: Instant,
 }
 
 #[derive(Clone)]
@@ -96,7 +101,11 @@ impl Chat {
             sent_at: time::now(),
         };
         let payload = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let span = tracing::Span::current();
+        span.record("message.id", stored.message_id.as_str());
+        span.record("message.client_id", stored.client_msg_id.as_str());
         let publish = PublishMessage::build()
+            .headers(telemetry::headers_with_context().unwrap_or_default())
             .payload(Bytes::from(payload))
             .message_id(dedupe_id(
                 &stored.sender_id,
@@ -108,7 +117,11 @@ impl Chat {
             .send_publish(subjects::room_messages(&stored.room_id), publish)
             .await
             .map_err(|e| unavailable("publish", e))?;
-        Ok(PendingSend { ack, stored })
+        Ok(PendingSend {
+            ack,
+            stored,
+            published: Instant::now(),
+        })
     }
 
     /// Waits for JetStream to store a published message.
@@ -117,6 +130,11 @@ impl Chat {
             .ack
             .await
             .map_err(|e| unavailable("message store", e))?;
+        metrics::histogram!("dyschat_publish_ack_seconds")
+            .record(pending.published.elapsed().as_secs_f64());
+        let span = tracing::Span::current();
+        span.record("message.seq", ack.sequence);
+        span.record("duplicate", ack.duplicate);
         let stored = if ack.duplicate {
             self.stored(ack.sequence).await?
         } else {
@@ -228,9 +246,10 @@ impl Chat {
     /// The `prev_seq` of a message at `seq` known only by its seq: the newest stored before it.
     pub async fn seq_before(&self, room_id: &str, seq: u64) -> Result<u64, ApiError> {
         let mut redis = self.redis.clone();
-        history::seq_before(&mut redis, room_id, seq)
-            .await
-            .map_err(|e| unavailable("history", e))
+        let started = Instant::now();
+        let result = history::seq_before(&mut redis, room_id, seq).await;
+        prometheus::redis_timing("seq_before", started);
+        result.map_err(|e| unavailable("history", e))
     }
 
     pub async fn history(
@@ -240,10 +259,29 @@ impl Chat {
         limit: usize,
     ) -> Result<MessagePage, ApiError> {
         let mut redis = self.redis.clone();
-        history::page(&mut redis, room_id, query, limit)
-            .await
-            .map_err(|e| unavailable("history", e))
+        let started = Instant::now();
+        let result = history::page(&mut redis, room_id, query, limit).await;
+        prometheus::redis_timing("history", started);
+        result.map_err(|e| unavailable("history", e))
     }
+}
+
+/// The `chat.send` span of one send: the root of the message's trace (a child of the HTTP request
+/// for a post). Publish and confirm run in it; `message.id` and `message.seq` are filled in then.
+pub fn send_span(room_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "chat.send",
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "publish",
+        messaging.destination.name = subjects::ROOM_MESSAGES_WILDCARD,
+        room.id = %room_id,
+        message.id = tracing::field::Empty,
+        message.client_id = tracing::field::Empty,
+        message.seq = tracing::field::Empty,
+        duplicate = tracing::field::Empty,
+        dyschat.service = "dyschat-ws-agent",
+    )
 }
 
 /// Validates a `limit` parameter: default 50, 1..=100.

@@ -1,5 +1,8 @@
 //! Mesh events an agent reacts to: membership changes (from rooms), typing and presence (from
 //! agents). Each is turned into frames for the local sockets joined to the room concerned.
+//!
+//! A membership event carries the trace context of the rooms request that caused it, so its
+//! handling here (`events.membership`) shows up in that request's trace.
 
 use std::sync::Arc;
 
@@ -8,6 +11,7 @@ use dyschat_shared::{
     wire::{MembershipEvent, PresenceEvent, ServerFrame, TypingEvent},
 };
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::state::AgentState;
 
@@ -28,7 +32,8 @@ pub async fn run(state: Arc<AgentState>) -> Result<(), async_nats::SubscribeErro
         let subject = message.subject.as_str();
         if subject.starts_with("dyschat.events.membership.") {
             if let Ok(event) = serde_json::from_slice::<MembershipEvent>(&message.payload) {
-                on_membership(&state, event).await;
+                let span = membership_span(&event, &message);
+                on_membership(&state, event).instrument(span).await;
             }
         } else if subject.starts_with("dyschat.events.typing.") {
             if let Ok(event) = serde_json::from_slice::<TypingEvent>(&message.payload) {
@@ -39,6 +44,24 @@ pub async fn run(state: Arc<AgentState>) -> Result<(), async_nats::SubscribeErro
         }
     }
     Ok(())
+}
+
+fn membership_span(event: &MembershipEvent, message: &async_nats::Message) -> tracing::Span {
+    if !dyschat_shared::telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "events.membership",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.destination.name = %message.subject,
+        room.id = %event.room_id,
+        user.id = %event.user_id,
+        joined = event.joined,
+        dyschat.service = "dyschat-ws-agent",
+    );
+    dyschat_shared::telemetry::set_parent(&span, message.headers.as_ref());
+    span
 }
 
 async fn on_membership(state: &AgentState, event: MembershipEvent) {

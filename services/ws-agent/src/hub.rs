@@ -10,6 +10,10 @@
 //! A socket that is joining with `since` is attached in *buffering* mode: live frames are held for
 //! it while its replay is read from JetStream, then [`Hub::activate`] releases the ones newer than
 //! the replay. That is what makes the junction free of gaps and duplicates.
+//!
+//! Each live message is delivered in a `chat.deliver` span, a child of the sender's `chat.send`
+//! (the context is in the re-published headers), and its age since `sent_at` is recorded in
+//! `dyschat_delivery_latency_seconds`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_nats::{HeaderMap, Subscriber};
 use axum::extract::ws::Utf8Bytes;
 use dyschat_shared::{
-    subjects,
+    subjects, telemetry, time,
     wire::{Message, ServerFrame, StoredMessage},
     ApiError,
 };
@@ -266,11 +270,19 @@ impl Hub {
                 self.fill_gap(&room_id, &channel, last, prev).await;
             }
             match serde_json::from_slice::<StoredMessage>(&message.payload) {
-                Ok(stored) => fan_out(
-                    &channel,
-                    Message::from_stored(stored, seq, prev),
-                    self.buffer_limit,
-                ),
+                Ok(stored) => {
+                    if let Some(age) = time::seconds_since(&stored.sent_at) {
+                        metrics::histogram!("dyschat_delivery_latency_seconds").record(age);
+                    }
+                    let span = deliver_span(&room_id, seq, &stored.message_id, &message);
+                    let _entered = span.enter();
+                    let delivered = fan_out(
+                        &channel,
+                        Message::from_stored(stored, seq, prev),
+                        self.buffer_limit,
+                    );
+                    span.record("sockets", delivered);
+                }
                 Err(e) => tracing::error!(seq, error = %e, "undecodable live message skipped"),
             }
         }
@@ -317,13 +329,40 @@ pub fn sequence_headers(headers: &HeaderMap) -> Option<(u64, u64)> {
     Some((seq, prev))
 }
 
-/// Serialises `message` once and queues it on every socket that has not had it yet.
-fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) {
+/// The `chat.deliver` span of a live message at this agent (none while traces are not exported).
+fn deliver_span(
+    room_id: &str,
+    seq: u64,
+    message_id: &str,
+    message: &async_nats::Message,
+) -> tracing::Span {
+    if !telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "chat.deliver",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %message.subject,
+        room.id = %room_id,
+        message.id = %message_id,
+        message.seq = seq,
+        sockets = tracing::field::Empty,
+        dyschat.service = "dyschat-ws-agent",
+    );
+    telemetry::set_parent(&span, message.headers.as_ref());
+    span
+}
+
+/// Serialises `message` once and queues it on every socket that has not had it yet; returns on
+/// how many sockets it was queued.
+fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) -> u64 {
     let seq = message.seq;
     let frame = Utf8Bytes::from(ServerFrame::Message(message).to_json());
     let mut state = lock(&channel.state);
     if seq <= state.last_forwarded {
-        return;
+        return 0;
     }
     state.last_forwarded = seq;
     let mut delivered = 0u64;
@@ -345,4 +384,5 @@ fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) {
         }
     }
     metrics::counter!("dyschat_ws_messages_delivered_total").increment(delivered);
+    delivered
 }

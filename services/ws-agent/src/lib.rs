@@ -17,11 +17,11 @@ pub mod socket;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_nats::jetstream;
 use dyschat_shared::{connect, ids, topology, Config};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,19 +46,10 @@ pub enum Error {
     Serve(std::io::Error),
 }
 
-/// The process-wide Prometheus recorder (installed once, shared by agents started in one test).
+/// The process-wide Prometheus recorder (installed once, shared by every service started in one
+/// test process); see [`dyschat_shared::prometheus`].
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed");
-            }
-            handle
-        })
-        .clone()
+    dyschat_shared::prometheus::handle()
 }
 
 /// Binds `DYSCHAT_WS_AGENT_PORT` and serves until `shutdown`.

@@ -8,9 +8,12 @@ async fn main() {
         eprintln!("dyschat-ws-agent: {e}");
         std::process::exit(2)
     });
-    dyschat_shared::telemetry::init(&config, ServiceName::WsAgent);
+    let telemetry = dyschat_shared::telemetry::init(&config, ServiceName::WsAgent);
     let shutdown = dyschat_shared::shutdown::on_signals();
-    if let Err(e) = dyschat_ws_agent::run(config, shutdown).await {
+    let result = dyschat_ws_agent::run(config, shutdown).await;
+    // After the drain, so the spans of the last sends are exported too.
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("dyschat-ws-agent: {e}");
         std::process::exit(1);
     }

@@ -14,6 +14,7 @@ use dyschat_shared::{
     ApiError, Config,
 };
 use futures::StreamExt;
+use tracing::Instrument;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -193,6 +194,7 @@ impl AgentState {
         }
         self.limits.check_send(&user.user_id, Instant::now())?;
         self.require_member(room_id, &user.user_id).await?;
+        let span = crate::chat::send_span(room_id);
         let mut live = self
             .nats
             .subscribe(subjects::live(room_id))
@@ -207,6 +209,7 @@ impl AgentState {
                 body,
                 client_msg_id,
             })
+            .instrument(span)
             .await?;
         let mut prev = None;
         if !sent.duplicate {

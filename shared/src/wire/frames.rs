@@ -45,6 +45,46 @@ pub enum ClientFrame {
     Ping {},
 }
 
+impl ClientFrame {
+    /// The frame's `type`, a fixed set (the `type` label of `dyschat_ws_frames_in_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Ping {} => "ping",
+        }
+    }
+}
+
+/// The `type` of a serialized server frame, from a fixed set (`other` for anything else), read
+/// from its first field without parsing: the `type` label of `dyschat_ws_frames_out_total`.
+pub fn server_frame_kind(json: &str) -> &'static str {
+    const KINDS: [&str; 13] = [
+        "message",
+        "ack",
+        "typing",
+        "presence",
+        "member_joined",
+        "member_left",
+        "joined",
+        "left",
+        "history",
+        "error",
+        "ready",
+        "pong",
+        "other",
+    ];
+    let kind = json
+        .strip_prefix("{\"type\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("other");
+    KINDS.into_iter().find(|k| *k == kind).unwrap_or("other")
+}
+
 /// A decoded client frame and its `ref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
@@ -114,6 +154,10 @@ pub enum ServerFrame {
         message_id: String,
         sent_at: String,
         duplicate: bool,
+        /// The trace of this send (32 hex digits) to look up in Jaeger; absent when traces are
+        /// not exported. An addition to the contract's `ack`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -229,6 +273,16 @@ mod tests {
         assert!(decode_client_frame("[1,2]").is_err());
         assert!(decode_client_frame(r#"{"room_id":"r"}"#).is_err());
         assert!(decode_client_frame(r#"{"type":"join","room_id":"r","since":-1}"#).is_err());
+    }
+
+    #[test]
+    fn server_frame_kinds_come_from_the_type_field() {
+        let f = ServerFrame::Pong { reference: None };
+        assert_eq!(server_frame_kind(&f.to_json()), "pong");
+        let f = ServerFrame::error(ApiError::rate_limited(1), None);
+        assert_eq!(server_frame_kind(&f.to_json()), "error");
+        assert_eq!(server_frame_kind(r#"{"type":"surprise"}"#), "other");
+        assert_eq!(server_frame_kind("nonsense"), "other");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod handlers;
 pub mod origin;
+pub mod trace;
 mod ws;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub fn app(state: Arc<AgentState>) -> Router {
             "/api/v1/rooms/{room_id}/messages",
             get(handlers::messages).post(handlers::post_message),
         )
+        // Route layer: runs after routing, so the span and labels see the route template.
+        .route_layer(axum::middleware::from_fn(trace::traced))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let router = match cors {

@@ -89,7 +89,10 @@ pub fn cors(config: &Config) -> Option<CorsLayer> {
                 .allow_origin(AllowOrigin::list(allowed))
                 .allow_methods([Method::GET, Method::POST])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-                .expose_headers([header::RETRY_AFTER])
+                .expose_headers([
+                    header::RETRY_AFTER,
+                    header::HeaderName::from_static(super::trace::TRACE_ID_HEADER),
+                ])
                 .max_age(PREFLIGHT_MAX_AGE),
         ),
     }

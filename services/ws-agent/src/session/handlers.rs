@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use dyschat_shared::{
-    ids,
+    ids, telemetry,
     wire::{ServerFrame, TypingEvent},
     ApiError,
 };
+use tracing::Instrument;
 
 use super::{Session, MAX_ROOMS_PER_SOCKET};
 use crate::chat::SendRequest;
@@ -151,6 +152,8 @@ impl Session {
             .acquire_owned()
             .await
             .map_err(|_| ApiError::unavailable("socket closing"))?;
+        // Each frame starts its own trace; its id goes back in the ack.
+        let span = crate::chat::send_span(&room_id);
         let pending = self
             .state
             .chat
@@ -161,25 +164,31 @@ impl Session {
                 body,
                 client_msg_id,
             })
+            .instrument(span.clone())
             .await?;
         let state = self.state.clone();
         let socket = self.socket.clone();
-        self.state.tracker.spawn(async move {
-            let frame = match state.chat.confirm(pending).await {
-                Ok(sent) => ServerFrame::Ack {
-                    room_id: sent.room_id,
-                    client_msg_id: sent.client_msg_id,
-                    seq: sent.seq,
-                    message_id: sent.message_id,
-                    sent_at: sent.sent_at,
-                    duplicate: sent.duplicate,
-                    reference,
-                },
-                Err(e) => ServerFrame::error(e, reference),
-            };
-            socket.push(Utf8Bytes::from(frame.to_json()));
-            drop(permit);
-        });
+        let trace_id = telemetry::trace_id_of(&span);
+        self.state.tracker.spawn(
+            async move {
+                let frame = match state.chat.confirm(pending).await {
+                    Ok(sent) => ServerFrame::Ack {
+                        room_id: sent.room_id,
+                        client_msg_id: sent.client_msg_id,
+                        seq: sent.seq,
+                        message_id: sent.message_id,
+                        sent_at: sent.sent_at,
+                        duplicate: sent.duplicate,
+                        trace_id,
+                        reference,
+                    },
+                    Err(e) => ServerFrame::error(e, reference),
+                };
+                socket.push(Utf8Bytes::from(frame.to_json()));
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(())
     }
 

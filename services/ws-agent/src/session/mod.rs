@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use dyschat_shared::{
-    wire::{decode_client_frame, ClientFrame, ServerFrame, MAX_FRAME_BYTES},
+    wire::{decode_client_frame, server_frame_kind, ClientFrame, ServerFrame, MAX_FRAME_BYTES},
     ApiError,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -174,7 +174,8 @@ async fn write_loop<W>(
             _ = socket.closing().cancelled() => break,
             frame = rx.recv() => match frame {
                 Some(frame) => {
-                    metrics::counter!("dyschat_ws_frames_out_total").increment(1);
+                    metrics::counter!("dyschat_ws_frames_out_total", "type" => server_frame_kind(&frame))
+                        .increment(1);
                     if writer.send(WsMessage::Text(frame)).await.is_err() {
                         socket.close(1006);
                         return;
@@ -251,13 +252,18 @@ impl Session {
                     self.socket.close(CLOSE_TOO_BIG);
                     return;
                 }
-                Some(Ok(WsMessage::Text(raw))) => {
-                    metrics::counter!("dyschat_ws_frames_in_total").increment(1);
-                    match decode_client_frame(&raw) {
-                        Ok(inbound) => self.handle(inbound.frame, inbound.reference).await,
-                        Err(e) => self.reply(ServerFrame::error(e.error, e.reference)),
+                Some(Ok(WsMessage::Text(raw))) => match decode_client_frame(&raw) {
+                    Ok(inbound) => {
+                        metrics::counter!("dyschat_ws_frames_in_total", "type" => inbound.frame.kind())
+                            .increment(1);
+                        self.handle(inbound.frame, inbound.reference).await
                     }
-                }
+                    Err(e) => {
+                        metrics::counter!("dyschat_ws_frames_in_total", "type" => "invalid")
+                            .increment(1);
+                        self.reply(ServerFrame::error(e.error, e.reference))
+                    }
+                },
                 Some(Ok(WsMessage::Binary(_))) => self.reply(ServerFrame::error(
                     ApiError::bad_request("binary frames are not supported; send JSON text frames"),
                     None,
