@@ -44,6 +44,9 @@ async fn a_socket_that_never_reads_is_closed_with_1013_and_recovers() -> anyhow:
         .await?;
     }
 
+    // Baseline: the same load with no stalled socket in the room.
+    let baseline = phase(&mesh, &sender, &fast, &room, MESSAGES / 2).await?;
+
     // The slow client: a tiny receive buffer, joins, then never reads again.
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(4096)?;
@@ -52,59 +55,11 @@ async fn a_socket_that_never_reads_is_closed_with_1013_and_recovers() -> anyhow:
     let (mut slow_ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
     slow_ws.send_join(&room).await?;
 
-    let mut fast_ws = WsClient::connect(&mesh.agent(0).ws(), &fast.token).await?;
-    fast_ws.join(&room, None).await?;
-    let fast_task = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(MESSAGES);
-        let mut last = 0u64;
-        while latencies.len() < MESSAGES {
-            let m = fast_ws.recv_type("message").await?;
-            let seq = m["seq"].as_u64().context("seq")?;
-            ensure!(
-                seq > last && m["prev_seq"] == last || last == 0,
-                "fast socket out of order"
-            );
-            last = seq;
-            let sent: u128 = m["body"]
-                .as_str()
-                .and_then(|b| b.split('|').next())
-                .and_then(|t| t.parse().ok())
-                .context("stamp")?;
-            latencies.push(now_micros().saturating_sub(sent));
-        }
-        anyhow::Ok(latencies)
-    });
-
-    let padding = "p".repeat(3900);
-    let ws = WsClient::connect(&mesh.agent(0).ws(), &sender.token).await?;
-    let (mut tx, mut rx) = ws.split();
-    let started = Instant::now();
-    let acks = tokio::spawn(async move {
-        let mut n = 0;
-        while n < MESSAGES {
-            if rx.recv().await?["type"] == "ack" {
-                n += 1;
-            }
-        }
-        anyhow::Ok(())
-    });
-    for n in 0..MESSAGES {
-        let due = started + Duration::from_micros(1500) * n as u32;
-        tokio::time::sleep_until(due.into()).await;
-        tx.send(
-            json!({"type": "send", "room_id": room, "body": format!("{}|{padding}", now_micros())}),
-        )
-        .await?;
-    }
-    acks.await??;
-    let mut latencies = fast_task.await??;
-    latencies.sort_unstable();
+    let stalled = phase(&mesh, &sender, &fast, &room, MESSAGES).await?;
     println!(
-        "fast socket delivery latency with a stalled neighbour: p50 {} us, p99 {} us, max {} us over {} messages",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(0),
-        latencies.len()
+        "fast socket delivery latency, no stalled neighbour: {} | with a stalled neighbour: {}",
+        describe(&baseline),
+        describe(&stalled)
     );
 
     // The slow socket: whatever the kernel buffered, then the close with 1013.
@@ -146,6 +101,75 @@ async fn a_socket_that_never_reads_is_closed_with_1013_and_recovers() -> anyhow:
     }
     println!("slow socket read {last_read} before 1013, recovered {got} by rejoining");
     Ok(())
+}
+
+fn describe(latencies: &[u128]) -> String {
+    format!(
+        "p50 {} us, p99 {} us, max {} us over {} messages",
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+        latencies.last().copied().unwrap_or(0),
+        latencies.len()
+    )
+}
+
+/// Sends `count` paced, time-stamped messages as `sender` and returns the sorted delivery
+/// latencies seen by a fresh socket of `fast`.
+async fn phase(
+    mesh: &Mesh,
+    sender: &dyschat_tests::client::LoggedIn,
+    fast: &dyschat_tests::client::LoggedIn,
+    room: &str,
+    count: usize,
+) -> anyhow::Result<Vec<u128>> {
+    let mut fast_ws = WsClient::connect(&mesh.agent(0).ws(), &fast.token).await?;
+    fast_ws.join(room, None).await?;
+    let fast_task = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(count);
+        let mut last = 0u64;
+        while latencies.len() < count {
+            let m = fast_ws.recv_type("message").await?;
+            let seq = m["seq"].as_u64().context("seq")?;
+            ensure!(
+                last == 0 || (seq > last && m["prev_seq"] == last),
+                "fast socket out of order"
+            );
+            last = seq;
+            let sent: u128 = m["body"]
+                .as_str()
+                .and_then(|b| b.split('|').next())
+                .and_then(|t| t.parse().ok())
+                .context("stamp")?;
+            latencies.push(now_micros().saturating_sub(sent));
+        }
+        fast_ws.close().await;
+        anyhow::Ok(latencies)
+    });
+    let padding = "p".repeat(3900);
+    let ws = WsClient::connect(&mesh.agent(0).ws(), &sender.token).await?;
+    let (mut tx, mut rx) = ws.split();
+    let acks = tokio::spawn(async move {
+        let mut n = 0;
+        while n < count {
+            if rx.recv().await?["type"] == "ack" {
+                n += 1;
+            }
+        }
+        anyhow::Ok(())
+    });
+    let started = Instant::now();
+    for n in 0..count {
+        let due = started + Duration::from_micros(1500) * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        tx.send(
+            json!({"type": "send", "room_id": room, "body": format!("{}|{padding}", now_micros())}),
+        )
+        .await?;
+    }
+    acks.await??;
+    let mut latencies = fast_task.await??;
+    latencies.sort_unstable();
+    Ok(latencies)
 }
 
 trait JoinExt {
