@@ -103,10 +103,10 @@ test('the agent serves the client and its modules with content types', async () 
   const index = await fetch(`${mesh.url}/`);
   assert.equal(index.status, 200);
   assert.match(index.headers.get('content-type'), /^text\/html/);
-  const js = await fetch(`${mesh.url}/assets/js/main.js`);
+  const js = await fetch(`${mesh.url}/assets/main.js`);
   assert.match(js.headers.get('content-type'), /^text\/javascript/);
   assert.equal(js.headers.get('cache-control'), 'no-cache');
-  const again = await fetch(`${mesh.url}/assets/js/main.js`, { headers: { 'If-None-Match': js.headers.get('etag') } });
+  const again = await fetch(`${mesh.url}/assets/main.js`, { headers: { 'If-None-Match': js.headers.get('etag') } });
   assert.equal(again.status, 304);
   const missing = await fetch(`${mesh.url}/assets/nope.js`);
   assert.equal(missing.status, 404);
@@ -194,6 +194,37 @@ test('two users chat, reload keeps history, a dropped network loses nothing', as
       assert.deepEqual(b2, a2, 'same conversation on both sides after the outage');
       assert.equal(b2.length, all.length, 'every message exactly once');
       await bob.page.screenshot({ path: join(SHOTS, '3-bob-reconnected.png') });
+    });
+
+    await t.test('scrolling up pages older history, in order and once each', async () => {
+      const token = await alice.page.evaluate(() => JSON.parse(localStorage.getItem('dyschat.session')).token);
+      const bulk = [];
+      for (let i = 0; i < 120; i += 1) {
+        const body = `bulk ${i}`;
+        bulk.push(body);
+        const r = await fetch(`${mesh.url}/api/v1/rooms/${roomId}/messages`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ body, client_msg_id: `bulk-${suffix}-${i}` }),
+        });
+        assert.equal(r.status, 201, await r.text());
+      }
+      await waitForBodies(alice.page, bulk);
+      await bob.page.reload();
+      await bob.page.waitForSelector('#conn[data-state="up"]', WAIT);
+      await waitForBodies(bob.page, bulk.slice(-10));
+      const total = (await shown(alice.page)).length;
+      for (let i = 0; i < 30 && (await shown(bob.page)).length < total; i += 1) {
+        await bob.page.evaluate(() => {
+          document.getElementById('scroller').scrollTop = 0;
+        });
+        await bob.page.waitForTimeout(200);
+      }
+      const a3 = await shown(alice.page);
+      const b3 = await shown(bob.page);
+      assertClean(b3, 'bob after paging');
+      assert.deepEqual(b3, a3, 'paged history equals the live view');
+      assert.ok(await bob.page.isHidden('#older-btn'), 'no more history to load');
     });
 
     await t.test('phone width stays usable', async () => {

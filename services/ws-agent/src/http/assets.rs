@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpError;
-use dyschat_shared::ApiError;
+use dyschat_shared::{wire::ErrorBody, ApiError};
 
 /// An embedded file: its URL path under `/assets/`, content type and bytes.
 struct Asset {
@@ -30,29 +30,29 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/app.css"),
     },
     Asset {
-        path: "js/main.js",
+        path: "main.js",
         content_type: JS,
-        bytes: include_bytes!("../../assets/js/main.js"),
+        bytes: include_bytes!("../../assets/main.js"),
     },
     Asset {
-        path: "js/api.js",
+        path: "api.js",
         content_type: JS,
-        bytes: include_bytes!("../../assets/js/api.js"),
+        bytes: include_bytes!("../../assets/api.js"),
     },
     Asset {
-        path: "js/connection.js",
+        path: "connection.js",
         content_type: JS,
-        bytes: include_bytes!("../../assets/js/connection.js"),
+        bytes: include_bytes!("../../assets/connection.js"),
     },
     Asset {
-        path: "js/store.js",
+        path: "store.js",
         content_type: JS,
-        bytes: include_bytes!("../../assets/js/store.js"),
+        bytes: include_bytes!("../../assets/store.js"),
     },
     Asset {
-        path: "js/view.js",
+        path: "view.js",
         content_type: JS,
-        bytes: include_bytes!("../../assets/js/view.js"),
+        bytes: include_bytes!("../../assets/view.js"),
     },
     Asset {
         path: "docs.js",
@@ -118,16 +118,25 @@ fn respond(
 }
 
 /// `GET /`: the web client.
+#[utoipa::path(get, path = "/", tag = "web client",
+    responses((status = 200, description = "The web client", content_type = "text/html")))]
 pub async fn index(headers: HeaderMap) -> Response {
     respond(&headers, HTML, INDEX, etag_of(ASSETS.len()))
 }
 
 /// `GET /docs`: the interactive API explorer over `/openapi.json`.
+#[utoipa::path(get, path = "/docs", tag = "web client",
+    responses((status = 200, description = "Interactive API explorer", content_type = "text/html")))]
 pub async fn docs(headers: HeaderMap) -> Response {
     respond(&headers, HTML, DOCS, etag_of(ASSETS.len() + 1))
 }
 
-/// `GET /assets/{*path}`: a file of the web client; unknown names are the usual JSON 404.
+/// `GET /assets/{file}`: a file of the web client; unknown names are the usual JSON 404.
+#[utoipa::path(get, path = "/assets/{file}", tag = "web client",
+    params(("file" = String, Path, description = "e.g. `main.js`, `app.css`")),
+    responses((status = 200, description = "The file, `Cache-Control: no-cache` with an `ETag`"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, HttpError> {
     let (i, asset) = ASSETS
         .iter()
@@ -149,14 +158,14 @@ mod tests {
     #[test]
     fn every_module_the_client_imports_is_embedded() {
         let main = std::str::from_utf8(INDEX).unwrap_or_default();
-        assert!(main.contains("/assets/js/main.js") && main.contains("/assets/app.css"));
-        for asset in ASSETS.iter().filter(|a| a.path.starts_with("js/")) {
+        assert!(main.contains("/assets/main.js") && main.contains("/assets/app.css"));
+        for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
             let text = std::str::from_utf8(asset.bytes).unwrap_or_default();
             for line in text.lines().filter(|l| l.starts_with("import ")) {
                 let Some(spec) = line.split('\'').nth(1) else {
                     continue;
                 };
-                let target = format!("js/{}", spec.trim_start_matches("./"));
+                let target = spec.trim_start_matches("./");
                 assert!(
                     ASSETS.iter().any(|a| a.path == target),
                     "{} imports {spec}, which is not embedded",

@@ -11,12 +11,14 @@ use dyschat_shared::{
     history::PageQuery,
     ids, subjects,
     wire::{
-        CreateRoomBody, CreateRoomRequest, Credentials, JoinState, ListRoomsRequest, LoginReply,
-        MemberList, MessagePage, PostMessageBody, Room, RoomList, RoomRequest, UserView,
+        CreateRoomBody, CreateRoomRequest, Credentials, ErrorBody, JoinState, ListRoomsRequest,
+        LoginReply, MemberList, Message, MessagePage, PostMessageBody, Room, RoomList, RoomRequest,
+        UserView,
     },
     ApiError,
 };
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::HttpResult;
 use super::extract::{AuthUser, ClientIp, JsonBody, Query};
@@ -29,10 +31,15 @@ pub async fn not_found() -> super::HttpError {
     ApiError::not_found("no such route").into()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process runs", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "NATS and Redis answer: `{nats: true, redis: true}`"),
+        (status = 503, description = "NATS or Redis does not answer; the body says which")))]
 pub async fn readyz(State(state): AppState) -> impl IntoResponse {
     let nats_ok = state.nats.connection_state() == async_nats::connection::State::Connected;
     let mut redis = state.chat.redis();
@@ -53,6 +60,8 @@ pub async fn readyz(State(state): AppState) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): AppState) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -60,6 +69,9 @@ pub async fn metrics(State(state): AppState) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = UserView, description = "Registered"), (status = 400, body = ErrorBody, description = "bad_request"),
+        (status = 409, body = ErrorBody, description = "username_taken"), (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn register(
     State(state): AppState,
     ClientIp(peer): ClientIp,
@@ -72,6 +84,9 @@ pub async fn register(
 
 /// Attempts are limited per client address here and failed ones per username in auth, so
 /// neither many names from one address nor one name from many addresses can be guessed quickly.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = LoginReply, description = "A Bearer token"), (status = 400, body = ErrorBody, description = "bad_request"),
+        (status = 401, body = ErrorBody, description = "unauthorized"), (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn login(
     State(state): AppState,
     ClientIp(peer): ClientIp,
@@ -83,6 +98,8 @@ pub async fn login(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UserView, description = "The caller"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     Json(UserView {
         user_id: user.user_id,
@@ -90,6 +107,9 @@ pub async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = CreateRoomBody,
+    responses((status = 201, body = Room, description = "Created; the creator is a member"),
+        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn create_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -112,12 +132,18 @@ pub async fn create_room(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1..100 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = RoomList, description = "Every room (rooms are public), paged"),
+        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn list_rooms(
     State(state): AppState,
     AuthUser(_): AuthUser,
@@ -145,6 +171,9 @@ fn room_path(room_id: &str) -> Result<RoomRequest, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+    responses((status = 200, body = Room, description = "The room"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn get_room(
     State(state): AppState,
     AuthUser(_): AuthUser,
@@ -157,6 +186,9 @@ pub async fn get_room(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/join", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+    responses((status = 200, body = JoinState, description = "A member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn join_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -169,6 +201,9 @@ pub async fn join_room(
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/leave", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+    responses((status = 200, body = JoinState, description = "Not a member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn leave_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -181,6 +216,10 @@ pub async fn leave_room(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/members", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+    responses((status = 200, body = MemberList, description = "Members and whether each is online"),
+        (status = 401, body = ErrorBody, description = "unauthorized"), (status = 403, body = ErrorBody, description = "forbidden: not a member"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn members(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -194,13 +233,22 @@ pub async fn members(
     Ok(Json(MemberList { members }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// The newest `limit` messages with `seq` below this.
     before: Option<u64>,
+    /// The oldest `limit` messages with `seq` above this (not with `before`).
     after: Option<u64>,
+    /// Page size, 1..100 (default 50).
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("room_id" = String, Path, description = "The room id"), PageParams),
+    responses((status = 200, body = MessagePage, description = "Oldest first; by default the newest 50"),
+        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: not a member"), (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn messages(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -219,12 +267,18 @@ pub async fn messages(
     Ok(Json(state.chat.history(&room_id, query, limit).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("room_id" = String, Path, description = "The room id")), request_body = PostMessageBody,
+    responses((status = 201, body = Message, description = "Stored, and delivered live like a WebSocket send"),
+        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: not a member"), (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 429, body = ErrorBody, description = "rate_limited, with retry_after_ms and Retry-After")))]
 pub async fn post_message(
     State(state): AppState,
     AuthUser(user): AuthUser,
     Path(room_id): Path<String>,
     JsonBody(body): JsonBody<PostMessageBody>,
-) -> HttpResult<(StatusCode, Json<dyschat_shared::wire::Message>)> {
+) -> HttpResult<(StatusCode, Json<Message>)> {
     let message = state
         .post_message(&user, &room_id, body.body, body.client_msg_id)
         .await?;

@@ -4,6 +4,7 @@ mod assets;
 mod error;
 mod extract;
 mod handlers;
+pub mod openapi;
 pub mod origin;
 pub mod trace;
 mod ws;
@@ -11,8 +12,9 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::{HttpError, HttpResult};
 
@@ -21,32 +23,35 @@ use crate::state::AgentState;
 /// The largest HTTP body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Every route the agent serves, each with its OpenAPI operation: the one table from which both
+/// the router ([`app`]) and `/openapi.json` are built, so neither lists a route the other lacks.
+/// Handlers sharing a path go in one `routes!`.
+pub fn routes() -> OpenApiRouter<Arc<AgentState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(assets::index))
+        .routes(routes!(assets::asset))
+        .routes(routes!(assets::docs))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::metrics))
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(handlers::register))
+        .routes(routes!(handlers::login))
+        .routes(routes!(handlers::me))
+        .routes(routes!(handlers::create_room, handlers::list_rooms))
+        .routes(routes!(handlers::get_room))
+        .routes(routes!(handlers::join_room))
+        .routes(routes!(handlers::leave_room))
+        .routes(routes!(handlers::members))
+        .routes(routes!(handlers::messages, handlers::post_message))
+}
+
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.
 pub fn app(state: Arc<AgentState>) -> Router {
     let cors = origin::cors(&state.config);
-    let router = Router::new()
-        .route("/", get(assets::index))
-        .route("/assets/{*path}", get(assets::asset))
-        .route("/docs", get(assets::docs))
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
-        .route("/ws", get(ws::upgrade))
-        .route("/api/v1/auth/register", post(handlers::register))
-        .route("/api/v1/auth/login", post(handlers::login))
-        .route("/api/v1/me", get(handlers::me))
-        .route(
-            "/api/v1/rooms",
-            post(handlers::create_room).get(handlers::list_rooms),
-        )
-        .route("/api/v1/rooms/{room_id}", get(handlers::get_room))
-        .route("/api/v1/rooms/{room_id}/join", post(handlers::join_room))
-        .route("/api/v1/rooms/{room_id}/leave", post(handlers::leave_room))
-        .route("/api/v1/rooms/{room_id}/members", get(handlers::members))
-        .route(
-            "/api/v1/rooms/{room_id}/messages",
-            get(handlers::messages).post(handlers::post_message),
-        )
+    let (router, _) = routes().split_for_parts();
+    let router = router
         // Route layer: runs after routing, so the span and labels see the route template.
         .route_layer(axum::middleware::from_fn(trace::traced))
         .fallback(handlers::not_found)

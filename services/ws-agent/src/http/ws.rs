@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::{ws::WebSocketUpgrade, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use dyschat_shared::wire::ErrorBody;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -23,6 +24,14 @@ pub struct WsParams {
     token: Option<String>,
 }
 
+#[utoipa::path(get, path = "/ws", tag = "websocket",
+    description = "Upgrades to the WebSocket chat protocol (docs/asyncapi.yaml). Without `token`, \
+                   send an `auth` frame within 10 seconds.",
+    params(("token" = Option<String>, Query, description = "A JWT from login")),
+    responses((status = 101, description = "Switching Protocols"),
+        (status = 401, body = ErrorBody, description = "unauthorized: bad token"),
+        (status = 403, body = ErrorBody, description = "forbidden: Origin not allowed"),
+        (status = 429, body = ErrorBody, description = "rate_limited: too many sockets for this user")))]
 pub async fn upgrade(
     State(state): State<Arc<AgentState>>,
     headers: HeaderMap,
