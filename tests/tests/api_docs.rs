@@ -45,6 +45,115 @@ fn asyncapi_names_every_frame_type() {
     }
 }
 
+/// One instance of every server frame with every optional field set, so its JSON shows all keys.
+fn server_samples() -> Vec<wire::ServerFrame> {
+    use wire::ServerFrame as F;
+    let s = || "x".to_string();
+    let r = || Some("r".to_string());
+    let message = wire::Message {
+        room_id: s(),
+        seq: 2,
+        prev_seq: 1,
+        message_id: s(),
+        client_msg_id: s(),
+        sender_id: s(),
+        sender_name: s(),
+        body: s(),
+        sent_at: s(),
+    };
+    vec![
+        F::Ready {
+            user_id: s(),
+            username: s(),
+            reference: r(),
+        },
+        F::Joined {
+            room_id: s(),
+            last_seq: 1,
+            recovered: true,
+            reference: r(),
+        },
+        F::Left {
+            room_id: s(),
+            reference: r(),
+        },
+        F::Ack {
+            room_id: s(),
+            client_msg_id: s(),
+            seq: 1,
+            message_id: s(),
+            sent_at: s(),
+            duplicate: false,
+            trace_id: Some(s()),
+            reference: r(),
+        },
+        F::History {
+            room_id: s(),
+            messages: vec![],
+            has_more: false,
+            reference: r(),
+        },
+        F::Pong { reference: r() },
+        F::Message(message),
+        F::MemberJoined {
+            room_id: s(),
+            user_id: s(),
+            username: s(),
+        },
+        F::MemberLeft {
+            room_id: s(),
+            user_id: s(),
+            username: s(),
+        },
+        F::Presence {
+            room_id: s(),
+            user_id: s(),
+            online: true,
+        },
+        F::Typing {
+            room_id: s(),
+            user_id: s(),
+            username: s(),
+        },
+        F::error(dyschat_shared::ApiError::rate_limited(5), r()),
+    ]
+}
+
+#[test]
+fn asyncapi_describes_every_field_of_every_server_frame() {
+    let samples = server_samples();
+    let mut seen = BTreeSet::new();
+    for frame in &samples {
+        let value = serde_json::to_value(frame).unwrap_or_default();
+        let tag = value["type"].as_str().unwrap_or_default().to_string();
+        let keys: Vec<&String> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .filter(|k| *k != "type")
+            .collect();
+        // The text after each `type: {const: <tag>}` up to the next frame is that frame's
+        // properties (the `message` frame's come from the Message schema it extends).
+        let marker = format!("type: {{const: {tag}}}");
+        let described = ASYNCAPI.split(&marker).skip(1).any(|block| {
+            let block = block.split("{const:").next().unwrap_or_default();
+            let block = if tag == "message" { ASYNCAPI } else { block };
+            keys.iter().all(|k| block.contains(&format!("{k}:")))
+        });
+        assert!(
+            described,
+            "docs/asyncapi.yaml: frame {tag} lacks one of {keys:?}"
+        );
+        seen.insert(tag);
+    }
+    assert_eq!(
+        seen,
+        tags::<wire::ServerFrame>(),
+        "a server frame has no sample here"
+    );
+}
+
 #[test]
 fn asyncapi_names_every_subject() {
     // Every subject literal of subjects.rs (outside its tests), constants and prefixes alike.

@@ -109,14 +109,25 @@ function operation(doc, path, method, op, n) {
 
 async function main() {
   const doc = await (await fetch('/openapi.json')).json();
-  const list = [];
+  const tagOrder = (doc.tags || []).map((t) => t.name);
+  const groups = new Map(tagOrder.map((t) => [t, []]));
   let n = 0;
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const method of ['get', 'post', 'put', 'patch', 'delete']) {
-      if (item[method]) list.push(operation(doc, path, method, item[method], (n += 1)));
+      const op = item[method];
+      if (!op) continue;
+      const tag = (op.tags && op.tags[0]) || 'other';
+      if (!groups.has(tag)) groups.set(tag, []);
+      groups.get(tag).push(operation(doc, path, method, op, (n += 1)));
     }
   }
-  ops.replaceChildren(h('p', { class: 'muted', text: `${doc.info.title} ${doc.info.version}, ${n} operations.` }), ...list);
+  const sections = [];
+  for (const [tag, list] of groups) {
+    if (!list.length) continue;
+    const about = (doc.tags || []).find((t) => t.name === tag);
+    sections.push(h('h2', { text: about && about.description ? `${tag}: ${about.description}` : tag }), ...list);
+  }
+  ops.replaceChildren(h('p', { class: 'muted', text: `${doc.info.title} ${doc.info.version}, ${n} operations.` }), ...sections);
 }
 
 main().catch((e) => {

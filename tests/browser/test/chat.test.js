@@ -112,6 +112,19 @@ test('the agent serves the client and its modules with content types', async () 
   assert.equal(missing.status, 404);
 });
 
+test('/docs lists every operation of /openapi.json and can call one', async () => {
+  const doc = await (await fetch(`${mesh.url}/openapi.json`)).json();
+  const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  const { page } = await openUser();
+  await page.goto(`${mesh.url}/docs`);
+  await page.waitForFunction((n) => document.querySelectorAll('details.op').length === n, operations, WAIT);
+  const health = page.locator('details.op', { has: page.locator('code', { hasText: /^\/healthz$/ }) });
+  await health.locator('summary').click();
+  await health.getByRole('button', { name: 'Send request' }).click();
+  await health.locator('pre[aria-live]').getByText(/^200 /).waitFor(WAIT);
+  await page.screenshot({ path: join(SHOTS, '0-docs.png') });
+});
+
 test('two users chat, reload keeps history, a dropped network loses nothing', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);
   const alice = await openUser();

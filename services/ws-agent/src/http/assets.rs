@@ -117,21 +117,21 @@ fn respond(
         .into_response()
 }
 
-/// `GET /`: the web client.
+/// The web client (`GET /`).
 #[utoipa::path(get, path = "/", tag = "web client",
     responses((status = 200, description = "The web client", content_type = "text/html")))]
 pub async fn index(headers: HeaderMap) -> Response {
     respond(&headers, HTML, INDEX, etag_of(ASSETS.len()))
 }
 
-/// `GET /docs`: the interactive API explorer over `/openapi.json`.
+/// The interactive API explorer over `/openapi.json` (`GET /docs`).
 #[utoipa::path(get, path = "/docs", tag = "web client",
     responses((status = 200, description = "Interactive API explorer", content_type = "text/html")))]
 pub async fn docs(headers: HeaderMap) -> Response {
     respond(&headers, HTML, DOCS, etag_of(ASSETS.len() + 1))
 }
 
-/// `GET /assets/{file}`: a file of the web client; unknown names are the usual JSON 404.
+/// A file of the web client; unknown names are the usual JSON 404.
 #[utoipa::path(get, path = "/assets/{file}", tag = "web client",
     params(("file" = String, Path, description = "e.g. `main.js`, `app.css`")),
     responses((status = 200, description = "The file, `Cache-Control: no-cache` with an `ETag`"),

@@ -31,13 +31,13 @@ pub async fn not_found() -> super::HttpError {
     ApiError::not_found("no such route").into()
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
     responses((status = 200, description = "The process runs", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: NATS and Redis answer",
     responses((status = 200, description = "NATS and Redis answer: `{nats: true, redis: true}`"),
         (status = 503, description = "NATS or Redis does not answer; the body says which")))]
 pub async fn readyz(State(state): AppState) -> impl IntoResponse {
@@ -60,7 +60,7 @@ pub async fn readyz(State(state): AppState) -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): AppState) -> impl IntoResponse {
     (
@@ -69,7 +69,7 @@ pub async fn metrics(State(state): AppState) -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", summary = "Register a user", request_body = Credentials,
     responses((status = 201, body = UserView, description = "Registered"), (status = 400, body = ErrorBody, description = "bad_request"),
         (status = 409, body = ErrorBody, description = "username_taken"), (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn register(
@@ -84,7 +84,7 @@ pub async fn register(
 
 /// Attempts are limited per client address here and failed ones per username in auth, so
 /// neither many names from one address nor one name from many addresses can be guessed quickly.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", summary = "Log in for a Bearer token", request_body = Credentials,
     responses((status = 200, body = LoginReply, description = "A Bearer token"), (status = 400, body = ErrorBody, description = "bad_request"),
         (status = 401, body = ErrorBody, description = "unauthorized"), (status = 429, body = ErrorBody, description = "rate_limited")))]
 pub async fn login(
@@ -98,7 +98,7 @@ pub async fn login(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", summary = "The caller", security(("bearer" = [])),
     responses((status = 200, body = UserView, description = "The caller"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     Json(UserView {
@@ -107,7 +107,7 @@ pub async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = CreateRoomBody,
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", summary = "Create a room", security(("bearer" = [])), request_body = CreateRoomBody,
     responses((status = 201, body = Room, description = "Created; the creator is a member"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn create_room(
@@ -141,7 +141,7 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "List rooms", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = RoomList, description = "Every room (rooms are public), paged"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub async fn list_rooms(
@@ -171,7 +171,7 @@ fn room_path(room_id: &str) -> Result<RoomRequest, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms/{room_id}", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}", tag = "rooms", summary = "Get a room", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
     responses((status = 200, body = Room, description = "The room"), (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn get_room(
@@ -186,7 +186,7 @@ pub async fn get_room(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/join", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/join", tag = "rooms", summary = "Join a room", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
     responses((status = 200, body = JoinState, description = "A member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn join_room(
@@ -201,7 +201,7 @@ pub async fn join_room(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/leave", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/leave", tag = "rooms", summary = "Leave a room", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
     responses((status = 200, body = JoinState, description = "Not a member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 404, body = ErrorBody, description = "not_found")))]
 pub async fn leave_room(
@@ -216,7 +216,7 @@ pub async fn leave_room(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/members", tag = "rooms", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/members", tag = "rooms", summary = "Members and who is online", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
     responses((status = 200, body = MemberList, description = "Members and whether each is online"),
         (status = 401, body = ErrorBody, description = "unauthorized"), (status = 403, body = ErrorBody, description = "forbidden: not a member"),
         (status = 404, body = ErrorBody, description = "not_found")))]
@@ -244,7 +244,7 @@ pub struct PageParams {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", summary = "A page of history", security(("bearer" = [])),
     params(("room_id" = String, Path, description = "The room id"), PageParams),
     responses((status = 200, body = MessagePage, description = "Oldest first; by default the newest 50"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
@@ -267,7 +267,7 @@ pub async fn messages(
     Ok(Json(state.chat.history(&room_id, query, limit).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/messages", tag = "messages", summary = "Send a message", security(("bearer" = [])),
     params(("room_id" = String, Path, description = "The room id")), request_body = PostMessageBody,
     responses((status = 201, body = Message, description = "Stored, and delivered live like a WebSocket send"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),

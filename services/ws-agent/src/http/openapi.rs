@@ -63,7 +63,7 @@ pub fn document_json() -> &'static str {
     })
 }
 
-/// `GET /openapi.json`.
+/// This OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "web client",
     responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {

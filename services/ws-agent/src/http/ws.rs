@@ -24,7 +24,7 @@ pub struct WsParams {
     token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/ws", tag = "websocket",
+#[utoipa::path(get, path = "/ws", tag = "websocket", summary = "Open a WebSocket chat session",
     description = "Upgrades to the WebSocket chat protocol (docs/asyncapi.yaml). Without `token`, \
                    send an `auth` frame within 10 seconds.",
     params(("token" = Option<String>, Query, description = "A JWT from login")),
