@@ -218,3 +218,51 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn prod_log_lines_are_json_with_the_trace_and_span_ids() {
+        let provider = SdkTracerProvider::builder().build();
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .event_format(WithTraceIds(fmt::format().json().with_current_span(true)))
+                    .fmt_fields(format::JsonFields::new())
+                    .with_writer(move || writer.clone()),
+            )
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let trace_id = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("chat.send", room.id = "r1");
+            let _entered = span.enter();
+            tracing::info!(seq = 7, "stored");
+            current_trace_id()
+        })
+        .expect("the span is traced");
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+        assert_eq!(line["trace_id"], trace_id.as_str());
+        assert_eq!(line["span_id"].as_str().map(str::len), Some(16));
+        assert_eq!(line["fields"]["message"], "stored");
+        assert_eq!(line["span"]["name"], "chat.send");
+    }
+}
