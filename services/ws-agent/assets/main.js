@@ -169,6 +169,10 @@ function leaveRoom() {
 
 async function openRoom(roomId) {
   app.current = roomId;
+  conv(roomId).unread = 0;
+  // Switching rooms rebuilds the log: aria-busy keeps screen readers from reading it all out.
+  el.messages.setAttribute('aria-busy', 'true');
+  setTimeout(() => el.messages.removeAttribute('aria-busy'), 300);
   // On a phone the room list sits above the conversation: fold it away once a room is chosen.
   if (window.matchMedia('(max-width: 760px)').matches) document.getElementById('rooms-panel').open = false;
   view.resetMessages();
@@ -263,7 +267,9 @@ function onFrame(f) {
       break;
     case 'message': {
       if (!c) break;
+      const fresh = !c.messages.has(f.seq);
       const gap = c.receive(f);
+      if (fresh && f.room_id !== app.current && f.sender_id !== app.session.user_id) c.unread += 1;
       if (f.sender_id === app.session.user_id) app.outbox.entries.delete(f.client_msg_id);
       if (gap !== null && !c.rejoining) sendJoin(f.room_id);
       break;
@@ -399,9 +405,10 @@ function onError(f) {
 function render() {
   if (!app.session) return;
   const all = [...app.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const mine = [...app.joined].map(
-    (id) => app.rooms.get(id) || { room_id: id, name: id, topic: '', member_count: 0 },
-  );
+  const mine = [...app.joined].map((id) => ({
+    ...(app.rooms.get(id) || { room_id: id, name: id, topic: '', member_count: 0 }),
+    unread: app.convs.has(id) ? app.convs.get(id).unread : 0,
+  }));
   const others = all.filter((r) => !app.joined.has(r.room_id));
   view.renderRooms(mine, others, app.current, { open: openRoom, join: joinRoom });
   const c = app.current ? conv(app.current) : null;

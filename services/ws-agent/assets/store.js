@@ -20,6 +20,8 @@ export class Conversation {
     this.members = new Map();
     /** user_id -> {username, until} */
     this.typing = new Map();
+    /** Live messages from others that arrived while another room was open. */
+    this.unread = 0;
   }
 
   /** Adds a message; returns true when it was new. A synthesized one (from an ack) is replaced. */

@@ -81,6 +81,9 @@ export function renderRooms(mine, others, current, actions) {
           title: r.topic || r.name,
           onclick: () => actions.open(r.room_id),
         }),
+        r.unread
+          ? node('span', { class: 'badge', text: String(r.unread), 'aria-label': `${r.unread} unread` })
+          : null,
       ),
     ),
   );
