@@ -13,6 +13,7 @@ pub mod ids;
 pub mod prometheus;
 pub mod ratelimit;
 pub mod rpc;
+pub mod service;
 pub mod shutdown;
 pub mod subjects;
 pub mod telemetry;

@@ -152,35 +152,14 @@ impl WsClient {
 
     /// The next JSON frame, failing on close or after [`FRAME_TIMEOUT`].
     pub async fn recv(&mut self) -> anyhow::Result<Value> {
-        loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
-                .await
-                .context("timed out waiting for a frame")?;
-            match next {
-                Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(&t)?),
-                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => bail!("socket error: {e}"),
-                None => bail!("socket ended"),
-            }
-        }
+        next_json(&mut self.stream, FRAME_TIMEOUT)
+            .await?
+            .context("timed out waiting for a frame")
     }
 
     /// The next JSON frame if one arrives within `wait`, `None` otherwise.
     pub async fn recv_within(&mut self, wait: Duration) -> anyhow::Result<Option<Value>> {
-        loop {
-            let next = match tokio::time::timeout(wait, self.stream.next()).await {
-                Ok(next) => next,
-                Err(_) => return Ok(None),
-            };
-            match next {
-                Some(Ok(WsMessage::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
-                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => bail!("socket error: {e}"),
-                None => bail!("socket ended"),
-            }
-        }
+        next_json(&mut self.stream, wait).await
     }
 
     /// The next frame of type `kind`, skipping others (e.g. presence or member events).
@@ -252,17 +231,29 @@ impl WsSender {
 
 impl WsReceiver {
     pub async fn recv(&mut self) -> anyhow::Result<Value> {
-        loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
-                .await
-                .context("timed out waiting for a frame")?;
-            match next {
-                Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(&t)?),
-                Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => bail!("socket error: {e}"),
-                None => bail!("socket ended"),
-            }
+        next_json(&mut self.stream, FRAME_TIMEOUT)
+            .await?
+            .context("timed out waiting for a frame")
+    }
+}
+
+/// The next text frame within `wait` as JSON (`None` on timeout), skipping pings; a close, an
+/// error or the end of the stream is an error.
+async fn next_json<S>(stream: &mut S, wait: Duration) -> anyhow::Result<Option<Value>>
+where
+    S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let next = match tokio::time::timeout(wait, stream.next()).await {
+            Ok(next) => next,
+            Err(_) => return Ok(None),
+        };
+        match next {
+            Some(Ok(WsMessage::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+            Some(Ok(WsMessage::Close(frame))) => bail!("socket closed: {frame:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => bail!("socket error: {e}"),
+            None => bail!("socket ended"),
         }
     }
 }

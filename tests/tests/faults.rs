@@ -60,19 +60,23 @@ fn start_load(
     deadline: Instant,
 ) -> Tasks {
     let total = per_sender * load.senders.len();
+    // Client i starts on agent i (mod n) when spread, else everyone on the first.
+    let order = |i: usize| {
+        let mut urls = urls.to_vec();
+        if spread {
+            let n = urls.len();
+            urls.rotate_left(i % n);
+        }
+        urls
+    };
     let receivers = load
         .receivers
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            let mut urls = urls.to_vec();
-            if spread {
-                let n = urls.len();
-                urls.rotate_left(i % n);
-            }
             tokio::spawn(run_receiver(
                 u.clone(),
-                urls,
+                order(i),
                 load.room.clone(),
                 total,
                 deadline,
@@ -84,14 +88,9 @@ fn start_load(
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            let mut urls = urls.to_vec();
-            if spread {
-                let n = urls.len();
-                urls.rotate_left(i % n);
-            }
             tokio::spawn(run_sender(
                 u.clone(),
-                urls,
+                order(i),
                 load.room.clone(),
                 per_sender,
                 pace,

@@ -76,7 +76,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         rpc::serve(login_ep, tracker.clone(), shutdown.clone(), login),
     );
 
-    finish(client, service, tracker, &config).await;
+    dyschat_shared::service::finish(
+        "dyschat-auth",
+        client,
+        service,
+        tracker,
+        config.drain_timeout(),
+    )
+    .await;
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
@@ -88,35 +95,4 @@ async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, Error> {
         .endpoint(name)
         .await
         .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
-}
-
-/// Waits (bounded) for requests in flight, withdraws the service and drains the connection.
-async fn finish(
-    client: async_nats::Client,
-    service: async_nats::service::Service,
-    tracker: TaskTracker,
-    config: &Config,
-) {
-    tracker.close();
-    if tokio::time::timeout(config.drain_timeout(), tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = tracker.len(),
-            "drain timeout reached with requests still in flight"
-        );
-    }
-    if let Err(e) = service.stop().await {
-        tracing::debug!(error = %e, "service stop");
-    }
-    match tokio::time::timeout(config.drain_timeout(), client.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "flush before exit failed"),
-        Err(_) => tracing::warn!("flush before exit timed out"),
-    }
-    if let Err(e) = client.drain().await {
-        tracing::debug!(error = %e, "drain");
-    }
-    tracing::info!("dyschat-auth stopped");
 }

@@ -91,7 +91,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         ),
     );
 
-    finish(client, service, tracker, &config).await;
+    dyschat_shared::service::finish(
+        "dyschat-rooms",
+        client,
+        service,
+        tracker,
+        config.drain_timeout(),
+    )
+    .await;
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
@@ -123,36 +130,4 @@ where
             .map(|result| result.map_err(ApiError::from))
             .boxed()
     }
-}
-
-/// Waits (bounded) for requests in flight, withdraws the service and drains the connection.
-async fn finish(
-    client: async_nats::Client,
-    service: async_nats::service::Service,
-    tracker: TaskTracker,
-    config: &Config,
-) {
-    tracker.close();
-    if tokio::time::timeout(config.drain_timeout(), tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = tracker.len(),
-            "drain timeout reached with requests still in flight"
-        );
-    }
-    if let Err(e) = service.stop().await {
-        tracing::debug!(error = %e, "service stop");
-    }
-    // Membership events are fire-and-forget publishes; make sure the last ones leave.
-    match tokio::time::timeout(config.drain_timeout(), client.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "flush before exit failed"),
-        Err(_) => tracing::warn!("flush before exit timed out"),
-    }
-    if let Err(e) = client.drain().await {
-        tracing::debug!(error = %e, "drain");
-    }
-    tracing::info!("dyschat-rooms stopped");
 }
