@@ -23,6 +23,8 @@ const WAIT = { timeout: 20000 };
 
 let mesh;
 const browsers = [];
+/** Console errors about the Content-Security-Policy, from every page. */
+const cspViolations = [];
 const profiles = [];
 
 /** One user's browser: a persistent context on a fresh profile directory. */
@@ -38,6 +40,9 @@ async function openUser() {
   browsers.push(context);
   const page = context.pages()[0] || (await context.newPage());
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
   await page.goto(mesh.url);
   return { context, page };
 }
@@ -103,6 +108,7 @@ test('the agent serves the client and its modules with content types', async () 
   const index = await fetch(`${mesh.url}/`);
   assert.equal(index.status, 200);
   assert.match(index.headers.get('content-type'), /^text\/html/);
+  assert.match(index.headers.get('content-security-policy'), /default-src 'self'/);
   const js = await fetch(`${mesh.url}/assets/main.js`);
   assert.match(js.headers.get('content-type'), /^text\/javascript/);
   assert.equal(js.headers.get('cache-control'), 'no-cache');
@@ -254,4 +260,8 @@ test('two users chat, reload keeps history, a dropped network loses nothing', as
     await bob.page.screenshot({ path: join(SHOTS, 'failure-bob.png') }).catch(() => {});
     throw e;
   }
+});
+
+test('no page broke its Content-Security-Policy', () => {
+  assert.deepEqual(cspViolations, []);
 });

@@ -65,6 +65,13 @@ const INDEX: &[u8] = include_bytes!("../../assets/index.html");
 const DOCS: &[u8] = include_bytes!("../../assets/docs.html");
 const HTML: &str = "text/html; charset=utf-8";
 
+/// Pages load only their own embedded files and talk only to this origin (HTTP and WebSocket);
+/// the inline `<style>` of `/docs` is the one exception. No framing (clickjacking).
+const CSP: &str =
+    "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
 /// FNV-1a: a cheap, stable content fingerprint for the `ETag` (not a security boundary).
 fn fingerprint(bytes: &[u8]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -109,12 +116,19 @@ fn respond(
     if matches {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (
+    let mut response = (
         common,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         bytes,
     )
-        .into_response()
+        .into_response();
+    if content_type == HTML {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    response
 }
 
 /// The web client (`GET /`).
