@@ -3,8 +3,9 @@
 # a plain HTTP/1.0 GET over bash's /dev/tcp, healthy when the status line says 200.
 #
 #   ws-agent                    GET /healthz on DYSCHAT_WS_AGENT_PORT
-#   auth, rooms, msg-writer     GET /metrics on DYSCHAT_METRICS_ADDR when it is set; otherwise
-#                               healthy while the process runs (they have no HTTP port)
+#   auth, rooms, msg-writer     GET /metrics on DYSCHAT_<SERVICE>_METRICS_ADDR (their only HTTP
+#                               port; defaults 127.0.0.1:9101, :9102, :9103); when it is set
+#                               empty (no endpoint), healthy while the process runs
 #
 # Usage: dyschat-healthcheck [host:port path]   (defaults from the variables above)
 set -euo pipefail
@@ -13,10 +14,15 @@ if [ "$#" -ge 2 ]; then
   addr="$1" path="$2"
 elif [ "${DYSCHAT_SERVICE:-}" = "ws-agent" ]; then
   addr="${DYSCHAT_WS_AGENT_PORT:-127.0.0.1:8080}" path=/healthz
-elif [ -n "${DYSCHAT_METRICS_ADDR:-}" ]; then
-  addr="$DYSCHAT_METRICS_ADDR" path=/metrics
 else
-  exit 0
+  case "${DYSCHAT_SERVICE:-}" in
+    auth) addr="${DYSCHAT_AUTH_METRICS_ADDR-127.0.0.1:9101}" ;;
+    rooms) addr="${DYSCHAT_ROOMS_METRICS_ADDR-127.0.0.1:9102}" ;;
+    msg-writer) addr="${DYSCHAT_MSG_WRITER_METRICS_ADDR-127.0.0.1:9103}" ;;
+    *) echo "DYSCHAT_SERVICE=${DYSCHAT_SERVICE:-} is not a DYSCHAT service" >&2; exit 1 ;;
+  esac
+  path=/metrics
+  [ -n "$addr" ] || exit 0
 fi
 
 host="${addr%:*}"

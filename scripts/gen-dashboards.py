@@ -200,8 +200,9 @@ def mesh_overview():
                   f"histogram_quantile(0.99, sum by (le) (rate(dyschat_delivery_latency_seconds_bucket[5m])))",
                   "s", thresholds=[(0.25, "orange"), (1, "red")]))
     p.append(stat(L, "Writer lag", "Messages in the stream the msg-writers have not stored and "
-                  "acked yet (pending plus in flight on the durable consumer).",
-                  f"sum(jetstream_consumer_num_pending{{{WRITER}}}) + sum(jetstream_consumer_num_ack_pending{{{WRITER}}})",
+                  "acked yet (pending plus in flight on the durable consumer, as the writers "
+                  "read it).",
+                  "max(dyschat_writer_consumer_pending) + max(dyschat_writer_consumer_ack_pending)",
                   "short", thresholds=[(1000, "orange"), (20000, "red")]))
     p.append(stat(L, "Errors / s", "Error answers (HTTP and WebSocket) per second, all codes.",
                   f"sum(rate(dyschat_errors_total[5m])) or vector(0)", "short",
@@ -254,12 +255,16 @@ def mesh_overview():
     p.append(row(L, "Writer"))
     p.append(timeseries(L, "Writer lag",
                         "The msg-writer durable consumer: messages not yet delivered to a writer "
-                        "(pending) and delivered but not yet acked (ack pending). Both near zero in "
-                        "steady state; a growing line means Redis or the writers are too slow.",
+                        "(pending) and delivered but not yet acked (ack pending), as the NATS "
+                        "exporter reads them from the stream leader and as the writers poll them "
+                        "every 5 s. Both near zero in steady state; a growing line means Redis or "
+                        "the writers are too slow.",
                         [
                             (f"sum(jetstream_consumer_num_pending{{{WRITER}}})", "pending"),
                             (f"sum(jetstream_consumer_num_ack_pending{{{WRITER}}})", "ack pending"),
                             (f"sum(rate(jetstream_consumer_num_redelivered{{{WRITER}}}[{RI}]))", "redelivered / s"),
+                            ("max(dyschat_writer_consumer_pending)", "pending (writers' view)"),
+                            ("max(dyschat_writer_consumer_ack_pending)", "ack pending (writers' view)"),
                         ], "short", stack=False))
     p.append(timeseries(L, "Writer batch size", "Messages per Redis pipeline: p50, p95, max-ish "
                         "(p99). Larger batches under load are expected.",
@@ -274,6 +279,23 @@ def mesh_overview():
                             (f"sum(increase(dyschat_writer_dead_lettered_total[{RI}])) or vector(0)", "dead-lettered"),
                             (f"sum(increase(dyschat_writer_rebuilds_total[{RI}])) or vector(0)", "rebuilds"),
                         ], "short"))
+
+    p.append(row(L, "Requests"))
+    p.append(timeseries(L, "Requests to auth and rooms by endpoint and outcome",
+                        "NATS requests answered by the auth and rooms services per second, by "
+                        "endpoint (register, login, create, join, ...) and outcome (ok or the "
+                        "error code).",
+                        [(f"sum by (endpoint, outcome) (rate(dyschat_requests_total[{RI}]))", "{{endpoint}} {{outcome}}")],
+                        "short", stack=True))
+    p.append(timeseries(L, "Request latency by endpoint",
+                        "p99 time auth and rooms take to answer a request, by endpoint.",
+                        quantiles("dyschat_request_seconds", by="endpoint", qs=(0.99,)), "s"))
+    p.append(timeseries(L, "HTTP API by route and status",
+                        "HTTP requests the agents answered per second, by route template and status.",
+                        [(f"sum by (route, status) (rate(dyschat_http_requests_total[{RI}]))", "{{route}} {{status}}")],
+                        "short", stack=True))
+    p.append(timeseries(L, "HTTP latency by route", "p99 HTTP response time by route template.",
+                        quantiles("dyschat_http_request_seconds", by="route", qs=(0.99,)), "s"))
 
     p.append(row(L, "Errors and limits"))
     p.append(timeseries(L, "Errors by code", "Error answers per second by contract code and edge "
