@@ -64,7 +64,10 @@ async fn a_message_and_a_login_are_each_one_trace_across_services() -> anyhow::R
         "DYSCHAT_JAEGER_URL".to_string(),
         url.clone(),
     )])?);
-    ensure!(telemetry.exporting(), "telemetry installed without an exporter");
+    ensure!(
+        telemetry.exporting(),
+        "telemetry installed without an exporter"
+    );
     let mesh = Mesh::start_with(2, vec![("DYSCHAT_JAEGER_URL".into(), url)]).await?;
 
     // A login: the HTTP response names its trace, which spans ws-agent and auth.
@@ -95,7 +98,10 @@ async fn a_message_and_a_login_are_each_one_trace_across_services() -> anyhow::R
         "login trace: {}",
         describe(&spans)
     );
-    ensure!(http[0].parent_span_id.is_empty(), "the HTTP span is the root");
+    ensure!(
+        http[0].parent_span_id.is_empty(),
+        "the HTTP span is the root"
+    );
     ensure!(client[0].parent_span_id == http[0].span_id);
     ensure!(
         server[0].parent_span_id == client[0].span_id,

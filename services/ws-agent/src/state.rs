@@ -14,11 +14,11 @@ use dyschat_shared::{
     ApiError, Config,
 };
 use futures::StreamExt;
-use tracing::Instrument;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::chat::{Chat, SendRequest};
 use crate::hub::{sequence_headers, Hub};
