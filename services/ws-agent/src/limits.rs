@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn logins_are_limited_per_address_and_pass_without_one() {
-        let l = limits(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "2")]);
+        let l = limits(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "2")]);
         let t0 = Instant::now();
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         l.check_login(Some(a), t0).unwrap();
