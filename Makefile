@@ -10,6 +10,9 @@ COMPOSE_FILE ?= docker-compose.prod.yml
 COVERAGE_DIR ?= coverage
 # Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness`.
 TEST_ARGS ?=
+# What `make bench` runs: a scenario of dyschat-bench and its options, e.g.
+# `make bench BENCH_ARGS="ingest --rooms 50"` (`cargo run -p dyschat-tools -- --help` lists them).
+BENCH_ARGS ?= all
 
 # Runs scripts/ensure-servers.sh (installs nats-server / redis-server / prometheus when missing)
 # and exports NATS_SERVER_BIN, REDIS_SERVER_BIN and PROMETHEUS_BIN for the integration tests, which
@@ -49,6 +52,7 @@ test: ## Run every test (unit, integration, doc); installs nats-server/redis-ser
 	else \
 		$(CARGO) test --workspace --no-fail-fast $(if $(TEST_ARGS),-- $(TEST_ARGS)); \
 	fi
+	@$(ENSURE_SERVERS); $(CARGO) run -q -p dyschat-tools --bin dyschat-bench -- smoke --out target/bench/smoke.json
 	@$(MAKE) test_browser
 
 test_browser: ## Test the web client in headless Chromium against a real mesh (installs chromium, npm deps)
@@ -77,12 +81,10 @@ test_coverage: ## Run the tests with coverage: HTML report in coverage/html, sum
 	$(CARGO) llvm-cov report --summary-only; \
 	echo "HTML report: $(COVERAGE_DIR)/html/index.html"
 
-bench: ## Run the benchmarks (dyschat-bench from the dyschat-tools crate, when it exists)
-	@if $(CARGO) metadata --no-deps --format-version 1 2>/dev/null | grep -q '"name":"dyschat-tools"'; then \
-		$(CARGO) run --release -p dyschat-tools --bin dyschat-bench; \
-	else \
-		echo "no benchmarks yet"; \
-	fi
+bench: ## Run every benchmark scenario (dyschat-bench all, ~10 min); table printed, JSON in target/bench/
+	@$(ENSURE_SERVERS); \
+	$(CARGO) build --release --workspace --bins; \
+	$(CARGO) run -q --release -p dyschat-tools --bin dyschat-bench -- $(BENCH_ARGS)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all --check

@@ -19,6 +19,12 @@ use crate::state::AgentState;
 /// this are read and refused with 1009 by the session, bigger ones fail in the layer itself.
 const LAYER_MAX_MESSAGE: usize = 1024 * 1024;
 
+/// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) is zero-filled on the
+/// first read, so every idle socket held 128 KiB resident; client frames are small (a `send` of
+/// a 4000-character body fits in 16 KiB) and a bigger frame grows the buffer for itself, so 4 KiB
+/// keeps an idle socket well under 16 KiB without more reads for real traffic.
+const READ_BUFFER: usize = 4 * 1024;
+
 #[derive(Deserialize)]
 pub struct WsParams {
     token: Option<String>,
@@ -50,6 +56,7 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(LAYER_MAX_MESSAGE)
         .max_frame_size(LAYER_MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let (writer, reader) = socket.split();
