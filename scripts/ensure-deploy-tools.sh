@@ -5,8 +5,8 @@
 # scripts/ensure-servers.sh.
 #
 # All from Debian's packages (docker-compose, prometheus, nginx), installed with apt-get when
-# running as root; services the packages would start are not (no init here, policy-rc.d). As a
-# non-root user it installs nothing and says what is missing.
+# running as root, without starting the services the packages ship (policy-rc.d). As a non-root
+# user it installs nothing and says what is missing.
 #
 # Idempotent. Progress on stderr; exit status 0 when every tool is there, 1 otherwise.
 set -euo pipefail
@@ -36,7 +36,19 @@ apt-get update -qq >&2
 log "apt-get install ${missing[*]}"
 # --no-install-recommends keeps CI lean (the prometheus package recommends exporters we do
 # not need; promtool is in the package itself).
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# The packages would start prometheus and nginx as services; nothing here wants them running.
+# Debian's policy-rc.d hook refuses service starts during the install (restored afterwards).
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  made_policy=1
+fi
+status=0
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || status=$?
+[ "$made_policy" -eq 0 ] || rm -f "$policy"
+[ "$status" -eq 0 ] || { log "apt-get install failed ($status)"; exit 1; }
 command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 &&
   { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || {
   log "apt-get ran but a tool is still missing"

@@ -803,7 +803,21 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM first: an nginx master stops its workers before it exits (SIGKILL would leave
+    /// them running). The test also runs it without a master process, so one process is all.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -852,7 +866,7 @@ async fn nginx_config_balances_http_and_websockets_over_the_agents() -> anyhow::
         child: Command::new(&nginx)
             .args(["-p", &prefix, "-e", &error_log, "-c"])
             .arg(&conf_path)
-            .args(["-g", "daemon off;"])
+            .args(["-g", "daemon off; master_process off;"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
