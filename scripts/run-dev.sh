@@ -103,9 +103,10 @@ cleanup() {
   [ "$STOPPING" -eq 0 ] || return 0
   STOPPING=1
   trap '' INT TERM
+  # Only kill the pacing sleep: a `wait` on it from inside a trap that interrupted the main
+  # loop's `wait` can block in bash until some other child exits.
   if [ -n "$SLEEP_PID" ]; then
     kill "$SLEEP_PID" 2>/dev/null || true
-    wait "$SLEEP_PID" 2>/dev/null || true
   fi
   local drain=$((${DYSCHAT_DRAIN_TIMEOUT_SECS:-10} + 5))
   # Services first, while NATS and Redis are still there for them to drain into.
