@@ -157,6 +157,8 @@ fn install_subscriber(config: &Config, service: ServiceName, provider: Option<&S
     let logs = match config.env_mode {
         EnvMode::Dev => fmt::layer()
             .with_target(false)
+            // Colours only on a terminal: piped logs (make run_dev, CI) stay plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .with_filter(log_filter)
             .boxed(),
         EnvMode::Prod => fmt::layer()
