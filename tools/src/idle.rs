@@ -11,7 +11,11 @@ use crate::env::{rss_kib, Env};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Idle {
+    pub requested: usize,
+    /// Fewer than requested when the open-file hard limit (which only a process with
+    /// CAP_SYS_RESOURCE can raise) does not leave room for them.
     pub sockets: usize,
+    pub nofile_hard_limit: u64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub kib_per_socket: f64,
@@ -21,7 +25,11 @@ pub struct Idle {
 /// Starts a fresh agent, reads its VmRSS, opens `sockets` idle sockets (distinct users, token in
 /// the URL, `ready` received), waits for the agent to settle, reads VmRSS again, then closes the
 /// sockets and stops the agent.
-pub async fn measure(env: &mut Env, tag: &str, sockets: usize) -> anyhow::Result<Idle> {
+pub async fn measure(env: &mut Env, tag: &str, requested: usize) -> anyhow::Result<Idle> {
+    // The agent and the bench each hold one descriptor per socket plus a few dozen of their own.
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    let room = usize::try_from(hard.saturating_sub(200)).unwrap_or(usize::MAX);
+    let sockets = requested.min(room);
     let i = env.add_agent().await?;
     let Some(pid) = env.agents[i].0.pid() else {
         bail!("the idle agent is not running");
@@ -63,7 +71,9 @@ pub async fn measure(env: &mut Env, tag: &str, sockets: usize) -> anyhow::Result
     let mut agent = env.agents.remove(i).0;
     agent.stop(Duration::from_secs(15)).await;
     Ok(Idle {
+        requested,
         sockets,
+        nofile_hard_limit: hard,
         rss_before_kib: before,
         rss_after_kib: after,
         kib_per_socket: after.saturating_sub(before) as f64 / sockets as f64,

@@ -529,6 +529,12 @@ async fn run_load(
 async fn run_idle(env: &mut Env, i: &IdleArgs, tag: &str) -> anyhow::Result<idle::Idle> {
     say(&format!("idle: {} sockets on a fresh agent", i.sockets));
     let r = idle::measure(env, &format!("{tag}d"), i.sockets).await?;
+    if r.sockets < r.requested {
+        say(&format!(
+            "idle: {} sockets instead of {}: the open-file hard limit is {} and cannot be raised here (no CAP_SYS_RESOURCE)",
+            r.sockets, r.requested, r.nofile_hard_limit
+        ));
+    }
     say(&format!(
         "idle: VmRSS {} -> {} KiB: {:.2} KiB per socket (opened in {:.1}s)",
         r.rss_before_kib, r.rss_after_kib, r.kib_per_socket, r.open_secs

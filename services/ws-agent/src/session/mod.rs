@@ -43,7 +43,7 @@ where
 {
     let (user, reference) = match user {
         Some(user) => (user, None),
-        None => match authenticate(&state, &mut reader, &mut writer).await {
+        None => match Box::pin(authenticate(&state, &mut reader, &mut writer)).await {
             Some(authenticated) => authenticated,
             None => return,
         },
@@ -61,7 +61,7 @@ where
     let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.socket_queue);
     let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
     metrics::gauge!("dyschat_ws_sockets_open").increment(1.0);
-    state.presence.opened(&user.user_id).await;
+    Box::pin(state.presence.opened(&user.user_id)).await;
     socket.push(Utf8Bytes::from(
         ServerFrame::Ready {
             user_id: user.user_id.clone(),
@@ -83,7 +83,7 @@ where
     for room_id in session.joined.drain() {
         state.hub.detach(&room_id, socket.id()).await;
     }
-    state.presence.closed(&session.user.user_id).await;
+    Box::pin(state.presence.closed(&session.user.user_id)).await;
     metrics::gauge!("dyschat_ws_sockets_open").decrement(1.0);
     socket.close(1000);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer_task).await;
@@ -256,7 +256,10 @@ impl Session {
                     Ok(inbound) => {
                         metrics::counter!("dyschat_ws_frames_in_total", "type" => inbound.frame.kind())
                             .increment(1);
-                        self.handle(inbound.frame, inbound.reference).await
+                        // Boxed: the handlers' futures (join's replay, publish, history) are
+                        // several KiB, and inline they would make every idle socket's task that
+                        // big; one allocation per frame is cheap beside the frame's work.
+                        Box::pin(self.handle(inbound.frame, inbound.reference)).await
                     }
                     Err(e) => {
                         metrics::counter!("dyschat_ws_frames_in_total", "type" => "invalid")
