@@ -112,6 +112,14 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, agent = %agent_id, "ws-agent listening");
     // Connection info carries the peer address that login throttling keys on.
+    // TCP_NODELAY: a frame is one small write, and with Nagle a frame written while the
+    // previous one is unacknowledged waits for the peer's delayed ACK (up to 40 ms), which
+    // dyschat-bench saw as a 20 ms median ack latency at light load.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(
         listener,
         app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
