@@ -654,6 +654,9 @@ pub async fn find_max(
     };
     let mut steps = Vec::new();
     let mut best: Option<PhaseResult> = None;
+    // Warm-up (connections, caches, allocator), not counted.
+    let warm = load.phase(start / 4.0, Duration::from_secs(3), lag).await?;
+    log(&format!("  warm-up {}", warm.line()));
     let mut rate = start;
     let mut failed_at: Option<f64> = None;
     for _ in 0..16 {
@@ -664,6 +667,10 @@ pub async fn find_max(
         if ok {
             best = Some(r);
             rate *= 1.5;
+        } else if best.is_none() && rate > start / 8.0 {
+            // The first rate is already too high: come down.
+            rate /= 2.0;
+            tokio::time::sleep(Duration::from_secs(2)).await;
         } else {
             failed_at = Some(rate);
             // Let a backlog clear before the next step.

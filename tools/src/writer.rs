@@ -76,7 +76,8 @@ impl Drop for LagSampler {
 pub async fn wait_caught_up(stream: &Stream, timeout: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
     loop {
-        if pending(stream).await? == 0 {
+        // A request that times out while the server is busy is simply asked again.
+        if matches!(pending(stream).await, Ok(0)) {
             return Ok(start.elapsed());
         }
         if start.elapsed() > timeout {
@@ -113,7 +114,15 @@ pub async fn drain(
 ) -> anyhow::Result<Drain> {
     let client = async_nats::connect(&env.nats_url).await?;
     let js = jetstream::new(client.clone());
-    let stream = js.get_stream(MESSAGES_STREAM).await?;
+    let mut attempt = 0;
+    let stream = loop {
+        attempt += 1;
+        match js.get_stream(MESSAGES_STREAM).await {
+            Ok(s) => break s,
+            Err(e) if attempt >= 10 => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
     wait_caught_up(&stream, Duration::from_secs(60)).await?;
     env.writer.stop(Duration::from_secs(15)).await;
 
@@ -141,7 +150,13 @@ pub async fn drain(
         ack?;
     }
     let publish_secs = start.elapsed().as_secs_f64();
-    let backlog = pending(&stream).await?;
+    let backlog = match pending(&stream).await {
+        Ok(p) => p,
+        Err(_) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pending(&stream).await?
+        }
+    };
     if backlog < messages {
         bail!("the writer consumer has {backlog} pending, expected at least {messages}");
     }
@@ -152,7 +167,15 @@ pub async fn drain(
     let mut samples = Vec::new();
     let mut last_sample = 0.0f64;
     loop {
-        let p = pending(&stream).await?;
+        let p = match pending(&stream).await {
+            Ok(p) => p,
+            // Busy server: ask again (the loop is bounded by `timeout`).
+            Err(_) if started.elapsed() < timeout => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let t = started.elapsed().as_secs_f64();
         if t - last_sample >= 1.0 || p == 0 {
             samples.push((t, p));
