@@ -756,7 +756,7 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
     .await?;
     ws.close().await;
     // Live delivery on the cluster is tested apart, in
-    // `prod_cluster_delivers_a_new_rooms_first_message_live` (ignored while it fails).
+    // `prod_cluster_delivers_a_new_rooms_first_message_live`.
 
     // The stream is replicated on all three nodes.
     let js = async_nats::jetstream::new(client.clone());
@@ -777,14 +777,11 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
 }
 
 /// A socket joined to a brand-new room on the production cluster must get the room's first
-/// message live. Today it intermittently does not (every run on a loaded machine, about one run
-/// in ten on an idle one): on the cluster the agent's fresh room subscription can miss the
-/// re-published first message, and the gap check cannot see the loss, because `note_position`
-/// keeps `last_forwarded == 0` (its "unknown" value) for an empty room, so the second message
-/// (prev_seq 1) is forwarded without filling seq 1, which the socket then never gets live.
-/// Run with `cargo test -p dyschat-tests --test deploy -- --ignored`.
+/// message live. On a cluster the agent's fresh room subscription may not yet be known to the
+/// stream leader's node when the first message is re-published, so the agent must notice the
+/// loss (an empty room is a known position, and a new subscription checks the room's newest
+/// `seq` shortly after it starts) and fill it from JetStream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the ws-agent loses a new room's first live message on a NATS cluster (see the doc comment)"]
 async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let nodes = start_prod_cluster(dir.path())?;

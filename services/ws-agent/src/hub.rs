@@ -44,10 +44,15 @@ struct Attached {
 
 #[derive(Default)]
 struct RoomState {
-    /// The newest `seq` this agent forwarded for the room; 0 until known.
-    last_forwarded: u64,
+    /// The newest `seq` this agent forwarded for the room; `None` until known (`Some(0)`: the
+    /// room was empty when it was looked at).
+    last_forwarded: Option<u64>,
     sockets: HashMap<u64, Attached>,
 }
+
+/// When a new room subscription first checks that it missed nothing, and how often after.
+const CATCH_UP_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const CATCH_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 struct RoomChannel {
     state: Mutex<RoomState>,
@@ -149,8 +154,8 @@ impl Hub {
     pub fn note_position(&self, room_id: &str, seq: u64) {
         if let Some(channel) = self.channel(room_id) {
             let mut state = lock(&channel.state);
-            if state.last_forwarded == 0 {
-                state.last_forwarded = seq;
+            if state.last_forwarded.is_none() {
+                state.last_forwarded = Some(seq);
             }
         }
     }
@@ -250,9 +255,15 @@ impl Hub {
         channel: Arc<RoomChannel>,
         mut sub: Subscriber,
     ) {
+        let mut catch_up =
+            tokio::time::interval_at(tokio::time::Instant::now() + CATCH_UP_FIRST, CATCH_UP_EVERY);
         loop {
             let message = tokio::select! {
                 _ = channel.stop.cancelled() => break,
+                _ = catch_up.tick() => {
+                    self.catch_up(&room_id, &channel).await;
+                    continue;
+                }
                 next = sub.next() => match next {
                     Some(m) => m,
                     None => break,
@@ -263,10 +274,10 @@ impl Hub {
                 continue;
             };
             let last = lock(&channel.state).last_forwarded;
-            if last != 0 && seq <= last {
+            if last.is_some_and(|last| seq <= last) {
                 continue;
             }
-            if last != 0 && prev > last {
+            if let Some(last) = last.filter(|last| prev > *last) {
                 self.fill_gap(&room_id, &channel, last, prev).await;
             }
             match serde_json::from_slice::<StoredMessage>(&message.payload) {
@@ -288,6 +299,21 @@ impl Hub {
         }
         if let Err(e) = sub.unsubscribe().await {
             tracing::debug!(error = %e, "unsubscribe");
+        }
+    }
+
+    /// Compares the room's newest `seq` in JetStream with the last one forwarded and fills the
+    /// difference. A live message lost with nothing after it (the subscription's interest not yet
+    /// known to the stream leader's node in a cluster, a reconnect) is otherwise only noticed when
+    /// the next message arrives.
+    async fn catch_up(&self, room_id: &str, channel: &RoomChannel) {
+        let Some(last) = lock(&channel.state).last_forwarded else {
+            return;
+        };
+        match self.chat.last_seq(room_id).await {
+            Ok(newest) if newest > last => self.fill_gap(room_id, channel, last, newest).await,
+            Ok(_) => {}
+            Err(e) => tracing::debug!(room = %room_id, error = %e, "catch-up check failed"),
         }
     }
 
@@ -361,10 +387,10 @@ fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) -> u64 
     let seq = message.seq;
     let frame = Utf8Bytes::from(ServerFrame::Message(message).to_json());
     let mut state = lock(&channel.state);
-    if seq <= state.last_forwarded {
+    if state.last_forwarded.is_some_and(|last| seq <= last) {
         return 0;
     }
-    state.last_forwarded = seq;
+    state.last_forwarded = Some(seq);
     let mut delivered = 0u64;
     for attached in state.sockets.values_mut() {
         match &mut attached.mode {
