@@ -41,6 +41,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     topology::ensure_dead_letter_stream(&js, &config).await?;
     let consumer = topology::ensure_writer_consumer(&stream).await?;
     let metrics_server = prometheus::spawn_for(&config, ServiceName::MsgWriter, &shutdown);
+    for rare in [
+        "dyschat_writer_dead_lettered_total",
+        "dyschat_writer_rebuilds_total",
+    ] {
+        metrics::counter!(rare).increment(0);
+    }
     let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
     let rebuild = tokio::spawn(rebuild::watch(
         stream.clone(),

@@ -49,7 +49,17 @@ pub enum Error {
 /// The process-wide Prometheus recorder (installed once, shared by every service started in one
 /// test process); see [`dyschat_shared::prometheus`].
 pub fn metrics_handle() -> PrometheusHandle {
-    dyschat_shared::prometheus::handle()
+    let handle = dyschat_shared::prometheus::handle();
+    // Rare events are exported at 0 from the start, so dashboards and `increase()` see the first.
+    for rare in [
+        "dyschat_ws_slow_consumer_closed_total",
+        "dyschat_ws_gap_fills_total",
+        "dyschat_requests_shed_total",
+        "dyschat_origin_refused_total",
+    ] {
+        metrics::counter!(rare).increment(0);
+    }
+    handle
 }
 
 /// Binds `DYSCHAT_WS_AGENT_PORT` and serves until `shutdown`.
