@@ -18,7 +18,7 @@
 # installed (not root) skips its checks with a printed reason, except under CI=true, where it is
 # a failure. The live checks (dashboard metrics against a running mesh's /metrics, the prod NATS
 # config as a real three-node cluster, nginx in front of a real agent) are in
-# tests/tests/deploy.rs.
+# tests/tests/deploy/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

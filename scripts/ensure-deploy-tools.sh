@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the tools of `make deploy_check` are installed: docker-compose (config check of the
 # compose files), promtool (Prometheus config check), nginx (the edge config, also run live by
-# tests/tests/deploy.rs) and PyYAML for the structural checks. nats-server comes from
+# tests/tests/deploy/) and PyYAML for the structural checks. nats-server comes from
 # scripts/ensure-servers.sh.
 #
 # All from Debian's packages (docker-compose, prometheus, nginx), installed with apt-get when

@@ -3,8 +3,9 @@
 
 The JSON files are generated so every panel has the same shape and the queries live in one
 readable place; edit this script, run it, commit both. `make deploy_check` fails when the
-committed JSON differs from what this script writes (--check), and tests/tests/deploy.rs checks
-that every `dyschat_*` metric named here is really exported by a running mesh.
+committed JSON differs from what this script writes (--check), and
+tests/tests/deploy/dashboards.rs checks that every `dyschat_*` metric named here is really
+exported by a running mesh.
 
 Usage: scripts/gen-dashboards.py [--check]
 """

@@ -1,0 +1,180 @@
+//! The rooms service against a real nats-server (the harness's [`NatsServer`]), exercised over
+//! NATS like ws-agent does.
+//!
+//! One test target (`cargo test --test rooms_service`) split by theme; this file holds the
+//! helpers.
+
+mod membership;
+mod rooms;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use dyschat_shared::wire::{
+    CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
+    MembershipRequest, Room, RoomList, RoomRequest,
+};
+use dyschat_shared::{rpc, subjects, topology, ApiError, Config, ErrorCode};
+use dyschat_tests::NatsServer;
+use futures::StreamExt;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The service's configuration against `nats` alone (no Redis), with short connect and drain
+/// timeouts.
+fn config(nats: &NatsServer) -> Config {
+    Config::from_iter(vec![
+        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+        ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "5".to_string()),
+        ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "2".to_string()),
+    ])
+    .expect("test config")
+}
+
+async fn client(nats: &NatsServer) -> async_nats::Client {
+    async_nats::connect(nats.url())
+        .await
+        .expect("connect to test nats")
+}
+
+/// Waits until `$SRV.PING.<service>` answers, i.e. the service's endpoints are subscribed.
+async fn wait_for_service(client: &async_nats::Client, service: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let subject = format!("$SRV.PING.{service}");
+    loop {
+        let ping = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request(subject.clone(), "".into()),
+        )
+        .await;
+        if let Ok(Ok(_)) = ping {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{service} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Harness {
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), dyschat_rooms::Error>>>,
+    nats: NatsServer,
+}
+
+impl Harness {
+    /// A nats-server and `instances` rooms services sharing it (requests are spread over them).
+    async fn start(instances: usize) -> Harness {
+        let nats = NatsServer::start().await.expect("start nats-server");
+        let shutdown = CancellationToken::new();
+        let tasks = (0..instances)
+            .map(|_| tokio::spawn(dyschat_rooms::run(config(&nats), shutdown.clone())))
+            .collect();
+        let client = client(&nats).await;
+        wait_for_service(&client, subjects::rooms::SERVICE).await;
+        Harness {
+            client,
+            shutdown,
+            tasks,
+            nats,
+        }
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: &Req,
+    ) -> Result<Resp, ApiError> {
+        rpc::request(
+            &self.client,
+            subjects::rooms::subject(endpoint),
+            body,
+            TIMEOUT,
+        )
+        .await
+    }
+
+    async fn create(&self, owner: &str, name: &str) -> Result<Room, ApiError> {
+        self.call(
+            subjects::rooms::CREATE,
+            &CreateRoomRequest {
+                owner_id: owner.into(),
+                owner_name: format!("name-{owner}"),
+                name: name.into(),
+                topic: String::new(),
+            },
+        )
+        .await
+    }
+
+    async fn get(&self, room_id: &str) -> Result<Room, ApiError> {
+        self.call(subjects::rooms::GET, &room(room_id)).await
+    }
+
+    async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<RoomList, ApiError> {
+        let req = ListRoomsRequest {
+            limit,
+            cursor: cursor.map(String::from),
+        };
+        self.call(subjects::rooms::LIST, &req).await
+    }
+
+    async fn join(&self, room_id: &str, user: &str) -> Result<MembershipReply, ApiError> {
+        self.call(subjects::rooms::JOIN, &membership(room_id, user))
+            .await
+    }
+
+    async fn leave(&self, room_id: &str, user: &str) -> Result<MembershipReply, ApiError> {
+        self.call(subjects::rooms::LEAVE, &membership(room_id, user))
+            .await
+    }
+
+    async fn members(&self, room_id: &str) -> Result<MemberList, ApiError> {
+        self.call(subjects::rooms::MEMBERS, &room(room_id)).await
+    }
+
+    async fn member_ids(&self, room_id: &str) -> BTreeSet<String> {
+        let list = self.members(room_id).await.unwrap();
+        list.members.into_iter().map(|m| m.user_id).collect()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let result = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("run returns after shutdown")
+                .expect("run did not panic");
+            assert!(result.is_ok(), "{result:?}");
+        }
+        drop(self.nats);
+    }
+}
+
+fn room(room_id: &str) -> RoomRequest {
+    RoomRequest {
+        room_id: room_id.into(),
+    }
+}
+
+fn membership(room_id: &str, user: &str) -> MembershipRequest {
+    MembershipRequest {
+        room_id: room_id.into(),
+        user_id: user.into(),
+        username: format!("name-{user}"),
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> ErrorCode {
+    r.expect_err("expected an error").code
+}
+
+async fn next_event(events: &mut async_nats::Subscriber) -> MembershipEvent {
+    let message = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event in time")
+        .expect("subscription open");
+    serde_json::from_slice(&message.payload).expect("a MembershipEvent")
+}
