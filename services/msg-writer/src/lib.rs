@@ -17,8 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use batch::{prepare, Prepared, Writer};
 
-/// The most messages pulled and written in one pipeline.
-pub const MAX_BATCH: usize = 512;
+/// The most messages pulled and written in one pipeline. Each pipeline costs Redis one fsync
+/// (with `appendfsync always`) and one round trip, so bigger chunks drain a backlog faster:
+/// dyschat-bench drain, 1,000,000 messages, went from 10.5k msg/s at 512 to 23.7k msg/s at 4,096.
+/// A chunk is ~1.2 MB of 300-byte messages; live traffic still goes out in whatever is ready.
+pub const MAX_BATCH: usize = 4096;
 /// How often the consumer's backlog is read into `dyschat_writer_consumer_pending`.
 pub const PENDING_POLL: Duration = Duration::from_secs(5);
 
