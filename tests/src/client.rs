@@ -92,6 +92,30 @@ impl Api {
         Ok(body["room_id"].as_str().context("room_id")?.to_string())
     }
 
+    /// The `seq`s of a room's history once it holds at least `count` messages (the writer may lag),
+    /// or whatever it holds after `wait`.
+    pub async fn history_seqs(
+        &self,
+        token: &str,
+        room_id: &str,
+        count: usize,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<u64>> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let seqs: Vec<u64> = self
+                .all_messages(token, room_id)
+                .await?
+                .iter()
+                .filter_map(|m| m["seq"].as_u64())
+                .collect();
+            if seqs.len() >= count || std::time::Instant::now() >= deadline {
+                return Ok(seqs);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every message of a room through paged history (`after`), oldest first.
     pub async fn all_messages(&self, token: &str, room_id: &str) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();

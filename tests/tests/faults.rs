@@ -122,20 +122,10 @@ async fn finish(load: &Load, tasks: Tasks) -> anyhow::Result<Report> {
     }
     let expected: usize = senders.iter().map(|s| s.acked.len()).sum();
     let token = &load.receivers[0].token;
-    let mut history = Vec::new();
-    for _ in 0..600 {
-        history = load
-            .api
-            .all_messages(token, &load.room)
-            .await?
-            .iter()
-            .filter_map(|m| m["seq"].as_u64())
-            .collect();
-        if history.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let history = load
+        .api
+        .history_seqs(token, &load.room, expected, Duration::from_secs(60))
+        .await?;
     let report = Report {
         senders,
         receivers,

@@ -54,19 +54,9 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
 
     let senders = vec![tx.await??];
     let receivers = vec![rx.await??];
-    let mut history = Vec::new();
-    for _ in 0..100 {
-        history = api
-            .all_messages(&sender.token, &room)
-            .await?
-            .iter()
-            .filter_map(|m| m["seq"].as_u64())
-            .collect();
-        if history.len() >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let history = api
+        .history_seqs(&sender.token, &room, total, Duration::from_secs(10))
+        .await?;
     let report = Report {
         senders,
         receivers,
