@@ -97,11 +97,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         service,
         tracker,
         config.drain_timeout(),
+        metrics_server,
     )
     .await;
-    if let Some(server) = metrics_server {
-        let _ = server.await;
-    }
     Ok(())
 }
 

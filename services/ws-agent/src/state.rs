@@ -74,24 +74,26 @@ impl AgentState {
         }
     }
 
-    /// A request to auth. Like [`rooms`](Self::rooms) it takes one of the agent's bounded
-    /// request slots first, so a flood of clients queues here instead of piling onto NATS.
-    pub async fn auth<Req: Serialize, Resp: DeserializeOwned>(
+    /// A request to auth or rooms. It takes one of the agent's bounded request slots first, so a
+    /// flood of clients queues here instead of piling onto NATS.
+    async fn request<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        subject: &str,
+        subject: String,
         body: &Req,
     ) -> Result<Resp, ApiError> {
         let _slot = self
             .limits
             .request_slot(self.config.request_timeout())
             .await?;
-        rpc::request(
-            &self.nats,
-            subject.to_string(),
-            body,
-            self.config.request_timeout(),
-        )
-        .await
+        rpc::request(&self.nats, subject, body, self.config.request_timeout()).await
+    }
+
+    pub async fn auth<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        subject: &str,
+        body: &Req,
+    ) -> Result<Resp, ApiError> {
+        self.request(subject.to_string(), body).await
     }
 
     pub async fn rooms<Req: Serialize, Resp: DeserializeOwned>(
@@ -99,17 +101,7 @@ impl AgentState {
         endpoint: &str,
         body: &Req,
     ) -> Result<Resp, ApiError> {
-        let _slot = self
-            .limits
-            .request_slot(self.config.request_timeout())
-            .await?;
-        rpc::request(
-            &self.nats,
-            subjects::rooms::subject(endpoint),
-            body,
-            self.config.request_timeout(),
-        )
-        .await
+        self.request(subjects::rooms::subject(endpoint), body).await
     }
 
     /// The room's members (404 for an unknown room), refreshing the membership cache.
