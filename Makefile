@@ -43,6 +43,7 @@ test: ## Run every test (unit, integration, doc); installs nats-server/redis-ser
 	@$(MAKE) deploy_check
 	@$(ENSURE_SERVERS); \
 	echo "NATS_SERVER_BIN=$$NATS_SERVER_BIN REDIS_SERVER_BIN=$$REDIS_SERVER_BIN"; \
+	export RUST_LIB_BACKTRACE=$${RUST_LIB_BACKTRACE:-0}; \
 	$(CARGO) build --workspace --bins; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		status=0; \

@@ -91,6 +91,8 @@ pub struct Config {
     pub socket_queue: usize,
     /// Timeout of a request from ws-agent to auth or rooms.
     pub request_timeout_ms: u64,
+    /// How long one Redis command may take before it fails (and is retried or answered 503).
+    pub redis_timeout_ms: u64,
     /// Lifetime of an issued token.
     pub token_ttl_secs: u64,
     /// JetStream de-duplication window for `client_msg_id` retries.
@@ -157,6 +159,7 @@ impl Default for Config {
             recovery_limit: 10_000,
             socket_queue: 1024,
             request_timeout_ms: 5_000,
+            redis_timeout_ms: 5_000,
             token_ttl_secs: 24 * 3600,
             dedupe_window_secs: 600,
             drain_timeout_secs: 10,
@@ -237,8 +240,11 @@ impl Config {
         if !(16..=1_000_000).contains(&self.socket_queue) {
             return bad("SOCKET_QUEUE", "must be 16 to 1000000");
         }
-        if self.request_timeout_ms == 0 || self.token_ttl_secs == 0 {
-            return bad("REQUEST_TIMEOUT_MS / TOKEN_TTL_SECS", "must be positive");
+        if self.request_timeout_ms == 0 || self.token_ttl_secs == 0 || self.redis_timeout_ms == 0 {
+            return bad(
+                "REQUEST_TIMEOUT_MS / TOKEN_TTL_SECS / REDIS_TIMEOUT_MS",
+                "must be positive",
+            );
         }
         if self.dedupe_window_secs == 0 {
             return bad("DEDUPE_WINDOW_SECS", "must be positive");

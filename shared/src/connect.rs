@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::ConnectErrorKind;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::IntoConnectionInfo;
 
 use crate::config::Config;
@@ -213,7 +213,7 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
     loop {
         let attempt = tokio::time::timeout(
             Duration::from_secs(2),
-            ConnectionManager::new(client.clone()),
+            ConnectionManager::new_with_config(client.clone(), manager_config(config)),
         )
         .await;
         let err = match attempt {
@@ -228,6 +228,14 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The Redis client's own default fails a command after 500 ms, which a busy Redis (a history
+/// rebuild, an AOF rewrite) or a loaded host exceeds without anything being wrong.
+fn manager_config(config: &Config) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_millis(config.redis_timeout_ms)))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
 }
 
 #[cfg(test)]

@@ -72,7 +72,16 @@ impl Mesh {
 
     /// Like [`start`](Self::start) with extra `DYSCHAT_*` variables.
     pub async fn start_with(agents: usize, extra: Vec<(String, String)>) -> anyhow::Result<Mesh> {
-        let nats = NatsServer::start().await?;
+        Self::start_on(NatsServer::start().await?, agents, extra).await
+    }
+
+    /// Like [`start_with`](Self::start_with) on a nats-server the test started itself (with a
+    /// configuration file, for example).
+    pub async fn start_on(
+        nats: NatsServer,
+        agents: usize,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Mesh> {
         let redis = RedisServer::start().await?;
         let mut vars = vec![
             ("DYSCHAT_NATS_URL".to_string(), nats.url()),
@@ -130,7 +139,7 @@ impl Mesh {
                 dyschat_rooms::run(c, t).await.map_err(|e| e.to_string())
             }));
         self.start_writer();
-        let client = async_nats::connect(self.nats.url()).await?;
+        let client = dyschat_shared::connect::nats(&self.config, "dyschat-tests").await?;
         for service in ["dyschat-auth", "dyschat-rooms"] {
             wait_for_service(&client, service).await?;
         }

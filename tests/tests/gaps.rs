@@ -1,14 +1,31 @@
 //! Core NATS is at-most-once: an agent that misses live messages (here, its NATS connection is
 //! cut for a moment) notices the `prev_seq` that does not follow on and fills the gap from
-//! JetStream, so its sockets still get every message once, in order, without rejoining.
+//! JetStream, so its sockets still get every message once, in order, without rejoining. And a
+//! message the agent had acked itself reaches its sockets even when its live copy never comes
+//! and nothing follows it.
 
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
-use dyschat_tests::client::Api;
+use anyhow::{ensure, Context};
+use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::load::{run_receiver, run_sender, Report};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::proxy::Proxy;
+use dyschat_tests::NatsServer;
+use serde_json::json;
+
+async fn gap_fills(agent_http: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{agent_http}/metrics"))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("dyschat_ws_gap_fills_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()> {
@@ -69,16 +86,83 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
         "the socket had to recover by itself: {}",
         report.summary()
     );
-    let text = reqwest::get(format!("{}/metrics", mesh.agent(cut_agent).http()))
-        .await?
-        .text()
-        .await?;
-    let fills: f64 = text
-        .lines()
-        .find(|l| l.starts_with("dyschat_ws_gap_fills_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    let fills = gap_fills(&mesh.agent(cut_agent).http()).await?;
     ensure!(fills >= 1.0, "no gap was filled, so the cut proved nothing");
+    Ok(())
+}
+
+/// The agent's NATS user may not subscribe to the live subjects, so no live copy ever arrives
+/// (the worst case of a cluster whose leader node has not yet heard of a fresh subscription).
+/// Each message a socket sends is acked by this agent, which then reads it from JetStream for
+/// the room's sockets: well before the periodic catch-up check (15 s apart) would notice it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("users.conf");
+    std::fs::write(
+        &conf,
+        r#"authorization {
+  users = [
+    { user: svc, password: svc-password }
+    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
+  ]
+}
+"#,
+    )?;
+    let conf = conf.display().to_string();
+    let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
+    let vars = |user: &str, password: &str| {
+        vec![
+            ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
+            ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
+        ]
+    };
+    let mut mesh = Mesh::start_on(nats, 0, vars("svc", "svc-password")).await?;
+    let mut config = mesh.config.clone();
+    config.nats_user = "deaf".into();
+    config.nats_password = "deaf-password".into();
+    let deaf = mesh.start_agent_with(config).await?;
+
+    let api = Api::new(mesh.agent(deaf).http());
+    let user = api.register_and_login("unheard").await?;
+    let room = api.create_room(&user.token, "silent").await?;
+    let mut ws = WsClient::connect(&mesh.agent(deaf).ws(), &user.token).await?;
+    ws.join(&room, Some(0)).await?;
+    // Past the subscription's first catch-up check: from here only the acks can help.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for i in 1..=3u64 {
+        ws.send(json!({"type": "send", "room_id": room, "body": format!("m{i}"), "client_msg_id": format!("c{i}")}))
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(8);
+        let mut acked = false;
+        loop {
+            let frame = ws
+                .recv_within(deadline.saturating_duration_since(Instant::now()))
+                .await?
+                .with_context(|| {
+                    format!("message {i} never reached the socket (acked: {acked})")
+                })?;
+            match frame["type"].as_str() {
+                Some("ack") => {
+                    ensure!(frame["seq"] == i, "{frame}");
+                    acked = true;
+                }
+                Some("message") => {
+                    ensure!(frame["seq"] == i && frame["prev_seq"] == i - 1, "{frame}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let fills = gap_fills(&mesh.agent(deaf).http()).await?;
+    ensure!(
+        fills >= 3.0,
+        "{fills} gap fills: the live copies were not really missing"
+    );
+    ws.close().await;
+    mesh.stop_all().await?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use async_nats::jetstream::{
     consumer::{pull::OrderedConfig, DeliverPolicy},
     context::PublishAckFuture,
     message::PublishMessage,
-    stream::{DirectGetErrorKind, Stream},
+    stream::{LastRawMessageErrorKind, Stream},
 };
 use bytes::Bytes;
 use dyschat_shared::{
@@ -158,25 +158,28 @@ impl Chat {
         self.confirm(pending).await
     }
 
-    /// The stored message at `seq`.
+    /// The stored message at `seq`. Read from the stream leader: a replica answering a direct
+    /// get may not have a message that was just acked yet.
     pub async fn stored(&self, seq: u64) -> Result<StoredMessage, ApiError> {
         let raw = self
             .stream
-            .direct_get(seq)
+            .get_raw_message(seq)
             .await
             .map_err(|e| unavailable("message lookup", e))?;
         serde_json::from_slice(&raw.payload).map_err(|e| ApiError::internal(e.to_string()))
     }
 
-    /// The room's newest `seq`, 0 for an empty room.
+    /// The room's newest `seq`, 0 for an empty room. Read from the stream leader, not with a
+    /// direct get: on a cluster a replica may lag, and a join or catch-up check that starts from
+    /// a stale position only repairs itself on a later message.
     pub async fn last_seq(&self, room_id: &str) -> Result<u64, ApiError> {
         match self
             .stream
-            .direct_get_last_for_subject(subjects::room_messages(room_id))
+            .get_last_raw_message_by_subject(&subjects::room_messages(room_id))
             .await
         {
             Ok(m) => Ok(m.sequence),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(unavailable("room position lookup", e)),
         }
     }

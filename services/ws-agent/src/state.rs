@@ -203,6 +203,7 @@ impl AgentState {
             })
             .instrument(span)
             .await?;
+        self.hub.expect(room_id, sent.seq);
         let mut prev = None;
         if !sent.duplicate {
             let wait = async {

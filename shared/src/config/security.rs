@@ -150,6 +150,7 @@ impl fmt::Debug for Config {
             .field("recovery_limit", &self.recovery_limit)
             .field("socket_queue", &self.socket_queue)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("dedupe_window_secs", &self.dedupe_window_secs)
             .field("drain_timeout_secs", &self.drain_timeout_secs)

@@ -387,6 +387,7 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
     let mut ws = WsClient::connect(&format!("ws://{}/ws", services.agent), &user.token).await?;
     ws.join(&room, Some(0)).await?;
     let mut seen = Vec::new();
+    let mut others = Vec::new();
     for (i, body) in ["first", "second"].iter().enumerate() {
         ws.send(json!({"type": "send", "room_id": room, "body": body, "client_msg_id": format!("m{i}")}))
             .await?;
@@ -394,7 +395,8 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
         while Instant::now() < deadline {
             match ws.recv_within(Duration::from_millis(200)).await? {
                 Some(f) if f["type"] == "message" => seen.push(f["seq"].as_u64().unwrap_or(0)),
-                _ => {}
+                Some(f) => others.push(f),
+                None => {}
             }
             if seen.len() > i {
                 break;
@@ -405,10 +407,9 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
     services.stop().await?;
     redis.stop().await;
     drop(nodes);
-    assert_eq!(
-        seen,
-        vec![1, 2],
-        "live message frames the joined socket received"
+    anyhow::ensure!(
+        seen == vec![1, 2],
+        "live message frames the joined socket received: {seen:?}; other frames: {others:?}"
     );
     Ok(())
 }

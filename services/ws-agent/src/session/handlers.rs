@@ -172,16 +172,19 @@ impl Session {
         self.state.tracker.spawn(
             async move {
                 let frame = match state.chat.confirm(pending).await {
-                    Ok(sent) => ServerFrame::Ack {
-                        room_id: sent.room_id,
-                        client_msg_id: sent.client_msg_id,
-                        seq: sent.seq,
-                        message_id: sent.message_id,
-                        sent_at: sent.sent_at,
-                        duplicate: sent.duplicate,
-                        trace_id,
-                        reference,
-                    },
+                    Ok(sent) => {
+                        state.hub.expect(&sent.room_id, sent.seq);
+                        ServerFrame::Ack {
+                            room_id: sent.room_id,
+                            client_msg_id: sent.client_msg_id,
+                            seq: sent.seq,
+                            message_id: sent.message_id,
+                            sent_at: sent.sent_at,
+                            duplicate: sent.duplicate,
+                            trace_id,
+                            reference,
+                        }
+                    }
                     Err(e) => ServerFrame::error(e, reference),
                 };
                 socket.push(Utf8Bytes::from(frame.to_json()));

@@ -11,6 +11,8 @@
 //! it while its replay is read from JetStream, then [`Hub::activate`] releases the ones newer than
 //! the replay. That is what makes the junction free of gaps and duplicates.
 //!
+//! The per-room task itself, with its gap detection and catch-up checks, is in [`room`].
+//!
 //! Each live message is delivered in a `chat.deliver` span, a child of the sender's `chat.send`
 //! (the context is in the re-published headers), and its age since `sent_at` is recorded in
 //! `dyschat_delivery_latency_seconds`.
@@ -18,19 +20,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use async_nats::{HeaderMap, Subscriber};
+use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
-use dyschat_shared::{
-    subjects, telemetry, time,
-    wire::{Message, ServerFrame, StoredMessage},
-    ApiError,
-};
-use futures::StreamExt;
+use dyschat_shared::{subjects, wire::ServerFrame, ApiError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::Chat;
-use crate::socket::{SocketHandle, CLOSE_SLOW};
+use crate::socket::SocketHandle;
+
+mod room;
 
 enum Mode {
     Live { last_seq: u64 },
@@ -47,16 +46,16 @@ struct RoomState {
     /// The newest `seq` this agent forwarded for the room; `None` until known (`Some(0)`: the
     /// room was empty when it was looked at).
     last_forwarded: Option<u64>,
+    /// The newest `seq` this agent knows is stored, from its own publish acks.
+    expected: u64,
     sockets: HashMap<u64, Attached>,
 }
-
-/// When a new room subscription first checks that it missed nothing, and how often after.
-const CATCH_UP_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
-const CATCH_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 struct RoomChannel {
     state: Mutex<RoomState>,
     stop: CancellationToken,
+    /// Woken by [`Hub::expect`] when this agent learns of a stored message it has not forwarded.
+    expected: tokio::sync::Notify,
 }
 
 pub struct Hub {
@@ -125,6 +124,7 @@ impl Hub {
                 let channel = Arc::new(RoomChannel {
                     state: Mutex::new(RoomState::default()),
                     stop: self.shutdown.child_token(),
+                    expected: tokio::sync::Notify::new(),
                 });
                 self.rooms
                     .write()
@@ -158,6 +158,25 @@ impl Hub {
                 state.last_forwarded = Some(seq);
             }
         }
+    }
+
+    /// Tells the room's task that `seq` is stored (this agent had its publish acked), so that
+    /// it fills the message from JetStream if the live copy never comes. A re-published message
+    /// is at-most-once: on a cluster a fresh subscription's interest may not yet have reached
+    /// the stream leader's node, and then the room's newest message would otherwise wait for
+    /// the next message or the periodic catch-up check.
+    pub fn expect(&self, room_id: &str, seq: u64) {
+        let Some(channel) = self.channel(room_id) else {
+            return;
+        };
+        {
+            let mut state = lock(&channel.state);
+            if seq <= state.expected || state.last_forwarded.is_some_and(|last| seq <= last) {
+                return;
+            }
+            state.expected = seq;
+        }
+        channel.expected.notify_one();
     }
 
     /// Ends buffering for a socket whose replay delivered everything up to `delivered_up_to`:
@@ -248,97 +267,6 @@ impl Hub {
             .cloned()
             .collect()
     }
-
-    async fn room_task(
-        self: Arc<Self>,
-        room_id: String,
-        channel: Arc<RoomChannel>,
-        mut sub: Subscriber,
-    ) {
-        let mut catch_up =
-            tokio::time::interval_at(tokio::time::Instant::now() + CATCH_UP_FIRST, CATCH_UP_EVERY);
-        loop {
-            let message = tokio::select! {
-                _ = channel.stop.cancelled() => break,
-                _ = catch_up.tick() => {
-                    self.catch_up(&room_id, &channel).await;
-                    continue;
-                }
-                next = sub.next() => match next {
-                    Some(m) => m,
-                    None => break,
-                },
-            };
-            let Some((seq, prev)) = message.headers.as_ref().and_then(sequence_headers) else {
-                tracing::warn!(room = %room_id, "live message without sequence headers ignored");
-                continue;
-            };
-            let last = lock(&channel.state).last_forwarded;
-            if last.is_some_and(|last| seq <= last) {
-                continue;
-            }
-            if let Some(last) = last.filter(|last| prev > *last) {
-                self.fill_gap(&room_id, &channel, last, prev).await;
-            }
-            match serde_json::from_slice::<StoredMessage>(&message.payload) {
-                Ok(stored) => {
-                    if let Some(age) = time::seconds_since(&stored.sent_at) {
-                        metrics::histogram!("dyschat_delivery_latency_seconds").record(age);
-                    }
-                    let span = deliver_span(&room_id, seq, &stored.message_id, &message);
-                    let _entered = span.enter();
-                    let delivered = fan_out(
-                        &channel,
-                        Message::from_stored(stored, seq, prev),
-                        self.buffer_limit,
-                    );
-                    span.record("sockets", delivered);
-                }
-                Err(e) => tracing::error!(seq, error = %e, "undecodable live message skipped"),
-            }
-        }
-        if let Err(e) = sub.unsubscribe().await {
-            tracing::debug!(error = %e, "unsubscribe");
-        }
-    }
-
-    /// Compares the room's newest `seq` in JetStream with the last one forwarded and fills the
-    /// difference. A live message lost with nothing after it (the subscription's interest not yet
-    /// known to the stream leader's node in a cluster, a reconnect) is otherwise only noticed when
-    /// the next message arrives.
-    async fn catch_up(&self, room_id: &str, channel: &RoomChannel) {
-        let Some(last) = lock(&channel.state).last_forwarded else {
-            return;
-        };
-        match self.chat.last_seq(room_id).await {
-            Ok(newest) if newest > last => self.fill_gap(room_id, channel, last, newest).await,
-            Ok(_) => {}
-            Err(e) => tracing::debug!(room = %room_id, error = %e, "catch-up check failed"),
-        }
-    }
-
-    /// Reads `(after, up_to]` of the room from JetStream and forwards it.
-    async fn fill_gap(&self, room_id: &str, channel: &RoomChannel, after: u64, up_to: u64) {
-        metrics::counter!("dyschat_ws_gap_fills_total").increment(1);
-        tracing::info!(room = %room_id, after, up_to, "live gap detected, filling from JetStream");
-        match self
-            .chat
-            .replay(room_id, after, up_to, after, self.recovery_limit)
-            .await
-        {
-            Ok(Some(messages)) => {
-                for m in messages {
-                    fan_out(channel, m, self.buffer_limit);
-                }
-            }
-            Ok(None) => {
-                tracing::warn!(room = %room_id, "gap too large to fill; clients rejoin with since")
-            }
-            Err(e) => {
-                tracing::warn!(room = %room_id, error = %e, "gap fill failed; clients rejoin with since")
-            }
-        }
-    }
 }
 
 /// `Nats-Sequence` and `Nats-Last-Sequence` of a re-published message: the contract's `seq` and
@@ -353,62 +281,4 @@ pub fn sequence_headers(headers: &HeaderMap) -> Option<(u64, u64)> {
         .get(async_nats::header::NATS_LAST_SEQUENCE)
         .map_or(Some(0), |v| v.as_str().parse().ok())?;
     Some((seq, prev))
-}
-
-/// The `chat.deliver` span of a live message at this agent (none while traces are not exported).
-fn deliver_span(
-    room_id: &str,
-    seq: u64,
-    message_id: &str,
-    message: &async_nats::Message,
-) -> tracing::Span {
-    if !telemetry::exporting() {
-        return tracing::Span::none();
-    }
-    let span = tracing::info_span!(
-        "chat.deliver",
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.operation.type = "process",
-        messaging.destination.name = %message.subject,
-        room.id = %room_id,
-        message.id = %message_id,
-        message.seq = seq,
-        sockets = tracing::field::Empty,
-        dyschat.service = "dyschat-ws-agent",
-    );
-    telemetry::set_parent(&span, message.headers.as_ref());
-    span
-}
-
-/// Serialises `message` once and queues it on every socket that has not had it yet; returns on
-/// how many sockets it was queued.
-fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) -> u64 {
-    let seq = message.seq;
-    let frame = Utf8Bytes::from(ServerFrame::Message(message).to_json());
-    let mut state = lock(&channel.state);
-    if state.last_forwarded.is_some_and(|last| seq <= last) {
-        return 0;
-    }
-    state.last_forwarded = Some(seq);
-    let mut delivered = 0u64;
-    for attached in state.sockets.values_mut() {
-        match &mut attached.mode {
-            Mode::Live { last_seq } => {
-                if seq > *last_seq && attached.socket.push(frame.clone()) {
-                    *last_seq = seq;
-                    delivered += 1;
-                }
-            }
-            Mode::Buffering(buffer) => {
-                if buffer.len() < buffer_limit {
-                    buffer.push((seq, frame.clone()));
-                } else {
-                    attached.socket.close(CLOSE_SLOW);
-                }
-            }
-        }
-    }
-    metrics::counter!("dyschat_ws_messages_delivered_total").increment(delivered);
-    delivered
 }
