@@ -39,6 +39,14 @@ pub fn queue_store(pipe: &mut redis::Pipeline, room_id: &str, seq: u64, payload:
     pipe.zadd(key(room_id), payload, seq).ignore();
 }
 
+/// Queues the store of several messages of one room on `pipe`, as one `ZADD`: Redis parses and
+/// dispatches one command per room instead of one per message.
+pub fn queue_store_room(pipe: &mut redis::Pipeline, room_id: &str, messages: &[(u64, &[u8])]) {
+    if !messages.is_empty() {
+        pipe.zadd_multiple(key(room_id), messages).ignore();
+    }
+}
+
 type Scored = Vec<(Vec<u8>, f64)>;
 
 /// Reads one page. `limit` must already be within 1..=[`MAX_PAGE`].

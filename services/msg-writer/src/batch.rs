@@ -4,6 +4,7 @@
 //! is in the stored message's headers), covering the chunk's write and the message's ack; spans
 //! are only built while traces are exported.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{message::Message as JsMessage, AckKind};
@@ -44,7 +45,25 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long a message Redis refused waits before its next delivery.
 const POISON_REDELIVERY_DELAY: Duration = Duration::from_secs(1);
 
-/// Where a consumed message ends up: stored, set aside, or delivered again.
+/// One pipeline for a chunk: one `ZADD` per room holding all of the room's messages.
+fn chunk_pipeline(batch: &[(String, u64, JsMessage)]) -> redis::Pipeline {
+    let mut rooms: HashMap<&str, Vec<(u64, &[u8])>> = HashMap::new();
+    for (room_id, seq, message) in batch {
+        rooms
+            .entry(room_id.as_str())
+            .or_default()
+            .push((*seq, message.payload.as_ref()));
+    }
+    let mut pipe = redis::pipe();
+    for (room_id, messages) in &rooms {
+        history::queue_store_room(&mut pipe, room_id, messages);
+    }
+    pipe
+}
+
+/// Where a consumed message ends up: stored, set aside, or delivered again. Cheap to clone (both
+/// handles share their connection), one clone per chunk in flight.
+#[derive(Clone)]
 pub struct Writer {
     pub js: async_nats::jetstream::Context,
     pub redis: ConnectionManager,
@@ -78,7 +97,6 @@ impl Writer {
     /// shutdown begins, when it is left for redelivery. If Redis refuses the chunk itself, the
     /// messages are written one by one so that one poison message cannot hold back the others.
     pub async fn store_and_ack(&mut self, messages: Vec<JsMessage>, shutdown: &CancellationToken) {
-        let mut pipe = redis::pipe();
         let mut batch = Vec::with_capacity(messages.len());
         let mut spans = Vec::with_capacity(if telemetry::exporting() {
             messages.len()
@@ -95,7 +113,6 @@ impl Writer {
             };
             match prepare(&message.subject, seq, &message.payload) {
                 Prepared::Store { room_id, seq } => {
-                    history::queue_store(&mut pipe, &room_id, seq, &message.payload);
                     if telemetry::exporting() {
                         spans.push(store_span(&room_id, seq, &message));
                     }
@@ -107,6 +124,7 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        let pipe = chunk_pipeline(&batch);
         let mut backoff = RETRY_FIRST;
         loop {
             let started = Instant::now();
@@ -152,6 +170,8 @@ impl Writer {
         }
     }
 
+    /// Stores each message of the failed chunk on its own, so the one Redis refuses is set aside
+    /// and the others are acked.
     async fn store_one_by_one(&mut self, batch: Vec<(String, u64, JsMessage)>) {
         for (room_id, seq, message) in batch {
             let mut pipe = redis::pipe();
