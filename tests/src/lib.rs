@@ -580,6 +580,36 @@ pub fn config_with(
     dyschat_shared::Config::from_iter(vars).expect("the harness configuration is valid")
 }
 
+/// The configuration of a NATS-only service (auth, rooms) against `nats`, with short connect and
+/// drain timeouts.
+pub fn nats_only_config(nats: &NatsServer) -> dyschat_shared::Config {
+    dyschat_shared::Config::from_iter(vec![
+        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+        ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "5".to_string()),
+        ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "2".to_string()),
+    ])
+    .expect("the harness configuration is valid")
+}
+
+/// Waits (up to 15 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are
+/// subscribed.
+pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> anyhow::Result<()> {
+    let subject = format!("$SRV.PING.{service}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let ping = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request(subject.clone(), "".into()),
+        )
+        .await;
+        if let Ok(Ok(_)) = ping {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("service {service} never answered $SRV.PING")
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; fails with `what`.
 /// For tests that wait for an eventually-true condition instead of sleeping a fixed time.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>

@@ -9,7 +9,7 @@ use dyschat_shared::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{NatsServer, RedisServer};
+use crate::{wait_for_service, NatsServer, RedisServer};
 
 /// One running service and how to stop it.
 pub struct Running {
@@ -194,22 +194,6 @@ impl Mesh {
     pub fn agent(&self, i: usize) -> &Agent {
         &self.agents[i]
     }
-}
-
-async fn wait_for_service(client: &async_nats::Client, name: &str) -> anyhow::Result<()> {
-    let subject = format!("$SRV.PING.{name}");
-    for _ in 0..200 {
-        if let Ok(Ok(_)) = tokio::time::timeout(
-            Duration::from_millis(500),
-            client.request(subject.clone(), "".into()),
-        )
-        .await
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("service {name} never answered $SRV.PING")
 }
 
 async fn wait_ready(base: &str) -> anyhow::Result<()> {

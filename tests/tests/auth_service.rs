@@ -1,49 +1,14 @@
 //! The auth service against a real nats-server (the harness's [`NatsServer`]), exercised over
 //! NATS like ws-agent does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dyschat_shared::wire::{Credentials, LoginReply, UserView};
-use dyschat_shared::{rpc, subjects, token, ApiError, Config, ErrorCode};
-use dyschat_tests::NatsServer;
+use dyschat_shared::{rpc, subjects, token, ApiError, ErrorCode};
+use dyschat_tests::{nats_only_config, wait_for_service, NatsServer};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The service's configuration against `nats` alone (no Redis), with short connect and drain
-/// timeouts.
-fn config(nats: &NatsServer) -> Config {
-    Config::from_iter(vec![
-        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
-        ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "5".to_string()),
-        ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "2".to_string()),
-    ])
-    .expect("test config")
-}
-
-async fn client(nats: &NatsServer) -> async_nats::Client {
-    async_nats::connect(nats.url())
-        .await
-        .expect("connect to test nats")
-}
-
-/// Waits until `$SRV.PING.<service>` answers, i.e. the service's endpoints are subscribed.
-async fn wait_for_service(client: &async_nats::Client, service: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let subject = format!("$SRV.PING.{service}");
-    loop {
-        let ping = tokio::time::timeout(
-            Duration::from_millis(500),
-            client.request(subject.clone(), "".into()),
-        )
-        .await;
-        if let Ok(Ok(_)) = ping {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{service} did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 struct Harness {
     client: async_nats::Client,
@@ -57,12 +22,16 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let nats = NatsServer::start().await.expect("start nats-server");
-        let config = config(&nats);
+        let config = nats_only_config(&nats);
         let secret = config.auth_secret.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(dyschat_auth::run(config, shutdown.clone()));
-        let client = client(&nats).await;
-        wait_for_service(&client, subjects::auth::SERVICE).await;
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to test nats");
+        wait_for_service(&client, subjects::auth::SERVICE)
+            .await
+            .expect("the service comes up");
         Harness {
             client,
             shutdown,

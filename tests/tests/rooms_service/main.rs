@@ -8,54 +8,19 @@ mod membership;
 mod rooms;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dyschat_shared::wire::{
     CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
     MembershipRequest, Room, RoomList, RoomRequest,
 };
-use dyschat_shared::{rpc, subjects, topology, ApiError, Config, ErrorCode};
-use dyschat_tests::NatsServer;
+use dyschat_shared::{rpc, subjects, topology, ApiError, ErrorCode};
+use dyschat_tests::{nats_only_config, wait_for_service, NatsServer};
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The service's configuration against `nats` alone (no Redis), with short connect and drain
-/// timeouts.
-fn config(nats: &NatsServer) -> Config {
-    Config::from_iter(vec![
-        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
-        ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "5".to_string()),
-        ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "2".to_string()),
-    ])
-    .expect("test config")
-}
-
-async fn client(nats: &NatsServer) -> async_nats::Client {
-    async_nats::connect(nats.url())
-        .await
-        .expect("connect to test nats")
-}
-
-/// Waits until `$SRV.PING.<service>` answers, i.e. the service's endpoints are subscribed.
-async fn wait_for_service(client: &async_nats::Client, service: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let subject = format!("$SRV.PING.{service}");
-    loop {
-        let ping = tokio::time::timeout(
-            Duration::from_millis(500),
-            client.request(subject.clone(), "".into()),
-        )
-        .await;
-        if let Ok(Ok(_)) = ping {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{service} did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 struct Harness {
     client: async_nats::Client,
@@ -70,10 +35,19 @@ impl Harness {
         let nats = NatsServer::start().await.expect("start nats-server");
         let shutdown = CancellationToken::new();
         let tasks = (0..instances)
-            .map(|_| tokio::spawn(dyschat_rooms::run(config(&nats), shutdown.clone())))
+            .map(|_| {
+                tokio::spawn(dyschat_rooms::run(
+                    nats_only_config(&nats),
+                    shutdown.clone(),
+                ))
+            })
             .collect();
-        let client = client(&nats).await;
-        wait_for_service(&client, subjects::rooms::SERVICE).await;
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to test nats");
+        wait_for_service(&client, subjects::rooms::SERVICE)
+            .await
+            .expect("the service comes up");
         Harness {
             client,
             shutdown,
