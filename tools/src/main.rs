@@ -231,9 +231,33 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let code = runtime.block_on(run(cli))?;
+    // On SIGINT or SIGTERM the run is dropped, and with it every server and service it started.
+    let code = runtime.block_on(async {
+        tokio::select! {
+            result = run(cli) => result,
+            signal = interrupted() => {
+                eprintln!("[bench] {signal}: stopped; the servers and services it started are stopped too");
+                Ok(130)
+            }
+        }
+    })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     std::process::exit(code);
+}
+
+/// Resolves on the first SIGINT or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
