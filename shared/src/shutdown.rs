@@ -14,8 +14,9 @@ pub fn on_signals() -> CancellationToken {
     token
 }
 
+/// Resolves on the first SIGTERM or SIGINT (for a tool that stops rather than drains).
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
@@ -33,7 +34,8 @@ async fn wait_for_signal() {
     }
 }
 
+/// Resolves on Ctrl-C.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

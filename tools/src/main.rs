@@ -235,29 +235,14 @@ fn main() -> anyhow::Result<()> {
     let code = runtime.block_on(async {
         tokio::select! {
             result = run(cli) => result,
-            signal = interrupted() => {
-                eprintln!("[bench] {signal}: stopped; the servers and services it started are stopped too");
+            _ = dyschat_shared::shutdown::wait_for_signal() => {
+                eprintln!("[bench] interrupted: stopped; the servers and services it started are stopped too");
                 Ok(130)
             }
         }
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     std::process::exit(code);
-}
-
-/// Resolves on the first SIGINT or SIGTERM, with the signal's name.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {

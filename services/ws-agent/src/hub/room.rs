@@ -28,10 +28,10 @@ use super::{lock, sequence_headers, Hub, Mode, RoomChannel};
 use crate::socket::CLOSE_SLOW;
 
 /// When a new room subscription first checks that it missed nothing, and how often after.
-pub(super) const CATCH_UP_FIRST: Duration = Duration::from_secs(1);
-pub(super) const CATCH_UP_EVERY: Duration = Duration::from_secs(15);
+const CATCH_UP_FIRST: Duration = Duration::from_secs(1);
+const CATCH_UP_EVERY: Duration = Duration::from_secs(15);
 /// How long a message this agent acked may take to come live before it is read from JetStream.
-pub(super) const EXPECT_GRACE: Duration = Duration::from_secs(1);
+const EXPECT_GRACE: Duration = Duration::from_secs(1);
 
 impl Hub {
     pub(super) async fn room_task(
