@@ -3,24 +3,14 @@
 //! Handlers return typed [`AuthError`]s; they are turned into the contract's [`ApiError`] in one
 //! place ([`From<AuthError> for ApiError`]) so every code and message is decided here.
 
-use dyschat_shared::connect::ConnectError;
 use dyschat_shared::token::TokenError;
-use dyschat_shared::topology::TopologyError;
 use dyschat_shared::{ApiError, ErrorCode};
 
 use crate::password::PasswordError;
 use crate::store::StoreError;
 
-/// Why [`crate::run`] gave up. Each variant prints as one line an operator can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Topology(#[from] TopologyError),
-    #[error("NATS: {0}")]
-    Nats(String),
-}
+/// Why [`crate::run`] gave up: the one start-up error of every request-reply service.
+pub use dyschat_shared::service::ServiceError as Error;
 
 /// Why one register or login request failed.
 #[derive(Debug, thiserror::Error)]

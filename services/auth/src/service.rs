@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream;
-use async_nats::service::{endpoint::Endpoint, Group, ServiceExt};
 use dyschat_shared::wire::Credentials;
-use dyschat_shared::{connect, rpc, subjects::auth, topology, ApiError, Config};
+use dyschat_shared::{connect, rpc, service, subjects::auth, topology, ApiError, Config};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,15 +30,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         ttl_secs: config.token_ttl_secs,
     });
 
-    let service = client
-        .service_builder()
-        .description("DYSCHAT accounts: register and login")
-        .start(auth::SERVICE, env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|e| Error::Nats(format!("could not start the service: {e}")))?;
+    let service = service::start(
+        &client,
+        auth::SERVICE,
+        "DYSCHAT accounts: register and login",
+    )
+    .await?;
     let group = service.group(auth::GROUP);
-    let register_ep = endpoint(&group, auth::REGISTER).await?;
-    let login_ep = endpoint(&group, auth::LOGIN).await?;
+    let register_ep = service::endpoint(&group, auth::REGISTER).await?;
+    let login_ep = service::endpoint(&group, auth::LOGIN).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
 
     let metrics_server = dyschat_shared::prometheus::spawn_for(
@@ -76,7 +75,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         rpc::serve(login_ep, tracker.clone(), shutdown.clone(), login),
     );
 
-    dyschat_shared::service::finish(
+    service::finish(
         "dyschat-auth",
         client,
         service,
@@ -86,11 +85,4 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     )
     .await;
     Ok(())
-}
-
-async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, Error> {
-    group
-        .endpoint(name)
-        .await
-        .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
 }

@@ -4,8 +4,7 @@
 use std::future::Future;
 
 use async_nats::jetstream;
-use async_nats::service::{endpoint::Endpoint, Group, ServiceExt};
-use dyschat_shared::{connect, rpc, subjects::rooms as api, topology, ApiError, Config};
+use dyschat_shared::{connect, rpc, service, subjects::rooms as api, topology, ApiError, Config};
 use futures::future::{BoxFuture, FutureExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,19 +29,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     );
     let rooms = Rooms::new(store, client.clone());
 
-    let service = client
-        .service_builder()
-        .description("DYSCHAT rooms and their members")
-        .start(api::SERVICE, env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|e| Error::Nats(format!("could not start the service: {e}")))?;
+    let service = service::start(&client, api::SERVICE, "DYSCHAT rooms and their members").await?;
     let group = service.group(api::GROUP);
-    let create = endpoint(&group, api::CREATE).await?;
-    let get = endpoint(&group, api::GET).await?;
-    let list = endpoint(&group, api::LIST).await?;
-    let join = endpoint(&group, api::JOIN).await?;
-    let leave = endpoint(&group, api::LEAVE).await?;
-    let members = endpoint(&group, api::MEMBERS).await?;
+    let create = service::endpoint(&group, api::CREATE).await?;
+    let get = service::endpoint(&group, api::GET).await?;
+    let list = service::endpoint(&group, api::LIST).await?;
+    let join = service::endpoint(&group, api::JOIN).await?;
+    let leave = service::endpoint(&group, api::LEAVE).await?;
+    let members = service::endpoint(&group, api::MEMBERS).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
 
     let metrics_server = dyschat_shared::prometheus::spawn_for(
@@ -91,7 +85,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         ),
     );
 
-    dyschat_shared::service::finish(
+    service::finish(
         "dyschat-rooms",
         client,
         service,
@@ -101,13 +95,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     )
     .await;
     Ok(())
-}
-
-async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, Error> {
-    group
-        .endpoint(name)
-        .await
-        .map_err(|e| Error::Nats(format!("could not add endpoint {name}: {e}")))
 }
 
 /// Adapts a handler method to what [`rpc::serve`] expects: an owned request in, a `'static`
