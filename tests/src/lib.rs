@@ -591,23 +591,22 @@ pub fn nats_only_config(nats: &NatsServer) -> dyschat_shared::Config {
     .expect("the harness configuration is valid")
 }
 
-/// Waits (up to 15 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are
+/// Waits (up to 30 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are
 /// subscribed.
 pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> anyhow::Result<()> {
     let subject = format!("$SRV.PING.{service}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let ping = tokio::time::timeout(
-            Duration::from_millis(500),
-            client.request(subject.clone(), "".into()),
-        )
-        .await;
-        if let Ok(Ok(_)) = ping {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("service {service} never answered $SRV.PING")
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{subject} to answer"),
+        || async {
+            let ping = client.request(subject.clone(), "".into());
+            matches!(
+                tokio::time::timeout(Duration::from_millis(500), ping).await,
+                Ok(Ok(_))
+            )
+        },
+    )
+    .await
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; fails with `what`.
