@@ -20,12 +20,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use dyschat_tests::{config, NatsServer, RedisServer};
+//! use dyschat_tests::{env, NatsServer, RedisServer};
 //!
 //! let nats = NatsServer::start().await?;
 //! let redis = RedisServer::start().await?;
-//! let cfg = config(&nats, &redis);
-//! assert_eq!(cfg.nats_url, nats.url());
+//! let config = dyschat_ws_agent::Config::from_env(&env(&nats, &redis))?;
+//! assert_eq!(config.nats.nats_url, nats.url());
 //! # Ok(())
 //! # }
 //! ```
@@ -46,6 +46,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use dyschat_runtime::Env;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -551,44 +552,42 @@ impl RedisServer {
     }
 }
 
-/// The service configuration for a mesh on these two servers: `DYSCHAT_NATS_URL` and
-/// `DYSCHAT_REDIS_ADDR` point at them, the ws-agent listens on `127.0.0.1:0` (a free port chosen
-/// when it binds), and services give up reaching a server after 10 s instead of 30.
-pub fn config(nats: &NatsServer, redis: &RedisServer) -> dyschat_shared::Config {
-    config_with(nats, redis, &[])
+/// The environment of a mesh on these two servers: `DYSCHAT_NATS_URL` and `DYSCHAT_REDIS_ADDR`
+/// point at them, the ws-agent listens on `127.0.0.1:0` (a free port chosen when it binds), and
+/// services give up reaching a server after 10 s instead of 30. Each service reads its own
+/// configuration from it (`dyschat_ws_agent::Config::from_env(&env)`).
+pub fn env(nats: &NatsServer, redis: &RedisServer) -> Env {
+    env_with(nats, redis, &[])
 }
 
-/// [`config`] plus extra `DYSCHAT_*` variables (which override the harness's own), e.g.
+/// [`env`] plus extra `DYSCHAT_*` variables (which override the harness's own), e.g.
 /// `&[("DYSCHAT_RECOVERY_LIMIT", "1000")]`.
-///
-/// Panics with the config error if a variable is invalid.
-pub fn config_with(
-    nats: &NatsServer,
-    redis: &RedisServer,
-    extra: &[(&str, &str)],
-) -> dyschat_shared::Config {
-    let mut vars: Vec<(String, String)> = vec![
-        ("DYSCHAT_NATS_URL".into(), nats.url()),
-        ("DYSCHAT_REDIS_ADDR".into(), redis.addr()),
-        ("DYSCHAT_WS_AGENT_PORT".into(), "127.0.0.1:0".into()),
-        ("DYSCHAT_CONNECT_TIMEOUT_SECS".into(), "10".into()),
-    ];
+pub fn env_with(nats: &NatsServer, redis: &RedisServer, extra: &[(&str, &str)]) -> Env {
+    let mut env = Env::from_pairs([
+        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+        ("DYSCHAT_REDIS_ADDR".to_string(), redis.addr()),
+        (
+            "DYSCHAT_WS_AGENT_PORT".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "10".to_string()),
+    ]);
     for (k, v) in extra {
-        vars.retain(|(key, _)| key != k);
-        vars.push((k.to_string(), v.to_string()));
+        env = env.with(k, *v);
     }
-    dyschat_shared::Config::from_iter(vars).expect("the harness configuration is valid")
+    env
 }
 
-/// The configuration of a NATS-only service (auth, rooms) against `nats`, with short connect and
+/// The environment of a NATS-only service (auth, rooms) against `nats`, with short connect and
 /// drain timeouts.
-pub fn nats_only_config(nats: &NatsServer) -> dyschat_shared::Config {
-    dyschat_shared::Config::from_iter(vec![
+pub fn nats_only_env(nats: &NatsServer) -> Env {
+    Env::from_pairs([
         ("DYSCHAT_NATS_URL".to_string(), nats.url()),
         ("DYSCHAT_CONNECT_TIMEOUT_SECS".to_string(), "5".to_string()),
         ("DYSCHAT_DRAIN_TIMEOUT_SECS".to_string(), "2".to_string()),
+        ("DYSCHAT_AUTH_METRICS_ADDR".to_string(), String::new()),
+        ("DYSCHAT_ROOMS_METRICS_ADDR".to_string(), String::new()),
     ])
-    .expect("the harness configuration is valid")
 }
 
 /// Waits (up to 30 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are

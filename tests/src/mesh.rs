@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use dyschat_shared::Config;
+use dyschat_runtime::Env;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +58,8 @@ impl Agent {
 pub struct Mesh {
     pub nats: NatsServer,
     pub redis: RedisServer,
-    pub config: Config,
+    /// The variables every service of the mesh reads its configuration from.
+    pub env: Env,
     pub services: Vec<Running>,
     pub agents: Vec<Agent>,
 }
@@ -109,11 +110,13 @@ impl Mesh {
             vars.retain(|(k, _)| *k != key);
             vars.push((key, value));
         }
-        let config = Config::from_iter(vars)?;
+        let env = Env::from_pairs(vars);
+        // Fail here, with the variable's name, rather than in a service task.
+        dyschat_ws_agent::Config::from_env(&env)?;
         let mut mesh = Mesh {
             nats,
             redis,
-            config,
+            env,
             services: Vec::new(),
             agents: Vec::new(),
         };
@@ -126,29 +129,41 @@ impl Mesh {
 
     /// Starts auth, rooms and msg-writer and waits until auth and rooms answer.
     pub async fn start_services(&mut self) -> anyhow::Result<()> {
-        let c = self.config.clone();
+        let c = dyschat_auth::Config::from_env(&self.env)?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("auth", t.clone(), async move {
                 dyschat_auth::run(c, t).await.map_err(|e| e.to_string())
             }));
-        let c = self.config.clone();
+        let c = dyschat_rooms::Config::from_env(&self.env)?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("rooms", t.clone(), async move {
                 dyschat_rooms::run(c, t).await.map_err(|e| e.to_string())
             }));
-        self.start_writer();
-        let client = dyschat_shared::connect::nats(&self.config, "dyschat-tests").await?;
+        self.start_writer()?;
+        let client = self.client().await?;
         for service in ["dyschat-auth", "dyschat-rooms"] {
             wait_for_service(&client, service).await?;
         }
         Ok(())
     }
 
+    /// A NATS client of the test itself, connected like the services.
+    pub async fn client(&self) -> anyhow::Result<async_nats::Client> {
+        let common = self.env.common()?;
+        let nats = self.env.section(&common)?;
+        Ok(dyschat_runtime::connect::nats(&common, &nats, "dyschat-tests").await?)
+    }
+
+    /// The configuration the mesh's agents run with.
+    pub fn agent_config(&self) -> dyschat_ws_agent::Config {
+        dyschat_ws_agent::Config::from_env(&self.env).expect("checked when the mesh started")
+    }
+
     /// Starts one more msg-writer.
-    pub fn start_writer(&mut self) {
-        let c = self.config.clone();
+    pub fn start_writer(&mut self) -> anyhow::Result<()> {
+        let c = dyschat_msg_writer::Config::from_env(&self.env)?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("msg-writer", t.clone(), async move {
@@ -156,18 +171,20 @@ impl Mesh {
                     .await
                     .map_err(|e| e.to_string())
             }));
+        Ok(())
     }
 
     /// Starts one more ws-agent on a free port and waits until it is ready.
     pub async fn start_agent(&mut self) -> anyhow::Result<usize> {
-        self.start_agent_with(self.config.clone()).await
+        self.start_agent_with(self.env.clone()).await
     }
 
-    /// Starts one more ws-agent with its own configuration (e.g. reaching NATS through a proxy).
-    pub async fn start_agent_with(&mut self, config: Config) -> anyhow::Result<usize> {
+    /// Starts one more ws-agent with its own variables (e.g. reaching NATS through a proxy:
+    /// `mesh.env.clone().with("DYSCHAT_NATS_URL", ...)`).
+    pub async fn start_agent_with(&mut self, env: Env) -> anyhow::Result<usize> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let c = config;
+        let c = dyschat_ws_agent::Config::from_env(&env)?;
         let t = CancellationToken::new();
         let running = Running::spawn("ws-agent", t.clone(), async move {
             dyschat_ws_agent::serve(c, listener, t)

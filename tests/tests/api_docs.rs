@@ -1,16 +1,16 @@
 //! The self-describing documents against the code: every operation of `/openapi.json` is served
 //! by a running agent (the router and the document are built from one table, so nothing is
 //! served undocumented), and `docs/asyncapi.yaml` names every WebSocket frame type of the wire
-//! types and every NATS subject of `shared/src/subjects.rs`.
+//! types and every NATS subject of `crates/protocol/src/subjects.rs`.
 
 use std::collections::BTreeSet;
 
 use anyhow::{ensure, Context};
-use dyschat_shared::{subjects, wire};
+use dyschat_protocol::{subjects, wire};
 use dyschat_tests::mesh::Mesh;
 
 const ASYNCAPI: &str = include_str!("../../docs/asyncapi.yaml");
-const SUBJECTS_RS: &str = include_str!("../../shared/src/subjects.rs");
+const SUBJECTS_RS: &str = include_str!("../../crates/protocol/src/subjects.rs");
 
 /// The `type` tags of an internally tagged enum, read from serde's own "unknown variant"
 /// message, so a new frame variant shows up here without editing this test.
@@ -115,7 +115,7 @@ fn server_samples() -> Vec<wire::ServerFrame> {
             user_id: s(),
             username: s(),
         },
-        F::error(dyschat_shared::ApiError::rate_limited(5), r()),
+        F::error(dyschat_protocol::ApiError::rate_limited(5), r()),
     ]
 }
 

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use dyschat_shared::wire::{Credentials, LoginReply, UserView};
-use dyschat_shared::{rpc, subjects, token, ApiError, ErrorCode};
-use dyschat_tests::{nats_only_config, wait_for_service, NatsServer};
+use dyschat_protocol::wire::{Credentials, LoginReply, UserView};
+use dyschat_protocol::{subjects, ApiError, ErrorCode};
+use dyschat_runtime::{rpc, token};
+use dyschat_tests::{nats_only_env, wait_for_service, NatsServer};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,8 +23,8 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let nats = NatsServer::start().await.expect("start nats-server");
-        let config = nats_only_config(&nats);
-        let secret = config.auth_secret.clone();
+        let config = dyschat_auth::Config::from_env(&nats_only_env(&nats)).expect("valid");
+        let secret = config.auth.auth_secret.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(dyschat_auth::run(config, shutdown.clone()));
         let client = async_nats::connect(nats.url())
@@ -87,7 +88,7 @@ async fn register_then_login_issues_a_verifiable_token() {
     let h = Harness::start().await;
     let user = h.register("Alice.B", "password-1").await.unwrap();
     assert_eq!(user.username, "Alice.B");
-    assert!(dyschat_shared::ids::is_valid_id(&user.user_id));
+    assert!(dyschat_protocol::ids::is_valid_id(&user.user_id));
 
     let reply = h.login("Alice.B", "password-1").await.unwrap();
     assert_eq!(reply.token_type, "Bearer");
@@ -98,7 +99,7 @@ async fn register_then_login_issues_a_verifiable_token() {
     assert_eq!(claims.sub, user.user_id);
     assert_eq!(claims.name, "Alice.B");
     assert_eq!(
-        dyschat_shared::time::from_unix_secs(claims.exp),
+        dyschat_protocol::time::from_unix_secs(claims.exp),
         reply.expires_at
     );
 
@@ -174,7 +175,7 @@ async fn malformed_credentials_are_bad_requests() {
         .request(subjects::auth::REGISTER_SUBJECT, "{\"user\":1}".into())
         .await
         .unwrap();
-    let reply: dyschat_shared::wire::Reply<UserView> =
+    let reply: dyschat_protocol::wire::Reply<UserView> =
         serde_json::from_slice(&reply.payload).unwrap();
     let result: Result<UserView, ApiError> = reply.into();
     assert_eq!(code(result), ErrorCode::BadRequest);

@@ -1,7 +1,7 @@
 //! Bad frames and bad tokens get the contract's errors; the agent never crashes.
 
 use anyhow::ensure;
-use dyschat_shared::{config::DEV_AUTH_SECRET, token};
+use dyschat_runtime::{config::DEV_AUTH_SECRET, token};
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::mesh::Mesh;
 use serde_json::json;

@@ -31,9 +31,11 @@ async fn gap_fills(agent_http: &str) -> anyhow::Result<f64> {
 async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()> {
     let mut mesh = Mesh::start(1).await?;
     let proxy = Proxy::start(format!("127.0.0.1:{}", mesh.nats.port())).await?;
-    let mut config = mesh.config.clone();
-    config.nats_url = format!("nats://127.0.0.1:{}", proxy.port());
-    let cut_agent = mesh.start_agent_with(config).await?;
+    let env = (mesh.env.clone()).with(
+        "DYSCHAT_NATS_URL",
+        format!("nats://127.0.0.1:{}", proxy.port()),
+    );
+    let cut_agent = mesh.start_agent_with(env).await?;
 
     let api = Api::new(mesh.agent(0).http());
     let sender = api.register_and_login("sender").await?;
@@ -119,10 +121,10 @@ async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -
         ]
     };
     let mut mesh = Mesh::start_on(nats, 0, vars("svc", "svc-password")).await?;
-    let mut config = mesh.config.clone();
-    config.nats_user = "deaf".into();
-    config.nats_password = "deaf-password".into();
-    let deaf = mesh.start_agent_with(config).await?;
+    let env = (mesh.env.clone())
+        .with("DYSCHAT_NATS_USER", "deaf")
+        .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
+    let deaf = mesh.start_agent_with(env).await?;
 
     let api = Api::new(mesh.agent(deaf).http());
     let user = api.register_and_login("unheard").await?;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use dyschat_tests::{config, config_with, free_port, NatsServer, RedisServer};
+use dyschat_tests::{env, env_with, free_port, NatsServer, RedisServer};
 
 /// Whether something accepts TCP connections on `127.0.0.1:port`.
 async fn port_open(port: u16) -> bool {
@@ -178,13 +178,17 @@ async fn extra_arguments_reach_the_servers() -> anyhow::Result<()> {
 async fn config_points_at_the_servers() -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let redis = RedisServer::start().await?;
-    let cfg = config(&nats, &redis);
-    assert_eq!(cfg.nats_url, nats.url());
-    assert_eq!(cfg.redis_addr, redis.addr());
-    assert_eq!(cfg.ws_agent_port, "127.0.0.1:0");
-    assert_eq!(cfg.connect_timeout_secs, 10);
+    let cfg = dyschat_ws_agent::Config::from_env(&env(&nats, &redis))?;
+    assert_eq!(cfg.nats.nats_url, nats.url());
+    assert_eq!(cfg.redis.redis_addr, redis.addr());
+    assert_eq!(cfg.agent.ws_agent_port, "127.0.0.1:0");
+    assert_eq!(cfg.common.connect_timeout_secs, 10);
 
-    let cfg = config_with(&nats, &redis, &[("DYSCHAT_CONNECT_TIMEOUT_SECS", "3")]);
-    assert_eq!(cfg.connect_timeout_secs, 3);
+    let cfg = dyschat_ws_agent::Config::from_env(&env_with(
+        &nats,
+        &redis,
+        &[("DYSCHAT_CONNECT_TIMEOUT_SECS", "3")],
+    ))?;
+    assert_eq!(cfg.common.connect_timeout_secs, 3);
     Ok(())
 }

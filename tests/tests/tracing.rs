@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use dyschat_shared::Config;
+use dyschat_runtime::Env;
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::otlp::{ReceivedSpan, Receiver};
@@ -20,7 +20,7 @@ const WS_AGENT: &str = "dyschat-ws-agent";
 /// Flushes and waits until the trace satisfies `complete`, then returns its spans.
 async fn wait_for_trace(
     receiver: &Receiver,
-    telemetry: &dyschat_shared::telemetry::Telemetry,
+    telemetry: &dyschat_runtime::telemetry::Telemetry,
     trace_id: &str,
     complete: impl Fn(&[ReceivedSpan]) -> bool,
 ) -> anyhow::Result<Vec<ReceivedSpan>> {
@@ -60,10 +60,8 @@ fn find<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> Vec<&'a Rec
 async fn a_message_and_a_login_are_each_one_trace_across_services() -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     let url = receiver.url();
-    let telemetry = dyschat_shared::telemetry::init_in_process(&Config::from_iter([(
-        "DYSCHAT_JAEGER_URL".to_string(),
-        url.clone(),
-    )])?);
+    let common = Env::from_pairs([("DYSCHAT_JAEGER_URL".to_string(), url.clone())]).common()?;
+    let telemetry = dyschat_runtime::telemetry::init_in_process(&common, "info");
     ensure!(
         telemetry.exporting(),
         "telemetry installed without an exporter"

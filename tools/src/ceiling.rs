@@ -28,7 +28,7 @@ pub struct Ceiling {
 
 /// A payload shaped and sized like a stored message with a body of `body_bytes`.
 pub fn stored_payload(room: &str, n: u64, body_bytes: usize) -> Bytes {
-    let stored = dyschat_shared::wire::StoredMessage {
+    let stored = dyschat_protocol::wire::StoredMessage {
         room_id: room.to_string(),
         message_id: format!("01BENCH{n:019}"),
         client_msg_id: format!("bench-{n}"),
@@ -48,8 +48,7 @@ pub async fn measure(
 ) -> anyhow::Result<Ceiling> {
     let client = async_nats::connect(nats_url).await?;
     let js = jetstream::new(client.clone());
-    let defaults = dyschat_shared::Config::from_iter(Vec::new())?;
-    let mut config = dyschat_shared::topology::messages_stream_config(&defaults);
+    let mut config = dyschat_runtime::topology::messages_stream_config(&Default::default());
     config.name = STREAM.into();
     config.subjects = vec!["bench.ceiling.*".into()];
     config.republish = Some(Republish {

@@ -31,8 +31,8 @@ pub struct BenchUser {
 impl BenchUser {
     pub fn mint(user_id: String, username: String) -> anyhow::Result<BenchUser> {
         let now = chrono::Utc::now().timestamp();
-        let (token, _) = dyschat_shared::token::issue(
-            dyschat_shared::config::DEV_AUTH_SECRET,
+        let (token, _) = dyschat_runtime::token::issue(
+            dyschat_runtime::config::DEV_AUTH_SECRET,
             &user_id,
             &username,
             now,

@@ -462,7 +462,7 @@ impl Load {
             let mut conn = client.get_multiplexed_async_connection().await?;
             for room in &self.rooms {
                 let stored: u64 = redis::cmd("ZCARD")
-                    .arg(dyschat_shared::history::key(&room.id))
+                    .arg(dyschat_protocol::layout::history::key(&room.id))
                     .query_async(&mut conn)
                     .await?;
                 let acked = lock(&room.acks).count;

@@ -235,7 +235,7 @@ fn main() -> anyhow::Result<()> {
     let code = runtime.block_on(async {
         tokio::select! {
             result = run(cli) => result,
-            _ = dyschat_shared::shutdown::wait_for_signal() => {
+            _ = dyschat_runtime::shutdown::wait_for_signal() => {
                 eprintln!("[bench] interrupted: stopped; the servers and services it started are stopped too");
                 Ok(130)
             }

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::env::Env;
-use dyschat_shared::topology::{MESSAGES_STREAM, WRITER_CONSUMER};
+use dyschat_protocol::layout::{MESSAGES_STREAM, WRITER_CONSUMER};
 
 /// Messages the writer has not finished: not yet delivered plus delivered and not acked.
 pub async fn pending(stream: &Stream) -> anyhow::Result<u64> {
@@ -142,7 +142,7 @@ pub async fn drain(
             .payload(payload)
             .message_id(format!("{tag}-{n}"));
         inflight.push(std::future::IntoFuture::into_future(
-            js.send_publish(dyschat_shared::subjects::room_messages(&room_ids[r]), msg)
+            js.send_publish(dyschat_protocol::subjects::room_messages(&room_ids[r]), msg)
                 .await?,
         ));
     }
@@ -202,7 +202,7 @@ pub async fn drain(
     let mut stored = 0u64;
     for r in &room_ids {
         let n: u64 = redis::cmd("ZCARD")
-            .arg(dyschat_shared::history::key(r))
+            .arg(dyschat_protocol::layout::history::key(r))
             .query_async(&mut conn)
             .await?;
         stored += n;

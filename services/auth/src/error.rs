@@ -3,14 +3,14 @@
 //! Handlers return typed [`AuthError`]s; they are turned into the contract's [`ApiError`] in one
 //! place ([`From<AuthError> for ApiError`]) so every code and message is decided here.
 
-use dyschat_shared::token::TokenError;
-use dyschat_shared::{ApiError, ErrorCode};
+use dyschat_protocol::{ApiError, ErrorCode};
+use dyschat_runtime::token::TokenError;
 
 use crate::password::PasswordError;
 use crate::store::StoreError;
 
 /// Why [`crate::run`] gave up: the one start-up error of every request-reply service.
-pub use dyschat_shared::service::ServiceError as Error;
+pub use dyschat_runtime::service::ServiceError as Error;
 
 /// Why one register or login request failed.
 #[derive(Debug, thiserror::Error)]

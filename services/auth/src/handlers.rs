@@ -1,8 +1,9 @@
 //! The two operations of the service, free of transport: they take a decoded body and return a
 //! typed result, and [`crate::service`] wires them to NATS.
 
-use dyschat_shared::wire::{Credentials, LoginReply, UserView};
-use dyschat_shared::{ids, time, token};
+use dyschat_protocol::wire::{Credentials, LoginReply, UserView};
+use dyschat_protocol::{ids, time};
+use dyschat_runtime::token;
 
 use crate::error::AuthError;
 use crate::password;

@@ -8,6 +8,7 @@
 //! [`password`] (hashing), [`store`] (the bucket), [`handlers`] (the two operations) and
 //! [`service`] (NATS wiring and shutdown); [`throttle`] limits failed logins per username.
 
+pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod password;
@@ -15,5 +16,6 @@ pub mod service;
 pub mod store;
 pub mod throttle;
 
+pub use config::Config;
 pub use error::{AuthError, Error};
 pub use service::run;

@@ -5,29 +5,32 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream;
-use dyschat_shared::wire::Credentials;
-use dyschat_shared::{connect, rpc, service, subjects::auth, topology, ApiError, Config};
+use dyschat_protocol::wire::Credentials;
+use dyschat_protocol::{subjects::auth, ApiError};
+use dyschat_runtime::{connect, prometheus, rpc, service, topology};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
 use crate::store::UserStore;
 use crate::throttle::{self, LoginThrottle};
 
 /// Runs the auth service until `shutdown` is cancelled, then stops taking requests, lets the
-/// ones in flight finish (at most `config.drain_timeout()`) and drains the connection.
+/// ones in flight finish (at most `config.common.drain_timeout()`) and drains the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let client = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        client = connect::nats(&config, auth::SERVICE) => client?,
+        client = connect::nats(&config.common, &config.nats, auth::SERVICE) => client?,
     };
     let js = jetstream::new(client.clone());
-    let users =
-        UserStore::new(topology::ensure_bucket(&js, topology::users_bucket(&config)).await?);
+    let users = UserStore::new(
+        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)).await?,
+    );
     let tokens = Arc::new(TokenSettings {
-        secret: config.auth_secret.clone(),
-        ttl_secs: config.token_ttl_secs,
+        secret: config.auth.auth_secret.clone(),
+        ttl_secs: config.auth.token_ttl_secs,
     });
 
     let service = service::start(
@@ -41,11 +44,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let login_ep = service::endpoint(&group, auth::LOGIN).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
 
-    let metrics_server = dyschat_shared::prometheus::spawn_for(
-        &config,
-        dyschat_shared::config::ServiceName::Auth,
-        &shutdown,
-    );
+    let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
     let tracker = TaskTracker::new();
     let register = {
         let users = users.clone();
@@ -58,7 +57,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             }
         }
     };
-    let throttle = Arc::new(LoginThrottle::new(config.login_attempts_per_min));
+    let throttle = Arc::new(LoginThrottle::new(config.auth.login_attempts_per_min));
     let login = move |creds: Credentials| {
         let users = users.clone();
         let tokens = tokens.clone();
@@ -80,7 +79,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client,
         service,
         tracker,
-        config.drain_timeout(),
+        config.common.drain_timeout(),
         metrics_server,
     )
     .await;

@@ -6,7 +6,7 @@
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use dyschat_shared::ids;
+use dyschat_protocol::ids;
 use serde::{Deserialize, Serialize};
 
 /// What the bucket holds for a user.

@@ -15,9 +15,9 @@
 
 use std::time::Instant;
 
-use dyschat_shared::ids;
-use dyschat_shared::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
-use dyschat_shared::wire::{Credentials, LoginReply};
+use dyschat_protocol::ids;
+use dyschat_protocol::wire::{Credentials, LoginReply};
+use dyschat_runtime::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
 
 use crate::error::AuthError;
 use crate::handlers::{self, TokenSettings};
@@ -77,7 +77,7 @@ pub async fn login(
 mod tests {
     use std::time::Duration;
 
-    use dyschat_shared::{ApiError, ErrorCode};
+    use dyschat_protocol::{ApiError, ErrorCode};
 
     use super::*;
 

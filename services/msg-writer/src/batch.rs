@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{message::Message as JsMessage, AckKind};
-use dyschat_shared::{
-    history, prometheus, subjects, telemetry, topology, wire::DeadLetter, wire::StoredMessage,
-};
+use dyschat_protocol::layout;
+use dyschat_protocol::{subjects, wire::DeadLetter, wire::StoredMessage};
+use dyschat_runtime::{history, metric, prometheus, telemetry};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -157,8 +157,8 @@ impl Writer {
                 }
             }
         }
-        metrics::counter!("dyschat_writer_messages_stored_total").increment(batch.len() as u64);
-        metrics::histogram!("dyschat_writer_batch_size").record(batch.len() as f64);
+        metrics::counter!(metric::WRITER_MESSAGES_STORED_TOTAL).increment(batch.len() as u64);
+        metrics::histogram!(metric::WRITER_BATCH_SIZE).record(batch.len() as f64);
         for (_, _, message) in &batch {
             // A lost ack only causes a redelivery, which the history layout makes harmless.
             if let Err(e) = message.ack().await {
@@ -178,12 +178,12 @@ impl Writer {
             history::queue_store(&mut pipe, &room_id, seq, &message.payload);
             match pipe.query_async::<()>(&mut self.redis).await {
                 Ok(()) => {
-                    metrics::counter!("dyschat_writer_messages_stored_total").increment(1);
+                    metrics::counter!(metric::WRITER_MESSAGES_STORED_TOTAL).increment(1);
                     let _ = message.ack().await;
                 }
                 Err(e) if !is_transient(&e) => {
                     let delivered = message.info().map_or(0, |i| i.delivered);
-                    if delivered >= topology::WRITER_POISON_ATTEMPTS {
+                    if delivered >= layout::WRITER_POISON_ATTEMPTS {
                         let reason = format!("Redis refused it {delivered} times: {e}");
                         self.dead_letter(message, seq, reason).await;
                     } else {
@@ -207,7 +207,7 @@ impl Writer {
     /// is left for redelivery instead, so it is never dropped silently.
     async fn dead_letter(&self, message: JsMessage, seq: u64, reason: String) {
         tracing::error!(seq, %reason, "message cannot be stored, dead-lettering");
-        metrics::counter!("dyschat_writer_dead_lettered_total").increment(1);
+        metrics::counter!(metric::WRITER_DEAD_LETTERED_TOTAL).increment(1);
         let letter = DeadLetter {
             stream_seq: seq,
             subject: message.subject.to_string(),
@@ -241,7 +241,7 @@ fn store_span(room_id: &str, seq: u64, message: &JsMessage) -> tracing::Span {
         messaging.system = "nats",
         messaging.operation.type = "process",
         messaging.destination.name = %message.subject,
-        messaging.consumer.group.name = topology::WRITER_CONSUMER,
+        messaging.consumer.group.name = layout::WRITER_CONSUMER,
         room.id = %room_id,
         message.seq = seq,
         dyschat.service = "dyschat-msg-writer",

@@ -3,20 +3,22 @@
 //! It pulls from the shared durable consumer `msg-writer` (several writer processes may share it),
 //! writes each ready chunk to Redis in one pipeline and acks a message only after that pipeline
 //! succeeded. A crash before the ack means redelivery, and redelivery is harmless because the
-//! history layout makes storing the same `seq` twice a no-op (see `dyschat_shared::history`).
+//! history layout makes storing the same `seq` twice a no-op (see `dyschat_runtime::history`).
 
 mod batch;
+pub mod config;
 pub mod rebuild;
 
 use std::time::Duration;
 
 use async_nats::jetstream;
-use dyschat_shared::{config::ServiceName, connect, prometheus, topology, Config};
+use dyschat_runtime::{connect, metric, prometheus, topology};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{prepare, Prepared, Writer};
+pub use config::Config;
 
 /// The most messages pulled and written in one pipeline. Each pipeline costs Redis one fsync
 /// (with `appendfsync always`) and one round trip, so bigger chunks drain a backlog faster:
@@ -44,28 +46,29 @@ pub enum Error {
 
 /// Runs the writer until `shutdown`; the chunks being written are finished and acked first.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let client = connect::nats(&config, "dyschat-msg-writer").await?;
-    let redis = connect::redis(&config).await?;
+    let client = connect::nats(&config.common, &config.nats, "dyschat-msg-writer").await?;
+    let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(client.clone());
-    let stream = topology::ensure_messages_stream(&js, &config).await?;
-    topology::ensure_dead_letter_stream(&js, &config).await?;
+    let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
+    topology::ensure_dead_letter_stream(&js, &config.topology).await?;
     let consumer = topology::ensure_writer_consumer(&stream).await?;
-    let metrics_server = prometheus::spawn_for(&config, ServiceName::MsgWriter, &shutdown);
-    for rare in [
-        "dyschat_writer_dead_lettered_total",
-        "dyschat_writer_rebuilds_total",
-    ] {
-        metrics::counter!(rare).increment(0);
-    }
+    let metrics_server = prometheus::spawn_for(&config.writer.msg_writer_metrics_addr, &shutdown);
+    metric::export_at_zero(&[
+        metric::WRITER_DEAD_LETTERED_TOTAL,
+        metric::WRITER_REBUILDS_TOTAL,
+    ]);
     let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
     let rebuild = tokio::spawn(rebuild::watch(
         stream.clone(),
         redis.clone(),
-        dyschat_shared::ids::new_id(),
+        dyschat_protocol::ids::new_id(),
         shutdown.clone(),
     ));
     let writer = Writer { js, redis };
-    tracing::info!(consumer = topology::WRITER_CONSUMER, "msg-writer consuming");
+    tracing::info!(
+        consumer = dyschat_protocol::layout::WRITER_CONSUMER,
+        "msg-writer consuming"
+    );
 
     let messages = consumer
         .stream()
@@ -129,8 +132,8 @@ async fn poll_pending(
         }
         match consumer.info().await {
             Ok(info) => {
-                metrics::gauge!("dyschat_writer_consumer_pending").set(info.num_pending as f64);
-                metrics::gauge!("dyschat_writer_consumer_ack_pending")
+                metrics::gauge!(metric::WRITER_CONSUMER_PENDING).set(info.num_pending as f64);
+                metrics::gauge!(metric::WRITER_CONSUMER_ACK_PENDING)
                     .set(info.num_ack_pending as f64);
             }
             Err(e) => tracing::debug!(error = %e, "consumer info failed"),

@@ -12,7 +12,8 @@ use async_nats::jetstream::{
     consumer::{pull::OrderedConfig, DeliverPolicy},
     stream::Stream,
 };
-use dyschat_shared::{history, subjects};
+use dyschat_protocol::{layout::history as layout, subjects};
+use dyschat_runtime::history;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
@@ -68,14 +69,14 @@ pub async fn rebuild_if_lost(
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let marker: Option<String> = redis::cmd("GET")
-        .arg(history::MARKER_KEY)
+        .arg(layout::MARKER_KEY)
         .query_async(redis)
         .await?;
-    if marker.as_deref() == Some(history::MARKER_COMPLETE) {
+    if marker.as_deref() == Some(layout::MARKER_COMPLETE) {
         return Ok(None);
     }
     let locked: Option<String> = redis::cmd("SET")
-        .arg(history::REBUILD_LOCK_KEY)
+        .arg(layout::REBUILD_LOCK_KEY)
         .arg(writer_id)
         .arg("NX")
         .arg("EX")
@@ -85,11 +86,11 @@ pub async fn rebuild_if_lost(
     if locked.is_none() {
         return Ok(None);
     }
-    metrics::counter!("dyschat_writer_rebuilds_total").increment(1);
+    metrics::counter!(dyschat_runtime::metric::WRITER_REBUILDS_TOTAL).increment(1);
     tracing::warn!("Redis history marker missing: rebuilding history from JetStream");
     let _: () = redis::cmd("SET")
-        .arg(history::MARKER_KEY)
-        .arg(history::MARKER_REBUILDING)
+        .arg(layout::MARKER_KEY)
+        .arg(layout::MARKER_REBUILDING)
         .query_async(redis)
         .await?;
     let count = replay_all(stream, redis, shutdown).await;
@@ -98,8 +99,8 @@ pub async fn rebuild_if_lost(
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
             // check starts over.
             let _: Option<String> = redis::cmd("SET")
-                .arg(history::MARKER_KEY)
-                .arg(history::MARKER_COMPLETE)
+                .arg(layout::MARKER_KEY)
+                .arg(layout::MARKER_COMPLETE)
                 .arg("XX")
                 .query_async(redis)
                 .await?;
@@ -108,14 +109,14 @@ pub async fn rebuild_if_lost(
         Ok(None) => None,
         Err(e) => {
             let _: Result<(), _> = redis::cmd("DEL")
-                .arg(history::REBUILD_LOCK_KEY)
+                .arg(layout::REBUILD_LOCK_KEY)
                 .query_async(redis)
                 .await;
             return Err(e);
         }
     };
     let _: () = redis::cmd("DEL")
-        .arg(history::REBUILD_LOCK_KEY)
+        .arg(layout::REBUILD_LOCK_KEY)
         .query_async(redis)
         .await?;
     Ok(count)

@@ -2,12 +2,12 @@
 //!
 //! Handlers return typed [`RoomsError`]s, turned into the contract's [`ApiError`] only here.
 
-use dyschat_shared::ApiError;
+use dyschat_protocol::ApiError;
 
 use crate::store::StoreError;
 
 /// Why [`crate::run`] gave up: the one start-up error of every request-reply service.
-pub use dyschat_shared::service::ServiceError as Error;
+pub use dyschat_runtime::service::ServiceError as Error;
 
 /// Why one rooms request failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ impl From<RoomsError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dyschat_shared::ErrorCode;
+    use dyschat_protocol::ErrorCode;
 
     #[test]
     fn codes_follow_the_contract() {

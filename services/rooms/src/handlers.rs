@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use dyschat_shared::wire::{
+use dyschat_protocol::wire::{
     CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
     MembershipRequest, Room, RoomList, RoomRequest,
 };
-use dyschat_shared::{ids, subjects, time, ApiError};
+use dyschat_protocol::{ids, subjects, time, ApiError};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::RoomsError;
@@ -167,7 +167,7 @@ impl Rooms {
             }
         };
         // The event carries the request's trace context, so the agents' reaction joins its trace.
-        let headers = dyschat_shared::telemetry::headers_with_context().unwrap_or_default();
+        let headers = dyschat_runtime::telemetry::headers_with_context().unwrap_or_default();
         if let Err(e) = self
             .events
             .publish_with_headers(subject, headers, payload.into())

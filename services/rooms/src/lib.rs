@@ -8,11 +8,13 @@
 //! [`records`] holds the pure data logic, [`store`] the buckets, [`handlers`] the six
 //! operations and [`service`] the NATS wiring.
 
+pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod records;
 pub mod service;
 pub mod store;
 
+pub use config::Config;
 pub use error::{Error, RoomsError};
 pub use service::run;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
-use dyschat_shared::wire::{Member, Room};
+use dyschat_protocol::wire::{Member, Room};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::store::StoreError;

@@ -4,28 +4,30 @@
 use std::future::Future;
 
 use async_nats::jetstream;
-use dyschat_shared::{connect, rpc, service, subjects::rooms as api, topology, ApiError, Config};
+use dyschat_protocol::{subjects::rooms as api, ApiError};
+use dyschat_runtime::{connect, prometheus, rpc, service, topology};
 use futures::future::{BoxFuture, FutureExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Config;
 use crate::error::{Error, RoomsError};
 use crate::handlers::Rooms;
 use crate::store::RoomStore;
 
 /// Runs the rooms service until `shutdown` is cancelled, then stops taking requests, lets the
-/// ones in flight finish (at most `config.drain_timeout()`) and drains the connection.
+/// ones in flight finish (at most `config.common.drain_timeout()`) and drains the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let client = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        client = connect::nats(&config, api::SERVICE) => client?,
+        client = connect::nats(&config.common, &config.nats, api::SERVICE) => client?,
     };
     let js = jetstream::new(client.clone());
     let store = RoomStore::new(
-        topology::ensure_bucket(&js, topology::rooms_bucket(&config)).await?,
-        topology::ensure_bucket(&js, topology::members_bucket(&config)).await?,
+        topology::ensure_bucket(&js, topology::rooms_bucket(&config.topology)).await?,
+        topology::ensure_bucket(&js, topology::members_bucket(&config.topology)).await?,
         // Written by ws-agents; ensured here too so the services may start in any order.
-        topology::ensure_bucket(&js, topology::presence_bucket(&config)).await?,
+        topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?,
     );
     let rooms = Rooms::new(store, client.clone());
 
@@ -39,11 +41,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let members = service::endpoint(&group, api::MEMBERS).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
 
-    let metrics_server = dyschat_shared::prometheus::spawn_for(
-        &config,
-        dyschat_shared::config::ServiceName::Rooms,
-        &shutdown,
-    );
+    let metrics_server = prometheus::spawn_for(&config.rooms.rooms_metrics_addr, &shutdown);
     let tracker = TaskTracker::new();
     let (t, s) = (&tracker, &shutdown);
     tokio::join!(
@@ -90,7 +88,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client,
         service,
         tracker,
-        config.drain_timeout(),
+        config.common.drain_timeout(),
         metrics_server,
     )
     .await;

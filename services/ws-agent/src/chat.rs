@@ -16,11 +16,14 @@ use async_nats::jetstream::{
     stream::{LastRawMessageErrorKind, Stream},
 };
 use bytes::Bytes;
-use dyschat_shared::{
-    history::{self, PageQuery},
-    ids, prometheus, subjects, telemetry, time,
+use dyschat_protocol::{
+    ids, subjects, time,
     wire::{dedupe_id, Message, MessagePage, StoredMessage},
     ApiError,
+};
+use dyschat_runtime::{
+    history::{self, PageQuery},
+    prometheus, telemetry,
 };
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -130,7 +133,7 @@ impl Chat {
             .ack
             .await
             .map_err(|e| unavailable("message store", e))?;
-        metrics::histogram!("dyschat_publish_ack_seconds")
+        metrics::histogram!(dyschat_runtime::metric::PUBLISH_ACK_SECONDS)
             .record(pending.published.elapsed().as_secs_f64());
         let span = tracing::Span::current();
         span.record("message.seq", ack.sequence);
@@ -140,7 +143,7 @@ impl Chat {
         } else {
             pending.stored
         };
-        metrics::counter!("dyschat_messages_published_total", "duplicate" => ack.duplicate.to_string())
+        metrics::counter!(dyschat_runtime::metric::MESSAGES_PUBLISHED_TOTAL, "duplicate" => ack.duplicate.to_string())
             .increment(1);
         Ok(Sent {
             room_id: stored.room_id.clone(),

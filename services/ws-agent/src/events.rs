@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use dyschat_shared::{
+use dyschat_protocol::{
     subjects,
     wire::{MembershipEvent, PresenceEvent, ServerFrame, TypingEvent},
 };
@@ -47,7 +47,7 @@ pub async fn run(state: Arc<AgentState>) -> Result<(), async_nats::SubscribeErro
 }
 
 fn membership_span(event: &MembershipEvent, message: &async_nats::Message) -> tracing::Span {
-    if !dyschat_shared::telemetry::exporting() {
+    if !dyschat_runtime::telemetry::exporting() {
         return tracing::Span::none();
     }
     let span = tracing::info_span!(
@@ -60,7 +60,7 @@ fn membership_span(event: &MembershipEvent, message: &async_nats::Message) -> tr
         joined = event.joined,
         dyschat.service = "dyschat-ws-agent",
     );
-    dyschat_shared::telemetry::set_parent(&span, message.headers.as_ref());
+    dyschat_runtime::telemetry::set_parent(&span, message.headers.as_ref());
     span
 }
 

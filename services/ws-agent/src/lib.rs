@@ -6,6 +6,7 @@
 //! ([`chat`]). Any number of agents can run side by side: they share nothing but NATS and Redis.
 
 pub mod chat;
+pub mod config;
 mod events;
 pub mod http;
 pub mod hub;
@@ -20,7 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_nats::jetstream;
-use dyschat_shared::{connect, ids, topology, Config};
+use dyschat_protocol::ids;
+use dyschat_runtime::{connect, metric, topology};
+
+pub use config::Config;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,27 +51,25 @@ pub enum Error {
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every service started in one
-/// test process); see [`dyschat_shared::prometheus`].
+/// test process); see [`dyschat_runtime::prometheus`].
 pub fn metrics_handle() -> PrometheusHandle {
-    let handle = dyschat_shared::prometheus::handle();
+    let handle = dyschat_runtime::prometheus::handle();
     // Rare events are exported at 0 from the start, so dashboards and `increase()` see the first.
-    for rare in [
-        "dyschat_ws_slow_consumer_closed_total",
-        "dyschat_ws_gap_fills_total",
-        "dyschat_requests_shed_total",
-        "dyschat_origin_refused_total",
-    ] {
-        metrics::counter!(rare).increment(0);
-    }
+    metric::export_at_zero(&[
+        metric::WS_SLOW_CONSUMER_CLOSED_TOTAL,
+        metric::WS_GAP_FILLS_TOTAL,
+        metric::REQUESTS_SHED_TOTAL,
+        metric::ORIGIN_REFUSED_TOTAL,
+    ]);
     handle
 }
 
 /// Binds `DYSCHAT_WS_AGENT_PORT` and serves until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let listener = TcpListener::bind(&config.ws_agent_port)
+    let listener = TcpListener::bind(&config.agent.ws_agent_port)
         .await
         .map_err(|source| Error::Listen {
-            addr: config.ws_agent_port.clone(),
+            addr: config.agent.ws_agent_port.clone(),
             source,
         })?;
     serve(config, listener, shutdown).await
@@ -79,11 +81,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let nats = connect::nats(&config, "dyschat-ws-agent").await?;
-    let redis = connect::redis(&config).await?;
+    let nats = connect::nats(&config.common, &config.nats, "dyschat-ws-agent").await?;
+    let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(nats.clone());
-    let stream = topology::ensure_messages_stream(&js, &config).await?;
-    let presence_kv = topology::ensure_bucket(&js, topology::presence_bucket(&config)).await?;
+    let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
+    let presence_kv =
+        topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?;
 
     let tracker = TaskTracker::new();
     let agent_shutdown = shutdown.child_token();
@@ -93,12 +96,12 @@ pub async fn serve(
         chat.clone(),
         tracker.clone(),
         agent_shutdown.clone(),
-        config.socket_queue,
-        config.recovery_limit,
+        config.agent.socket_queue,
+        config.agent.recovery_limit,
     ));
     let agent_id = ids::new_id();
-    let drain = config.drain_timeout();
-    let limits = limits::Limits::new(&config);
+    let drain = config.common.drain_timeout();
+    let limits = limits::Limits::new(&config.agent);
     let state = Arc::new(AgentState {
         presence: presence::Presence::new(presence_kv, nats.clone(), agent_id.clone()),
         config,

@@ -3,7 +3,7 @@
 //!
 //! Everything is in memory and per agent (no shared store to slow the hot path or to fail): with N
 //! agents behind a balancer a user may get up to N times the configured rate, which is fine for
-//! abuse control. The token buckets come from [`dyschat_shared::ratelimit`]; their maps are
+//! abuse control. The token buckets come from [`dyschat_runtime::ratelimit`]; their maps are
 //! bounded, so a flood of user ids or addresses cannot grow memory without limit. Functions take
 //! the current [`Instant`] so the rules are unit tested with an injected clock.
 
@@ -12,9 +12,11 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dyschat_shared::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
-use dyschat_shared::{ApiError, Config, ErrorCode};
+use dyschat_protocol::{ApiError, ErrorCode};
+use dyschat_runtime::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::config::AgentSettings;
 
 /// The most users (and, separately, client addresses) whose buckets one agent remembers.
 pub const MAX_TRACKED_KEYS: usize = 100_000;
@@ -30,7 +32,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(config: &Config) -> Limits {
+    pub fn new(config: &AgentSettings) -> Limits {
         Limits {
             sends: KeyedLimiter::new(
                 Rate::new(f64::from(config.send_burst), config.send_rate_per_sec),
@@ -70,7 +72,7 @@ impl Limits {
         match tokio::time::timeout(wait, self.requests.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) | Err(_) => {
-                metrics::counter!("dyschat_requests_shed_total").increment(1);
+                metrics::counter!(dyschat_runtime::metric::REQUESTS_SHED_TOTAL).increment(1);
                 Err(ApiError::unavailable(
                     "the agent is overloaded, try again shortly",
                 ))
@@ -80,7 +82,7 @@ impl Limits {
 }
 
 fn limited(kind: &'static str, wait: Duration) -> ApiError {
-    metrics::counter!("dyschat_rate_limited_total", "kind" => kind).increment(1);
+    metrics::counter!(dyschat_runtime::metric::RATE_LIMITED_TOTAL, "kind" => kind).increment(1);
     ApiError::rate_limited(retry_after_ms(wait))
 }
 
@@ -141,7 +143,8 @@ impl SocketCounter {
     }
 
     fn too_many(&self) -> ApiError {
-        metrics::counter!("dyschat_rate_limited_total", "kind" => "sockets").increment(1);
+        metrics::counter!(dyschat_runtime::metric::RATE_LIMITED_TOTAL, "kind" => "sockets")
+            .increment(1);
         ApiError {
             code: ErrorCode::RateLimited,
             message: format!(
@@ -181,9 +184,10 @@ mod tests {
     use super::*;
 
     fn limits(pairs: &[(&str, &str)]) -> Limits {
-        let config = Config::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("valid configuration");
-        Limits::new(&config)
+        let config =
+            crate::Config::from_env(&dyschat_runtime::Env::from_pairs(pairs.iter().copied()))
+                .expect("valid configuration");
+        Limits::new(&config.agent)
     }
 
     #[test]

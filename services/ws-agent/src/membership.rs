@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dyschat_shared::wire::{Member, MembershipEvent};
+use dyschat_protocol::wire::{Member, MembershipEvent};
 
 /// How long a room's member set is trusted without a refresh.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_nats::jetstream::kv;
-use dyschat_shared::{subjects, topology, wire::PresenceEvent};
+use dyschat_protocol::{layout, subjects, wire::PresenceEvent};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -119,7 +119,7 @@ impl Presence {
 
     /// Keeps this agent's entries alive until `shutdown`, then removes them.
     pub async fn refresh_until(&self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(topology::PRESENCE_REFRESH);
+        let mut tick = tokio::time::interval(layout::PRESENCE_REFRESH);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
+use dyschat_protocol::wire::ServerFrame;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +20,29 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_POLICY: u16 = 1008;
 /// Close code for agent shutdown.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// A serialized server frame and its `type`, known when it was built (for the frames-out metric),
+/// cheap to clone: fan-out shares one serialization among every socket of a room.
+#[derive(Clone, Debug)]
+pub struct OutFrame {
+    pub kind: &'static str,
+    pub text: Utf8Bytes,
+}
+
+impl OutFrame {
+    pub fn new(frame: &ServerFrame) -> OutFrame {
+        OutFrame {
+            kind: frame.kind(),
+            text: Utf8Bytes::from(frame.to_json()),
+        }
+    }
+}
+
+impl From<&ServerFrame> for OutFrame {
+    fn from(frame: &ServerFrame) -> OutFrame {
+        OutFrame::new(frame)
+    }
+}
 
 static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -32,14 +56,14 @@ pub struct SocketHandle {
 struct Inner {
     id: u64,
     user_id: String,
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<OutFrame>,
     closing: CancellationToken,
     close_code: AtomicU16,
 }
 
 impl SocketHandle {
     /// A handle and the receiving end its writer task drains.
-    pub fn new(user_id: String, capacity: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
+    pub fn new(user_id: String, capacity: usize) -> (Self, mpsc::Receiver<OutFrame>) {
         let (tx, rx) = mpsc::channel(capacity);
         let handle = SocketHandle {
             inner: Arc::new(Inner {
@@ -63,11 +87,12 @@ impl SocketHandle {
 
     /// Queues a frame without waiting. Returns false if the socket is gone or was just closed
     /// for being too slow.
-    pub fn push(&self, frame: Utf8Bytes) -> bool {
+    pub fn push(&self, frame: OutFrame) -> bool {
         match self.inner.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("dyschat_ws_slow_consumer_closed_total").increment(1);
+                metrics::counter!(dyschat_runtime::metric::WS_SLOW_CONSUMER_CLOSED_TOTAL)
+                    .increment(1);
                 tracing::info!(socket = self.id(), "outbound queue full, closing with 1013");
                 self.close(CLOSE_SLOW);
                 false
@@ -78,7 +103,7 @@ impl SocketHandle {
 
     /// Queues a frame, waiting for room (used for replays, which are bounded and come from the
     /// socket's own task). Gives up if the socket closes meanwhile.
-    pub async fn push_wait(&self, frame: Utf8Bytes) -> bool {
+    pub async fn push_wait(&self, frame: OutFrame) -> bool {
         tokio::select! {
             sent = self.inner.tx.send(frame) => sent.is_ok(),
             _ = self.inner.closing.cancelled() => false,
@@ -114,11 +139,20 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_with_1013() {
         let (socket, mut rx) = SocketHandle::new("u".into(), 2);
-        assert!(socket.push("a".into()));
-        assert!(socket.push("b".into()));
-        assert!(!socket.push("c".into()));
+        let frame = |r: &str| {
+            OutFrame::new(&ServerFrame::Pong {
+                reference: Some(r.into()),
+            })
+        };
+        assert!(socket.push(frame("a")));
+        assert!(socket.push(frame("b")));
+        assert!(!socket.push(frame("c")));
         assert_eq!(socket.close_code(), Some(CLOSE_SLOW));
         assert!(socket.closing().is_cancelled());
-        assert_eq!(rx.recv().await.as_deref(), Some("a"));
+        let first = rx.recv().await.unwrap();
+        assert_eq!(
+            (first.kind, first.text.as_str()),
+            ("pong", r#"{"type":"pong","ref":"a"}"#)
+        );
     }
 }

@@ -4,15 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dyschat_shared::{
-    ids, rpc, subjects,
-    token::{self, Claims, TokenError},
+use dyschat_protocol::{
+    ids, subjects,
     wire::{
         Member, MemberList, MembershipEvent, MembershipReply, MembershipRequest, Message,
         RoomRequest,
     },
-    ApiError, Config,
+    ApiError,
 };
+
+use dyschat_runtime::{
+    rpc,
+    token::{self, Claims, TokenError},
+};
+
+use crate::config::Config;
 use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{de::DeserializeOwned, Serialize};
@@ -64,7 +70,7 @@ impl From<Claims> for User {
 
 impl AgentState {
     pub fn verify_token(&self, token: &str) -> Result<User, ApiError> {
-        match token::verify(&self.config.auth_secret, token) {
+        match token::verify(&self.config.agent.auth_secret, token) {
             Ok(claims) if ids::is_valid_id(&claims.sub) => Ok(claims.into()),
             Ok(_) => Err(ApiError::unauthorized(
                 "token subject is not a valid user id",
@@ -83,9 +89,15 @@ impl AgentState {
     ) -> Result<Resp, ApiError> {
         let _slot = self
             .limits
-            .request_slot(self.config.request_timeout())
+            .request_slot(self.config.agent.request_timeout())
             .await?;
-        rpc::request(&self.nats, subject, body, self.config.request_timeout()).await
+        rpc::request(
+            &self.nats,
+            subject,
+            body,
+            self.config.agent.request_timeout(),
+        )
+        .await
     }
 
     pub async fn auth<Req: Serialize, Resp: DeserializeOwned>(

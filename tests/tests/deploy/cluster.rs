@@ -109,26 +109,23 @@ struct Services {
 }
 
 impl Services {
-    async fn start(
-        config: dyschat_shared::Config,
-        nats: &async_nats::Client,
-    ) -> anyhow::Result<Services> {
+    async fn start(env: Env, nats: &async_nats::Client) -> anyhow::Result<Services> {
         let mut tokens = Vec::new();
         let mut tasks = Vec::new();
         let t = CancellationToken::new();
-        let (c, tt) = (config.clone(), t.clone());
+        let (c, tt) = (dyschat_auth::Config::from_env(&env)?, t.clone());
         tasks.push(tokio::spawn(async move {
             dyschat_auth::run(c, tt).await.map_err(|e| e.to_string())
         }));
         tokens.push(t);
         let t = CancellationToken::new();
-        let (c, tt) = (config.clone(), t.clone());
+        let (c, tt) = (dyschat_rooms::Config::from_env(&env)?, t.clone());
         tasks.push(tokio::spawn(async move {
             dyschat_rooms::run(c, tt).await.map_err(|e| e.to_string())
         }));
         tokens.push(t);
         let t = CancellationToken::new();
-        let (c, tt) = (config.clone(), t.clone());
+        let (c, tt) = (dyschat_msg_writer::Config::from_env(&env)?, t.clone());
         tasks.push(tokio::spawn(async move {
             dyschat_msg_writer::run(c, tt)
                 .await
@@ -138,7 +135,7 @@ impl Services {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let agent = listener.local_addr()?;
         let t = CancellationToken::new();
-        let (c, tt) = (config, t.clone());
+        let (c, tt) = (dyschat_ws_agent::Config::from_env(&env)?, t.clone());
         tasks.push(tokio::spawn(async move {
             dyschat_ws_agent::serve(c, listener, tt)
                 .await
@@ -275,7 +272,7 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
     // The services on the cluster, as docker-compose.prod.yml configures them: credentials, all
     // three URLs, R3.
     let mut redis = RedisServer::start().await?;
-    let config = dyschat_shared::Config::from_iter(
+    let config = Env::from_pairs(
         [
             ("DYSCHAT_NATS_URL", urls.join(",")),
             ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
@@ -290,7 +287,7 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v)),
-    )?;
+    );
     let client = async_nats::ConnectOptions::with_user_and_password(
         NATS_USER.to_string(),
         NATS_PASSWORD.to_string(),
@@ -324,7 +321,7 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
     // The stream is replicated on all three nodes.
     let js = async_nats::jetstream::new(client.clone());
     let info = js
-        .get_stream(dyschat_shared::topology::MESSAGES_STREAM)
+        .get_stream(dyschat_protocol::layout::MESSAGES_STREAM)
         .await?
         .get_info()
         .await?;
@@ -360,7 +357,7 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
         .map(|n| format!("nats://127.0.0.1:{}", n.client_port))
         .collect();
     let mut redis = RedisServer::start().await?;
-    let config = dyschat_shared::Config::from_iter(
+    let config = Env::from_pairs(
         [
             ("DYSCHAT_NATS_URL", urls.join(",")),
             ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
@@ -373,7 +370,7 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v)),
-    )?;
+    );
     let client = async_nats::ConnectOptions::with_user_and_password(
         NATS_USER.to_string(),
         NATS_PASSWORD.to_string(),

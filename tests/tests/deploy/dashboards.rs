@@ -40,7 +40,7 @@ const RARE_EVENT_COUNTERS: &[&str] = &[
     "dyschat_requests_shed_total",
 ];
 
-/// Whether a `"name"` string literal appears in the Rust sources of the services or shared/.
+/// Whether a `"name"` string literal appears in the Rust sources of the services or crates/.
 fn emitted_in_source(name: &str) -> bool {
     fn walk(dir: &Path, needle: &str) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -57,7 +57,7 @@ fn emitted_in_source(name: &str) -> bool {
         })
     }
     let needle = format!("\"{name}\"");
-    ["services", "shared/src"]
+    ["services", "crates"]
         .iter()
         .any(|d| walk(&repo_root().join(d), &needle))
 }
@@ -363,7 +363,7 @@ async fn dashboards_name_only_metrics_the_mesh_exports() -> anyhow::Result<()> {
                 println!("{file}: {name} (a rare event) is emitted by the services' source");
             } else {
                 missing.push(format!(
-                    "{file}: {name} (not emitted anywhere in services/ or shared/)"
+                    "{file}: {name} (not emitted anywhere in services/ or crates/)"
                 ));
             }
         }

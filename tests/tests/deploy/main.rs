@@ -29,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
+use dyschat_runtime::Env;
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::{free_port, nats_server_bin, repo_root, wait_until, RedisServer};

@@ -10,12 +10,13 @@ mod rooms;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dyschat_shared::wire::{
+use dyschat_protocol::wire::{
     CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
     MembershipRequest, Room, RoomList, RoomRequest,
 };
-use dyschat_shared::{rpc, subjects, topology, ApiError, ErrorCode};
-use dyschat_tests::{nats_only_config, wait_for_service, NatsServer};
+use dyschat_protocol::{subjects, ApiError, ErrorCode};
+use dyschat_runtime::{rpc, topology};
+use dyschat_tests::{nats_only_env, wait_for_service, NatsServer};
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -36,10 +37,8 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let tasks = (0..instances)
             .map(|_| {
-                tokio::spawn(dyschat_rooms::run(
-                    nats_only_config(&nats),
-                    shutdown.clone(),
-                ))
+                let config = dyschat_rooms::Config::from_env(&nats_only_env(&nats)).expect("valid");
+                tokio::spawn(dyschat_rooms::run(config, shutdown.clone()))
             })
             .collect();
         let client = async_nats::connect(nats.url())

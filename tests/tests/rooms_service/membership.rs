@@ -55,10 +55,9 @@ async fn members_show_who_is_online() {
 
     // What a ws-agent does when a socket opens: one key per user and agent.
     let js = async_nats::jetstream::new(h.client.clone());
-    let presence =
-        topology::ensure_bucket(&js, topology::presence_bucket(&nats_only_config(&h.nats)))
-            .await
-            .unwrap();
+    let presence = topology::ensure_bucket(&js, topology::presence_bucket(&Default::default()))
+        .await
+        .unwrap();
     presence.put("alice.agent1", "".into()).await.unwrap();
     presence.put("carol.agent2", "".into()).await.unwrap();
     presence.put("carol.agent3", "".into()).await.unwrap();

@@ -115,7 +115,7 @@ async fn bad_requests_and_unknown_rooms() {
     );
     assert_eq!(code(h.join("a>b", "user").await), ErrorCode::BadRequest);
 
-    let missing = dyschat_shared::ids::new_id();
+    let missing = dyschat_protocol::ids::new_id();
     let err = h.get(&missing).await.unwrap_err();
     assert_eq!(
         (err.code, err.message.as_str()),
@@ -130,7 +130,7 @@ async fn bad_requests_and_unknown_rooms() {
         .request(subjects::rooms::subject(subjects::rooms::GET), "[]".into())
         .await
         .unwrap();
-    let raw: dyschat_shared::wire::Reply<Room> = serde_json::from_slice(&raw.payload).unwrap();
+    let raw: dyschat_protocol::wire::Reply<Room> = serde_json::from_slice(&raw.payload).unwrap();
     assert_eq!(code(Result::from(raw)), ErrorCode::BadRequest);
     h.stop().await;
 }

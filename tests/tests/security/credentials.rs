@@ -6,14 +6,26 @@ fn connect_config(
     nats: &NatsServer,
     redis: &RedisServer,
     extra: &[(&str, &str)],
-) -> anyhow::Result<Config> {
+) -> anyhow::Result<dyschat_msg_writer::Config> {
     let mut pairs = vars(&[
         ("DYSCHAT_NATS_URL", &nats.url()),
         ("DYSCHAT_REDIS_ADDR", &redis.addr()),
         ("DYSCHAT_CONNECT_TIMEOUT_SECS", "3"),
     ]);
     pairs.extend(vars(extra));
-    Ok(Config::from_iter(pairs)?)
+    Ok(dyschat_msg_writer::Config::from_env(&Env::from_pairs(
+        pairs,
+    ))?)
+}
+
+async fn connect_nats(config: &dyschat_msg_writer::Config) -> anyhow::Result<async_nats::Client> {
+    Ok(connect::nats(&config.common, &config.nats, "security-test").await?)
+}
+
+async fn connect_redis(
+    config: &dyschat_msg_writer::Config,
+) -> Result<redis::aio::ConnectionManager, connect::ConnectError> {
+    connect::redis(&config.common, &config.redis).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +38,7 @@ async fn services_authenticate_to_nats_and_redis() -> anyhow::Result<()> {
         ("DYSCHAT_NATS_USER", "svc"),
         ("DYSCHAT_NATS_PASSWORD", "s3cret-pw"),
     ])?;
-    let client = connect::nats(&good, "security-test").await?;
+    let client = connect_nats(&good).await?;
     client.flush().await?;
     // A refused credential stops at once instead of retrying until the connect timeout.
     for extra in [
@@ -37,7 +49,8 @@ async fn services_authenticate_to_nats_and_redis() -> anyhow::Result<()> {
         vec![],
     ] {
         let started = Instant::now();
-        let err = connect::nats(&cfg(&extra)?, "security-test")
+        let config = cfg(&extra)?;
+        let err = connect::nats(&config.common, &config.nats, "security-test")
             .await
             .expect_err("wrong credentials accepted");
         ensure!(
@@ -57,24 +70,21 @@ async fn services_authenticate_to_nats_and_redis() -> anyhow::Result<()> {
         &redis,
         &[("DYSCHAT_NATS_TOKEN", "t0ken-value")],
     )?;
-    connect::nats(&token_cfg, "security-test")
-        .await?
-        .flush()
-        .await?;
-    token_cfg.nats_token = "other".into();
+    connect_nats(&token_cfg).await?.flush().await?;
+    token_cfg.nats.nats_token = "other".into();
     ensure!(
-        connect::nats(&token_cfg, "security-test").await.is_err(),
+        connect_nats(&token_cfg).await.is_err(),
         "wrong token accepted"
     );
 
-    connect::redis(&cfg(&[("DYSCHAT_REDIS_PASS", "redis-pw")])?).await?;
-    connect::redis(&cfg(&[
+    connect_redis(&cfg(&[("DYSCHAT_REDIS_PASS", "redis-pw")])?).await?;
+    connect_redis(&cfg(&[
         ("DYSCHAT_REDIS_USER", "default"),
         ("DYSCHAT_REDIS_PASS", "redis-pw"),
     ])?)
     .await?;
     ensure!(
-        connect::redis(&cfg(&[("DYSCHAT_REDIS_PASS", "wrong")])?)
+        connect_redis(&cfg(&[("DYSCHAT_REDIS_PASS", "wrong")])?)
             .await
             .is_err(),
         "wrong Redis password accepted"

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use dyschat_shared::{config::DEV_AUTH_SECRET, connect, Config};
+use dyschat_runtime::{config::DEV_AUTH_SECRET, connect, Env};
 use dyschat_tests::client::{Api, LoggedIn, WsClient};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::{wait_until, NatsServer, RedisServer};

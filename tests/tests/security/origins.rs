@@ -114,7 +114,7 @@ async fn prod_without_a_list_is_same_origin_only() -> anyhow::Result<()> {
         );
     }
     ensure!(
-        dyschat_ws_agent::http::origin::cors(&mesh.config).is_none(),
+        dyschat_ws_agent::http::origin::cors(&mesh.agent_config()).is_none(),
         "prod CORS layer without a list"
     );
     Ok(())
@@ -122,15 +122,18 @@ async fn prod_without_a_list_is_same_origin_only() -> anyhow::Result<()> {
 
 #[test]
 fn prod_configuration_refuses_the_dev_secret() {
-    let err = Config::from_iter(vars(&[
+    let config = |pairs: &[(&str, &str)]| {
+        dyschat_ws_agent::Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    };
+    let err = config(&[
         ("DYSCHAT_ENV_MODE", "prod"),
         ("DYSCHAT_AUTH_SECRET", DEV_AUTH_SECRET),
-    ]))
+    ])
     .expect_err("dev secret accepted in prod")
     .to_string();
     assert!(err.contains("DYSCHAT_AUTH_SECRET"), "{err}");
-    assert!(Config::from_iter(vars(&[("DYSCHAT_ENV_MODE", "prod")])).is_err());
-    let err = Config::from_iter(vars(&[("DYSCHAT_ALLOWED_ORIGINS", "*")]))
+    assert!(config(&[("DYSCHAT_ENV_MODE", "prod")]).is_err());
+    let err = config(&[("DYSCHAT_ALLOWED_ORIGINS", "*")])
         .expect_err("a wildcard origin accepted")
         .to_string();
     assert!(err.contains("DYSCHAT_ALLOWED_ORIGINS"), "{err}");

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpError;
-use dyschat_shared::{wire::ErrorBody, ApiError};
+use dyschat_protocol::{wire::ErrorBody, ApiError};
 
 /// An embedded file: its URL path under `/assets/`, content type and bytes.
 struct Asset {

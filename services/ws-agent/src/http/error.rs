@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dyschat_shared::{wire::ErrorBody, ApiError};
+use dyschat_protocol::{wire::ErrorBody, ApiError};
 
 /// An [`ApiError`] leaving through HTTP.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        metrics::counter!("dyschat_errors_total", "code" => self.0.code.as_str(), "edge" => "http")
+        metrics::counter!(dyschat_runtime::metric::ERRORS_TOTAL, "code" => self.0.code.as_str(), "edge" => "http")
             .increment(1);
         let retry_after = self.0.retry_after_ms;
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();

@@ -2,7 +2,7 @@
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use dyschat_shared::ApiError;
+use dyschat_protocol::ApiError;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -7,8 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use dyschat_shared::{
-    history::PageQuery,
+use dyschat_protocol::{
     ids, subjects,
     wire::{
         CreateRoomBody, CreateRoomRequest, Credentials, ErrorBody, JoinState, ListRoomsRequest,
@@ -17,6 +16,7 @@ use dyschat_shared::{
     },
     ApiError,
 };
+use dyschat_runtime::history::PageQuery;
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -17,8 +17,10 @@
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, Method};
-use dyschat_shared::config::normalize_origin;
-use dyschat_shared::{ApiError, Config, EnvMode};
+use dyschat_protocol::ApiError;
+use dyschat_runtime::EnvMode;
+
+use crate::config::{normalize_origin, Config};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// How long a browser may cache a preflight answer.
@@ -31,10 +33,15 @@ pub fn check_ws_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiEr
         Some(value) => value.to_str().unwrap_or("\u{fffd}"),
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if origin_allowed(config.env_mode, &config.allowed_origins(), origin, host) {
+    if origin_allowed(
+        config.common.env_mode,
+        &config.agent.allowed_origins(),
+        origin,
+        host,
+    ) {
         Ok(())
     } else {
-        metrics::counter!("dyschat_origin_refused_total").increment(1);
+        metrics::counter!(dyschat_runtime::metric::ORIGIN_REFUSED_TOTAL).increment(1);
         Err(ApiError::forbidden(
             "this Origin may not open a WebSocket here",
         ))
@@ -77,11 +84,12 @@ fn without_default_port(authority: &str) -> &str {
 /// The CORS layer for the HTTP API, or `None` for no cross-origin access at all.
 pub fn cors(config: &Config) -> Option<CorsLayer> {
     let allowed: Vec<HeaderValue> = config
+        .agent
         .allowed_origins()
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    match (allowed.is_empty(), config.env_mode) {
+    match (allowed.is_empty(), config.common.env_mode) {
         (true, EnvMode::Dev) => Some(CorsLayer::permissive()),
         (true, EnvMode::Prod) => None,
         (false, _) => Some(
@@ -140,32 +148,35 @@ mod tests {
 
     #[test]
     fn a_missing_origin_passes_and_a_refused_one_is_forbidden() {
-        let prod = Config::from_iter([
+        let prod = Config::from_env(&dyschat_runtime::Env::from_pairs([
             ("DYSCHAT_ENV_MODE".to_string(), "prod".to_string()),
             ("DYSCHAT_AUTH_SECRET".to_string(), "x".repeat(40)),
-        ])
+        ]))
         .unwrap();
         let mut headers = HeaderMap::new();
         assert!(check_ws_origin(&prod, &headers).is_ok());
         headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.com"));
         headers.insert(header::HOST, HeaderValue::from_static("chat.example.com"));
         let e = check_ws_origin(&prod, &headers).unwrap_err();
-        assert_eq!(e.code, dyschat_shared::ErrorCode::Forbidden);
+        assert_eq!(e.code, dyschat_protocol::ErrorCode::Forbidden);
     }
 
     #[test]
     fn cors_is_never_a_wildcard_in_prod() {
         let prod = |origins: &str| {
-            Config::from_iter([
+            Config::from_env(&dyschat_runtime::Env::from_pairs([
                 ("DYSCHAT_ENV_MODE".to_string(), "prod".to_string()),
                 ("DYSCHAT_AUTH_SECRET".to_string(), "x".repeat(40)),
                 ("DYSCHAT_ALLOWED_ORIGINS".to_string(), origins.to_string()),
-            ])
+            ]))
             .unwrap()
         };
         assert!(cors(&prod("")).is_none());
         let layer = cors(&prod("https://chat.example.com")).expect("a list gives a layer");
         assert!(!format!("{layer:?}").contains('*'), "{layer:?}");
-        assert!(cors(&Config::default()).is_some(), "dev stays permissive");
+        assert!(
+            cors(&Config::from_env(&dyschat_runtime::Env::default()).unwrap()).is_some(),
+            "dev stays permissive"
+        );
     }
 }

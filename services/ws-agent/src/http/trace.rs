@@ -13,7 +13,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use dyschat_shared::telemetry;
+use dyschat_runtime::telemetry;
 use tracing::Instrument;
 
 /// The response header holding the request's trace id (32 hex digits).
@@ -44,13 +44,13 @@ pub async fn traced(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     metrics::counter!(
-        "dyschat_http_requests_total",
+        dyschat_runtime::metric::HTTP_REQUESTS_TOTAL,
         "route" => route.clone(),
         "method" => method,
         "status" => status.to_string()
     )
     .increment(1);
-    metrics::histogram!("dyschat_http_request_seconds", "route" => route)
+    metrics::histogram!(dyschat_runtime::metric::HTTP_REQUEST_SECONDS, "route" => route)
         .record(started.elapsed().as_secs_f64());
     if let Some(id) = telemetry::trace_id_of(&span) {
         if let Ok(value) = HeaderValue::from_str(&id) {

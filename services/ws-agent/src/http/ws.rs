@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{ws::WebSocketUpgrade, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use dyschat_shared::wire::ErrorBody;
+use dyschat_protocol::wire::ErrorBody;
 use futures::StreamExt;
 use serde::Deserialize;
 

@@ -21,19 +21,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::HeaderMap;
-use axum::extract::ws::Utf8Bytes;
-use dyschat_shared::{subjects, wire::ServerFrame, ApiError};
+use dyschat_protocol::{subjects, wire::ServerFrame, ApiError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::Chat;
-use crate::socket::SocketHandle;
+use crate::socket::{OutFrame, SocketHandle};
 
 mod room;
 
 enum Mode {
     Live { last_seq: u64 },
-    Buffering(Vec<(u64, Utf8Bytes)>),
+    Buffering(Vec<(u64, OutFrame)>),
 }
 
 struct Attached {
@@ -135,7 +134,7 @@ impl Hub {
                 let task_channel = channel.clone();
                 self.tracker
                     .spawn(async move { hub.room_task(room, task_channel, subscriber).await });
-                metrics::gauge!("dyschat_ws_room_subscriptions").increment(1.0);
+                metrics::gauge!(dyschat_runtime::metric::WS_ROOM_SUBSCRIPTIONS).increment(1.0);
                 channel
             }
         };
@@ -220,7 +219,7 @@ impl Hub {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(room_id);
             channel.stop.cancel();
-            metrics::gauge!("dyschat_ws_room_subscriptions").decrement(1.0);
+            metrics::gauge!(dyschat_runtime::metric::WS_ROOM_SUBSCRIPTIONS).decrement(1.0);
         }
     }
 
@@ -249,7 +248,7 @@ impl Hub {
         let Some(channel) = self.channel(room_id) else {
             return;
         };
-        let bytes = Utf8Bytes::from(frame.to_json());
+        let bytes = OutFrame::new(frame);
         let state = lock(&channel.state);
         for attached in state.sockets.values() {
             if attached.socket.user_id() != user_id {

@@ -16,16 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Subscriber;
-use axum::extract::ws::Utf8Bytes;
-use dyschat_shared::{
-    telemetry, time,
+use dyschat_protocol::{
+    time,
     wire::{Message, ServerFrame, StoredMessage},
 };
+use dyschat_runtime::telemetry;
 use futures::StreamExt;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{lock, sequence_headers, Hub, Mode, RoomChannel};
-use crate::socket::CLOSE_SLOW;
+use crate::socket::{OutFrame, CLOSE_SLOW};
 
 /// When a new room subscription first checks that it missed nothing, and how often after.
 const CATCH_UP_FIRST: Duration = Duration::from_secs(1);
@@ -94,7 +94,8 @@ impl Hub {
         match serde_json::from_slice::<StoredMessage>(&message.payload) {
             Ok(stored) => {
                 if let Some(age) = time::seconds_since(&stored.sent_at) {
-                    metrics::histogram!("dyschat_delivery_latency_seconds").record(age);
+                    metrics::histogram!(dyschat_runtime::metric::DELIVERY_LATENCY_SECONDS)
+                        .record(age);
                 }
                 let span = deliver_span(room_id, seq, &stored.message_id, &message);
                 let _entered = span.enter();
@@ -140,7 +141,7 @@ impl Hub {
 
     /// Reads `(after, up_to]` of the room from JetStream and forwards it.
     async fn fill_gap(&self, room_id: &str, channel: &RoomChannel, after: u64, up_to: u64) {
-        metrics::counter!("dyschat_ws_gap_fills_total").increment(1);
+        metrics::counter!(dyschat_runtime::metric::WS_GAP_FILLS_TOTAL).increment(1);
         tracing::info!(room = %room_id, after, up_to, "live gap detected, filling from JetStream");
         match self
             .chat
@@ -192,7 +193,7 @@ fn deliver_span(
 /// how many sockets it was queued.
 fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) -> u64 {
     let seq = message.seq;
-    let frame = Utf8Bytes::from(ServerFrame::Message(message).to_json());
+    let frame = OutFrame::new(&ServerFrame::Message(message));
     let mut state = lock(&channel.state);
     if state.last_forwarded.is_some_and(|last| seq <= last) {
         return 0;
@@ -216,6 +217,6 @@ fn fan_out(channel: &RoomChannel, message: Message, buffer_limit: usize) -> u64 
             }
         }
     }
-    metrics::counter!("dyschat_ws_messages_delivered_total").increment(delivered);
+    metrics::counter!(dyschat_runtime::metric::WS_MESSAGES_DELIVERED_TOTAL).increment(delivered);
     delivered
 }

@@ -3,16 +3,17 @@
 
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
-use dyschat_shared::{
-    ids, telemetry,
+use dyschat_protocol::{
+    ids,
     wire::{ServerFrame, TypingEvent},
     ApiError,
 };
+use dyschat_runtime::telemetry;
 use tracing::Instrument;
 
 use super::{Session, MAX_ROOMS_PER_SOCKET};
 use crate::chat::SendRequest;
+use crate::socket::OutFrame;
 
 impl Session {
     /// A fresh token on an open socket extends its life (same user only).
@@ -92,7 +93,7 @@ impl Session {
             .seq_before(room_id, since + 1)
             .await
             .unwrap_or(since);
-        let limit = state.config.recovery_limit;
+        let limit = state.config.agent.recovery_limit;
         match state
             .chat
             .replay(room_id, since, last_seq, prev_of_first, limit)
@@ -102,7 +103,7 @@ impl Session {
             Some(messages) => {
                 self.reply(joined(true));
                 for m in messages {
-                    let frame = Utf8Bytes::from(ServerFrame::Message(m).to_json());
+                    let frame = OutFrame::new(&ServerFrame::Message(m));
                     if !self.socket.push_wait(frame).await {
                         return Ok(());
                     }
@@ -187,7 +188,7 @@ impl Session {
                     }
                     Err(e) => ServerFrame::error(e, reference),
                 };
-                socket.push(Utf8Bytes::from(frame.to_json()));
+                socket.push(OutFrame::new(&frame));
                 drop(permit);
             }
             .instrument(span),
@@ -208,7 +209,7 @@ impl Session {
         let bytes = serde_json::to_vec(&event).map_err(|e| ApiError::internal(e.to_string()))?;
         self.state
             .nats
-            .publish(dyschat_shared::subjects::typing(room_id), bytes.into())
+            .publish(dyschat_protocol::subjects::typing(room_id), bytes.into())
             .await
             .map_err(|e| ApiError::unavailable(format!("typing not sent: {e}")))
     }
@@ -230,7 +231,7 @@ impl Session {
             .chat
             .history(
                 room_id,
-                dyschat_shared::history::PageQuery::Before(before),
+                dyschat_runtime::history::PageQuery::Before(before),
                 limit,
             )
             .await?;

@@ -11,14 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
-use dyschat_shared::{
-    wire::{decode_client_frame, server_frame_kind, ClientFrame, ServerFrame, MAX_FRAME_BYTES},
+use dyschat_protocol::{
+    wire::{decode_client_frame, ClientFrame, ServerFrame, MAX_FRAME_BYTES},
     ApiError,
 };
+use dyschat_runtime::metric;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::socket::{SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SLOW, CLOSE_TOO_BIG};
+use crate::socket::{
+    OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SLOW, CLOSE_TOO_BIG,
+};
 use crate::state::{AgentState, User};
 
 /// How long a socket opened without a token has to send its `auth` frame.
@@ -58,18 +61,15 @@ where
             return;
         }
     };
-    let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.socket_queue);
+    let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.agent.socket_queue);
     let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
-    metrics::gauge!("dyschat_ws_sockets_open").increment(1.0);
+    metrics::gauge!(dyschat_runtime::metric::WS_SOCKETS_OPEN).increment(1.0);
     Box::pin(state.presence.opened(&user.user_id)).await;
-    socket.push(Utf8Bytes::from(
-        ServerFrame::Ready {
-            user_id: user.user_id.clone(),
-            username: user.username.clone(),
-            reference,
-        }
-        .to_json(),
-    ));
+    socket.push(OutFrame::new(&ServerFrame::Ready {
+        user_id: user.user_id.clone(),
+        username: user.username.clone(),
+        reference,
+    }));
 
     let mut session = Session {
         state: state.clone(),
@@ -84,7 +84,7 @@ where
         state.hub.detach(&room_id, socket.id()).await;
     }
     Box::pin(state.presence.closed(&session.user.user_id)).await;
-    metrics::gauge!("dyschat_ws_sockets_open").decrement(1.0);
+    metrics::gauge!(dyschat_runtime::metric::WS_SOCKETS_OPEN).decrement(1.0);
     socket.close(1000);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer_task).await;
 }
@@ -163,7 +163,7 @@ async fn close<W: Sink<WsMessage> + Unpin>(writer: &mut W, code: u16) {
 /// close frame with the requested code.
 async fn write_loop<W>(
     mut writer: W,
-    mut rx: tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    mut rx: tokio::sync::mpsc::Receiver<OutFrame>,
     socket: SocketHandle,
 ) where
     W: Sink<WsMessage> + Unpin,
@@ -174,9 +174,8 @@ async fn write_loop<W>(
             _ = socket.closing().cancelled() => break,
             frame = rx.recv() => match frame {
                 Some(frame) => {
-                    metrics::counter!("dyschat_ws_frames_out_total", "type" => server_frame_kind(&frame))
-                        .increment(1);
-                    if writer.send(WsMessage::Text(frame)).await.is_err() {
+                    metrics::counter!(metric::WS_FRAMES_OUT_TOTAL, "type" => frame.kind).increment(1);
+                    if writer.send(WsMessage::Text(frame.text)).await.is_err() {
                         socket.close(1006);
                         return;
                     }
@@ -191,7 +190,7 @@ async fn write_loop<W>(
         // socket's backlog does not, it would only delay the close.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             while let Ok(frame) = rx.try_recv() {
-                if writer.send(WsMessage::Text(frame)).await.is_err() {
+                if writer.send(WsMessage::Text(frame.text)).await.is_err() {
                     break;
                 }
             }
@@ -254,7 +253,7 @@ impl Session {
                 }
                 Some(Ok(WsMessage::Text(raw))) => match decode_client_frame(&raw) {
                     Ok(inbound) => {
-                        metrics::counter!("dyschat_ws_frames_in_total", "type" => inbound.frame.kind())
+                        metrics::counter!(dyschat_runtime::metric::WS_FRAMES_IN_TOTAL, "type" => inbound.frame.kind())
                             .increment(1);
                         // Boxed: the handlers' futures (join's replay, publish, history) are
                         // several KiB, and inline they would make every idle socket's task that
@@ -262,7 +261,7 @@ impl Session {
                         Box::pin(self.handle(inbound.frame, inbound.reference)).await
                     }
                     Err(e) => {
-                        metrics::counter!("dyschat_ws_frames_in_total", "type" => "invalid")
+                        metrics::counter!(dyschat_runtime::metric::WS_FRAMES_IN_TOTAL, "type" => "invalid")
                             .increment(1);
                         self.reply(ServerFrame::error(e.error, e.reference))
                     }
@@ -278,10 +277,10 @@ impl Session {
 
     fn reply(&self, frame: ServerFrame) {
         if let ServerFrame::Error { code, .. } = &frame {
-            metrics::counter!("dyschat_errors_total", "code" => code.as_str(), "edge" => "ws")
+            metrics::counter!(dyschat_runtime::metric::ERRORS_TOTAL, "code" => code.as_str(), "edge" => "ws")
                 .increment(1);
         }
-        self.socket.push(Utf8Bytes::from(frame.to_json()));
+        self.socket.push(OutFrame::new(&frame));
     }
 
     async fn handle(&mut self, frame: ClientFrame, reference: Option<String>) {

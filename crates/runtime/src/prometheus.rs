@@ -33,7 +33,7 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full("dyschat_writer_batch_size".into()),
+                        Matcher::Full(crate::metric::WRITER_BATCH_SIZE.into()),
                         BATCH_BUCKETS,
                     )
                 })
@@ -92,18 +92,17 @@ pub async fn serve(addr: String, shutdown: CancellationToken) {
     }
 }
 
-/// Starts [`serve`] for `service` when its metrics address is set; stops with `shutdown`.
-pub fn spawn_for(
-    config: &crate::Config,
-    service: crate::config::ServiceName,
-    shutdown: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let addr = config.metrics_addr(service)?.to_string();
-    Some(tokio::spawn(serve(addr, shutdown.clone())))
+/// Starts [`serve`] on `addr` unless it is empty (the endpoint is off); stops with `shutdown`.
+pub fn spawn_for(addr: &str, shutdown: &CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return None;
+    }
+    Some(tokio::spawn(serve(addr.to_string(), shutdown.clone())))
 }
 
 /// Records `elapsed` seconds of a Redis call in `dyschat_redis_seconds{op}`.
 pub fn redis_timing(op: &'static str, started: std::time::Instant) {
-    metrics::histogram!("dyschat_redis_seconds", "op" => op)
+    metrics::histogram!(crate::metric::REDIS_SECONDS, "op" => op)
         .record(started.elapsed().as_secs_f64());
 }

@@ -60,31 +60,6 @@ impl ClientFrame {
     }
 }
 
-/// The `type` of a serialized server frame, from a fixed set (`other` for anything else), read
-/// from its first field without parsing: the `type` label of `dyschat_ws_frames_out_total`.
-pub fn server_frame_kind(json: &str) -> &'static str {
-    const KINDS: [&str; 13] = [
-        "message",
-        "ack",
-        "typing",
-        "presence",
-        "member_joined",
-        "member_left",
-        "joined",
-        "left",
-        "history",
-        "error",
-        "ready",
-        "pong",
-        "other",
-    ];
-    let kind = json
-        .strip_prefix("{\"type\":\"")
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("other");
-    KINDS.into_iter().find(|k| *k == kind).unwrap_or("other")
-}
-
 /// A decoded client frame and its `ref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
@@ -204,6 +179,24 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
+    /// The frame's `type`, a fixed set (the `type` label of `dyschat_ws_frames_out_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Ready { .. } => "ready",
+            ServerFrame::Joined { .. } => "joined",
+            ServerFrame::Left { .. } => "left",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::History { .. } => "history",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Message(_) => "message",
+            ServerFrame::MemberJoined { .. } => "member_joined",
+            ServerFrame::MemberLeft { .. } => "member_left",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+
     pub fn error(error: ApiError, reference: Option<String>) -> Self {
         ServerFrame::Error {
             code: error.code,
@@ -276,13 +269,19 @@ mod tests {
     }
 
     #[test]
-    fn server_frame_kinds_come_from_the_type_field() {
-        let f = ServerFrame::Pong { reference: None };
-        assert_eq!(server_frame_kind(&f.to_json()), "pong");
-        let f = ServerFrame::error(ApiError::rate_limited(1), None);
-        assert_eq!(server_frame_kind(&f.to_json()), "error");
-        assert_eq!(server_frame_kind(r#"{"type":"surprise"}"#), "other");
-        assert_eq!(server_frame_kind("nonsense"), "other");
+    fn server_frame_kinds_are_their_type_field() {
+        let frames = [
+            ServerFrame::Pong { reference: None },
+            ServerFrame::error(ApiError::rate_limited(1), None),
+            ServerFrame::Left {
+                room_id: "r".into(),
+                reference: None,
+            },
+        ];
+        for frame in frames {
+            let v: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+            assert_eq!(v["type"], frame.kind());
+        }
     }
 
     #[test]

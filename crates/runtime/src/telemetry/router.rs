@@ -26,7 +26,7 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanProcessor
 use opentelemetry_sdk::Resource;
 
 use super::propagation::SERVICE_FIELD;
-use crate::config::ServiceName;
+use super::ServiceName;
 
 /// The resource of a service's spans.
 pub fn resource(service: ServiceName) -> Resource {

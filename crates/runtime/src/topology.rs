@@ -12,34 +12,14 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy},
     kv,
     stream::{self, DiscardPolicy, Republish, RetentionPolicy, StorageType},
+    ErrorCode,
 };
 
-use crate::config::Config;
-use crate::subjects;
-use crate::wire::MAX_FRAME_BYTES;
+use dyschat_protocol::layout::{self, *};
+use dyschat_protocol::subjects;
+use dyschat_protocol::wire::MAX_FRAME_BYTES;
 
-pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
-pub const WRITER_CONSUMER: &str = "msg-writer";
-pub const DEAD_LETTER_STREAM: &str = "DYSCHAT_DEADLETTER";
-
-pub const USERS_BUCKET: &str = "dyschat_users";
-pub const ROOMS_BUCKET: &str = "dyschat_rooms";
-pub const MEMBERS_BUCKET: &str = "dyschat_room_members";
-pub const PRESENCE_BUCKET: &str = "dyschat_presence";
-
-/// How long a presence entry lives unless its agent refreshes it; an agent that dies takes its
-/// users offline after at most this long.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
-/// How often an agent refreshes its presence entries.
-pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
-
-/// How many times the writer's consumer delivers a message before the server gives up on it.
-/// The writer itself sets a message aside after [`WRITER_POISON_ATTEMPTS`], well before this.
-pub const WRITER_MAX_DELIVER: i64 = 10;
-/// Deliveries of a message Redis keeps refusing before the writer dead-letters it.
-pub const WRITER_POISON_ATTEMPTS: i64 = 5;
-/// How long the server waits for the writer's ack before redelivering.
-pub const WRITER_ACK_WAIT: Duration = Duration::from_secs(30);
+use crate::config::TopologySettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -57,7 +37,7 @@ pub enum TopologyError {
     },
 }
 
-pub fn messages_stream_config(config: &Config) -> stream::Config {
+pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
     stream::Config {
         name: MESSAGES_STREAM.into(),
         description: Some("DYSCHAT room messages, one subject per room".into()),
@@ -78,7 +58,7 @@ pub fn messages_stream_config(config: &Config) -> stream::Config {
     }
 }
 
-pub fn dead_letter_stream_config(config: &Config) -> stream::Config {
+pub fn dead_letter_stream_config(config: &TopologySettings) -> stream::Config {
     stream::Config {
         name: DEAD_LETTER_STREAM.into(),
         description: Some("DYSCHAT messages msg-writer could never store, with the reason".into()),
@@ -87,19 +67,19 @@ pub fn dead_letter_stream_config(config: &Config) -> stream::Config {
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
         num_replicas: config.stream_replicas,
-        max_age: Duration::from_secs(30 * 24 * 3600),
+        max_age: DEAD_LETTER_MAX_AGE,
         ..Default::default()
     }
 }
 
 pub async fn ensure_dead_letter_stream(
     js: &jetstream::Context,
-    config: &Config,
+    config: &TopologySettings,
 ) -> Result<stream::Stream, TopologyError> {
     retrying(|| async {
         js.create_stream(dead_letter_stream_config(config))
             .await
-            .map_err(|e| classify("stream", DEAD_LETTER_STREAM, e))
+            .map_err(|e| classify("stream", DEAD_LETTER_STREAM, &e))
     })
     .await
 }
@@ -112,13 +92,13 @@ pub fn writer_consumer_config() -> pull::Config {
         ack_policy: AckPolicy::Explicit,
         ack_wait: WRITER_ACK_WAIT,
         max_deliver: WRITER_MAX_DELIVER,
-        max_ack_pending: 20_000,
+        max_ack_pending: WRITER_MAX_ACK_PENDING,
         filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
         ..Default::default()
     }
 }
 
-fn bucket(config: &Config, name: &str, description: &str) -> kv::Config {
+fn bucket(config: &TopologySettings, name: &str, description: &str) -> kv::Config {
     kv::Config {
         bucket: name.into(),
         description: description.into(),
@@ -129,7 +109,7 @@ fn bucket(config: &Config, name: &str, description: &str) -> kv::Config {
     }
 }
 
-pub fn users_bucket(config: &Config) -> kv::Config {
+pub fn users_bucket(config: &TopologySettings) -> kv::Config {
     bucket(
         config,
         USERS_BUCKET,
@@ -137,11 +117,11 @@ pub fn users_bucket(config: &Config) -> kv::Config {
     )
 }
 
-pub fn rooms_bucket(config: &Config) -> kv::Config {
+pub fn rooms_bucket(config: &TopologySettings) -> kv::Config {
     bucket(config, ROOMS_BUCKET, "DYSCHAT rooms by room id")
 }
 
-pub fn members_bucket(config: &Config) -> kv::Config {
+pub fn members_bucket(config: &TopologySettings) -> kv::Config {
     bucket(
         config,
         MEMBERS_BUCKET,
@@ -149,9 +129,9 @@ pub fn members_bucket(config: &Config) -> kv::Config {
     )
 }
 
-pub fn presence_bucket(config: &Config) -> kv::Config {
+pub fn presence_bucket(config: &TopologySettings) -> kv::Config {
     kv::Config {
-        max_age: PRESENCE_TTL,
+        max_age: layout::PRESENCE_TTL,
         storage: StorageType::Memory,
         ..bucket(
             config,
@@ -187,10 +167,23 @@ where
     }
 }
 
-fn classify(kind: &'static str, name: &str, err: impl std::fmt::Display) -> TopologyError {
-    let detail = err.to_string();
-    // 10058: stream name already in use with a different configuration.
-    if detail.contains("10058") || detail.contains("different configuration") {
+/// A JetStream API error: a conflicting configuration is reported as such, anything else as a
+/// failure worth retrying.
+fn classify(
+    kind: &'static str,
+    name: &str,
+    err: &(dyn std::error::Error + 'static),
+) -> TopologyError {
+    let detail = match err.source() {
+        Some(source) => format!("{err}: {source}"),
+        None => err.to_string(),
+    };
+    let conflict = jetstream_code(err).is_some_and(|code| {
+        code == ErrorCode::STREAM_NAME_EXIST
+            || code == ErrorCode::CONSUMER_NAME_EXIST
+            || code == ErrorCode::CONSUMER_ALREADY_EXISTS
+    });
+    if conflict {
         TopologyError::Conflict {
             kind,
             name: name.into(),
@@ -205,14 +198,33 @@ fn classify(kind: &'static str, name: &str, err: impl std::fmt::Display) -> Topo
     }
 }
 
+/// The JetStream error code inside `err` or its sources (a KV bucket's create wraps the stream's).
+fn jetstream_code(err: &(dyn std::error::Error + 'static)) -> Option<ErrorCode> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(create) = e.downcast_ref::<jetstream::context::CreateStreamError>() {
+            if let jetstream::context::CreateStreamErrorKind::JetStream(js) = create.kind() {
+                return Some(js.error_code());
+            }
+        }
+        if let Some(consumer) = e.downcast_ref::<jetstream::stream::ConsumerError>() {
+            if let jetstream::stream::ConsumerErrorKind::JetStream(js) = consumer.kind() {
+                return Some(js.error_code());
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
 pub async fn ensure_messages_stream(
     js: &jetstream::Context,
-    config: &Config,
+    config: &TopologySettings,
 ) -> Result<stream::Stream, TopologyError> {
     retrying(|| async {
         js.create_stream(messages_stream_config(config))
             .await
-            .map_err(|e| classify("stream", MESSAGES_STREAM, e))
+            .map_err(|e| classify("stream", MESSAGES_STREAM, &e))
     })
     .await
 }
@@ -224,7 +236,7 @@ pub async fn ensure_writer_consumer(
         stream
             .create_consumer(writer_consumer_config())
             .await
-            .map_err(|e| classify("consumer", WRITER_CONSUMER, e))
+            .map_err(|e| classify("consumer", WRITER_CONSUMER, &e))
     })
     .await
 }
@@ -235,12 +247,9 @@ pub async fn ensure_bucket(
 ) -> Result<kv::Store, TopologyError> {
     let name = config.bucket.clone();
     retrying(|| async {
-        js.create_key_value(config.clone()).await.map_err(|e| {
-            let source = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            classify("bucket", &name, format!("{e}: {source}"))
-        })
+        js.create_key_value(config.clone())
+            .await
+            .map_err(|e| classify("bucket", &name, &e))
     })
     .await
 }

@@ -27,12 +27,46 @@ use tracing_subscriber::fmt::{format, FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{filter, fmt, prelude::*, EnvFilter, Layer};
 
-use crate::config::{Config, EnvMode, ServiceName};
+use crate::config::{Common, EnvMode};
 
 pub use propagation::{
     current_trace_id, extract, headers_with_context, inject_current, link_to, set_parent,
     trace_id_of, SERVICE_FIELD,
 };
+
+/// Which service a process (or, in the test mesh, a span) belongs to: its `service.name` in logs
+/// and traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceName {
+    Auth,
+    Rooms,
+    MsgWriter,
+    WsAgent,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 4] = [
+        ServiceName::Auth,
+        ServiceName::Rooms,
+        ServiceName::MsgWriter,
+        ServiceName::WsAgent,
+    ];
+
+    /// The service called `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn from_name(name: &str) -> Option<ServiceName> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The `service.name` used in logs and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Auth => "dyschat-auth",
+            ServiceName::Rooms => "dyschat-rooms",
+            ServiceName::MsgWriter => "dyschat-msg-writer",
+            ServiceName::WsAgent => "dyschat-ws-agent",
+        }
+    }
+}
 
 /// How long shutdown waits for the last spans to reach the collector.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,26 +114,31 @@ pub fn exporting() -> bool {
 
 /// Installs logging (and trace export when configured) for a process running `service`.
 /// Later calls in the same process change nothing and return the first installation.
-pub fn init(config: &Config, service: ServiceName) -> Telemetry {
-    install(config, service, &[service])
+pub fn init(service: ServiceName, common: &Common, log_level: &str) -> Telemetry {
+    install(common, log_level, service, &[service])
 }
 
 /// Like [`init`] for a process that runs every service (the in-process test mesh): each span is
 /// exported under the `service.name` of the service that made it.
-pub fn init_in_process(config: &Config) -> Telemetry {
-    install(config, ServiceName::WsAgent, &ServiceName::ALL)
+pub fn init_in_process(common: &Common, log_level: &str) -> Telemetry {
+    install(common, log_level, ServiceName::WsAgent, &ServiceName::ALL)
 }
 
-fn install(config: &Config, service: ServiceName, services: &[ServiceName]) -> Telemetry {
+fn install(
+    common: &Common,
+    log_level: &str,
+    service: ServiceName,
+    services: &[ServiceName],
+) -> Telemetry {
     let mut fresh = false;
     let provider = PROVIDER
         .get_or_init(|| {
             fresh = true;
-            build_provider(&config.jaeger_url, service, services)
+            build_provider(&common.jaeger_url, service, services)
         })
         .clone();
     if fresh {
-        install_subscriber(config, service, provider.as_ref());
+        install_subscriber(common, log_level, service, provider.as_ref());
     }
     Telemetry { provider }
 }
@@ -141,20 +180,25 @@ fn build_provider(
 /// `DYSCHAT_*_LOG_LEVEL=warn` quiets the logs without breaking traces.
 fn trace_filter() -> filter::Targets {
     filter::Targets::new()
-        .with_target("dyschat_shared", tracing::Level::INFO)
+        .with_target("dyschat_runtime", tracing::Level::INFO)
         .with_target("dyschat_auth", tracing::Level::INFO)
         .with_target("dyschat_rooms", tracing::Level::INFO)
         .with_target("dyschat_msg_writer", tracing::Level::INFO)
         .with_target("dyschat_ws_agent", tracing::Level::INFO)
 }
 
-fn install_subscriber(config: &Config, service: ServiceName, provider: Option<&SdkTracerProvider>) {
-    let log_filter = EnvFilter::try_new(config.log_level(service))
+fn install_subscriber(
+    common: &Common,
+    log_level: &str,
+    service: ServiceName,
+    provider: Option<&SdkTracerProvider>,
+) {
+    let log_filter = EnvFilter::try_new(log_level)
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .add_directive("async_nats=warn".parse().expect("static directive"))
         .add_directive("h2=warn".parse().expect("static directive"))
         .add_directive("tonic=warn".parse().expect("static directive"));
-    let logs = match config.env_mode {
+    let logs = match common.env_mode {
         EnvMode::Dev => fmt::layer()
             .with_target(false)
             // Colours only on a terminal: piped logs (make run_dev, CI) stay plain text.

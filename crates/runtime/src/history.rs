@@ -1,29 +1,14 @@
-//! The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).
+//! Room history in Redis: the writes msg-writer queues and the pages ws-agent reads, over the
+//! layout of [`dyschat_protocol::layout::history`].
 //!
-//! One sorted set per room, `dyschat:history:<room_id>`, scored by `seq`, whose members are the
-//! exact payload bytes stored in JetStream. Because a message's bytes never change, `ZADD` of a
-//! redelivered or rebuilt message is a no-op: the writer is idempotent by `seq` without a lookup.
 //! A page is one range query; `prev_seq` is the score of the neighbouring member, so it is read
 //! with one extra element rather than stored.
 
+use dyschat_protocol::layout::history::key;
+use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
 
-use crate::wire::{Message, MessagePage, StoredMessage};
-
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 100;
-
-/// Present with the value [`MARKER_COMPLETE`] while Redis holds the whole history. A Redis that
-/// was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
-pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
-pub const MARKER_COMPLETE: &str = "complete";
-pub const MARKER_REBUILDING: &str = "rebuilding";
-/// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
-pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
-
-pub fn key(room_id: &str) -> String {
-    format!("dyschat:history:{room_id}")
-}
+pub use dyschat_protocol::layout::history::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Which slice of a room's history to read; both directions return oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

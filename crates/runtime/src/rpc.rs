@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::error::ApiError;
 use crate::telemetry;
-use crate::wire::Reply;
+use dyschat_protocol::wire::Reply;
+use dyschat_protocol::ApiError;
 
 /// The low-cardinality name of a request subject: `dyschat.auth.login` is `auth.login`.
 pub fn endpoint_name(subject: &str) -> &str {
@@ -31,10 +31,10 @@ pub fn endpoint_name(subject: &str) -> &str {
 
 /// The service that answers `subject` (its group is the service's), for the responder's span.
 fn responder(subject: &str) -> &'static str {
-    if subject.starts_with(crate::subjects::auth::GROUP) {
-        crate::subjects::auth::SERVICE
-    } else if subject.starts_with(crate::subjects::rooms::GROUP) {
-        crate::subjects::rooms::SERVICE
+    if subject.starts_with(dyschat_protocol::subjects::auth::GROUP) {
+        dyschat_protocol::subjects::auth::SERVICE
+    } else if subject.starts_with(dyschat_protocol::subjects::rooms::GROUP) {
+        dyschat_protocol::subjects::rooms::SERVICE
     } else {
         ""
     }
@@ -134,9 +134,9 @@ pub async fn serve<Req, Resp, H, Fut>(
                 };
                 tracing::Span::current().record("outcome", outcome);
                 let endpoint = endpoint_name(&subject).to_string();
-                metrics::counter!("dyschat_requests_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
+                metrics::counter!(crate::metric::REQUESTS_TOTAL, "endpoint" => endpoint.clone(), "outcome" => outcome)
                     .increment(1);
-                metrics::histogram!("dyschat_request_seconds", "endpoint" => endpoint)
+                metrics::histogram!(crate::metric::REQUEST_SECONDS, "endpoint" => endpoint)
                     .record(started.elapsed().as_secs_f64());
                 respond(&request, result).await;
             }
@@ -158,7 +158,7 @@ fn decode<Req: DeserializeOwned>(request: &Request) -> Result<Req, ApiError> {
 
 async fn respond<Resp: Serialize>(request: &Request, result: Result<Resp, ApiError>) {
     if let Err(e) = &result {
-        if e.code == crate::ErrorCode::Internal {
+        if e.code == dyschat_protocol::ErrorCode::Internal {
             tracing::error!(error = %e.message, subject = %request.message.subject, "request failed");
         }
     }

@@ -1,7 +1,6 @@
 //! Room messages: what is stored in JetStream and Redis, and what clients see.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The payload published to JetStream and kept verbatim in Redis. It carries no sequence numbers:
 /// the stream assigns `seq`, and `prev_seq` follows from the room's order, so stored bytes never
@@ -18,7 +17,8 @@ pub struct StoredMessage {
 }
 
 /// A message as the contract shows it: the stored payload plus its place in the room's order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub room_id: String,
     pub seq: u64,

@@ -58,29 +58,72 @@ fn with_id(prefix: &str, id: &str) -> String {
     format!("{prefix}.{id}")
 }
 
+const ROOM_MESSAGES_PREFIX: &str = "dyschat.msg.room";
+const LIVE_PREFIX: &str = "dyschat.live.room";
+const MEMBERSHIP_PREFIX: &str = "dyschat.events.membership";
+const TYPING_PREFIX: &str = "dyschat.events.typing";
+const PRESENCE_PREFIX: &str = "dyschat.events.presence";
+
 pub fn room_messages(room_id: &str) -> String {
-    with_id("dyschat.msg.room", room_id)
+    with_id(ROOM_MESSAGES_PREFIX, room_id)
 }
 
 pub fn live(room_id: &str) -> String {
-    with_id("dyschat.live.room", room_id)
+    with_id(LIVE_PREFIX, room_id)
 }
 
 pub fn membership(room_id: &str) -> String {
-    with_id("dyschat.events.membership", room_id)
+    with_id(MEMBERSHIP_PREFIX, room_id)
 }
 
 pub fn typing(room_id: &str) -> String {
-    with_id("dyschat.events.typing", room_id)
+    with_id(TYPING_PREFIX, room_id)
 }
 
 pub fn presence(user_id: &str) -> String {
-    with_id("dyschat.events.presence", user_id)
+    with_id(PRESENCE_PREFIX, user_id)
 }
 
 /// The room id at the end of a per-room subject.
 pub fn last_token(subject: &str) -> Option<&str> {
     subject.rsplit('.').next().filter(|t| is_valid_id(t))
+}
+
+/// A mesh event's subject, parsed: which kind of event, and the id it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSubject<'a> {
+    Membership { room_id: &'a str },
+    Typing { room_id: &'a str },
+    Presence { user_id: &'a str },
+}
+
+impl<'a> EventSubject<'a> {
+    /// Parses a subject built by [`membership`], [`typing`] or [`presence`]; `None` for anything
+    /// else (including an id that is not valid).
+    pub fn parse(subject: &'a str) -> Option<Self> {
+        let (prefix, id) = subject.rsplit_once('.')?;
+        if !is_valid_id(id) {
+            return None;
+        }
+        match prefix {
+            MEMBERSHIP_PREFIX => Some(EventSubject::Membership { room_id: id }),
+            TYPING_PREFIX => Some(EventSubject::Typing { room_id: id }),
+            PRESENCE_PREFIX => Some(EventSubject::Presence { user_id: id }),
+            _ => None,
+        }
+    }
+}
+
+/// The room of a live subject built by [`live`].
+pub fn parse_live(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == LIVE_PREFIX && is_valid_id(id)).then_some(id)
+}
+
+/// The room of a message subject built by [`room_messages`].
+pub fn parse_room_messages(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == ROOM_MESSAGES_PREFIX && is_valid_id(id)).then_some(id)
 }
 
 #[cfg(test)]
@@ -92,6 +135,23 @@ mod tests {
         assert_eq!(room_messages("r1"), "dyschat.msg.room.r1");
         assert_eq!(live("r1"), "dyschat.live.room.r1");
         assert_eq!(last_token(&live("r1")), Some("r1"));
+        assert_eq!(parse_live(&live("r1")), Some("r1"));
+        assert_eq!(parse_live(&room_messages("r1")), None);
+        assert_eq!(parse_room_messages(&room_messages("r1")), Some("r1"));
+        assert_eq!(
+            EventSubject::parse(&membership("r1")),
+            Some(EventSubject::Membership { room_id: "r1" })
+        );
+        assert_eq!(
+            EventSubject::parse(&typing("r1")),
+            Some(EventSubject::Typing { room_id: "r1" })
+        );
+        assert_eq!(
+            EventSubject::parse(&presence("u1")),
+            Some(EventSubject::Presence { user_id: "u1" })
+        );
+        assert_eq!(EventSubject::parse("dyschat.events.other.x"), None);
+        assert_eq!(EventSubject::parse("dyschat.events.typing.a*"), None);
         assert_eq!(rooms::subject(rooms::JOIN), "dyschat.rooms.join");
         assert_eq!(
             format!("{}.{}", auth::GROUP, auth::LOGIN),

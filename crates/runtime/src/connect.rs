@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::ConnectErrorKind;
 
+#[cfg(feature = "redis")]
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "redis")]
 use redis::IntoConnectionInfo;
 
-use crate::config::Config;
+#[cfg(feature = "redis")]
+use crate::config::RedisSettings;
+use crate::config::{Common, NatsSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -48,10 +52,14 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Connects to NATS as `name` (shown in the server's connection list).
-pub async fn nats(config: &Config, name: &str) -> Result<async_nats::Client, ConnectError> {
-    let servers = config.nats_servers();
+pub async fn nats(
+    common: &Common,
+    config: &NatsSettings,
+    name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    let servers = config.servers();
     let security = NatsSecurity::load(config).await?;
-    let deadline = Instant::now() + config.connect_timeout();
+    let deadline = Instant::now() + common.connect_timeout();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let options = security
@@ -78,7 +86,7 @@ pub async fn nats(config: &Config, name: &str) -> Result<async_nats::Client, Con
             Err(e) if Instant::now() + backoff >= deadline => {
                 return Err(ConnectError::Nats {
                     url: config.nats_url.clone(),
-                    secs: config.connect_timeout_secs,
+                    secs: common.connect_timeout_secs,
                     detail: e.to_string(),
                 })
             }
@@ -114,7 +122,7 @@ struct NatsSecurity {
 }
 
 impl NatsSecurity {
-    async fn load(config: &Config) -> Result<Self, ConnectError> {
+    async fn load(config: &NatsSettings) -> Result<Self, ConnectError> {
         let given = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(String::from);
         let mut security = NatsSecurity {
             token: given(&config.nats_token),
@@ -187,10 +195,14 @@ fn readable(var: &'static str, value: &str) -> Result<Option<PathBuf>, ConnectEr
 
 /// Connects to Redis (database and password from the configuration). The manager reconnects by
 /// itself after a failure.
-pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
+#[cfg(feature = "redis")]
+pub async fn redis(
+    common: &Common,
+    config: &RedisSettings,
+) -> Result<ConnectionManager, ConnectError> {
     let fail = |detail: String| ConnectError::Redis {
         addr: config.redis_addr.clone(),
-        secs: config.connect_timeout_secs,
+        secs: common.connect_timeout_secs,
         detail,
     };
     let info = format!("redis://{}/", config.redis_addr)
@@ -208,7 +220,7 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
     }
     let info = info.set_redis_settings(settings);
     let client = redis::Client::open(info).map_err(|e| fail(e.to_string()))?;
-    let deadline = Instant::now() + config.connect_timeout();
+    let deadline = Instant::now() + common.connect_timeout();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt = tokio::time::timeout(
@@ -232,7 +244,8 @@ pub async fn redis(config: &Config) -> Result<ConnectionManager, ConnectError> {
 
 /// The Redis client's own default fails a command after 500 ms, which a busy Redis (a history
 /// rebuild, an AOF rewrite) or a loaded host exceeds without anything being wrong.
-fn manager_config(config: &Config) -> ConnectionManagerConfig {
+#[cfg(feature = "redis")]
+fn manager_config(config: &RedisSettings) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_millis(config.redis_timeout_ms)))
         .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -242,9 +255,12 @@ fn manager_config(config: &Config) -> ConnectionManagerConfig {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("valid configuration")
+    fn config(pairs: &[(&str, &str)]) -> NatsSettings {
+        let env = crate::config::Env::from_pairs(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let common = env.common().expect("valid configuration");
+        env.section(&common).expect("valid configuration")
     }
 
     #[tokio::test]

@@ -1,0 +1,122 @@
+//! Where the mesh keeps things: the names and shapes of streams, consumers, KV buckets and Redis
+//! keys, and the keys inside them, defined once.
+//!
+//! Only names, numbers and key formats live here (no client library), so every crate can agree on
+//! them; `dyschat-runtime::topology` turns them into JetStream configurations and ensures them.
+//! Every key builder has its parser next to it, so a key written by one service is read by
+//! another through the same code.
+
+use std::time::Duration;
+
+use crate::ids::is_valid_id;
+
+/// The stream of room messages (one subject per room, see [`crate::subjects`]).
+pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
+/// msg-writer's durable pull consumer on [`MESSAGES_STREAM`].
+pub const WRITER_CONSUMER: &str = "msg-writer";
+/// Messages msg-writer could never store, with the reason.
+pub const DEAD_LETTER_STREAM: &str = "DYSCHAT_DEADLETTER";
+/// How long dead letters are kept.
+pub const DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Users by lower-cased username (auth only: it holds password hashes).
+pub const USERS_BUCKET: &str = "dyschat_users";
+/// Room records by room id.
+pub const ROOMS_BUCKET: &str = "dyschat_rooms";
+/// One record per (room, member): see [`member_key`].
+pub const MEMBERS_BUCKET: &str = "dyschat_members";
+/// One entry per (user, agent) with an open socket: see [`presence_key`].
+pub const PRESENCE_BUCKET: &str = "dyschat_presence";
+
+/// How long a presence entry lives unless its agent refreshes it; an agent that dies takes its
+/// users offline after at most this long.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// How often an agent refreshes its presence entries.
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
+
+/// How many times the writer's consumer delivers a message before the server gives up on it.
+/// The writer itself sets a message aside after [`WRITER_POISON_ATTEMPTS`], well before this.
+pub const WRITER_MAX_DELIVER: i64 = 10;
+/// Deliveries of a message Redis keeps refusing before the writer dead-letters it.
+pub const WRITER_POISON_ATTEMPTS: i64 = 5;
+/// How long the server waits for the writer's ack before redelivering.
+pub const WRITER_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Messages delivered to the writers and not yet acknowledged, at most.
+pub const WRITER_MAX_ACK_PENDING: i64 = 20_000;
+
+/// The key of a presence entry: `<user_id>.<agent_id>`.
+pub fn presence_key(user_id: &str, agent_id: &str) -> String {
+    debug_assert!(is_valid_id(user_id) && is_valid_id(agent_id));
+    format!("{user_id}.{agent_id}")
+}
+
+/// The key filter of every presence entry of `user_id` (one per agent it has a socket on).
+pub fn presence_filter(user_id: &str) -> String {
+    format!("{user_id}.*")
+}
+
+/// The user of a presence key, `None` for a key not made by [`presence_key`].
+pub fn presence_user(key: &str) -> Option<&str> {
+    let (user, agent) = key.split_once('.')?;
+    (is_valid_id(user) && is_valid_id(agent)).then_some(user)
+}
+
+/// The key of one member record: `<room_id>.<user_id>`, so that every member of a room is one
+/// subject filter (`<room_id>.*`) of the bucket's stream.
+pub fn member_key(room_id: &str, user_id: &str) -> String {
+    debug_assert!(is_valid_id(room_id) && is_valid_id(user_id));
+    format!("{room_id}.{user_id}")
+}
+
+/// The KV key filter of every member record of `room_id`.
+pub fn members_filter(room_id: &str) -> String {
+    format!("{room_id}.*")
+}
+
+/// `(room_id, user_id)` of a member key.
+pub fn parse_member_key(key: &str) -> Option<(&str, &str)> {
+    let (room, user) = key.split_once('.')?;
+    (is_valid_id(room) && is_valid_id(user)).then_some((room, user))
+}
+
+/// The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).
+///
+/// One sorted set per room, `dyschat:history:<room_id>`, scored by `seq`, whose members are the
+/// exact payload bytes stored in JetStream. Because a message's bytes never change, `ZADD` of a
+/// redelivered or rebuilt message is a no-op: the writer is idempotent by `seq` without a lookup.
+pub mod history {
+    /// Default and largest page of a history read.
+    pub const DEFAULT_PAGE: usize = 50;
+    pub const MAX_PAGE: usize = 100;
+
+    /// Present with the value [`MARKER_COMPLETE`] while Redis holds the whole history. A Redis
+    /// that was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
+    pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
+    pub const MARKER_COMPLETE: &str = "complete";
+    pub const MARKER_REBUILDING: &str = "rebuilding";
+    /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
+    pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
+
+    /// The sorted set of one room.
+    pub fn key(room_id: &str) -> String {
+        format!("dyschat:history:{room_id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(presence_key("u1", "a1"), "u1.a1");
+        assert_eq!(presence_user("u1.a1"), Some("u1"));
+        assert_eq!(presence_user("junk"), None);
+        assert_eq!(presence_user("u1.a.b"), None);
+        assert_eq!(member_key("r1", "u1"), "r1.u1");
+        assert_eq!(parse_member_key("r1.u1"), Some(("r1", "u1")));
+        assert_eq!(parse_member_key("r1"), None);
+        assert_eq!(members_filter("r1"), "r1.*");
+        assert_eq!(history::key("r1"), "dyschat:history:r1");
+    }
+}

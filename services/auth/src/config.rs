@@ -1,0 +1,115 @@
+//! The configuration dyschat-auth reads: the shared sections it needs and its own.
+
+use std::fmt;
+
+use dyschat_runtime::config::{
+    check_auth_secret, check_log_level, check_optional_addr, redact, Common, ConfigError, Env,
+    NatsSettings, Section, TopologySettings, DEV_AUTH_SECRET,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub nats: NatsSettings,
+    pub topology: TopologySettings,
+    pub auth: AuthSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let common = env.common()?;
+        Ok(Config {
+            nats: env.section(&common)?,
+            topology: env.section(&common)?,
+            auth: env.section(&common)?,
+            common,
+        })
+    }
+}
+
+impl dyschat_runtime::process::ServiceConfig for Config {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn log_level(&self) -> &str {
+        &self.auth.auth_log_level
+    }
+}
+
+/// The variables only auth reads.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// JWT (HS256) signing secret, shared with ws-agent.
+    pub auth_secret: String,
+    /// Lifetime of an issued token.
+    pub token_ttl_secs: u64,
+    /// Failed logins per minute per username.
+    pub login_attempts_per_min: u32,
+    pub auth_log_level: String,
+    /// Where `/metrics` is served; empty: nowhere.
+    pub auth_metrics_addr: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            auth_secret: DEV_AUTH_SECRET.into(),
+            token_ttl_secs: 24 * 3600,
+            login_attempts_per_min: 10,
+            auth_log_level: "info".into(),
+            auth_metrics_addr: "127.0.0.1:9101".into(),
+        }
+    }
+}
+
+impl Section for AuthSettings {
+    fn validate(&self, common: &Common) -> Result<(), ConfigError> {
+        check_auth_secret(&self.auth_secret, common)?;
+        if self.token_ttl_secs == 0 {
+            return Err(ConfigError::var("TOKEN_TTL_SECS", "must be positive"));
+        }
+        if self.login_attempts_per_min == 0 {
+            return Err(ConfigError::var(
+                "LOGIN_ATTEMPTS_PER_MIN",
+                "must be at least 1",
+            ));
+        }
+        check_log_level("AUTH_LOG_LEVEL", &self.auth_log_level)?;
+        check_optional_addr("AUTH_METRICS_ADDR", &self.auth_metrics_addr)
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("auth_secret", &redact(&self.auth_secret))
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("login_attempts_per_min", &self.login_attempts_per_min)
+            .field("auth_log_level", &self.auth_log_level)
+            .field("auth_metrics_addr", &self.auth_metrics_addr)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_and_rules() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.auth.login_attempts_per_min, 10);
+        assert!(config(&[("DYSCHAT_ENV_MODE", "prod")]).is_err());
+        assert!(config(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "0")]).is_err());
+        // Variables of other services are not auth's business.
+        assert!(config(&[("DYSCHAT_REDIS_DATABASE", "seven")]).is_ok());
+        assert!(!format!("{c:?}").contains(DEV_AUTH_SECRET));
+    }
+}

@@ -1,0 +1,80 @@
+//! The configuration dyschat-rooms reads: the shared sections it needs and its own.
+
+use dyschat_runtime::config::{
+    check_log_level, check_optional_addr, Common, ConfigError, Env, NatsSettings, Section,
+    TopologySettings,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub nats: NatsSettings,
+    pub topology: TopologySettings,
+    pub rooms: RoomsSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let common = env.common()?;
+        Ok(Config {
+            nats: env.section(&common)?,
+            topology: env.section(&common)?,
+            rooms: env.section(&common)?,
+            common,
+        })
+    }
+}
+
+/// The variables only rooms reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RoomsSettings {
+    pub rooms_log_level: String,
+    /// Where `/metrics` is served; empty: nowhere.
+    pub rooms_metrics_addr: String,
+}
+
+impl Default for RoomsSettings {
+    fn default() -> Self {
+        RoomsSettings {
+            rooms_log_level: "info".into(),
+            rooms_metrics_addr: "127.0.0.1:9102".into(),
+        }
+    }
+}
+
+impl Section for RoomsSettings {
+    fn validate(&self, _common: &Common) -> Result<(), ConfigError> {
+        check_log_level("ROOMS_LOG_LEVEL", &self.rooms_log_level)?;
+        check_optional_addr("ROOMS_METRICS_ADDR", &self.rooms_metrics_addr)
+    }
+}
+
+impl dyschat_runtime::process::ServiceConfig for Config {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn log_level(&self) -> &str {
+        &self.rooms.rooms_log_level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_only_its_own_variables() {
+        let env = Env::from_pairs([
+            ("DYSCHAT_ENV_MODE", "prod"),
+            ("DYSCHAT_ROOMS_METRICS_ADDR", ""),
+        ]);
+        // prod without a strong DYSCHAT_AUTH_SECRET: not rooms' concern.
+        let c = Config::from_env(&env).unwrap();
+        assert!(c.rooms.rooms_metrics_addr.is_empty());
+        let bad = Env::from_pairs([("DYSCHAT_ROOMS_LOG_LEVEL", "loud[")]);
+        assert!(Config::from_env(&bad).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! The configuration dyschat-ws-agent reads: the shared sections it needs and its own, with the
+//! rules of its abuse limits and allowed origins.
+
+use std::fmt;
+use std::time::Duration;
+
+use dyschat_runtime::config::{
+    check_auth_secret, check_log_level, redact, Common, ConfigError, Env, NatsSettings,
+    RedisSettings, Section, TopologySettings, DEV_AUTH_SECRET,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub topology: TopologySettings,
+    pub agent: AgentSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let common = env.common()?;
+        Ok(Config {
+            nats: env.section(&common)?,
+            redis: env.section(&common)?,
+            topology: env.section(&common)?,
+            agent: env.section(&common)?,
+            common,
+        })
+    }
+}
+
+impl dyschat_runtime::process::ServiceConfig for Config {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn log_level(&self) -> &str {
+        &self.agent.ws_agent_log_level
+    }
+}
+
+/// The longest interval between two sends the rate limiter can express (one send per hour).
+const MIN_SEND_RATE: f64 = 1.0 / 3600.0;
+
+/// The variables only ws-agent reads.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct AgentSettings {
+    /// JWT (HS256) secret the agent verifies tokens with (auth signs with the same).
+    pub auth_secret: String,
+    /// Listen address (`host:port`).
+    pub ws_agent_port: String,
+    pub ws_agent_log_level: String,
+    /// The most messages a `join` with `since` replays; beyond it `recovered` is false.
+    pub recovery_limit: u64,
+    /// Outbound frames a socket may have queued before it is closed with 1013.
+    pub socket_queue: usize,
+    /// Timeout of a request to auth or rooms.
+    pub request_timeout_ms: u64,
+    /// Sustained sends (WebSocket `send` and HTTP post) one user may make per second.
+    pub send_rate_per_sec: f64,
+    /// Sends one user may make at once before the sustained rate applies.
+    pub send_burst: u32,
+    /// Login and register attempts per minute per client address. Higher than auth's per-name
+    /// limit because many people may share one address (an office behind NAT).
+    pub login_attempts_per_addr_per_min: u32,
+    /// Open WebSockets one user may hold on one agent.
+    pub max_sockets_per_user: usize,
+    /// Requests to auth and rooms one agent may have waiting for an answer at once.
+    pub max_inflight_requests: usize,
+    /// Comma-separated origins allowed to open WebSockets and to make cross-origin HTTP calls;
+    /// empty: any in dev, same-origin only in prod.
+    pub allowed_origins: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            auth_secret: DEV_AUTH_SECRET.into(),
+            ws_agent_port: "127.0.0.1:8080".into(),
+            ws_agent_log_level: "info".into(),
+            recovery_limit: 10_000,
+            socket_queue: 1024,
+            request_timeout_ms: 5_000,
+            send_rate_per_sec: 20.0,
+            send_burst: 60,
+            login_attempts_per_addr_per_min: 60,
+            max_sockets_per_user: 20,
+            max_inflight_requests: 1024,
+            allowed_origins: String::new(),
+        }
+    }
+}
+
+impl Section for AgentSettings {
+    fn validate(&self, common: &Common) -> Result<(), ConfigError> {
+        let bad = |var: &str, why: &str| Err(ConfigError::var(var, why));
+        check_auth_secret(&self.auth_secret, common)?;
+        if self.ws_agent_port.rsplit_once(':').is_none() {
+            return bad("WS_AGENT_PORT", "must be host:port, e.g. 127.0.0.1:8080");
+        }
+        check_log_level("WS_AGENT_LOG_LEVEL", &self.ws_agent_log_level)?;
+        if self.recovery_limit < 1000 {
+            return bad("RECOVERY_LIMIT", "must be at least 1000");
+        }
+        if !(16..=1_000_000).contains(&self.socket_queue) {
+            return bad("SOCKET_QUEUE", "must be 16 to 1000000");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("REQUEST_TIMEOUT_MS", "must be positive");
+        }
+        if !self.send_rate_per_sec.is_finite() || self.send_rate_per_sec < MIN_SEND_RATE {
+            return bad(
+                "SEND_RATE_PER_SEC",
+                "must be a positive number of sends per second",
+            );
+        }
+        if self.send_burst == 0 {
+            return bad("SEND_BURST", "must be at least 1");
+        }
+        if self.login_attempts_per_addr_per_min == 0 {
+            return bad("LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "must be at least 1");
+        }
+        if self.max_sockets_per_user == 0 {
+            return bad("MAX_SOCKETS_PER_USER", "must be at least 1");
+        }
+        if !(1..=1_000_000).contains(&self.max_inflight_requests) {
+            return bad("MAX_INFLIGHT_REQUESTS", "must be 1 to 1000000");
+        }
+        for origin in self.allowed_origins() {
+            if let Err(why) = check_origin(&origin) {
+                return Err(ConfigError::var(
+                    "ALLOWED_ORIGINS",
+                    format!("`{origin}` {why}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AgentSettings {
+    /// The allowed origins, normalized (lower case, no trailing `/`); empty when none is set.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(normalize_origin)
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The form origins are compared in: trimmed, lower case, without a trailing `/`. Browsers send
+/// `scheme://host[:port]` exactly, so this is enough to compare a configured entry with a header.
+pub fn normalize_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// An allowed origin must be `http(s)://host[:port]`: a wildcard or a path would never match what
+/// a browser sends, and `*` would defeat the allow-list.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty()
+        || rest.contains(['/', '*', '?', '#', '@'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must be scheme://host[:port] with no path or wildcard");
+    }
+    Ok(())
+}
+
+impl fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSettings")
+            .field("auth_secret", &redact(&self.auth_secret))
+            .field("ws_agent_port", &self.ws_agent_port)
+            .field("ws_agent_log_level", &self.ws_agent_log_level)
+            .field("recovery_limit", &self.recovery_limit)
+            .field("socket_queue", &self.socket_queue)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("send_rate_per_sec", &self.send_rate_per_sec)
+            .field("send_burst", &self.send_burst)
+            .field(
+                "login_attempts_per_addr_per_min",
+                &self.login_attempts_per_addr_per_min,
+            )
+            .field("max_sockets_per_user", &self.max_sockets_per_user)
+            .field("max_inflight_requests", &self.max_inflight_requests)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn limits_have_defaults_and_refuse_nonsense() {
+        let c = config(&[]).unwrap().agent;
+        assert_eq!(c.send_rate_per_sec, 20.0);
+        assert_eq!(c.send_burst, 60);
+        assert_eq!(c.max_sockets_per_user, 20);
+        assert_eq!(c.max_inflight_requests, 1024);
+        assert_eq!(c.ws_agent_port, "127.0.0.1:8080");
+        assert!(c.allowed_origins().is_empty());
+        for (var, value) in [
+            ("DYSCHAT_SEND_RATE_PER_SEC", "0"),
+            ("DYSCHAT_SEND_RATE_PER_SEC", "-1"),
+            ("DYSCHAT_SEND_RATE_PER_SEC", "NaN"),
+            ("DYSCHAT_SEND_BURST", "0"),
+            ("DYSCHAT_MAX_SOCKETS_PER_USER", "0"),
+            ("DYSCHAT_MAX_INFLIGHT_REQUESTS", "0"),
+            ("DYSCHAT_RECOVERY_LIMIT", "10"),
+            ("DYSCHAT_SOCKET_QUEUE", "1"),
+            ("DYSCHAT_WS_AGENT_PORT", "8080"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+        let c = config(&[("DYSCHAT_SEND_RATE_PER_SEC", "0.5")]).unwrap();
+        assert_eq!(c.agent.send_rate_per_sec, 0.5);
+    }
+
+    #[test]
+    fn origins_are_exact_and_never_wildcards() {
+        let c = config(&[(
+            "DYSCHAT_ALLOWED_ORIGINS",
+            " https://Chat.Example.com/ , http://localhost:8080,",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.agent.allowed_origins(),
+            vec!["https://chat.example.com", "http://localhost:8080"]
+        );
+        for bad in [
+            "*",
+            "chat.example.com",
+            "https://*.example.com",
+            "https://a.com/x",
+        ] {
+            let err = config(&[("DYSCHAT_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(err.to_string().contains("DYSCHAT_ALLOWED_ORIGINS"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prod_refuses_weak_secrets_and_debug_hides_them() {
+        let err = config(&[("DYSCHAT_ENV_MODE", "prod")]).unwrap_err();
+        assert!(err.to_string().contains("DYSCHAT_AUTH_SECRET"));
+        let c = config(&[("DYSCHAT_AUTH_SECRET", "s3cret-auth")]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
