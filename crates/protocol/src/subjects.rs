@@ -46,6 +46,7 @@ pub mod rooms {
     pub const JOIN: &str = "join";
     pub const LEAVE: &str = "leave";
     pub const MEMBERS: &str = "members";
+    pub const ACCESS: &str = "access";
 
     /// The full subject of an endpoint, e.g. `dyschat.rooms.join`.
     pub fn subject(endpoint: &str) -> String {

@@ -52,6 +52,7 @@ impl Rooms {
             user_id: record.owner_id.clone(),
             username: req.owner_name,
             joined: true,
+            revision: 0,
         })
         .await;
         Ok(record.view(members.len()))
@@ -121,6 +122,7 @@ impl Rooms {
         };
         Ok(MemberList {
             members: set.members(&online),
+            next_cursor: None,
         })
     }
 
@@ -141,6 +143,7 @@ impl Rooms {
                 user_id: req.user_id,
                 username: req.username,
                 joined,
+                revision: 0,
             })
             .await;
         }
@@ -148,6 +151,7 @@ impl Rooms {
             room_id: req.room_id,
             joined,
             changed,
+            revision: 0,
         })
     }
 

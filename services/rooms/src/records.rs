@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
-use dyschat_protocol::wire::{Member, Room};
+use dyschat_protocol::wire::{Member, Role, Room};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::store::StoreError;
@@ -66,6 +66,7 @@ impl MemberSet {
                 user_id: user_id.clone(),
                 username: username.clone(),
                 online: online.contains(user_id),
+                role: Role::Member,
             })
             .collect()
     }

@@ -92,6 +92,7 @@ mod tests {
             user_id: id.into(),
             username: id.into(),
             online: false,
+            role: Default::default(),
         }
     }
 
@@ -107,6 +108,7 @@ mod tests {
             user_id: "b".into(),
             username: "b".into(),
             joined: true,
+            revision: 0,
         };
         cache.apply(&event);
         assert_eq!(cache.check("r", "b"), Some(true));

@@ -180,6 +180,7 @@ impl AgentState {
             user_id: user.user_id.clone(),
             username: user.username.clone(),
             joined,
+            revision: reply.revision,
         });
         Ok(reply)
     }

@@ -19,13 +19,15 @@ async fn create_get_and_list_in_pages() {
     assert_eq!(first.member_count, 1);
     assert_eq!(first.created_at.len(), "2026-11-23T00:43:41.165Z".len());
     assert_eq!(h.get(&first.room_id).await.unwrap(), first);
+    let event = next_event(&mut events).await;
     assert_eq!(
-        next_event(&mut events).await,
+        event,
         MembershipEvent {
             room_id: first.room_id.clone(),
             user_id: "owner1".into(),
             username: "name-owner1".into(),
             joined: true,
+            revision: event.revision,
         }
     );
 

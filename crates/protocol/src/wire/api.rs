@@ -69,12 +69,38 @@ pub struct Member {
     pub user_id: String,
     pub username: String,
     pub online: bool,
+    pub role: Role,
+}
+
+/// A member's role in a room: the creator is the one `owner`; owner > moderator > member.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Member,
+    Moderator,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Moderator => "moderator",
+            Role::Owner => "owner",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberList {
     pub members: Vec<Member>,
+    /// The `cursor` of the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +146,32 @@ pub struct ListRoomsRequest {
     pub cursor: Option<String>,
 }
 
+/// One page of a room's members (`limit` 1..=1000, `cursor` from the previous page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembersRequest {
+    pub room_id: String,
+    pub limit: usize,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Whether a user is a member of a room, and as what. `revision` orders what is known about the
+/// pair: an agent keeps the answer until an event with a newer revision changes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub room_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub room_id: String,
+    pub user_id: String,
+    /// The member's role, `None` for a non-member.
+    pub role: Option<Role>,
+    pub revision: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MembershipRequest {
     pub room_id: String,
@@ -134,6 +186,9 @@ pub struct MembershipReply {
     pub room_id: String,
     pub joined: bool,
     pub changed: bool,
+    /// The revision of the member record after the request (see [`Access::revision`]).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// Reply of a service request: `{"ok": T}` or `{"error": ApiError}`.

@@ -9,6 +9,11 @@ pub struct MembershipEvent {
     pub user_id: String,
     pub username: String,
     pub joined: bool,
+    /// The revision of the member record this change produced: consumers apply an event only if
+    /// it is newer than what they know of `(room_id, user_id)`, so a late event never undoes a
+    /// later change.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// Published by a ws-agent on `dyschat.events.typing.<room_id>`.

@@ -230,7 +230,10 @@ pub async fn members(
     if !members.iter().any(|m| m.user_id == user.user_id) {
         return Err(ApiError::forbidden("you are not a member of this room").into());
     }
-    Ok(Json(MemberList { members }))
+    Ok(Json(MemberList {
+        members,
+        next_cursor: None,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
