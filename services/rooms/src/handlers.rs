@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use dyschat_protocol::wire::{
-    CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
-    MembershipRequest, Room, RoomList, RoomRequest,
+    Access, AccessRequest, CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent,
+    MembershipReply, MembershipRequest, Role, Room, RoomList, RoomRequest,
 };
 use dyschat_protocol::{ids, subjects, time, ApiError};
 use futures::{StreamExt, TryStreamExt};
@@ -123,6 +123,28 @@ impl Rooms {
         Ok(MemberList {
             members: set.members(&online),
             next_cursor: None,
+        })
+    }
+
+    /// Whether the user is a member, and as what (a stop-gap over the whole member set until
+    /// members are stored one record each).
+    pub async fn access(&self, req: AccessRequest) -> Result<Access, RoomsError> {
+        ids::validate_id("room_id", &req.room_id)?;
+        ids::validate_id("user_id", &req.user_id)?;
+        let record = self.existing(&req.room_id).await?;
+        let set = self.store.members(&req.room_id).await?;
+        let role = set.contains(&req.user_id).then(|| {
+            if record.owner_id == req.user_id {
+                Role::Owner
+            } else {
+                Role::Member
+            }
+        });
+        Ok(Access {
+            room_id: req.room_id,
+            user_id: req.user_id,
+            role,
+            revision: 0,
         })
     }
 

@@ -39,6 +39,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let join = service::endpoint(&group, api::JOIN).await?;
     let leave = service::endpoint(&group, api::LEAVE).await?;
     let members = service::endpoint(&group, api::MEMBERS).await?;
+    let access = service::endpoint(&group, api::ACCESS).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
 
     let metrics_server = prometheus::spawn_for(&config.rooms.rooms_metrics_addr, &shutdown);
@@ -80,6 +81,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             t.clone(),
             s.clone(),
             bind(&rooms, |r, q| async move { r.members(q).await })
+        ),
+        rpc::serve(
+            access,
+            t.clone(),
+            s.clone(),
+            bind(&rooms, |r, q| async move { r.access(q).await })
         ),
     );
 
