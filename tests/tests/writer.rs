@@ -1,4 +1,5 @@
-//! msg-writer under trouble: poison messages and a Redis that lost its data.
+//! msg-writer under trouble: a Redis that refuses writes (out of memory, no permission), a corrupt
+//! room key, poison payloads, and a Redis that lost its data (flushed, restored from an old AOF).
 
 use std::time::Duration;
 
@@ -26,58 +27,26 @@ where
     anyhow::bail!("timed out waiting for {what}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_messages_are_dead_lettered_without_blocking_the_rest() -> anyhow::Result<()> {
-    let mesh = Mesh::start(1).await?;
-    let api = Api::new(mesh.agent(0).http());
-    let user = api.register_and_login("poisoner").await?;
-    let bad_room = api.create_room(&user.token, "poisoned").await?;
-    let good_room = api.create_room(&user.token, "healthy").await?;
-    // A key of the wrong type makes every ZADD for the bad room fail with WRONGTYPE.
-    let mut conn = redis(&mesh).await?;
-    let _: () = redis::cmd("SET")
-        .arg(format!("dyschat:history:{bad_room}"))
-        .arg("not a sorted set")
-        .query_async(&mut conn)
-        .await?;
-
-    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
-    for n in 0..20 {
-        let room = if n % 4 == 0 { &bad_room } else { &good_room };
+/// Sends `count` messages into `rooms` (round robin) over one socket and waits for every ack.
+async fn send_acked(ws: &mut WsClient, rooms: &[&str], count: usize) -> anyhow::Result<()> {
+    for n in 0..count {
+        let room = rooms[n % rooms.len()];
         ws.send(json!({"type": "send", "room_id": room, "body": format!("m{n}")}))
             .await?;
         ws.recv_type("ack").await?;
     }
-    // The healthy room's messages are stored while the poison ones are being retried.
-    wait_for("healthy history", || async {
-        Ok(api.all_messages(&user.token, &good_room).await?.len() == 15)
-    })
-    .await?;
+    Ok(())
+}
 
+async fn dead_letters(mesh: &Mesh) -> anyhow::Result<u64> {
     let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
     let dead = js.get_stream("DYSCHAT_DEADLETTER").await?;
-    wait_for("5 dead letters", || {
-        let dead = dead.clone();
-        async move { Ok(dead.get_info().await?.state.messages == 5) }
-    })
-    .await?;
-    let first = dead.get_info().await?.state.first_sequence;
-    let letter = dead.get_raw_message(first).await?;
-    let letter: serde_json::Value = serde_json::from_slice(&letter.payload)?;
-    ensure!(
-        letter["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("WRONGTYPE")),
-        "{letter}"
-    );
-    ensure!(
-        letter["subject"]
-            .as_str()
-            .is_some_and(|s| s.ends_with(&bad_room)),
-        "{letter}"
-    );
+    Ok(dead.get_info().await?.state.messages)
+}
 
-    // Nothing is left pending on the writer's consumer.
+/// The consumer holds nothing back: every message delivered and acknowledged.
+async fn writer_settled(mesh: &Mesh) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
     let stream = js.get_stream("DYSCHAT_MESSAGES").await?;
     wait_for("consumer settled", || {
         let stream = stream.clone();
@@ -86,7 +55,218 @@ async fn poison_messages_are_dead_lettered_without_blocking_the_rest() -> anyhow
             Ok(info.num_pending == 0 && info.num_ack_pending == 0)
         }
     })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("poisoner").await?;
+    let bad_room = api.create_room(&user.token, "poisoned").await?;
+    let good_room = api.create_room(&user.token, "healthy").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    // Two messages stored normally first: the rebuild must bring them back too.
+    send_acked(&mut ws, &[&bad_room], 2).await?;
+    wait_for("first messages stored", || async {
+        Ok(api.all_messages(&user.token, &bad_room).await?.len() == 2)
+    })
     .await?;
+    // Something overwrites the room's key with a value that is not a history: every ZADD for
+    // the room now fails with WRONGTYPE.
+    let mut conn = redis(&mesh).await?;
+    let key = format!("dyschat:history:{bad_room}");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("not a sorted set")
+        .query_async(&mut conn)
+        .await?;
+    let rooms = [&bad_room[..], &good_room, &good_room, &good_room];
+    send_acked(&mut ws, &rooms, 20).await?;
+    // Nothing acknowledged is lost: both rooms end complete, nothing was set aside as poison.
+    wait_for("both histories complete", || async {
+        Ok(api.all_messages(&user.token, &good_room).await?.len() == 15
+            && api.all_messages(&user.token, &bad_room).await?.len() == 7)
+    })
+    .await?;
+    ensure!(
+        dead_letters(&mesh).await? == 0,
+        "valid messages dead-lettered"
+    );
+    // The corrupt value was kept aside for an operator, and the room's flag is cleared.
+    let aside: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("dyschat:corrupt:{bad_room}:*"))
+        .query_async(&mut conn)
+        .await?;
+    ensure!(aside.len() == 1, "corrupt key not kept: {aside:?}");
+    let value: String = redis::cmd("GET")
+        .arg(&aside[0])
+        .query_async(&mut conn)
+        .await?;
+    ensure!(value == "not a sorted set");
+    wait_for("room flag cleared", || {
+        let mut conn = conn.clone();
+        let flag = format!("dyschat:meta:rebuilding:{bad_room}");
+        async move {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(flag)
+                .query_async(&mut conn)
+                .await?;
+            Ok(!exists)
+        }
+    })
+    .await?;
+    writer_settled(&mesh).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payload_that_is_no_message_is_dead_lettered_without_blocking_the_rest(
+) -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("poisoner").await?;
+    let room = api.create_room(&user.token, "target").await?;
+    let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
+    js.publish(format!("dyschat.msg.room.{room}"), "not a message".into())
+        .await?
+        .await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    send_acked(&mut ws, &[&room], 10).await?;
+    wait_for("history", || async {
+        Ok(api.all_messages(&user.token, &room).await?.len() == 10)
+    })
+    .await?;
+    wait_for("one dead letter", || async {
+        Ok(dead_letters(&mesh).await? == 1)
+    })
+    .await?;
+    let dead = js.get_stream("DYSCHAT_DEADLETTER").await?;
+    let first = dead.get_info().await?.state.first_sequence;
+    let letter: serde_json::Value =
+        serde_json::from_slice(&dead.get_raw_message(first).await?.payload)?;
+    ensure!(
+        letter["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a stored message")),
+        "{letter}"
+    );
+    writer_settled(&mesh).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_out_of_memory_or_refusing_writes_loses_nothing() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("oom").await?;
+    let room = api.create_room(&user.token, "full").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    let mut conn = redis(&mesh).await?;
+
+    // Out of memory (noeviction): every write is refused with OOM.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut conn)
+        .await?;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1mb")
+        .query_async(&mut conn)
+        .await?;
+    let refused: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("probe")
+        .arg("x".repeat(1024))
+        .query_async(&mut conn)
+        .await;
+    ensure!(refused.is_err(), "Redis still accepts writes at 1mb");
+    send_acked(&mut ws, &[&room], 20).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut conn)
+        .await?;
+    wait_for("all 20 stored after the outage", || async {
+        Ok(api.all_messages(&user.token, &room).await?.len() == 20)
+    })
+    .await?;
+
+    // The writer loses its write permission (NOPERM) for a while.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-@write")
+        .query_async(&mut conn)
+        .await?;
+    send_acked(&mut ws, &[&room], 10).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("+@all")
+        .query_async(&mut conn)
+        .await?;
+    wait_for("all 30 stored after NOPERM", || async {
+        Ok(api.all_messages(&user.token, &room).await?.len() == 30)
+    })
+    .await?;
+    ensure!(
+        dead_letters(&mesh).await? == 0,
+        "valid messages dead-lettered"
+    );
+    writer_settled(&mesh).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restored_from_an_old_aof_is_rebuilt() -> anyhow::Result<()> {
+    let mut mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("restorer").await?;
+    let room = api.create_room(&user.token, "restored").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    send_acked(&mut ws, &[&room], 30).await?;
+    wait_for("first 30 stored", || async {
+        Ok(api.all_messages(&user.token, &room).await?.len() == 30)
+    })
+    .await?;
+    // A copy of Redis's files now (with the "complete" marker in it) ...
+    let snapshot = tempfile::tempdir()?;
+    copy_dir(&mesh.redis.data_dir(), snapshot.path())?;
+    send_acked(&mut ws, &[&room], 30).await?;
+    wait_for("60 stored", || async {
+        Ok(api.all_messages(&user.token, &room).await?.len() == 60)
+    })
+    .await?;
+    // ... is what Redis comes back with: the last 30 acked messages are gone from it.
+    mesh.redis.stop().await;
+    std::fs::remove_dir_all(mesh.redis.data_dir())?;
+    copy_dir(snapshot.path(), &mesh.redis.data_dir())?;
+    mesh.redis.start_again().await?;
+    wait_for("history rebuilt to 60", || async {
+        Ok(api
+            .all_messages(&user.token, &room)
+            .await
+            .map_or(0, |m| m.len())
+            == 60)
+    })
+    .await?;
+    Ok(())
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
     Ok(())
 }
 

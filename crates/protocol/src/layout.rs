@@ -34,11 +34,10 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 /// How often an agent refreshes its presence entries.
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
-/// How many times the writer's consumer delivers a message before the server gives up on it.
-/// The writer itself sets a message aside after [`WRITER_POISON_ATTEMPTS`], well before this.
-pub const WRITER_MAX_DELIVER: i64 = 10;
-/// Deliveries of a message Redis keeps refusing before the writer dead-letters it.
-pub const WRITER_POISON_ATTEMPTS: i64 = 5;
+/// How many times the writer's consumer delivers a message: without limit (-1). A limit would
+/// make the server stop delivering a message the writer could not store yet (during a long
+/// Redis outage) without anyone noticing; the writer itself decides what can never be stored.
+pub const WRITER_MAX_DELIVER: i64 = -1;
 /// How long the server waits for the writer's ack before redelivering.
 pub const WRITER_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Messages delivered to the writers and not yet acknowledged, at most.
@@ -97,9 +96,28 @@ pub mod history {
     /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
     pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
 
+    /// A sorted set with one member, [`HIGH_WATER_MEMBER`], scored by the highest stream
+    /// sequence ever stored (raised with `ZADD GT` in the same pipeline as the messages). Every
+    /// message the writer acked is at or below it, so a Redis whose high water is below the
+    /// writer consumer's ack floor has lost acknowledged writes (restored from an old AOF, say)
+    /// and is rebuilt.
+    pub const HIGH_WATER_KEY: &str = "dyschat:meta:high-water";
+    pub const HIGH_WATER_MEMBER: &str = "seq";
+
     /// The sorted set of one room.
     pub fn key(room_id: &str) -> String {
         format!("dyschat:history:{room_id}")
+    }
+
+    /// Present while one room's history is being rebuilt from the stream (after its key was
+    /// found corrupt and set aside); readers must not trust the room's history meanwhile.
+    pub fn room_rebuilding_key(room_id: &str) -> String {
+        format!("dyschat:meta:rebuilding:{room_id}")
+    }
+
+    /// Where a corrupt room key is moved, for an operator to look at.
+    pub fn corrupt_key(room_id: &str, at_unix_ms: i64) -> String {
+        format!("dyschat:corrupt:{room_id}:{at_unix_ms}")
     }
 }
 

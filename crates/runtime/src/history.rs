@@ -4,7 +4,7 @@
 //! A page is one range query; `prev_seq` is the score of the neighbouring member, so it is read
 //! with one extra element rather than stored.
 
-use dyschat_protocol::layout::history::key;
+use dyschat_protocol::layout::history::{key, HIGH_WATER_KEY, HIGH_WATER_MEMBER};
 use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
 
@@ -19,17 +19,30 @@ pub enum PageQuery {
     After(u64),
 }
 
-/// Queues the store of one message on `pipe`.
-pub fn queue_store(pipe: &mut redis::Pipeline, room_id: &str, seq: u64, payload: &[u8]) {
-    pipe.zadd(key(room_id), payload, seq).ignore();
+/// Queues the store of several messages of one room on `pipe`, as one `ZADD` (one reply: how
+/// many were new): Redis parses and dispatches one command per room instead of one per message.
+pub fn queue_store_room(pipe: &mut redis::Pipeline, room_id: &str, messages: &[(u64, &[u8])]) {
+    pipe.zadd_multiple(key(room_id), messages);
 }
 
-/// Queues the store of several messages of one room on `pipe`, as one `ZADD`: Redis parses and
-/// dispatches one command per room instead of one per message.
-pub fn queue_store_room(pipe: &mut redis::Pipeline, room_id: &str, messages: &[(u64, &[u8])]) {
-    if !messages.is_empty() {
-        pipe.zadd_multiple(key(room_id), messages).ignore();
-    }
+/// Queues raising the history's high water to `seq` if it is higher (one reply); see
+/// [`dyschat_protocol::layout::history::HIGH_WATER_KEY`].
+pub fn queue_high_water(pipe: &mut redis::Pipeline, seq: u64) {
+    pipe.cmd("ZADD")
+        .arg(HIGH_WATER_KEY)
+        .arg("GT")
+        .arg(seq)
+        .arg(HIGH_WATER_MEMBER);
+}
+
+/// The history's high water (0 when none is recorded: a new or emptied Redis).
+pub async fn high_water<C: ConnectionLike>(conn: &mut C) -> redis::RedisResult<u64> {
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(HIGH_WATER_KEY)
+        .arg(HIGH_WATER_MEMBER)
+        .query_async(conn)
+        .await?;
+    Ok(score.map_or(0, |s| s as u64))
 }
 
 type Scored = Vec<(Vec<u8>, f64)>;

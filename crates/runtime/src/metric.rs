@@ -34,6 +34,9 @@ pub const REDIS_SECONDS: &str = "dyschat_redis_seconds";
 // msg-writer.
 pub const WRITER_MESSAGES_STORED_TOTAL: &str = "dyschat_writer_messages_stored_total";
 pub const WRITER_BATCH_SIZE: &str = "dyschat_writer_batch_size";
+/// Attempts to write a chunk that the store refused (out of memory, read-only, gone...): the
+/// messages are kept and written again.
+pub const WRITER_STORE_REFUSED_TOTAL: &str = "dyschat_writer_store_refused_total";
 pub const WRITER_DEAD_LETTERED_TOTAL: &str = "dyschat_writer_dead_lettered_total";
 pub const WRITER_REBUILDS_TOTAL: &str = "dyschat_writer_rebuilds_total";
 pub const WRITER_CONSUMER_PENDING: &str = "dyschat_writer_consumer_pending";

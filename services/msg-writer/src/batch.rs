@@ -1,18 +1,23 @@
-//! One chunk of consumed messages: validate, write in one Redis pipeline, then ack.
+//! One chunk of consumed messages: check each, group them by room, write them (see [`crate::store`]
+//! for the rules), ack what was stored.
+//!
+//! Only a payload that can never be a room message (not a stored message, or one naming another
+//! room than its subject) is set aside in the dead-letter stream, at first sight: retrying it
+//! cannot help. Everything else is written until it is stored, whatever the store answers.
 //!
 //! Each message gets its own `chat.store` span, a child of the sender's `chat.send` (its context
 //! is in the stored message's headers), covering the chunk's write and the message's ack; spans
 //! are only built while traces are exported.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{message::Message as JsMessage, AckKind};
-use dyschat_protocol::layout;
-use dyschat_protocol::{subjects, wire::DeadLetter, wire::StoredMessage};
-use dyschat_runtime::{history, metric, prometheus, telemetry};
-use redis::aio::ConnectionManager;
+use dyschat_protocol::{layout, subjects, wire::DeadLetter, wire::StoredMessage};
+use dyschat_runtime::{metric, telemetry};
 use tokio_util::sync::CancellationToken;
+
+use crate::redis_store::RedisHistory;
+use crate::store::{self, RoomWrite, Settle};
 
 /// A message ready to store, or the reason it can never be stored.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,7 +29,7 @@ pub enum Prepared {
 /// Checks one consumed message: its subject names a room, its payload is a [`StoredMessage`] of
 /// that room. Pure, so it is unit-tested without servers.
 pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
-    let Some(room_id) = subjects::last_token(subject) else {
+    let Some(room_id) = subjects::parse_room_messages(subject) else {
         return Prepared::Poison(format!("subject {subject} names no valid room"));
     };
     match serde_json::from_slice::<StoredMessage>(payload) {
@@ -40,69 +45,67 @@ pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
     }
 }
 
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
-/// How long a message Redis refused waits before its next delivery.
-const POISON_REDELIVERY_DELAY: Duration = Duration::from_secs(1);
-
-/// One pipeline for a chunk: one `ZADD` per room holding all of the room's messages.
-fn chunk_pipeline(batch: &[(String, u64, JsMessage)]) -> redis::Pipeline {
-    let mut rooms: HashMap<&str, Vec<(u64, &[u8])>> = HashMap::new();
-    for (room_id, seq, message) in batch {
-        rooms
-            .entry(room_id.as_str())
-            .or_default()
-            .push((*seq, message.payload.as_ref()));
+/// The messages of a chunk grouped by room, in order of first appearance: one write per room,
+/// and for each room the positions (in `batch`) of its messages, to ack them.
+pub(crate) fn group_by_room<'a, T>(
+    batch: &'a [(String, u64, T)],
+    payload: impl Fn(&'a T) -> &'a [u8],
+) -> (Vec<RoomWrite<'a>>, Vec<Vec<usize>>) {
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    let mut rooms: Vec<RoomWrite<'a>> = Vec::new();
+    let mut indices: Vec<Vec<usize>> = Vec::new();
+    for (i, (room_id, seq, item)) in batch.iter().enumerate() {
+        let at = *position.entry(room_id.as_str()).or_insert_with(|| {
+            rooms.push(RoomWrite {
+                room_id: room_id.as_str(),
+                messages: Vec::new(),
+            });
+            indices.push(Vec::new());
+            rooms.len() - 1
+        });
+        rooms[at].messages.push((*seq, payload(item)));
+        indices[at].push(i);
     }
-    let mut pipe = redis::pipe();
-    for (room_id, messages) in &rooms {
-        history::queue_store_room(&mut pipe, room_id, messages);
-    }
-    pipe
+    (rooms, indices)
 }
 
-/// Where a consumed message ends up: stored, set aside, or delivered again. Cheap to clone (both
+/// Where a consumed message ends up: stored, or (poison only) set aside. Cheap to clone (both
 /// handles share their connection), one clone per chunk in flight.
 #[derive(Clone)]
 pub struct Writer {
-    pub js: async_nats::jetstream::Context,
-    pub redis: ConnectionManager,
+    pub(crate) js: async_nats::jetstream::Context,
+    pub(crate) history: RedisHistory,
 }
 
-/// Whether a Redis error is Redis being unavailable for a while (connection lost, loading,
-/// read-only replica, ...), which a retry of the same write fixes, as opposed to Redis refusing
-/// the write itself (e.g. `WRONGTYPE`, which redis-rs reports for a pipeline as an extension
-/// error listing the failed commands).
-fn is_transient(e: &redis::RedisError) -> bool {
-    use redis::{ErrorKind, ServerErrorKind};
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || matches!(
-            e.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-                    | ServerErrorKind::ClusterDown
-            )
-        )
+/// Acks the messages of one chunk by their position in it.
+struct ChunkSettle<'a> {
+    batch: &'a [(String, u64, JsMessage)],
+}
+
+impl Settle for ChunkSettle<'_> {
+    async fn ack(&self, index: usize) {
+        if let Some((_, _, message)) = self.batch.get(index) {
+            // A lost ack only causes a redelivery, which the history layout makes harmless.
+            if let Err(e) = message.ack().await {
+                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+            }
+        }
+    }
+
+    async fn progress(&self, index: usize) {
+        if let Some((_, _, message)) = self.batch.get(index) {
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    }
 }
 
 impl Writer {
-    /// Stores `messages` and acks them. While Redis is unavailable the chunk is retried (kept in
-    /// progress so the server does not hand it to another writer meanwhile) until it succeeds or
-    /// shutdown begins, when it is left for redelivery. If Redis refuses the chunk itself, the
-    /// messages are written one by one so that one poison message cannot hold back the others.
+    /// Stores `messages` and acks them once stored; see the module documentation. At shutdown
+    /// the unstored ones are left unacked: the consumer delivers them again, without a limit.
     pub async fn store_and_ack(&mut self, messages: Vec<JsMessage>, shutdown: &CancellationToken) {
+        let exporting = telemetry::exporting();
         let mut batch = Vec::with_capacity(messages.len());
-        let mut spans = Vec::with_capacity(if telemetry::exporting() {
-            messages.len()
-        } else {
-            0
-        });
+        let mut spans = Vec::with_capacity(if exporting { messages.len() } else { 0 });
         for message in messages {
             let seq = match message.info() {
                 Ok(info) => info.stream_sequence,
@@ -113,7 +116,7 @@ impl Writer {
             };
             match prepare(&message.subject, seq, &message.payload) {
                 Prepared::Store { room_id, seq } => {
-                    if telemetry::exporting() {
+                    if exporting {
                         spans.push(store_span(&room_id, seq, &message));
                     }
                     batch.push((room_id, seq, message));
@@ -124,88 +127,35 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        let pipe = chunk_pipeline(&batch);
-        let mut backoff = RETRY_FIRST;
-        loop {
-            let started = Instant::now();
-            let written = pipe.query_async::<()>(&mut self.redis).await;
-            prometheus::redis_timing("store", started);
-            match written {
-                Ok(()) => break,
-                Err(e) if !is_transient(&e) => {
-                    for span in &spans {
-                        span.record("outcome", "refused");
-                    }
-                    tracing::warn!(error = %e, "Redis refused a chunk; storing one by one");
-                    return self.store_one_by_one(batch).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, batch = batch.len(), "Redis write failed, retrying");
-                    for (_, _, m) in &batch {
-                        let _ = m.ack_with(AckKind::Progress).await;
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {
-                            for (_, _, m) in &batch {
-                                let _ = m.ack_with(AckKind::Nak(None)).await;
-                            }
-                            return;
-                        }
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(RETRY_MAX);
-                }
-            }
-        }
-        metrics::counter!(metric::WRITER_MESSAGES_STORED_TOTAL).increment(batch.len() as u64);
+        let (rooms, indices) = group_by_room(&batch, |m: &JsMessage| m.payload.as_ref());
+        let settle = ChunkSettle { batch: &batch };
+        let outcome = store::write_chunk(
+            &mut self.history,
+            &settle,
+            rooms,
+            indices,
+            store::RETRY,
+            shutdown.cancelled(),
+        )
+        .await;
+        metrics::counter!(metric::WRITER_MESSAGES_STORED_TOTAL).increment(outcome.stored as u64);
+        metrics::counter!(metric::WRITER_STORE_REFUSED_TOTAL)
+            .increment(u64::from(outcome.refused_attempts));
         metrics::histogram!(metric::WRITER_BATCH_SIZE).record(batch.len() as f64);
-        for (_, _, message) in &batch {
-            // A lost ack only causes a redelivery, which the history layout makes harmless.
-            if let Err(e) = message.ack().await {
-                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
-            }
-        }
+        let result = if outcome.interrupted {
+            "interrupted"
+        } else {
+            "stored"
+        };
         for span in &spans {
-            span.record("outcome", "stored");
+            span.record("outcome", result);
         }
     }
 
-    /// Stores each message of the failed chunk on its own, so the one Redis refuses is set aside
-    /// and the others are acked.
-    async fn store_one_by_one(&mut self, batch: Vec<(String, u64, JsMessage)>) {
-        for (room_id, seq, message) in batch {
-            let mut pipe = redis::pipe();
-            history::queue_store(&mut pipe, &room_id, seq, &message.payload);
-            match pipe.query_async::<()>(&mut self.redis).await {
-                Ok(()) => {
-                    metrics::counter!(metric::WRITER_MESSAGES_STORED_TOTAL).increment(1);
-                    let _ = message.ack().await;
-                }
-                Err(e) if !is_transient(&e) => {
-                    let delivered = message.info().map_or(0, |i| i.delivered);
-                    if delivered >= layout::WRITER_POISON_ATTEMPTS {
-                        let reason = format!("Redis refused it {delivered} times: {e}");
-                        self.dead_letter(message, seq, reason).await;
-                    } else {
-                        tracing::warn!(seq, delivered, error = %e, "Redis refused a message; redelivering later");
-                        let _ = message
-                            .ack_with(AckKind::Nak(Some(POISON_REDELIVERY_DELAY)))
-                            .await;
-                    }
-                }
-                Err(e) => {
-                    // Redis went away mid-way: leave the rest for redelivery.
-                    tracing::warn!(seq, error = %e, "Redis write failed; redelivering");
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                }
-            }
-        }
-    }
-
-    /// Sets a message aside: stores it with the reason in the dead-letter stream, then terminates
-    /// its delivery so it no longer holds anything up. If the dead-letter store fails, the message
-    /// is left for redelivery instead, so it is never dropped silently.
-    async fn dead_letter(&self, message: JsMessage, seq: u64, reason: String) {
+    /// Sets a poison message aside: stores it with the reason in the dead-letter stream, then
+    /// terminates its delivery so it no longer holds anything up. If the dead-letter store
+    /// fails, the message is left for redelivery instead, so it is never dropped silently.
+    async fn dead_letter(&mut self, message: JsMessage, seq: u64, reason: String) {
         tracing::error!(seq, %reason, "message cannot be stored, dead-lettering");
         metrics::counter!(metric::WRITER_DEAD_LETTERED_TOTAL).increment(1);
         let letter = DeadLetter {
@@ -221,11 +171,14 @@ impl Writer {
             },
             Err(_) => false,
         };
+        // The high water covers every message the writer settles, or the next check would take
+        // this one's ack for a lost write and rebuild.
+        let stored = stored && self.history.raise_high_water(seq).await.is_ok();
         let kind = if stored {
             AckKind::Term
         } else {
             tracing::warn!(seq, "dead-letter store failed; redelivering");
-            AckKind::Nak(Some(POISON_REDELIVERY_DELAY))
+            AckKind::Nak(Some(store::RETRY.max))
         };
         if let Err(e) = message.ack_with(kind).await {
             tracing::warn!(error = %e, "could not settle a dead-lettered message");
@@ -289,5 +242,23 @@ mod tests {
             prepare("dyschat.msg.room.r1", 7, &payload("r2")),
             Prepared::Poison(_)
         ));
+        assert!(matches!(
+            prepare("dyschat.other.r1", 7, &payload("r1")),
+            Prepared::Poison(_)
+        ));
+    }
+
+    #[test]
+    fn messages_are_grouped_by_room_in_order() {
+        let batch = vec![
+            ("a".to_string(), 1, b"1".to_vec()),
+            ("b".to_string(), 2, b"2".to_vec()),
+            ("a".to_string(), 3, b"3".to_vec()),
+        ];
+        let (rooms, indices) = group_by_room(&batch, |p: &Vec<u8>| p.as_slice());
+        assert_eq!(rooms.len(), 2);
+        assert_eq!(rooms[0].room_id, "a");
+        assert_eq!(rooms[0].messages, vec![(1, &b"1"[..]), (3, &b"3"[..])]);
+        assert_eq!(indices, vec![vec![0, 2], vec![1]]);
     }
 }

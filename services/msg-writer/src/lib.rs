@@ -8,6 +8,8 @@
 mod batch;
 pub mod config;
 pub mod rebuild;
+mod redis_store;
+mod store;
 
 use std::time::Duration;
 
@@ -60,11 +62,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
     let rebuild = tokio::spawn(rebuild::watch(
         stream.clone(),
+        consumer.clone(),
         redis.clone(),
         dyschat_protocol::ids::new_id(),
         shutdown.clone(),
     ));
-    let writer = Writer { js, redis };
+    let rebuilds = tokio_util::task::TaskTracker::new();
+    let writer = Writer {
+        js,
+        history: redis_store::RedisHistory {
+            redis,
+            stream: stream.clone(),
+            rebuilds: rebuilds.clone(),
+            shutdown: shutdown.clone(),
+        },
+    };
     tracing::info!(
         consumer = dyschat_protocol::layout::WRITER_CONSUMER,
         "msg-writer consuming"
@@ -107,6 +119,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         return Err(e);
     }
     let _ = rebuild.await;
+    rebuilds.close();
+    rebuilds.wait().await;
     let _ = pending.await;
     if let Some(server) = metrics_server {
         let _ = server.await;

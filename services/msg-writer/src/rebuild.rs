@@ -1,19 +1,26 @@
 //! Rebuilding Redis history from JetStream.
 //!
-//! JetStream is the source of truth; Redis is a cache of it shaped for paging. If Redis is
-//! emptied (`FLUSHALL`) or replaced by a fresh instance, its history marker is gone, and the next
-//! check (at start, then every few seconds) replays the whole stream into it. The replay writes
-//! the same bytes the live path writes, so it can overlap with live writes and with a second
-//! rebuild harmlessly; a lock with a TTL keeps several writers from all doing the work.
+//! JetStream is the source of truth; Redis is a cache of it shaped for paging. The writer checks
+//! every few seconds that Redis still holds what it acknowledged, and replays the stream into it
+//! when it does not:
+//! - the history marker is missing (a flushed or new Redis);
+//! - the high water is below the writer consumer's ack floor (a Redis restored from an old
+//!   snapshot or AOF keeps its marker but lost acknowledged writes);
+//! - a room was set aside as corrupt (its flag names it; see [`rebuild_room`]).
+//!
+//! A replay writes the same bytes the live path writes, so it can overlap with live writes and
+//! with another replay harmlessly; a lock with a TTL keeps several writers from all doing the
+//! work. A replay is complete only when the stream says nothing is pending past the last message
+//! read: a read that stalls is an error (retried at the next check), never taken for the end.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    consumer::{pull::OrderedConfig, DeliverPolicy},
+    consumer::{pull, pull::OrderedConfig, Consumer, DeliverPolicy},
     stream::Stream,
 };
 use dyschat_protocol::{layout::history as layout, subjects};
-use dyschat_runtime::history;
+use dyschat_runtime::{history, metric};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +33,10 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 const LOCK_TTL_SECS: u64 = 600;
 /// Messages per Redis pipeline during a rebuild.
 const CHUNK: usize = 1000;
+/// The longest a replay waits for the next message the stream said was pending.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room flags looked at per check (`SCAN` count hint and bound).
+const ROOM_FLAGS_PER_CHECK: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -34,21 +44,45 @@ pub enum RebuildError {
     Redis(#[from] redis::RedisError),
     #[error("JetStream: {0}")]
     JetStream(String),
+    #[error("the stream stalled after seq {after} with {pending} messages still pending")]
+    Stalled { after: u64, pending: u64 },
 }
 
 fn js_err(e: impl std::fmt::Display) -> RebuildError {
     RebuildError::JetStream(e.to_string())
 }
 
-/// Checks the marker until `shutdown`, rebuilding whenever it is missing.
+/// Why a full rebuild is needed, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// No marker: Redis is new or was emptied.
+    NoMarker,
+    /// The marker is there but acknowledged messages are not (high water below the ack floor).
+    BelowAckFloor { high_water: u64, ack_floor: u64 },
+}
+
+/// The decision of one check, from what Redis and the consumer say. Pure, unit-tested.
+pub(crate) fn lost(marker: Option<&str>, high_water: u64, ack_floor: u64) -> Option<Lost> {
+    if marker != Some(layout::MARKER_COMPLETE) {
+        // Rebuilding (by a writer that may have died) or missing: the lock decides who works.
+        return Some(Lost::NoMarker);
+    }
+    (high_water < ack_floor).then_some(Lost::BelowAckFloor {
+        high_water,
+        ack_floor,
+    })
+}
+
+/// Checks until `shutdown`, rebuilding whenever something was lost.
 pub async fn watch(
     stream: Stream,
+    mut consumer: Consumer<pull::Config>,
     mut redis: ConnectionManager,
     writer_id: String,
     shutdown: CancellationToken,
 ) {
     loop {
-        match rebuild_if_lost(&stream, &mut redis, &writer_id, &shutdown).await {
+        match check(&stream, &mut consumer, &mut redis, &writer_id, &shutdown).await {
             Ok(Some(count)) => tracing::info!(count, "history rebuilt from JetStream"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "history check failed; will retry"),
@@ -60,10 +94,11 @@ pub async fn watch(
     }
 }
 
-/// Rebuilds the history if Redis lost it; returns how many messages were replayed, or `None` if
-/// nothing was needed (or another writer is doing it).
-pub async fn rebuild_if_lost(
+/// One check: rebuilds everything if Redis lost it (returns how many messages were replayed),
+/// then resumes the rebuild of any room left flagged.
+async fn check(
     stream: &Stream,
+    consumer: &mut Consumer<pull::Config>,
     redis: &mut ConnectionManager,
     writer_id: &str,
     shutdown: &CancellationToken,
@@ -72,9 +107,50 @@ pub async fn rebuild_if_lost(
         .arg(layout::MARKER_KEY)
         .query_async(redis)
         .await?;
-    if marker.as_deref() == Some(layout::MARKER_COMPLETE) {
-        return Ok(None);
+    let high_water = history::high_water(redis).await?;
+    let ack_floor = consumer
+        .info()
+        .await
+        .map_err(js_err)?
+        .ack_floor
+        .stream_sequence;
+    let rebuilt = match lost(marker.as_deref(), high_water, ack_floor) {
+        Some(why) => rebuild_all(stream, redis, writer_id, why, shutdown).await?,
+        None => None,
+    };
+    for room in flagged_rooms(redis).await? {
+        rebuild_room(stream, redis, &room, shutdown).await;
     }
+    Ok(rebuilt)
+}
+
+/// Rooms whose rebuild was started and not finished (a writer stopped in the middle).
+async fn flagged_rooms(redis: &mut ConnectionManager) -> Result<Vec<String>, RebuildError> {
+    let prefix = layout::room_rebuilding_key("");
+    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(ROOM_FLAGS_PER_CHECK)
+        .query_async(redis)
+        .await?;
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+        .take(ROOM_FLAGS_PER_CHECK)
+        .collect())
+}
+
+/// Replays the whole stream into Redis under the rebuild lock; `None` if another writer holds
+/// the lock or shutdown came first.
+async fn rebuild_all(
+    stream: &Stream,
+    redis: &mut ConnectionManager,
+    writer_id: &str,
+    why: Lost,
+    shutdown: &CancellationToken,
+) -> Result<Option<u64>, RebuildError> {
     let locked: Option<String> = redis::cmd("SET")
         .arg(layout::REBUILD_LOCK_KEY)
         .arg(writer_id)
@@ -86,15 +162,15 @@ pub async fn rebuild_if_lost(
     if locked.is_none() {
         return Ok(None);
     }
-    metrics::counter!(dyschat_runtime::metric::WRITER_REBUILDS_TOTAL).increment(1);
-    tracing::warn!("Redis history marker missing: rebuilding history from JetStream");
+    metrics::counter!(metric::WRITER_REBUILDS_TOTAL).increment(1);
+    tracing::warn!(?why, "Redis lost history: rebuilding it from JetStream");
     let _: () = redis::cmd("SET")
         .arg(layout::MARKER_KEY)
         .arg(layout::MARKER_REBUILDING)
         .query_async(redis)
         .await?;
-    let count = replay_all(stream, redis, shutdown).await;
-    let count = match count {
+    let replayed = replay(stream, redis, subjects::ROOM_MESSAGES_WILDCARD, shutdown).await;
+    let result = match replayed {
         Ok(Some(count)) => {
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
             // check starts over.
@@ -104,76 +180,136 @@ pub async fn rebuild_if_lost(
                 .arg("XX")
                 .query_async(redis)
                 .await?;
-            Some(count)
+            Ok(Some(count))
         }
-        Ok(None) => None,
-        Err(e) => {
-            let _: Result<(), _> = redis::cmd("DEL")
-                .arg(layout::REBUILD_LOCK_KEY)
-                .query_async(redis)
-                .await;
-            return Err(e);
-        }
+        other => other,
     };
-    let _: () = redis::cmd("DEL")
+    let _: Result<(), _> = redis::cmd("DEL")
         .arg(layout::REBUILD_LOCK_KEY)
         .query_async(redis)
-        .await?;
-    Ok(count)
+        .await;
+    result
 }
 
-/// Replays every stored room message up to the stream's current end (`None` if shut down first).
-async fn replay_all(
+/// Replays one room (whose key was set aside as corrupt) and clears its flag, retrying until it
+/// succeeds or shutdown comes (the flag then stays, and the next start resumes it).
+pub(crate) async fn rebuild_room(
     stream: &Stream,
     redis: &mut ConnectionManager,
+    room_id: &str,
+    shutdown: &CancellationToken,
+) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match replay(stream, redis, &subjects::room_messages(room_id), shutdown).await {
+            Ok(Some(count)) => {
+                let cleared: Result<(), _> = redis::cmd("DEL")
+                    .arg(layout::room_rebuilding_key(room_id))
+                    .query_async(redis)
+                    .await;
+                if cleared.is_ok() {
+                    tracing::info!(room = %room_id, count, "room history rebuilt from JetStream");
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(room = %room_id, error = %e, "room rebuild failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Replays every stored message matching `filter`, from the first, into Redis, raising the high
+/// water as it goes. Returns how many it wrote, or `None` if shut down first.
+async fn replay(
+    stream: &Stream,
+    redis: &mut ConnectionManager,
+    filter: &str,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
-    let info = stream.get_info().await.map_err(js_err)?;
-    let last = info.state.last_sequence;
-    if info.state.messages == 0 {
-        return Ok(Some(0));
-    }
     let consumer = stream
         .create_consumer(OrderedConfig {
-            filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
+            filter_subject: filter.to_string(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         })
         .await
         .map_err(js_err)?;
+    let mut pending = consumer.cached_info().num_pending;
     let mut messages = consumer.messages().await.map_err(js_err)?;
-    let mut pipe = redis::pipe();
-    let mut queued = 0usize;
+    let mut writes: Vec<(String, u64, bytes::Bytes)> = Vec::with_capacity(CHUNK);
     let mut count = 0u64;
-    loop {
+    let mut last = 0u64;
+    while pending > 0 {
         if shutdown.is_cancelled() {
             return Ok(None);
         }
-        let next = tokio::time::timeout(STEP_TIMEOUT, messages.next()).await;
-        let message = match next {
+        let message = match tokio::time::timeout(STEP_TIMEOUT, messages.next()).await {
             Ok(Some(Ok(m))) => m,
             Ok(Some(Err(e))) => return Err(js_err(e)),
-            Ok(None) => break,
-            // Nothing more within the timeout: the stream ended below `last` (trimmed).
-            Err(_) => break,
+            Ok(None) | Err(_) => {
+                return Err(RebuildError::Stalled {
+                    after: last,
+                    pending,
+                })
+            }
         };
-        let seq = message.info().map_err(js_err)?.stream_sequence;
-        if let Prepared::Store { room_id, seq } = prepare(&message.subject, seq, &message.payload) {
-            history::queue_store(&mut pipe, &room_id, seq, &message.payload);
-            queued += 1;
+        let info = message.info().map_err(js_err)?;
+        last = info.stream_sequence;
+        // What is still pending after this one (messages stored since the replay began count).
+        pending = info.pending;
+        if let Prepared::Store { room_id, seq } = prepare(&message.subject, last, &message.payload)
+        {
+            writes.push((room_id, seq, message.payload.clone()));
             count += 1;
         }
-        if queued >= CHUNK {
-            pipe.query_async::<()>(redis).await?;
-            pipe = redis::pipe();
-            queued = 0;
+        if writes.len() >= CHUNK || (pending == 0 && !writes.is_empty()) {
+            write(redis, &writes).await?;
+            writes.clear();
         }
-        if seq >= last {
-            break;
-        }
-    }
-    if queued > 0 {
-        pipe.query_async::<()>(redis).await?;
     }
     Ok(Some(count))
+}
+
+async fn write(
+    redis: &mut ConnectionManager,
+    writes: &[(String, u64, bytes::Bytes)],
+) -> Result<(), RebuildError> {
+    let (rooms, _) = crate::batch::group_by_room(writes, |p: &bytes::Bytes| p.as_ref());
+    let mut pipe = redis::pipe();
+    for room in &rooms {
+        history::queue_store_room(&mut pipe, room.room_id, &room.messages);
+    }
+    if let Some(high) = writes.iter().map(|(_, seq, _)| *seq).max() {
+        history::queue_high_water(&mut pipe, high);
+    }
+    pipe.query_async::<()>(redis).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_marker_or_a_high_water_below_the_ack_floor_means_lost() {
+        assert_eq!(lost(None, 0, 0), Some(Lost::NoMarker));
+        assert_eq!(
+            lost(Some(layout::MARKER_REBUILDING), 10, 5),
+            Some(Lost::NoMarker)
+        );
+        assert_eq!(lost(Some(layout::MARKER_COMPLETE), 10, 10), None);
+        assert_eq!(lost(Some(layout::MARKER_COMPLETE), 12, 10), None);
+        assert_eq!(
+            lost(Some(layout::MARKER_COMPLETE), 7, 10),
+            Some(Lost::BelowAckFloor {
+                high_water: 7,
+                ack_floor: 10
+            })
+        );
+    }
 }

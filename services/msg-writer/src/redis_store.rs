@@ -1,0 +1,112 @@
+//! The history store over Redis: one pipeline per attempt (a `ZADD` per room and the high water),
+//! answered room by room, and the setting aside of a corrupt room key.
+
+use std::time::Instant;
+
+use async_nats::jetstream::stream::Stream;
+use dyschat_protocol::layout::history as layout;
+use dyschat_runtime::{history, prometheus};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::rebuild;
+use crate::store::{HistoryStore, Refusal, RoomWrite};
+
+/// Redis, and what a room rebuild needs (the stream to read, a tracker to drain it at shutdown).
+#[derive(Clone)]
+pub(crate) struct RedisHistory {
+    pub redis: ConnectionManager,
+    pub stream: Stream,
+    pub rebuilds: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// The refusal a Redis error means: `WRONGTYPE` (the key holds something else) is a corrupt key;
+/// anything else is the store being unavailable for now, named by its error code.
+pub(crate) fn refusal(e: &redis::RedisError) -> Refusal {
+    match e.code() {
+        Some("WRONGTYPE") => Refusal::Corrupt,
+        Some(code) => Refusal::Unavailable(code.to_string()),
+        None if e.is_timeout() => Refusal::Unavailable("timeout".into()),
+        None => Refusal::Unavailable(e.category().to_string()),
+    }
+}
+
+impl RedisHistory {
+    /// Raises the high water to `seq` (for a message settled without being stored).
+    pub async fn raise_high_water(&mut self, seq: u64) -> Result<(), Refusal> {
+        let mut pipe = redis::pipe();
+        history::queue_high_water(&mut pipe, seq);
+        pipe.query_async::<()>(&mut self.redis)
+            .await
+            .map_err(|e| refusal(&e))
+    }
+}
+
+impl HistoryStore for RedisHistory {
+    async fn store(
+        &mut self,
+        rooms: &[RoomWrite<'_>],
+    ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for room in rooms {
+            history::queue_store_room(&mut pipe, room.room_id, &room.messages);
+        }
+        let high = rooms
+            .iter()
+            .flat_map(|r| r.messages.iter().map(|(seq, _)| *seq))
+            .max()
+            .unwrap_or(0);
+        history::queue_high_water(&mut pipe, high);
+        let started = Instant::now();
+        let replies: Vec<redis::RedisResult<redis::Value>> = pipe
+            .query_async(&mut self.redis)
+            .await
+            .map_err(|e| refusal(&e))?;
+        prometheus::redis_timing("store", started);
+        // The high water must cover every acked message, so a room counts as stored only if the
+        // high water was raised in the same pipeline.
+        let high_water = replies
+            .get(rooms.len())
+            .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
+                r.as_ref().map(drop).map_err(refusal)
+            });
+        Ok((0..rooms.len())
+            .map(|i| {
+                let stored = replies
+                    .get(i)
+                    .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
+                        r.as_ref().map(drop).map_err(refusal)
+                    });
+                stored.and(high_water.clone())
+            })
+            .collect())
+    }
+
+    async fn set_aside(&mut self, room_id: &str) -> Result<(), Refusal> {
+        let key = layout::key(room_id);
+        let aside = layout::corrupt_key(room_id, chrono::Utc::now().timestamp_millis());
+        tracing::error!(room = %room_id, %key, %aside, "room history key is corrupt; moving it aside and rebuilding the room from the stream");
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg(layout::room_rebuilding_key(room_id))
+            .arg("1")
+            .ignore()
+            .cmd("RENAME")
+            .arg(&key)
+            .arg(&aside)
+            .ignore()
+            .query_async(&mut self.redis)
+            .await
+            .map_err(|e| refusal(&e))?;
+        let (stream, mut redis, room) =
+            (self.stream.clone(), self.redis.clone(), room_id.to_string());
+        let shutdown = self.shutdown.clone();
+        self.rebuilds.spawn(async move {
+            rebuild::rebuild_room(&stream, &mut redis, &room, &shutdown).await;
+        });
+        Ok(())
+    }
+}
