@@ -7,8 +7,13 @@
 #  2. Builds the release binaries (cargo build --release --bins).
 #  3. Runs dyschat-auth, dyschat-rooms, dyschat-msg-writer and dyschat-ws-agent with one combined
 #     log stream, every line prefixed with the service's name.
-#  4. On Ctrl-C or SIGTERM stops the services (SIGTERM, they drain), then the servers it started
-#     itself (never ones it found running), and waits for all of them.
+#  4. Prints where to connect once the agent answers /readyz (the mesh can serve).
+#  5. On Ctrl-C or SIGTERM stops the services (SIGTERM, they drain), then the servers it started
+#     itself (never ones it found running), and waits for all of them. The stop path never needs
+#     a working stdout (`make run_dev | tee log` loses tee to the same Ctrl-C), and everything it
+#     started also gets SIGTERM from the kernel if this script dies any other way (`setpriv
+#     --pdeathsig`). A run whose script was killed with SIGKILL leaves its PIDs in
+#     .dev/run-dev.pids; the next run stops those leftovers instead of reusing them.
 #
 # The services read DYSCHAT_* variables only; whatever you export is passed through unchanged.
 # Server logs go to .dev/logs/. `make clean_dev` deletes .dev/ (all dev data).
@@ -18,7 +23,10 @@
 #   DYSCHAT_WS_AGENT_PORT                 only to print where to connect (default 127.0.0.1:8080)
 #   DYSCHAT_JAEGER_URL                    only to print where traces go
 #   DYSCHAT_DRAIN_TIMEOUT_SECS            how long to wait for services after SIGTERM (+5 s)
-#   RUN_DEV_SKIP_BUILD=1                  do not run cargo build (use the binaries in target/release)
+#   RUN_DEV_SKIP_BUILD=1                  do not run cargo build (use the binaries already built)
+#   RUN_DEV_BIN_DIR                       where the service binaries are (default target/release)
+#   RUN_DEV_DIR                           data and logs (default .dev)
+#   RUN_DEV_READY_TIMEOUT_SECS            how long to wait for /readyz before giving up (60)
 #   RUN_DEV_NATS_PORT, RUN_DEV_NATS_MONITOR_PORT, RUN_DEV_REDIS_PORT
 #                                         ports of the servers it starts (4222, 8222, 6379)
 #   NATS_SERVER_BIN, REDIS_SERVER_BIN     passed to scripts/ensure-servers.sh
@@ -27,7 +35,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-DEV="$ROOT/.dev"
+DEV="${RUN_DEV_DIR:-$ROOT/.dev}"
+BIN_DIR="${RUN_DEV_BIN_DIR:-$ROOT/target/release}"
+PID_FILE="$DEV/run-dev.pids"
 LOGS="$DEV/logs"
 NATS_PORT="${RUN_DEV_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${RUN_DEV_NATS_MONITOR_PORT:-8222}"
@@ -42,7 +52,10 @@ else
   COLORS=('' '' '' '')
 fi
 
-say() { printf '%s[run-dev]%s %s\n' "$BOLD" "$RESET" "$*"; }
+# Output may go to a pipe whose reader (tee) died with the same Ctrl-C: a write must never kill
+# the script or fail the stop path, so SIGPIPE is ignored and write errors are dropped.
+trap '' PIPE
+say() { printf '%s[run-dev]%s %s\n' "$BOLD" "$RESET" "$*" 2>/dev/null || true; }
 die() {
   printf '%s[run-dev]%s ERROR: %s\n' "$BOLD" "$RESET" "$*" >&2
   exit 1
@@ -50,6 +63,24 @@ die() {
 
 # Whether 127.0.0.1:$1 accepts TCP connections.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The HTTP status of GET http://$1:$2$3 (empty when nothing answers within 2 s); no curl needed.
+http_status() {
+  timeout 2 bash -c '
+    exec 3<>"/dev/tcp/$1/$2" || exit 0
+    printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$3" "$1" >&3
+    read -r _ status _ <&3 && printf "%s" "$status"
+  ' _ "$1" "$2" "$3" 2>/dev/null || true
+}
+
+# Replaces the (background) subshell it runs in with "$@" in its own session (Ctrl-C reaches
+# only this script, which stops things in order), which the kernel sends SIGTERM if this script
+# dies, however it dies. Called as `detached cmd ... &`, so `$!` is the command's own PID.
+if command -v setpriv >/dev/null 2>&1; then
+  detached() { exec setsid setpriv --pdeathsig TERM -- "$@"; }
+else
+  detached() { exec setsid "$@"; }
+fi
 
 # ---- cleanup: everything this script started, by PID ------------------------------------------
 SERVICE_PIDS=()
@@ -116,8 +147,41 @@ cleanup() {
   if [ "${#SERVER_PIDS[@]}" -gt 0 ]; then
     stop_pids 15 "${SERVER_NAMES[@]}" -- "${SERVER_PIDS[@]}"
   fi
+  rm -f "$PID_FILE"
   # Let the log prefixers flush the last lines.
   sleep 0.2
+}
+
+# The PIDs of this run, so that a later run can stop them if this script is killed outright.
+record_pids() {
+  printf '%s\n' "${SERVER_PIDS[@]}" "${SERVICE_PIDS[@]}" >"$PID_FILE" 2>/dev/null || true
+}
+
+# Stops what a previous run left behind (its script was killed before it could clean up).
+stop_leftovers() {
+  [ -f "$PID_FILE" ] || return 0
+  local pid left=()
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    # Only our own processes: a PID may have been reused by something else since.
+    if [ -r "/proc/$pid/cmdline" ] &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq 'dyschat-|nats-server|redis-server'; then
+      left+=("$pid")
+    fi
+  done <"$PID_FILE"
+  if [ "${#left[@]}" -gt 0 ]; then
+    say "stopping ${#left[@]} process(es) left by an earlier run: ${left[*]}"
+    kill -TERM "${left[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + 20)) pid alive
+    while :; do
+      alive=0
+      for pid in "${left[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ "$alive" -eq 1 ] && [ "$SECONDS" -lt "$deadline" ] || break
+      sleep 0.2
+    done
+    kill -KILL "${left[@]}" 2>/dev/null || true
+  fi
+  rm -f "$PID_FILE"
 }
 
 on_signal() {
@@ -154,10 +218,11 @@ if [ "${RUN_DEV_SKIP_BUILD:-0}" != "1" ]; then
   cargo build --release --bins
 fi
 for svc in "${SERVICES[@]}"; do
-  [ -x "$ROOT/target/release/dyschat-$svc" ] || die "target/release/dyschat-$svc is missing; did the build fail?"
+  [ -x "$BIN_DIR/dyschat-$svc" ] || die "$BIN_DIR/dyschat-$svc is missing; did the build fail?"
 done
 
 mkdir -p "$LOGS"
+stop_leftovers
 
 # ---- servers ------------------------------------------------------------------------------------
 # Servers run in their own session (setsid): Ctrl-C reaches only this script, which stops the
@@ -180,11 +245,12 @@ if [ "$START_NATS" -eq 1 ]; then
   else
     mkdir -p "$DEV/nats"
     say "starting nats-server on 127.0.0.1:$NATS_PORT (JetStream store .dev/nats, log .dev/logs/nats.log)"
-    setsid "$NATS_SERVER_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
+    detached "$NATS_SERVER_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
       -n dyschat-dev -sd "$DEV/nats" </dev/null >>"$LOGS/nats.log" 2>&1 &
     SERVER_PIDS+=("$!")
     SERVER_NAMES+=("nats-server")
     NATS_STARTED=1
+    record_pids
     wait_for_port nats-server "$!" "$NATS_PORT" "$LOGS/nats.log"
   fi
   export DYSCHAT_NATS_URL="nats://127.0.0.1:$NATS_PORT"
@@ -197,17 +263,25 @@ if [ "$START_REDIS" -eq 1 ]; then
     mkdir -p "$DEV/redis"
     say "starting redis-server on 127.0.0.1:$REDIS_PORT (AOF in .dev/redis, log .dev/logs/redis.log)"
     # Durable enough for development: append-only file fsynced every second, no RDB snapshots.
-    setsid "$REDIS_SERVER_BIN" --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+    detached "$REDIS_SERVER_BIN" --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
       --dir "$DEV/redis" --appendonly yes --appendfsync everysec --save "" \
       --daemonize no --loglevel notice </dev/null >>"$LOGS/redis.log" 2>&1 &
     SERVER_PIDS+=("$!")
     SERVER_NAMES+=("redis-server")
+    record_pids
     wait_for_port redis-server "$!" "$REDIS_PORT" "$LOGS/redis.log"
   fi
   export DYSCHAT_REDIS_ADDR="127.0.0.1:$REDIS_PORT"
 fi
 
 # ---- services -----------------------------------------------------------------------------------
+# The services without an HTTP port serve /metrics on a port the kernel picks (each logs the
+# address it bound), so that two meshes on one machine never collide; set the variables to fix
+# them.
+export DYSCHAT_AUTH_METRICS_ADDR="${DYSCHAT_AUTH_METRICS_ADDR-127.0.0.1:0}"
+export DYSCHAT_ROOMS_METRICS_ADDR="${DYSCHAT_ROOMS_METRICS_ADDR-127.0.0.1:0}"
+export DYSCHAT_MSG_WRITER_METRICS_ADDR="${DYSCHAT_MSG_WRITER_METRICS_ADDR-127.0.0.1:0}"
+
 width=0
 for svc in "${SERVICES[@]}"; do
   [ "${#svc}" -gt "$width" ] && width=${#svc}
@@ -218,18 +292,34 @@ for i in "${!SERVICES[@]}"; do
   # The service runs in its own session (setsid) so that Ctrl-C reaches only this script, which
   # then sends SIGTERM in order. The prefixer ignores INT/TERM and ends when the service's output
   # closes, so the service's last lines are never lost.
-  setsid "$ROOT/target/release/dyschat-$svc" </dev/null \
+  detached "$BIN_DIR/dyschat-$svc" </dev/null \
     > >(trap '' INT TERM; exec sed -u "s/^/${prefix//\//\\/}/") 2>&1 &
   SERVICE_PIDS+=("$!")
   SERVICE_NAMES+=("dyschat-$svc")
 done
+record_pids
 
 ws_addr="${DYSCHAT_WS_AGENT_PORT:-127.0.0.1:8080}"
 ws_host="${ws_addr%:*}"
 ws_port="${ws_addr##*:}"
 case "$ws_host" in "" | 0.0.0.0 | "[::]") ws_host=127.0.0.1 ;; esac
-cat <<EOF
-${BOLD}[run-dev]${RESET} DYSCHAT is starting (pids ${SERVICE_PIDS[*]}); Ctrl-C stops everything.
+
+# The banner comes when the mesh can serve: /readyz is 200 only once NATS and Redis answer and
+# auth and rooms respond to $SRV.PING.
+ready_deadline=$((SECONDS + ${RUN_DEV_READY_TIMEOUT_SECS:-60}))
+until [ "$(http_status "$ws_host" "$ws_port" /readyz)" = 200 ]; do
+  for i in "${!SERVICE_PIDS[@]}"; do
+    kill -0 "${SERVICE_PIDS[$i]}" 2>/dev/null || die "${SERVICE_NAMES[$i]} exited during start; see its lines above"
+  done
+  [ "$SECONDS" -lt "$ready_deadline" ] || die "the mesh is not ready after ${RUN_DEV_READY_TIMEOUT_SECS:-60} s (http://$ws_host:$ws_port/readyz)"
+  sleep 0.3 &
+  SLEEP_PID=$!
+  wait "$SLEEP_PID" || true
+  SLEEP_PID=
+done
+
+cat <<EOF 2>/dev/null || true
+${BOLD}[run-dev]${RESET} DYSCHAT is ready (pids ${SERVICE_PIDS[*]}); Ctrl-C stops everything.
   web client  http://$ws_host:$ws_port/
   HTTP API    http://$ws_host:$ws_port/api/v1/
   WebSocket   ws://$ws_host:$ws_port/ws
@@ -238,7 +328,7 @@ ${BOLD}[run-dev]${RESET} DYSCHAT is starting (pids ${SERVICE_PIDS[*]}); Ctrl-C s
   Redis       $DYSCHAT_REDIS_ADDR
 EOF
 if [ -n "${DYSCHAT_JAEGER_URL:-}" ]; then
-  echo "  traces      exported to $DYSCHAT_JAEGER_URL (Jaeger UI: usually port 16686 of that host)"
+  say "traces exported to $DYSCHAT_JAEGER_URL (Jaeger UI: usually port 16686 of that host)"
 fi
 
 # ---- supervise ---------------------------------------------------------------------------------

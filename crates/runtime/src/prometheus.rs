@@ -74,7 +74,10 @@ pub async fn serve(addr: String, shutdown: CancellationToken) {
             return;
         }
     };
-    tracing::info!(%addr, "serving /metrics");
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!(addr = %bound, "serving /metrics"),
+        Err(_) => tracing::info!(%addr, "serving /metrics"),
+    }
     let app = Router::new().route(
         "/metrics",
         get(|| async {

@@ -49,7 +49,8 @@ pub struct AuthSettings {
     /// Failed logins per minute per username.
     pub login_attempts_per_min: u32,
     pub auth_log_level: String,
-    /// Where `/metrics` is served; empty: nowhere.
+    /// Where `/metrics` is served (`host:port`, port 0 picks a free one); empty (the default):
+    /// nowhere, so two meshes on one machine never collide.
     pub auth_metrics_addr: String,
 }
 
@@ -60,7 +61,7 @@ impl Default for AuthSettings {
             token_ttl_secs: 24 * 3600,
             login_attempts_per_min: 10,
             auth_log_level: "info".into(),
-            auth_metrics_addr: "127.0.0.1:9101".into(),
+            auth_metrics_addr: String::new(),
         }
     }
 }

@@ -33,7 +33,8 @@ impl Config {
 #[serde(default)]
 pub struct WriterSettings {
     pub msg_writer_log_level: String,
-    /// Where `/metrics` is served; empty: nowhere.
+    /// Where `/metrics` is served (`host:port`, port 0 picks a free one); empty (the default):
+    /// nowhere, so two meshes on one machine never collide.
     pub msg_writer_metrics_addr: String,
 }
 
@@ -41,7 +42,7 @@ impl Default for WriterSettings {
     fn default() -> Self {
         WriterSettings {
             msg_writer_log_level: "info".into(),
-            msg_writer_metrics_addr: "127.0.0.1:9103".into(),
+            msg_writer_metrics_addr: String::new(),
         }
     }
 }

@@ -31,7 +31,8 @@ impl Config {
 #[serde(default)]
 pub struct RoomsSettings {
     pub rooms_log_level: String,
-    /// Where `/metrics` is served; empty: nowhere.
+    /// Where `/metrics` is served (`host:port`, port 0 picks a free one); empty (the default):
+    /// nowhere, so two meshes on one machine never collide.
     pub rooms_metrics_addr: String,
 }
 
@@ -39,7 +40,7 @@ impl Default for RoomsSettings {
     fn default() -> Self {
         RoomsSettings {
             rooms_log_level: "info".into(),
-            rooms_metrics_addr: "127.0.0.1:9102".into(),
+            rooms_metrics_addr: String::new(),
         }
     }
 }
