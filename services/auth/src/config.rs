@@ -49,6 +49,11 @@ pub struct AuthSettings {
     /// Failed logins per minute per username.
     pub login_attempts_per_min: u32,
     pub auth_log_level: String,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0: one per CPU.
+    pub auth_hash_concurrency: usize,
+    /// How long a register or login waits for a hashing slot before it is answered
+    /// `unavailable` (below ws-agent's request timeout, after which nobody waits for the answer).
+    pub auth_hash_wait_ms: u64,
     /// Where `/metrics` is served (`host:port`, port 0 picks a free one); empty (the default):
     /// nowhere, so two meshes on one machine never collide.
     pub auth_metrics_addr: String,
@@ -61,6 +66,8 @@ impl Default for AuthSettings {
             token_ttl_secs: 24 * 3600,
             login_attempts_per_min: 10,
             auth_log_level: "info".into(),
+            auth_hash_concurrency: 0,
+            auth_hash_wait_ms: 3_000,
             auth_metrics_addr: String::new(),
         }
     }
@@ -79,6 +86,15 @@ impl Section for AuthSettings {
             ));
         }
         check_log_level("AUTH_LOG_LEVEL", &self.auth_log_level)?;
+        if self.auth_hash_concurrency > 1024 {
+            return Err(ConfigError::var(
+                "AUTH_HASH_CONCURRENCY",
+                "must be 0 to 1024",
+            ));
+        }
+        if self.auth_hash_wait_ms == 0 {
+            return Err(ConfigError::var("AUTH_HASH_WAIT_MS", "must be positive"));
+        }
         check_optional_addr("AUTH_METRICS_ADDR", &self.auth_metrics_addr)
     }
 }
@@ -90,6 +106,8 @@ impl fmt::Debug for AuthSettings {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("login_attempts_per_min", &self.login_attempts_per_min)
             .field("auth_log_level", &self.auth_log_level)
+            .field("auth_hash_concurrency", &self.auth_hash_concurrency)
+            .field("auth_hash_wait_ms", &self.auth_hash_wait_ms)
             .field("auth_metrics_addr", &self.auth_metrics_addr)
             .finish()
     }

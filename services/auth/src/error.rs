@@ -56,6 +56,9 @@ impl From<AuthError> for ApiError {
                 ApiError::unavailable("user store unavailable, try again")
             }
             AuthError::Store(e @ StoreError::Corrupt { .. }) => ApiError::internal(e.to_string()),
+            AuthError::Password(PasswordError::Busy) => {
+                ApiError::unavailable("too many logins and registrations at once, try again")
+            }
             AuthError::Password(e) => ApiError::internal(e.to_string()),
             AuthError::Token(e) => ApiError::internal(e.to_string()),
             AuthError::Throttled { retry_after_ms } => ApiError::rate_limited(retry_after_ms),

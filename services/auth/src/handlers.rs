@@ -6,7 +6,7 @@ use dyschat_protocol::{ids, time};
 use dyschat_runtime::token;
 
 use crate::error::AuthError;
-use crate::password;
+use crate::password::{self, Hasher};
 use crate::store::{UserRecord, UserStore};
 
 /// How tokens are signed and for how long they last (from the configuration).
@@ -25,10 +25,14 @@ impl std::fmt::Debug for TokenSettings {
 }
 
 /// Creates a user. The name is unique ignoring case; the case given here is kept for display.
-pub async fn register(users: &UserStore, creds: Credentials) -> Result<UserView, AuthError> {
+pub async fn register(
+    users: &UserStore,
+    hasher: &Hasher,
+    creds: Credentials,
+) -> Result<UserView, AuthError> {
     ids::validate_username(&creds.username)?;
     ids::validate_password(&creds.password)?;
-    let password_hash = password::hash_blocking(creds.password).await?;
+    let password_hash = hasher.hash(creds.password).await?;
     let record = UserRecord {
         user_id: ids::new_id(),
         username: creds.username,
@@ -53,6 +57,7 @@ pub async fn register(users: &UserStore, creds: Credentials) -> Result<UserView,
 pub async fn login(
     users: &UserStore,
     tokens: &TokenSettings,
+    hasher: &Hasher,
     creds: Credentials,
     now_unix: i64,
 ) -> Result<LoginReply, AuthError> {
@@ -63,7 +68,7 @@ pub async fn login(
         .as_ref()
         .map_or(password::DUMMY_HASH, |r| r.password_hash.as_str())
         .to_string();
-    let matches = password::verify_blocking(creds.password, phc).await?;
+    let matches = hasher.verify(creds.password, phc).await?;
     let record = match record {
         Some(record) if matches => record,
         _ => return Err(AuthError::InvalidCredentials),

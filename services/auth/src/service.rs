@@ -2,7 +2,7 @@
 //! the `dyschat-auth` micro service (discoverable through `$SRV`), and drain on shutdown.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use dyschat_protocol::wire::Credentials;
@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
+use crate::password::Hasher;
 use crate::store::UserStore;
 use crate::throttle::{self, LoginThrottle};
 
@@ -46,12 +47,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 
     let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
     let tracker = TaskTracker::new();
+    let concurrency = match config.auth.auth_hash_concurrency {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let hasher = Arc::new(Hasher::new(
+        concurrency,
+        Duration::from_millis(config.auth.auth_hash_wait_ms),
+    ));
     let register = {
         let users = users.clone();
+        let hasher = hasher.clone();
         move |creds: Credentials| {
             let users = users.clone();
+            let hasher = hasher.clone();
             async move {
-                handlers::register(&users, creds)
+                handlers::register(&users, &hasher, creds)
                     .await
                     .map_err(ApiError::from)
             }
@@ -62,11 +73,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         let users = users.clone();
         let tokens = tokens.clone();
         let throttle = throttle.clone();
+        let hasher = hasher.clone();
         async move {
             let now = chrono::Utc::now().timestamp();
-            throttle::login(&users, &tokens, &throttle, creds, now, Instant::now())
-                .await
-                .map_err(ApiError::from)
+            throttle::login(
+                &users,
+                &tokens,
+                &hasher,
+                &throttle,
+                creds,
+                now,
+                Instant::now(),
+            )
+            .await
+            .map_err(ApiError::from)
         }
     };
     tokio::join!(

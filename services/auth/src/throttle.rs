@@ -21,6 +21,7 @@ use dyschat_runtime::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
 
 use crate::error::AuthError;
 use crate::handlers::{self, TokenSettings};
+use crate::password::Hasher;
 use crate::store::UserStore;
 
 /// Usernames whose failures one instance remembers; the least recently used go first beyond it.
@@ -59,6 +60,7 @@ impl LoginThrottle {
 pub async fn login(
     users: &UserStore,
     tokens: &TokenSettings,
+    hasher: &Hasher,
     throttle: &LoginThrottle,
     creds: Credentials,
     now_unix: i64,
@@ -68,7 +70,7 @@ pub async fn login(
     ids::validate_password(&creds.password)?;
     throttle.admit(&creds.username, now)?;
     let username = creds.username.clone();
-    let reply = handlers::login(users, tokens, creds, now_unix).await?;
+    let reply = handlers::login(users, tokens, hasher, creds, now_unix).await?;
     throttle.succeeded(&username);
     Ok(reply)
 }
