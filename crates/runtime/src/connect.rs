@@ -57,6 +57,33 @@ pub async fn nats(
     config: &NatsSettings,
     name: &str,
 ) -> Result<async_nats::Client, ConnectError> {
+    nats_with_reconnects(common, config, name)
+        .await
+        .map(|(client, _)| client)
+}
+
+/// Counts the client's (re)connections, so a service can redo what a restarted server forgot
+/// (see [`crate::topology::keep`]).
+#[derive(Clone, Debug)]
+pub struct Reconnects(tokio::sync::watch::Receiver<u64>);
+
+impl Reconnects {
+    /// Waits for the next (re)connection after the ones already seen; `None` once the client is
+    /// gone.
+    pub async fn next(&mut self) -> Option<u64> {
+        self.0.changed().await.ok()?;
+        Some(*self.0.borrow_and_update())
+    }
+}
+
+/// Like [`nats`], with the client's [`Reconnects`].
+pub async fn nats_with_reconnects(
+    common: &Common,
+    config: &NatsSettings,
+    name: &str,
+) -> Result<(async_nats::Client, Reconnects), ConnectError> {
+    let (connected, mut reconnects) = tokio::sync::watch::channel(0u64);
+    let connected = std::sync::Arc::new(connected);
     let servers = config.servers();
     let security = NatsSecurity::load(config).await?;
     let deadline = Instant::now() + common.connect_timeout();
@@ -67,15 +94,28 @@ pub async fn nats(
             .name(name)
             .connection_timeout(Duration::from_secs(2))
             .max_reconnects(None)
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
-                    async_nats::Event::Connected => tracing::info!("NATS connected"),
-                    other => tracing::debug!(event = %other, "NATS event"),
+            .event_callback({
+                let connected = connected.clone();
+                move |event| {
+                    let connected = connected.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                            async_nats::Event::Connected => {
+                                tracing::info!("NATS connected");
+                                connected.send_modify(|n| *n += 1);
+                            }
+                            other => tracing::debug!(event = %other, "NATS event"),
+                        }
+                    }
                 }
             });
         match options.connect(servers.as_slice()).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                // The connection made now is not a *re*connection.
+                reconnects.mark_unchanged();
+                return Ok((client, Reconnects(reconnects)));
+            }
             Err(e) if is_refusal(e.kind()) => {
                 return Err(ConnectError::NatsRefused {
                     url: config.nats_url.clone(),

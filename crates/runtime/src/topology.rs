@@ -217,6 +217,44 @@ fn jetstream_code(err: &(dyn std::error::Error + 'static)) -> Option<ErrorCode> 
     None
 }
 
+/// Runs `ensure` again after every reconnection until `shutdown`: a nats-server that restarted
+/// has lost its memory-storage buckets (presence), and one that was replaced may have lost
+/// everything, so every piece of topology a service uses is ensured again before it is needed.
+/// A failed ensure is retried with a growing pause until it succeeds or the next reconnection.
+pub fn keep<F, Fut>(
+    mut reconnects: crate::connect::Reconnects,
+    shutdown: tokio_util::sync::CancellationToken,
+    ensure: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), TopologyError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = reconnects.next() => if next.is_none() { return },
+            }
+            let mut pause = Duration::from_millis(500);
+            loop {
+                match ensure().await {
+                    Ok(()) => {
+                        tracing::info!("topology ensured again after a reconnection");
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "re-ensuring topology failed; retrying"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    })
+}
+
 pub async fn ensure_messages_stream(
     js: &jetstream::Context,
     config: &TopologySettings,
