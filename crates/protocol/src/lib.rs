@@ -9,6 +9,7 @@
 pub mod error;
 pub mod ids;
 pub mod layout;
+pub mod policy;
 pub mod subjects;
 pub mod time;
 pub mod wire;
