@@ -22,6 +22,8 @@ mod ports;
 mod session;
 mod socket;
 mod state;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

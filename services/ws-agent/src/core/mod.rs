@@ -191,3 +191,6 @@ pub(crate) fn page_limit(limit: Option<i64>) -> Result<usize, CoreError> {
         Some(_) => Err(CoreError::Invalid("limit must be 1 to 100")),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,6 +33,8 @@ use crate::socket::{OutFrame, SocketHandle};
 
 mod deliver;
 mod room;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 pub(crate) use watch::Watch;

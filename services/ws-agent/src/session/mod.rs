@@ -211,6 +211,8 @@ async fn write_loop<W>(
 }
 
 mod handlers;
+#[cfg(test)]
+mod tests;
 
 /// The per-connection state the frame handlers work on.
 struct Session {
