@@ -321,3 +321,27 @@ async fn history_survives_a_restart_of_every_service() -> anyhow::Result<()> {
     s.mesh.stop_all().await?;
     Ok(())
 }
+
+/// `since` need not be a message of the room: the first replayed message still follows the
+/// room's message before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn since_from_another_room_still_replays_with_the_right_prev_seq() -> anyhow::Result<()> {
+    let s = setup(1, 1).await?;
+    let user = &s.users[0];
+    let other_room = s.api.create_room(&user.token, "other").await?;
+    let mut ws = WsClient::connect(&s.mesh.agent(0).ws(), &user.token).await?;
+    let send = |room: &str, body: &str| json!({"type": "send", "room_id": room, "body": body, "client_msg_id": body});
+    let mut seqs = Vec::new();
+    for (room, body) in [(&s.room, "a"), (&other_room, "x"), (&s.room, "b")] {
+        ws.send(send(room, body)).await?;
+        seqs.push(ws.recv_type("ack").await?["seq"].as_u64().context("seq")?);
+    }
+    let joined = ws.join(&s.room, Some(seqs[1])).await?;
+    ensure!(
+        joined["last_seq"] == seqs[2] && joined["recovered"] == true,
+        "{joined}"
+    );
+    let m = ws.recv_type("message").await?;
+    ensure!(m["seq"] == seqs[2] && m["prev_seq"] == seqs[0], "{m}");
+    Ok(())
+}
