@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::StatusCode;
 use futures::StreamExt;
 
+use super::bounded;
 use crate::ports::{PortError, PortResult};
 
 /// The status of the end-of-batch marker.
@@ -22,18 +23,13 @@ pub(crate) async fn batch(
     timeout: Duration,
 ) -> PortResult<Vec<async_nats::Message>> {
     let inbox = client.new_inbox();
-    let mut replies = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(PortError::failed)?;
-    client
-        .publish_with_reply(
-            format!("$JS.API.DIRECT.GET.{stream}"),
-            inbox,
-            request.to_string().into(),
-        )
-        .await
-        .map_err(PortError::failed)?;
+    let mut replies = bounded(client.subscribe(inbox.clone())).await?;
+    bounded(client.publish_with_reply(
+        format!("$JS.API.DIRECT.GET.{stream}"),
+        inbox,
+        request.to_string().into(),
+    ))
+    .await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut out = Vec::new();
     loop {

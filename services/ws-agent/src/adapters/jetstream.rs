@@ -21,7 +21,7 @@ use dyschat_runtime::telemetry;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use super::direct;
+use super::{bounded, direct};
 use crate::ports::{Ack, AckFuture, MessageStream, PortError, PortResult, Sequenced};
 
 /// How long one step of a JetStream read may take before the read is abandoned.
@@ -77,11 +77,11 @@ impl MessageStream for JetStreamMessages {
                 .headers(telemetry::headers_with_context().unwrap_or_default())
                 .payload(payload)
                 .message_id(dedupe_id);
-            let ack = self
-                .js
-                .send_publish(subjects::room_messages(room_id), publish)
-                .await
-                .map_err(PortError::failed)?;
+            let ack = bounded(
+                self.js
+                    .send_publish(subjects::room_messages(room_id), publish),
+            )
+            .await?;
             let ack: AckFuture = Box::pin(ack.into_future().map(|result| {
                 result
                     .map(|ack| Ack {

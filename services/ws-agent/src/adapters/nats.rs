@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
+use super::bounded;
 use crate::ports::{Bus, EventMessage, LiveMessage, LiveStream, PortError, PortResult};
 
 #[derive(Clone)]
@@ -28,12 +29,7 @@ impl NatsBus {
             subjects::TYPING_WILDCARD,
             subjects::PRESENCE_WILDCARD,
         ] {
-            subscriptions.push(
-                self.client
-                    .subscribe(wildcard)
-                    .await
-                    .map_err(PortError::failed)?,
-            );
+            subscriptions.push(bounded(self.client.subscribe(wildcard)).await?);
         }
         let events = futures::stream::select_all(subscriptions).map(|m| EventMessage {
             subject: m.subject.to_string(),
@@ -70,11 +66,7 @@ fn live_message(message: async_nats::Message) -> Option<LiveMessage> {
 impl Bus for NatsBus {
     fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>> {
         async move {
-            let subscriber = self
-                .client
-                .subscribe(subjects::live(room_id))
-                .await
-                .map_err(PortError::failed)?;
+            let subscriber = bounded(self.client.subscribe(subjects::live(room_id))).await?;
             let live: LiveStream = subscriber
                 .filter_map(|m| futures::future::ready(live_message(m)))
                 .boxed();
@@ -86,10 +78,11 @@ impl Bus for NatsBus {
     fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
         async move {
             let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
-            self.client
-                .publish(subjects::typing(&event.room_id), bytes.into())
-                .await
-                .map_err(PortError::failed)
+            bounded(
+                self.client
+                    .publish(subjects::typing(&event.room_id), bytes.into()),
+            )
+            .await
         }
         .boxed()
     }

@@ -12,7 +12,7 @@ use dyschat_protocol::{layout, subjects, wire::PresenceEvent};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::direct;
+use super::{bounded, direct};
 use crate::ports::{PortError, PortResult, PresenceStore};
 
 /// How long the "online elsewhere" lookup may take.
@@ -92,10 +92,11 @@ impl PresenceStore for KvPresence {
     fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>> {
         async move {
             let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
-            self.client
-                .publish(subjects::presence(&event.user_id), bytes.into())
-                .await
-                .map_err(PortError::failed)
+            bounded(
+                self.client
+                    .publish(subjects::presence(&event.user_id), bytes.into()),
+            )
+            .await
         }
         .boxed()
     }
