@@ -19,6 +19,13 @@ fn out(body: &str, client_msg_id: Option<&str>) -> Outgoing {
     }
 }
 
+/// Lets the room task run until it has nothing left to do.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
 fn member_fixture() -> Fixture {
     let f = fixture();
     f.rooms.create(ROOM, &user("alice"));
@@ -80,6 +87,56 @@ async fn a_post_into_a_joined_room_uses_the_existing_subscription() {
     assert_eq!(got[0]["seq"].as_u64(), Some(message.seq));
     assert_eq!(f.bus.subscribes.load(Ordering::SeqCst), 1);
     assert_eq!(f.stream.newest_up_to_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_post_whose_live_copy_comes_before_its_ack_finds_it_in_the_room_task() {
+    let f = member_fixture();
+    let before = f.stream.post(ROOM, "earlier");
+    let pending = f
+        .core
+        .send(&user("alice"), out("fast", None), Reply::Message)
+        .await
+        .unwrap();
+    // The room task forwards the live copy before the ack is looked at.
+    settle().await;
+    let message = f
+        .core
+        .confirm(pending)
+        .await
+        .unwrap()
+        .into_message()
+        .unwrap();
+    assert_eq!(message.prev_seq, before);
+    assert_eq!(f.stream.newest_up_to_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_post_the_room_moves_past_asks_the_stream() {
+    let f = fixture_with(crate::config::AgentSettings {
+        recovery_limit: 1,
+        ..settings()
+    });
+    f.rooms.create(ROOM, &user("alice"));
+    let before = f.stream.post(ROOM, "earlier");
+    f.stream.deaf.store(true, Ordering::SeqCst);
+    let pending = f
+        .core
+        .send(&user("alice"), out("lost", None), Reply::Message)
+        .await
+        .unwrap();
+    let core = f.core.clone();
+    let waiting = tokio::spawn(async move { core.confirm(pending).await });
+    settle().await;
+    // More than a gap fill may read, then a live message: the room jumps past the post.
+    f.stream.post(ROOM, "m1");
+    let last = f.stream.post(ROOM, "m2");
+    f.bus.inject(ROOM, f.stream.live_copy_of(last));
+    // At once, not after the post's wait for the room task runs out.
+    let answered = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+    let message = answered.unwrap().unwrap().unwrap().into_message().unwrap();
+    assert_eq!(message.prev_seq, before);
+    assert_eq!(f.stream.newest_up_to_calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]
