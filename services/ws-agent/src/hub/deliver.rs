@@ -83,6 +83,7 @@ impl Hub {
 }
 
 /// The `chat.deliver` span of a live message at this agent (none while traces are not exported).
+/// Like `chat.send`, it names the subject pattern, not the room's subject: the room is `room.id`.
 fn deliver_span(room_id: &str, seq: u64, message_id: &str, message: &LiveMessage) -> tracing::Span {
     if !telemetry::exporting() {
         return tracing::Span::none();
@@ -92,7 +93,7 @@ fn deliver_span(room_id: &str, seq: u64, message_id: &str, message: &LiveMessage
         otel.kind = "consumer",
         messaging.system = "nats",
         messaging.operation.type = "process",
-        messaging.destination.name = %subjects::live(room_id),
+        messaging.destination.name = subjects::LIVE_WILDCARD,
         room.id = %room_id,
         message.id = %message_id,
         message.seq = seq,
