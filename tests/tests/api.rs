@@ -376,3 +376,115 @@ async fn room_lifecycle_and_authorization() -> anyhow::Result<()> {
     ensure!(status == 403, "left member still reads: {status}");
     Ok(())
 }
+
+/// An HTTP post's `prev_seq` is the previous message of its own room, even with other rooms'
+/// messages in between (the stream's sequence is shared) and with no socket joined anywhere; a
+/// retry answers the first message with its position, also after the room moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posted_messages_know_their_place_in_their_room() -> anyhow::Result<()> {
+    let mesh = Mesh::start(2).await?;
+    let apis = [
+        Api::new(mesh.agent(0).http()),
+        Api::new(mesh.agent(1).http()),
+    ];
+    let user = apis[0].register_and_login("poster").await?;
+    let rooms = [
+        apis[0].create_room(&user.token, "one").await?,
+        apis[0].create_room(&user.token, "two").await?,
+    ];
+    let mut last = [0u64, 0u64];
+    let mut first = serde_json::Value::Null;
+    for n in 0..12usize {
+        let (r, api) = (n % 2, &apis[(n / 2) % 2]);
+        let (status, m) = api
+            .call(
+                "POST",
+                &format!("/api/v1/rooms/{}/messages", rooms[r]),
+                Some(&user.token),
+                Some(json!({"body": format!("m{n}"), "client_msg_id": format!("c{n}")})),
+            )
+            .await?;
+        ensure!(status == 201, "{status} {m}");
+        ensure!(
+            m["prev_seq"] == last[r],
+            "post {n}: prev_seq {} not {}",
+            m["prev_seq"],
+            last[r]
+        );
+        last[r] = m["seq"].as_u64().context("seq")?;
+        if n == 0 {
+            first = m;
+        }
+    }
+    for api in &apis {
+        let (status, again) = api
+            .call(
+                "POST",
+                &format!("/api/v1/rooms/{}/messages", rooms[0]),
+                Some(&user.token),
+                Some(json!({"body": "m0", "client_msg_id": "c0"})),
+            )
+            .await?;
+        ensure!(
+            status == 201 && again == first,
+            "retry: {status} {again} vs {first}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_lists_are_paged() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let owner = api.register_and_login("owner").await?;
+    let other = api.register_and_login("other").await?;
+    let outsider = api.register_and_login("outsider").await?;
+    let room = api.create_room(&owner.token, "paged").await?;
+    let path = format!("/api/v1/rooms/{room}/members");
+    api.call(
+        "POST",
+        &format!("/api/v1/rooms/{room}/join"),
+        Some(&other.token),
+        None,
+    )
+    .await?;
+    for query in ["", "?limit=1000", "?limit=2"] {
+        let (status, b) = api
+            .call("GET", &format!("{path}{query}"), Some(&owner.token), None)
+            .await?;
+        ensure!(status == 200, "{query}: {status} {b}");
+        ensure!(
+            b["members"].as_array().map(Vec::len) == Some(2),
+            "{query}: {b}"
+        );
+        ensure!(b["next_cursor"].is_null(), "{query}: one page only: {b}");
+    }
+    for bad in ["?limit=0", "?limit=1001", "?limit=x", "?cursor=a.b"] {
+        let (status, b) = api
+            .call("GET", &format!("{path}{bad}"), Some(&owner.token), None)
+            .await?;
+        ensure!(
+            status == 400 && b["error"]["code"] == "bad_request",
+            "{bad}: {status} {b}"
+        );
+    }
+    let (status, b) = api.call("GET", &path, Some(&outsider.token), None).await?;
+    ensure!(
+        status == 403 && b["error"]["code"] == "forbidden",
+        "{status} {b}"
+    );
+    let (status, b) = api
+        .call(
+            "GET",
+            "/api/v1/rooms/NOSUCHROOM/members?limit=5",
+            Some(&owner.token),
+            None,
+        )
+        .await?;
+    ensure!(
+        status == 404 && b["error"]["code"] == "not_found",
+        "{status} {b}"
+    );
+    Ok(())
+}

@@ -321,3 +321,73 @@ async fn history_survives_a_restart_of_every_service() -> anyhow::Result<()> {
     s.mesh.stop_all().await?;
     Ok(())
 }
+
+/// `since` need not be a message of the room: the first replayed message still follows the
+/// room's message before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn since_from_another_room_still_replays_with_the_right_prev_seq() -> anyhow::Result<()> {
+    let s = setup(1, 1).await?;
+    let user = &s.users[0];
+    let other_room = s.api.create_room(&user.token, "other").await?;
+    let mut ws = WsClient::connect(&s.mesh.agent(0).ws(), &user.token).await?;
+    let send = |room: &str, body: &str| json!({"type": "send", "room_id": room, "body": body, "client_msg_id": body});
+    let mut seqs = Vec::new();
+    for (room, body) in [(&s.room, "a"), (&other_room, "x"), (&s.room, "b")] {
+        ws.send(send(room, body)).await?;
+        seqs.push(ws.recv_type("ack").await?["seq"].as_u64().context("seq")?);
+    }
+    let joined = ws.join(&s.room, Some(seqs[1])).await?;
+    ensure!(
+        joined["last_seq"] == seqs[2] && joined["recovered"] == true,
+        "{joined}"
+    );
+    let m = ws.recv_type("message").await?;
+    ensure!(m["seq"] == seqs[2] && m["prev_seq"] == seqs[0], "{m}");
+    Ok(())
+}
+
+/// A user with sockets on two agents stays online until the last one closes: the agent whose
+/// socket closes first sees the other agent's presence entry and announces nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_goes_offline_only_with_the_last_socket_on_any_agent() -> anyhow::Result<()> {
+    let s = setup(2, 1).await?;
+    let user = &s.users[0];
+    let nats = s.mesh.client().await?;
+    let mut events = nats.subscribe("dyschat.events.presence.*").await?;
+    nats.flush().await?;
+    let first = WsClient::connect(&s.mesh.agent(0).ws(), &user.token).await?;
+    let second = WsClient::connect(&s.mesh.agent(1).ws(), &user.token).await?;
+    // Each agent announces its first socket of the user.
+    for _ in 0..2 {
+        let e = next_presence(&mut events)
+            .await
+            .context("online announcement")?;
+        ensure!(
+            e["online"] == true && e["user_id"] == json!(user.user_id),
+            "{e}"
+        );
+    }
+    first.close().await;
+    ensure!(
+        next_presence(&mut events).await.is_none(),
+        "went offline while a socket on the other agent is open"
+    );
+    second.close().await;
+    let e = next_presence(&mut events)
+        .await
+        .context("offline announcement")?;
+    ensure!(
+        e["online"] == false && e["user_id"] == json!(user.user_id),
+        "{e}"
+    );
+    Ok(())
+}
+
+/// The next presence event within 3 s.
+async fn next_presence(events: &mut async_nats::Subscriber) -> Option<Value> {
+    use futures::StreamExt;
+    let message = tokio::time::timeout(Duration::from_secs(3), events.next())
+        .await
+        .ok()??;
+    serde_json::from_slice(&message.payload).ok()
+}

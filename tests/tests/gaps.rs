@@ -168,3 +168,63 @@ async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -
     mesh.stop_all().await?;
     Ok(())
 }
+
+/// The same deaf agent answers HTTP posts with the right `prev_seq`: the room task it subscribes
+/// for the post reads the acked message from JetStream when its live copy never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_on_an_agent_that_hears_nothing_live_still_knows_its_prev_seq() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("users.conf");
+    std::fs::write(
+        &conf,
+        r#"authorization {
+  users = [
+    { user: svc, password: svc-password }
+    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
+  ]
+}
+"#,
+    )?;
+    let conf = conf.display().to_string();
+    let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
+    let vars = |user: &str, password: &str| {
+        vec![
+            ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
+            ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
+        ]
+    };
+    let mut mesh = Mesh::start_on(nats, 1, vars("svc", "svc-password")).await?;
+    let env = (mesh.env.clone())
+        .with("DYSCHAT_NATS_USER", "deaf")
+        .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
+    let deaf = mesh.start_agent_with(env).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("poster").await?;
+    let room = api.create_room(&user.token, "quiet").await?;
+    let deaf_api = Api::new(mesh.agent(deaf).http());
+    let mut prev = 0u64;
+    for n in 0..3 {
+        let started = Instant::now();
+        let (status, m) = deaf_api
+            .call(
+                "POST",
+                &format!("/api/v1/rooms/{room}/messages"),
+                Some(&user.token),
+                Some(json!({"body": format!("m{n}")})),
+            )
+            .await?;
+        ensure!(
+            status == 201 && m["prev_seq"] == prev,
+            "post {n}: {status} {m}"
+        );
+        ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "post {n} took {:?}",
+            started.elapsed()
+        );
+        prev = m["seq"].as_u64().context("seq")?;
+    }
+    mesh.stop_all().await?;
+    Ok(())
+}

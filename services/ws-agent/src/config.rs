@@ -144,7 +144,7 @@ impl Section for AgentSettings {
 
 impl AgentSettings {
     /// The allowed origins, normalized (lower case, no trailing `/`); empty when none is set.
-    pub fn allowed_origins(&self) -> Vec<String> {
+    pub(crate) fn allowed_origins(&self) -> Vec<String> {
         self.allowed_origins
             .split(',')
             .map(normalize_origin)
@@ -152,14 +152,14 @@ impl AgentSettings {
             .collect()
     }
 
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
 }
 
 /// The form origins are compared in: trimmed, lower case, without a trailing `/`. Browsers send
 /// `scheme://host[:port]` exactly, so this is enough to compare a configured entry with a header.
-pub fn normalize_origin(origin: &str) -> String {
+pub(crate) fn normalize_origin(origin: &str) -> String {
     origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 

@@ -1,21 +1,29 @@
 //! ws-agent: the public edge of DYSCHAT.
 //!
-//! It serves the HTTP API (answered through NATS requests to auth and rooms), the WebSocket chat
-//! protocol and `/metrics`. Sends are published to JetStream and acknowledged once stored; live
-//! messages arrive through per-room subscriptions ([`hub`]) and history comes from Redis
-//! ([`chat`]). Any number of agents can run side by side: they share nothing but NATS and Redis.
+//! It serves the HTTP API, the WebSocket chat protocol and `/metrics`. The layers, inside out:
+//! - [`core`]: what a user can do (send, join, membership, history, presence, mesh events),
+//!   whichever edge they came through;
+//! - [`hub`]: per-room fan-out of live messages to the local sockets, with gap filling;
+//! - [`ports`]: the traits through which those two reach JetStream, Redis, the rooms service,
+//!   core NATS and the presence bucket; [`adapters`] implements them over the real clients;
+//! - the edges, [`http`] and [`session`] (one WebSocket), which only translate.
+//!
+//! Any number of agents can run side by side: they share nothing but NATS and Redis. The public
+//! API is what the binary and the tests need: [`Config`], [`run`], [`serve`] and the CORS policy
+//! ([`http::origin::cors`]).
 
-pub mod chat;
+mod adapters;
 pub mod config;
-mod events;
+mod core;
 pub mod http;
-pub mod hub;
-pub mod limits;
-pub mod membership;
-mod presence;
-pub mod session;
-pub mod socket;
-pub mod state;
+mod hub;
+mod limits;
+mod ports;
+mod session;
+mod socket;
+mod state;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,8 +38,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use http::app;
-pub use state::AgentState;
+use crate::adapters::{
+    jetstream::JetStreamMessages, nats::NatsBus, presence::KvPresence, redis::RedisHistory,
+    services::Services,
+};
+use crate::core::Core;
+use crate::ports::Ports;
+use crate::state::AgentState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,7 +65,7 @@ pub enum Error {
 
 /// The process-wide Prometheus recorder (installed once, shared by every service started in one
 /// test process); see [`dyschat_runtime::prometheus`].
-pub fn metrics_handle() -> PrometheusHandle {
+fn metrics_handle() -> PrometheusHandle {
     let handle = dyschat_runtime::prometheus::handle();
     // Rare events are exported at 0 from the start, so dashboards and `increase()` see the first.
     metric::export_at_zero(&[
@@ -90,37 +103,46 @@ pub async fn serve(
 
     let tracker = TaskTracker::new();
     let agent_shutdown = shutdown.child_token();
-    let chat = chat::Chat::new(js, stream, redis);
-    let hub = Arc::new(hub::Hub::new(
+    let agent_id = ids::new_id();
+    let services = Arc::new(Services::new(
         nats.clone(),
-        chat.clone(),
+        config.agent.max_inflight_requests,
+        config.agent.request_timeout(),
+    ));
+    let bus = NatsBus::new(nats.clone());
+    let ports = Ports {
+        stream: Arc::new(JetStreamMessages::new(js, stream, nats.clone())),
+        history: Arc::new(RedisHistory::new(redis.clone())),
+        rooms: services.clone(),
+        bus: Arc::new(bus.clone()),
+        presence: Arc::new(KvPresence::new(presence_kv, nats.clone(), agent_id.clone())),
+    };
+    let core = Core::new(
+        &config.agent,
+        ports,
         tracker.clone(),
         agent_shutdown.clone(),
-        config.agent.socket_queue,
-        config.agent.recovery_limit,
-    ));
-    let agent_id = ids::new_id();
+    );
     let drain = config.common.drain_timeout();
-    let limits = limits::Limits::new(&config.agent);
     let state = Arc::new(AgentState {
-        presence: presence::Presence::new(presence_kv, nats.clone(), agent_id.clone()),
         config,
-        nats: nats.clone(),
-        chat,
-        hub,
-        membership: membership::MembershipCache::default(),
-        limits,
+        core: core.clone(),
+        services,
         metrics: metrics_handle(),
-        shutdown: agent_shutdown.clone(),
-        tracker: tracker.clone(),
+        nats: nats.clone(),
+        redis,
     });
 
-    let events_state = state.clone();
-    let events = tokio::spawn(async move { events::run(events_state).await });
-    let presence_state = state.clone();
+    let event_stream = bus
+        .events()
+        .await
+        .map_err(|e| Error::Subscribe(e.to_string()))?;
+    let events_core = core.clone();
+    let events = tokio::spawn(async move { core::events::run(&events_core, event_stream).await });
+    let presence_core = core.clone();
     let presence_token = agent_shutdown.clone();
     let presence =
-        tokio::spawn(async move { presence_state.presence.refresh_until(presence_token).await });
+        tokio::spawn(async move { presence_core.presence.refresh_until(presence_token).await });
 
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, agent = %agent_id, "ws-agent listening");
@@ -135,7 +157,7 @@ pub async fn serve(
     });
     let server = axum::serve(
         listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        http::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(agent_shutdown.clone().cancelled_owned());
     let served = server.await;
@@ -146,10 +168,8 @@ pub async fn serve(
         tracing::warn!("drain timeout reached with work in flight");
     }
     let _ = tokio::time::timeout(drain, presence).await;
-    match events.await {
-        Ok(Err(e)) => return Err(Error::Subscribe(e.to_string())),
-        Err(e) => tracing::warn!(error = %e, "event task failed"),
-        Ok(Ok(())) => {}
+    if let Err(e) = events.await {
+        tracing::warn!(error = %e, "event task failed");
     }
     if let Err(e) = nats.flush().await {
         tracing::warn!(error = %e, "NATS flush on shutdown failed");

@@ -1,5 +1,6 @@
 //! What one agent lets a single user or client address do: sends per second, login and register
-//! attempts per minute, open sockets, and how many requests to auth and rooms it has in flight.
+//! attempts per minute, open sockets. (How many requests to auth and rooms it has in flight is
+//! bounded where they are made, in `adapters::services`.)
 //!
 //! Everything is in memory and per agent (no shared store to slow the hot path or to fail): with N
 //! agents behind a balancer a user may get up to N times the configured rate, which is fine for
@@ -14,25 +15,23 @@ use std::time::{Duration, Instant};
 
 use dyschat_protocol::{ApiError, ErrorCode};
 use dyschat_runtime::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::AgentSettings;
 
 /// The most users (and, separately, client addresses) whose buckets one agent remembers.
-pub const MAX_TRACKED_KEYS: usize = 100_000;
+pub(crate) const MAX_TRACKED_KEYS: usize = 100_000;
 
 /// What a client refused for holding too many sockets is told to wait before trying again.
-pub const SOCKET_RETRY_AFTER_MS: u64 = 1_000;
+pub(crate) const SOCKET_RETRY_AFTER_MS: u64 = 1_000;
 
-pub struct Limits {
+pub(crate) struct Limits {
     sends: KeyedLimiter<String>,
     logins: KeyedLimiter<IpAddr>,
-    pub sockets: SocketCounter,
-    requests: Semaphore,
+    pub(crate) sockets: SocketCounter,
 }
 
 impl Limits {
-    pub fn new(config: &AgentSettings) -> Limits {
+    pub(crate) fn new(config: &AgentSettings) -> Limits {
         Limits {
             sends: KeyedLimiter::new(
                 Rate::new(f64::from(config.send_burst), config.send_rate_per_sec),
@@ -43,12 +42,11 @@ impl Limits {
                 MAX_TRACKED_KEYS,
             ),
             sockets: SocketCounter::new(config.max_sockets_per_user),
-            requests: Semaphore::new(config.max_inflight_requests),
         }
     }
 
     /// One send (WebSocket or HTTP) by `user_id`, or `rate_limited` with the wait.
-    pub fn check_send(&self, user_id: &str, now: Instant) -> Result<(), ApiError> {
+    pub(crate) fn check_send(&self, user_id: &str, now: Instant) -> Result<(), ApiError> {
         self.sends
             .try_acquire(user_id, now)
             .map_err(|wait| limited("send", wait))
@@ -57,26 +55,13 @@ impl Limits {
     /// One register or login attempt from `peer`. Without a known address (the router driven
     /// directly in a test, no `ConnectInfo`) there is nothing to key on and the attempt passes;
     /// auth still throttles failed logins per username.
-    pub fn check_login(&self, peer: Option<IpAddr>, now: Instant) -> Result<(), ApiError> {
+    pub(crate) fn check_login(&self, peer: Option<IpAddr>, now: Instant) -> Result<(), ApiError> {
         match peer {
             Some(ip) => self
                 .logins
                 .try_acquire(&address_key(ip), now)
                 .map_err(|wait| limited("login", wait)),
             None => Ok(()),
-        }
-    }
-
-    /// A slot for one request to auth or rooms, waiting at most `wait` for one to free up.
-    pub async fn request_slot(&self, wait: Duration) -> Result<SemaphorePermit<'_>, ApiError> {
-        match tokio::time::timeout(wait, self.requests.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) | Err(_) => {
-                metrics::counter!(dyschat_runtime::metric::REQUESTS_SHED_TOTAL).increment(1);
-                Err(ApiError::unavailable(
-                    "the agent is overloaded, try again shortly",
-                ))
-            }
         }
     }
 }
@@ -88,7 +73,7 @@ fn limited(kind: &'static str, wait: Duration) -> ApiError {
 
 /// The key a client address is limited under. An IPv6 host usually owns a whole /64, so all of
 /// it counts as one client; an IPv4-mapped IPv6 address counts as its IPv4 address.
-pub fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -101,13 +86,13 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 /// Open sockets per user on this agent. A slot is taken atomically and given back when its
 /// [`SocketSlot`] drops, so two sockets opening at once cannot both slip past the bound.
 #[derive(Clone)]
-pub struct SocketCounter {
+pub(crate) struct SocketCounter {
     max: usize,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl SocketCounter {
-    pub fn new(max: usize) -> SocketCounter {
+    pub(crate) fn new(max: usize) -> SocketCounter {
         SocketCounter {
             max,
             open: Arc::new(Mutex::new(HashMap::new())),
@@ -120,7 +105,7 @@ impl SocketCounter {
 
     /// Whether `user_id` may open one more socket (checked before upgrading, to answer with a
     /// plain 429 while that is still possible; [`try_open`](Self::try_open) decides).
-    pub fn has_room(&self, user_id: &str) -> Result<(), ApiError> {
+    pub(crate) fn has_room(&self, user_id: &str) -> Result<(), ApiError> {
         if self.lock().get(user_id).copied().unwrap_or(0) < self.max {
             Ok(())
         } else {
@@ -129,7 +114,7 @@ impl SocketCounter {
     }
 
     /// Takes a slot for a socket of `user_id`.
-    pub fn try_open(&self, user_id: &str) -> Result<SocketSlot, ApiError> {
+    pub(crate) fn try_open(&self, user_id: &str) -> Result<SocketSlot, ApiError> {
         let mut open = self.lock();
         let n = open.entry(user_id.to_string()).or_insert(0);
         if *n >= self.max {
@@ -156,13 +141,14 @@ impl SocketCounter {
     }
 
     /// Sockets `user_id` holds now.
-    pub fn count(&self, user_id: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self, user_id: &str) -> usize {
         self.lock().get(user_id).copied().unwrap_or(0)
     }
 }
 
 /// One open socket's place in its user's count.
-pub struct SocketSlot {
+pub(crate) struct SocketSlot {
     counter: SocketCounter,
     user_id: String,
 }
@@ -255,17 +241,5 @@ mod tests {
         assert!(counter.has_room("u").is_ok());
         drop(_b);
         assert_eq!(counter.count("u"), 0);
-    }
-
-    #[tokio::test]
-    async fn requests_wait_for_a_slot_then_give_up_as_unavailable() {
-        let l = limits(&[("DYSCHAT_MAX_INFLIGHT_REQUESTS", "1")]);
-        let held = l.request_slot(Duration::from_millis(10)).await.unwrap();
-        let Err(e) = l.request_slot(Duration::from_millis(20)).await else {
-            panic!("a slot was given while the only one is held");
-        };
-        assert_eq!(e.code, ErrorCode::Unavailable);
-        drop(held);
-        assert!(l.request_slot(Duration::from_millis(10)).await.is_ok());
     }
 }

@@ -13,24 +13,24 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Close code for a socket that did not keep up.
-pub const CLOSE_SLOW: u16 = 1013;
+pub(crate) const CLOSE_SLOW: u16 = 1013;
 /// Close code for a frame over the size limit.
-pub const CLOSE_TOO_BIG: u16 = 1009;
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for authentication failures and expiry.
-pub const CLOSE_POLICY: u16 = 1008;
+pub(crate) const CLOSE_POLICY: u16 = 1008;
 /// Close code for agent shutdown.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// A serialized server frame and its `type`, known when it was built (for the frames-out metric),
 /// cheap to clone: fan-out shares one serialization among every socket of a room.
 #[derive(Clone, Debug)]
-pub struct OutFrame {
-    pub kind: &'static str,
-    pub text: Utf8Bytes,
+pub(crate) struct OutFrame {
+    pub(crate) kind: &'static str,
+    pub(crate) text: Utf8Bytes,
 }
 
 impl OutFrame {
-    pub fn new(frame: &ServerFrame) -> OutFrame {
+    pub(crate) fn new(frame: &ServerFrame) -> OutFrame {
         OutFrame {
             kind: frame.kind(),
             text: Utf8Bytes::from(frame.to_json()),
@@ -48,7 +48,7 @@ static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A cheap, cloneable handle on a socket's outbound queue.
 #[derive(Clone, Debug)]
-pub struct SocketHandle {
+pub(crate) struct SocketHandle {
     inner: Arc<Inner>,
 }
 
@@ -63,7 +63,7 @@ struct Inner {
 
 impl SocketHandle {
     /// A handle and the receiving end its writer task drains.
-    pub fn new(user_id: String, capacity: usize) -> (Self, mpsc::Receiver<OutFrame>) {
+    pub(crate) fn new(user_id: String, capacity: usize) -> (Self, mpsc::Receiver<OutFrame>) {
         let (tx, rx) = mpsc::channel(capacity);
         let handle = SocketHandle {
             inner: Arc::new(Inner {
@@ -77,17 +77,17 @@ impl SocketHandle {
         (handle, rx)
     }
 
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.inner.id
     }
 
-    pub fn user_id(&self) -> &str {
+    pub(crate) fn user_id(&self) -> &str {
         &self.inner.user_id
     }
 
     /// Queues a frame without waiting. Returns false if the socket is gone or was just closed
     /// for being too slow.
-    pub fn push(&self, frame: OutFrame) -> bool {
+    pub(crate) fn push(&self, frame: OutFrame) -> bool {
         match self.inner.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -103,7 +103,7 @@ impl SocketHandle {
 
     /// Queues a frame, waiting for room (used for replays, which are bounded and come from the
     /// socket's own task). Gives up if the socket closes meanwhile.
-    pub async fn push_wait(&self, frame: OutFrame) -> bool {
+    pub(crate) async fn push_wait(&self, frame: OutFrame) -> bool {
         tokio::select! {
             sent = self.inner.tx.send(frame) => sent.is_ok(),
             _ = self.inner.closing.cancelled() => false,
@@ -111,7 +111,7 @@ impl SocketHandle {
     }
 
     /// Asks the socket to close with `code`; the first code asked for wins.
-    pub fn close(&self, code: u16) {
+    pub(crate) fn close(&self, code: u16) {
         let _ =
             self.inner
                 .close_code
@@ -119,12 +119,12 @@ impl SocketHandle {
         self.inner.closing.cancel();
     }
 
-    pub fn closing(&self) -> &CancellationToken {
+    pub(crate) fn closing(&self) -> &CancellationToken {
         &self.inner.closing
     }
 
     /// The code the socket should close with, once [`close`](Self::close) was called.
-    pub fn close_code(&self) -> Option<u16> {
+    pub(crate) fn close_code(&self) -> Option<u16> {
         match self.inner.close_code.load(Ordering::Acquire) {
             0 => None,
             code => Some(code),

@@ -1,14 +1,18 @@
-//! The one mapping from [`ApiError`] to an HTTP response: `{"error": {...}}` with the status of
-//! its code, and `Retry-After` when rate limited.
+//! The one mapping from an error to an HTTP response: `{"error": {...}}` with the status of its
+//! code, and `Retry-After` when rate limited. The core's errors become the contract's
+//! [`ApiError`] first ([`CoreError`]'s own mapping), so both edges say the same thing.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dyschat_protocol::{wire::ErrorBody, ApiError};
+use dyschat_runtime::metric;
+
+use crate::core::CoreError;
 
 /// An [`ApiError`] leaving through HTTP.
 #[derive(Debug)]
-pub struct HttpError(pub ApiError);
+pub(crate) struct HttpError(pub ApiError);
 
 impl From<ApiError> for HttpError {
     fn from(e: ApiError) -> Self {
@@ -16,11 +20,17 @@ impl From<ApiError> for HttpError {
     }
 }
 
+impl From<CoreError> for HttpError {
+    fn from(e: CoreError) -> Self {
+        HttpError(e.into())
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        metrics::counter!(dyschat_runtime::metric::ERRORS_TOTAL, "code" => self.0.code.as_str(), "edge" => "http")
+        metrics::counter!(metric::ERRORS_TOTAL, "code" => self.0.code.as_str(), "edge" => "http")
             .increment(1);
         let retry_after = self.0.retry_after_ms;
         let mut response = (status, Json(ErrorBody { error: self.0 })).into_response();
@@ -34,4 +44,4 @@ impl IntoResponse for HttpError {
     }
 }
 
-pub type HttpResult<T> = Result<T, HttpError>;
+pub(crate) type HttpResult<T> = Result<T, HttpError>;

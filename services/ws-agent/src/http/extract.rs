@@ -8,10 +8,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::error::HttpError;
-use crate::state::{AgentState, User};
+use crate::core::User;
+use crate::state::AgentState;
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
-pub struct AuthUser(pub User);
+pub(crate) struct AuthUser(pub User);
 
 impl FromRequestParts<Arc<AgentState>> for AuthUser {
     type Rejection = HttpError;
@@ -29,13 +30,13 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?;
-        Ok(AuthUser(state.verify_token(token.trim())?))
+        Ok(AuthUser(state.core.authenticate(token.trim())?))
     }
 }
 
 /// A JSON body; any rejection (bad JSON, wrong shape, wrong content type, too large) is a
 /// `bad_request` naming the problem.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T, S> FromRequest<S> for JsonBody<T>
 where
@@ -53,7 +54,7 @@ where
 }
 
 /// Query parameters; a bad one is a `bad_request`.
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Query<T>
 where
@@ -75,7 +76,7 @@ where
 ///
 /// It is the TCP peer: behind a reverse proxy every client shares the proxy's address, so the
 /// per-address limits then apply to the proxy as a whole.
-pub struct ClientIp(pub Option<IpAddr>);
+pub(crate) struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = HttpError;

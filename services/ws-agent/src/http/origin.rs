@@ -27,7 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Refuses a WebSocket upgrade from a page that is not allowed (403 `forbidden`).
-pub fn check_ws_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_ws_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
     let origin = match headers.get(header::ORIGIN) {
         None => return Ok(()),
         Some(value) => value.to_str().unwrap_or("\u{fffd}"),
@@ -49,7 +49,12 @@ pub fn check_ws_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiEr
 }
 
 /// The rule of the module documentation, for one present `Origin` header.
-pub fn origin_allowed(mode: EnvMode, allowed: &[String], origin: &str, host: Option<&str>) -> bool {
+pub(crate) fn origin_allowed(
+    mode: EnvMode,
+    allowed: &[String],
+    origin: &str,
+    host: Option<&str>,
+) -> bool {
     let origin = normalize_origin(origin);
     if !allowed.is_empty() {
         return allowed.contains(&origin);

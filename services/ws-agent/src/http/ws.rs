@@ -26,7 +26,7 @@ const LAYER_MAX_MESSAGE: usize = 1024 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
 
 #[derive(Deserialize)]
-pub struct WsParams {
+pub(crate) struct WsParams {
     token: Option<String>,
 }
 
@@ -38,7 +38,7 @@ pub struct WsParams {
         (status = 401, body = ErrorBody, description = "unauthorized: bad token"),
         (status = 403, body = ErrorBody, description = "forbidden: Origin not allowed"),
         (status = 429, body = ErrorBody, description = "rate_limited: too many sockets for this user")))]
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(state): State<Arc<AgentState>>,
     headers: HeaderMap,
     Query(params): Query<WsParams>,
@@ -47,8 +47,8 @@ pub async fn upgrade(
     super::origin::check_ws_origin(&state.config, &headers)?;
     let user = match params.token.as_deref() {
         Some(token) => {
-            let user = state.verify_token(token)?;
-            state.limits.sockets.has_room(&user.user_id)?;
+            let user = state.core.authenticate(token)?;
+            state.core.limits.sockets.has_room(&user.user_id)?;
             Some(user)
         }
         None => None,
@@ -60,6 +60,6 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let (writer, reader) = socket.split();
-            crate::session::run(state, reader, writer, user).await;
+            crate::session::run(state.core.clone(), reader, writer, user).await;
         }))
 }

@@ -6,7 +6,6 @@
 //! the order they arrive, except that a `send` only waits for its publish to leave, and its `ack`
 //! follows when JetStream confirms the store.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,17 +18,15 @@ use dyschat_runtime::metric;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
+use crate::core::{Core, SocketRooms, User};
 use crate::socket::{
     OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SLOW, CLOSE_TOO_BIG,
 };
-use crate::state::{AgentState, User};
 
 /// How long a socket opened without a token has to send its `auth` frame.
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most rooms one socket may be joined to.
-pub const MAX_ROOMS_PER_SOCKET: usize = 100;
+pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most sends of one socket waiting for their store acknowledgement.
-pub const MAX_PENDING_SENDS: usize = 256;
+pub(crate) const MAX_PENDING_SENDS: usize = 256;
 /// How long the writer may take to deliver the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -37,23 +34,38 @@ fn text(frame: &ServerFrame) -> WsMessage {
     WsMessage::Text(Utf8Bytes::from(frame.to_json()))
 }
 
+/// A read error of the socket's stream, told apart by its type.
+pub(crate) trait ReadError: std::fmt::Display {
+    /// The peer sent a frame over the WebSocket layer's size limit (closed with 1009).
+    fn is_too_large(&self) -> bool;
+}
+
+impl ReadError for axum::Error {
+    fn is_too_large(&self) -> bool {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+        std::error::Error::source(self)
+            .and_then(|e| e.downcast_ref::<Error>())
+            .is_some_and(|e| matches!(e, Error::Capacity(CapacityError::MessageTooLong { .. })))
+    }
+}
+
 /// Runs a connection to its end. `user` is set when the token came in the URL.
-pub async fn run<R, W, E>(state: Arc<AgentState>, mut reader: R, mut writer: W, user: Option<User>)
+pub(crate) async fn run<R, W, E>(core: Arc<Core>, mut reader: R, mut writer: W, user: Option<User>)
 where
     R: Stream<Item = Result<WsMessage, E>> + Unpin + Send,
     W: Sink<WsMessage> + Unpin + Send + 'static,
-    E: std::fmt::Display,
+    E: ReadError,
 {
     let (user, reference) = match user {
         Some(user) => (user, None),
-        None => match Box::pin(authenticate(&state, &mut reader, &mut writer)).await {
+        None => match Box::pin(authenticate(&core, &mut reader, &mut writer)).await {
             Some(authenticated) => authenticated,
             None => return,
         },
     };
     // Held until the connection ends. The upgrade already refused a user at the bound with a
     // 429; this catches sockets that raced past that check and those that authenticated late.
-    let _slot = match state.limits.sockets.try_open(&user.user_id) {
+    let _slot = match core.limits.sockets.try_open(&user.user_id) {
         Ok(slot) => slot,
         Err(e) => {
             let _ = writer.send(text(&ServerFrame::error(e, reference))).await;
@@ -61,10 +73,10 @@ where
             return;
         }
     };
-    let (socket, rx) = SocketHandle::new(user.user_id.clone(), state.config.agent.socket_queue);
+    let (socket, rx) = SocketHandle::new(user.user_id.clone(), core.socket_queue);
     let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
-    metrics::gauge!(dyschat_runtime::metric::WS_SOCKETS_OPEN).increment(1.0);
-    Box::pin(state.presence.opened(&user.user_id)).await;
+    metrics::gauge!(metric::WS_SOCKETS_OPEN).increment(1.0);
+    Box::pin(core.presence.opened(&user.user_id)).await;
     socket.push(OutFrame::new(&ServerFrame::Ready {
         user_id: user.user_id.clone(),
         username: user.username.clone(),
@@ -72,19 +84,17 @@ where
     }));
 
     let mut session = Session {
-        state: state.clone(),
+        core: core.clone(),
         socket: socket.clone(),
         user,
-        joined: HashSet::new(),
+        rooms: SocketRooms::new(socket.clone()),
         sends: Arc::new(Semaphore::new(MAX_PENDING_SENDS)),
     };
     session.read_loop(&mut reader).await;
 
-    for room_id in session.joined.drain() {
-        state.hub.detach(&room_id, socket.id()).await;
-    }
-    Box::pin(state.presence.closed(&session.user.user_id)).await;
-    metrics::gauge!(dyschat_runtime::metric::WS_SOCKETS_OPEN).decrement(1.0);
+    session.rooms.detach_all(&core);
+    Box::pin(core.presence.closed(&session.user.user_id)).await;
+    metrics::gauge!(metric::WS_SOCKETS_OPEN).decrement(1.0);
     socket.close(1000);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer_task).await;
 }
@@ -92,7 +102,7 @@ where
 /// Waits for a valid `auth` frame. Other frames get `unauthorized` and the socket stays open;
 /// after [`AUTH_TIMEOUT`] the socket is closed with 1008.
 async fn authenticate<R, W, E>(
-    state: &AgentState,
+    core: &Core,
     reader: &mut R,
     writer: &mut W,
 ) -> Option<(User, Option<String>)>
@@ -127,9 +137,9 @@ where
         }
         let answer = match decode_client_frame(&raw) {
             Ok(inbound) => match inbound.frame {
-                ClientFrame::Auth { token } => match state.verify_token(&token) {
+                ClientFrame::Auth { token } => match core.authenticate(&token) {
                     Ok(user) => return Some((user, inbound.reference)),
-                    Err(e) => ServerFrame::error(e, inbound.reference),
+                    Err(e) => ServerFrame::error(e.into(), inbound.reference),
                 },
                 ClientFrame::Ping {} => ServerFrame::Pong {
                     reference: inbound.reference,
@@ -201,13 +211,15 @@ async fn write_loop<W>(
 }
 
 mod handlers;
+#[cfg(test)]
+mod tests;
 
 /// The per-connection state the frame handlers work on.
 struct Session {
-    state: Arc<AgentState>,
+    core: Arc<Core>,
     socket: SocketHandle,
     user: User,
-    joined: HashSet<String>,
+    rooms: SocketRooms,
     sends: Arc<Semaphore>,
 }
 
@@ -215,10 +227,10 @@ impl Session {
     async fn read_loop<R, E>(&mut self, reader: &mut R)
     where
         R: Stream<Item = Result<WsMessage, E>> + Unpin,
-        E: std::fmt::Display,
+        E: ReadError,
     {
         let closing = self.socket.closing().clone();
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.core.shutdown.clone();
         loop {
             let expiry = expiry_sleep(self.user.expires);
             let incoming = tokio::select! {
@@ -237,9 +249,10 @@ impl Session {
             match incoming {
                 None | Some(Ok(WsMessage::Close(_))) => return,
                 Some(Err(e)) => {
-                    let e = e.to_string();
-                    if e.contains("too long") || e.contains("Space limit") {
+                    if e.is_too_large() {
                         self.socket.close(CLOSE_TOO_BIG);
+                    } else {
+                        tracing::debug!(error = %e, "socket read failed");
                     }
                     return;
                 }
@@ -253,7 +266,7 @@ impl Session {
                 }
                 Some(Ok(WsMessage::Text(raw))) => match decode_client_frame(&raw) {
                     Ok(inbound) => {
-                        metrics::counter!(dyschat_runtime::metric::WS_FRAMES_IN_TOTAL, "type" => inbound.frame.kind())
+                        metrics::counter!(metric::WS_FRAMES_IN_TOTAL, "type" => inbound.frame.kind())
                             .increment(1);
                         // Boxed: the handlers' futures (join's replay, publish, history) are
                         // several KiB, and inline they would make every idle socket's task that
@@ -261,7 +274,7 @@ impl Session {
                         Box::pin(self.handle(inbound.frame, inbound.reference)).await
                     }
                     Err(e) => {
-                        metrics::counter!(dyschat_runtime::metric::WS_FRAMES_IN_TOTAL, "type" => "invalid")
+                        metrics::counter!(metric::WS_FRAMES_IN_TOTAL, "type" => "invalid")
                             .increment(1);
                         self.reply(ServerFrame::error(e.error, e.reference))
                     }
@@ -277,7 +290,7 @@ impl Session {
 
     fn reply(&self, frame: ServerFrame) {
         if let ServerFrame::Error { code, .. } = &frame {
-            metrics::counter!(dyschat_runtime::metric::ERRORS_TOTAL, "code" => code.as_str(), "edge" => "ws")
+            metrics::counter!(metric::ERRORS_TOTAL, "code" => code.as_str(), "edge" => "ws")
                 .increment(1);
         }
         self.socket.push(OutFrame::new(&frame));
@@ -315,7 +328,7 @@ impl Session {
             }
         };
         if let Err(e) = result {
-            self.reply(ServerFrame::error(e, reference));
+            self.reply(ServerFrame::error(e.into(), reference));
         }
     }
 }

@@ -1,0 +1,215 @@
+//! [`MessageStream`] over JetStream: publishes with `Nats-Msg-Id` (retries are duplicates the
+//! stream drops), reads positions from the stream leader, replays ranges with ordered consumers.
+//!
+//! A publish carries the trace context of the caller's `chat.send` span in its headers; JetStream
+//! stores them with the message, so the writer's `chat.store` and every agent's `chat.deliver`
+//! join the same trace.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use async_nats::header;
+use async_nats::jetstream::{
+    self,
+    consumer::{pull::OrderedConfig, DeliverPolicy},
+    message::PublishMessage,
+    stream::{LastRawMessageErrorKind, Stream},
+};
+use bytes::Bytes;
+use dyschat_protocol::{layout, subjects, wire::StoredMessage};
+use dyschat_runtime::telemetry;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use super::{bounded, direct};
+use crate::ports::{Ack, AckFuture, MessageStream, PortError, PortResult, Sequenced};
+
+/// How long one step of a JetStream read may take before the read is abandoned.
+const READ_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many messages a lagging replica's answer may be behind before
+/// [`MessageStream::newest_up_to`] gives up confirming it with the leader.
+const CONFIRM_STEPS: usize = 32;
+
+#[derive(Clone)]
+pub(crate) struct JetStreamMessages {
+    js: jetstream::Context,
+    stream: Stream,
+    client: async_nats::Client,
+}
+
+impl JetStreamMessages {
+    pub(crate) fn new(js: jetstream::Context, stream: Stream, client: async_nats::Client) -> Self {
+        JetStreamMessages { js, stream, client }
+    }
+
+    /// The newest message of `subject` with a sequence of at most `up_to`, asked of any replica
+    /// (a batched direct get: `multi_last` with `up_to_seq`); 0 if there is none.
+    async fn direct_newest_up_to(&self, subject: &str, up_to: u64) -> PortResult<u64> {
+        let request = serde_json::json!({"multi_last": [subject], "up_to_seq": up_to, "batch": 1});
+        let replies = direct::batch(
+            &self.client,
+            layout::MESSAGES_STREAM,
+            request,
+            READ_STEP_TIMEOUT,
+        )
+        .await?;
+        match replies.first() {
+            None => Ok(0),
+            Some(reply) => reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::NATS_SEQUENCE))
+                .and_then(|v| v.as_str().parse().ok())
+                .ok_or_else(|| PortError::Decode("direct get reply without Nats-Sequence".into())),
+        }
+    }
+}
+
+impl MessageStream for JetStreamMessages {
+    fn publish<'a>(
+        &'a self,
+        room_id: &'a str,
+        dedupe_id: String,
+        payload: Bytes,
+    ) -> BoxFuture<'a, PortResult<AckFuture>> {
+        async move {
+            let publish = PublishMessage::build()
+                .headers(telemetry::headers_with_context().unwrap_or_default())
+                .payload(payload)
+                .message_id(dedupe_id);
+            let ack = bounded(
+                self.js
+                    .send_publish(subjects::room_messages(room_id), publish),
+            )
+            .await?;
+            let ack: AckFuture = Box::pin(ack.into_future().map(|result| {
+                result
+                    .map(|ack| Ack {
+                        seq: ack.sequence,
+                        duplicate: ack.duplicate,
+                    })
+                    .map_err(PortError::failed)
+            }));
+            Ok(ack)
+        }
+        .boxed()
+    }
+
+    /// Read from the stream leader: a replica answering a direct get may not have a message that
+    /// was just acked yet.
+    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>> {
+        async move {
+            let raw = self
+                .stream
+                .get_raw_message(seq)
+                .await
+                .map_err(PortError::failed)?;
+            serde_json::from_slice(&raw.payload).map_err(|e| PortError::Decode(e.to_string()))
+        }
+        .boxed()
+    }
+
+    /// Read from the stream leader, not with a direct get: on a cluster a replica may lag, and a
+    /// join or catch-up check that starts from a stale position only repairs itself on a later
+    /// message.
+    fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>> {
+        async move {
+            match self
+                .stream
+                .get_last_raw_message_by_subject(&subjects::room_messages(room_id))
+                .await
+            {
+                Ok(m) => Ok(m.sequence),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+                Err(e) => Err(PortError::failed(e)),
+            }
+        }
+        .boxed()
+    }
+
+    /// A candidate from any replica (the leader has no backwards lookup), confirmed by the
+    /// leader: the room's first message after the candidate must lie beyond `up_to`. A replica
+    /// that lagged shows up as a message in between, which becomes the next candidate.
+    fn newest_up_to<'a>(&'a self, room_id: &'a str, up_to: u64) -> BoxFuture<'a, PortResult<u64>> {
+        async move {
+            if up_to == 0 {
+                return Ok(0);
+            }
+            let subject = subjects::room_messages(room_id);
+            let mut candidate = self.direct_newest_up_to(&subject, up_to).await?;
+            for _ in 0..CONFIRM_STEPS {
+                let next = self
+                    .stream
+                    .raw_message_builder()
+                    .sequence(candidate + 1)
+                    .next_by_subject(subject.as_str())
+                    .send()
+                    .await;
+                match next {
+                    Ok(m) if m.sequence <= up_to => candidate = m.sequence,
+                    Ok(_) => return Ok(candidate),
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                        return Ok(candidate)
+                    }
+                    Err(e) => return Err(PortError::failed(e)),
+                }
+            }
+            Err(PortError::Failed(format!(
+                "the room's position at {up_to} did not settle in {CONFIRM_STEPS} steps"
+            )))
+        }
+        .boxed()
+    }
+
+    fn replay<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        up_to: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>> {
+        async move {
+            if up_to <= after {
+                return Ok(Some(Vec::new()));
+            }
+            let consumer = self
+                .stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: subjects::room_messages(room_id),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: after + 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(PortError::failed)?;
+            if consumer.cached_info().num_pending > limit {
+                return Ok(None);
+            }
+            let mut messages = consumer.messages().await.map_err(PortError::failed)?;
+            let mut out = Vec::new();
+            loop {
+                let next = tokio::time::timeout(READ_STEP_TIMEOUT, messages.next())
+                    .await
+                    .map_err(|_| PortError::Timeout)?;
+                let Some(next) = next else { break };
+                let message = next.map_err(PortError::failed)?;
+                let seq = message.info().map_err(PortError::failed)?.stream_sequence;
+                if seq > up_to {
+                    break;
+                }
+                match serde_json::from_slice::<StoredMessage>(&message.payload) {
+                    Ok(stored) => out.push(Sequenced { seq, stored }),
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "undecodable stored message skipped")
+                    }
+                }
+                if seq == up_to || out.len() as u64 > limit {
+                    break;
+                }
+            }
+            Ok(Some(out))
+        }
+        .boxed()
+    }
+}

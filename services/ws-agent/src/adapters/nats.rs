@@ -1,0 +1,89 @@
+//! [`Bus`] over core NATS: a room's live feed is a subscription to its RePublish subject, read
+//! into [`LiveMessage`]s as it arrives (no copy, no allocation beyond the client's own), and the
+//! mesh events are three wildcard subscriptions merged into one stream.
+
+use async_nats::{header, HeaderMap};
+use dyschat_protocol::{subjects, wire::TypingEvent};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+
+use super::bounded;
+use crate::ports::{Bus, EventMessage, LiveMessage, LiveStream, PortError, PortResult};
+
+#[derive(Clone)]
+pub(crate) struct NatsBus {
+    client: async_nats::Client,
+}
+
+impl NatsBus {
+    pub(crate) fn new(client: async_nats::Client) -> Self {
+        NatsBus { client }
+    }
+
+    /// The membership, typing and presence events of the whole mesh.
+    pub(crate) async fn events(&self) -> PortResult<BoxStream<'static, EventMessage>> {
+        let mut subscriptions = Vec::new();
+        for wildcard in [
+            subjects::MEMBERSHIP_WILDCARD,
+            subjects::TYPING_WILDCARD,
+            subjects::PRESENCE_WILDCARD,
+        ] {
+            subscriptions.push(bounded(self.client.subscribe(wildcard)).await?);
+        }
+        let events = futures::stream::select_all(subscriptions).map(|m| EventMessage {
+            subject: m.subject.to_string(),
+            payload: m.payload,
+            headers: m.headers,
+        });
+        Ok(events.boxed())
+    }
+}
+
+/// `Nats-Sequence` and `Nats-Last-Sequence` of a re-published message: the contract's `seq` and
+/// `prev_seq`.
+pub(crate) fn sequence_headers(headers: &HeaderMap) -> Option<(u64, u64)> {
+    let seq = headers.get(header::NATS_SEQUENCE)?.as_str().parse().ok()?;
+    let prev = headers
+        .get(header::NATS_LAST_SEQUENCE)
+        .map_or(Some(0), |v| v.as_str().parse().ok())?;
+    Some((seq, prev))
+}
+
+fn live_message(message: async_nats::Message) -> Option<LiveMessage> {
+    let Some((seq, prev_seq)) = message.headers.as_ref().and_then(sequence_headers) else {
+        tracing::warn!(subject = %message.subject, "live message without sequence headers ignored");
+        return None;
+    };
+    Some(LiveMessage {
+        seq,
+        prev_seq,
+        payload: message.payload,
+        headers: message.headers,
+    })
+}
+
+impl Bus for NatsBus {
+    fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>> {
+        async move {
+            let subscriber = bounded(self.client.subscribe(subjects::live(room_id))).await?;
+            let live: LiveStream = subscriber
+                .filter_map(|m| futures::future::ready(live_message(m)))
+                .boxed();
+            Ok(live)
+        }
+        .boxed()
+    }
+
+    fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
+        async move {
+            let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
+            bounded(
+                self.client
+                    .publish(subjects::typing(&event.room_id), bytes.into()),
+            )
+            .await
+        }
+        .boxed()
+    }
+}

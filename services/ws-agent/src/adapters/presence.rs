@@ -1,0 +1,103 @@
+//! [`PresenceStore`] over the presence bucket: this agent's entry `<user_id>.<agent_id>` per user
+//! with a local socket, and presence events on `dyschat.events.presence.<user_id>`.
+//!
+//! "Online elsewhere" is one batched direct get of the last entry of every key
+//! `<user_id>.*` (one per agent the user has a socket on), not a listing of the bucket: its cost
+//! does not grow with the number of users online.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use dyschat_protocol::{layout, subjects, wire::PresenceEvent};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{bounded, direct};
+use crate::ports::{PortError, PortResult, PresenceStore};
+
+/// How long the "online elsewhere" lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most entries (agents) of one user looked at.
+const MAX_AGENTS_PER_USER: usize = 256;
+
+pub(crate) struct KvPresence {
+    kv: kv::Store,
+    client: async_nats::Client,
+    agent_id: String,
+}
+
+impl KvPresence {
+    pub(crate) fn new(kv: kv::Store, client: async_nats::Client, agent_id: String) -> Self {
+        KvPresence {
+            kv,
+            client,
+            agent_id,
+        }
+    }
+}
+
+/// Whether a KV entry message is a delete or purge marker.
+fn is_removal(message: &async_nats::Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("KV-Operation"))
+        .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
+}
+
+impl PresenceStore for KvPresence {
+    fn set_local<'a>(&'a self, user_id: &'a str, online: bool) -> BoxFuture<'a, PortResult<()>> {
+        async move {
+            let key = layout::presence_key(user_id, &self.agent_id);
+            if online {
+                self.kv
+                    .put(key, "1".into())
+                    .await
+                    .map(|_| ())
+                    .map_err(PortError::failed)
+            } else {
+                self.kv.delete(key).await.map_err(PortError::failed)
+            }
+        }
+        .boxed()
+    }
+
+    fn online_elsewhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, PortResult<bool>> {
+        async move {
+            let filter = format!(
+                "$KV.{}.{}",
+                layout::PRESENCE_BUCKET,
+                layout::presence_filter(user_id)
+            );
+            let own = format!(
+                "$KV.{}.{}",
+                layout::PRESENCE_BUCKET,
+                layout::presence_key(user_id, &self.agent_id)
+            );
+            let request = serde_json::json!({"multi_last": [filter], "batch": MAX_AGENTS_PER_USER});
+            let stream = format!("KV_{}", layout::PRESENCE_BUCKET);
+            let entries = direct::batch(&self.client, &stream, request, LOOKUP_TIMEOUT).await?;
+            Ok(entries.iter().any(|m| {
+                let subject = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_SUBJECT))
+                    .map(|s| s.as_str());
+                !is_removal(m) && subject != Some(own.as_str())
+            }))
+        }
+        .boxed()
+    }
+
+    fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>> {
+        async move {
+            let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
+            bounded(
+                self.client
+                    .publish(subjects::presence(&event.user_id), bytes.into()),
+            )
+            .await
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,157 @@
+//! Joining a room with a socket, from start to finish, and leaving it.
+//!
+//! The invariant that makes `join` with `since` free of gaps and duplicates at the junction with
+//! live messages, in the order it needs:
+//! 1. the user becomes a member (rooms service);
+//! 2. the socket is attached to the room's channel in *buffering* mode: from then on every
+//!    stored message reaches its buffer;
+//! 3. the room's newest `seq` `L` is read (`joined.last_seq`);
+//! 4. `(since, L]` is replayed from JetStream (or, past the recovery limit, nothing:
+//!    `recovered: false`);
+//! 5. the socket is activated: buffered messages newer than `L` are released, and it goes live.
+//!
+//! Anything that fails after step 2 detaches the socket again, so a failed join leaves nothing
+//! behind. [`SocketRooms`] is the set of rooms one socket is joined to, bounded, kept here with
+//! the steps that change it.
+
+use std::collections::HashSet;
+
+use dyschat_protocol::wire::{Message, ServerFrame};
+
+use super::{Core, CoreError, User};
+use crate::socket::{OutFrame, SocketHandle};
+
+/// The most rooms one socket may be joined to.
+pub(crate) const MAX_ROOMS_PER_SOCKET: usize = 100;
+
+/// The rooms one socket is joined to.
+pub(crate) struct SocketRooms {
+    socket: SocketHandle,
+    rooms: HashSet<String>,
+}
+
+impl SocketRooms {
+    pub(crate) fn new(socket: SocketHandle) -> Self {
+        SocketRooms {
+            socket,
+            rooms: HashSet::new(),
+        }
+    }
+
+    /// Joins `room_id` (a valid id): `joined {room_id, last_seq, recovered}` (with `reference`),
+    /// then the replay after `since` if asked for, then live messages. Joining a room the socket
+    /// is in starts over from step 1.
+    pub(crate) async fn join(
+        &mut self,
+        core: &Core,
+        user: &User,
+        room_id: &str,
+        since: Option<u64>,
+        reference: Option<String>,
+    ) -> Result<(), CoreError> {
+        if !self.rooms.contains(room_id) && self.rooms.len() >= MAX_ROOMS_PER_SOCKET {
+            return Err(CoreError::Invalid("too many rooms joined on this socket"));
+        }
+        core.membership.set(room_id, user, true).await?;
+        if let Err(e) = core.hub.attach(room_id, &self.socket).await {
+            // An earlier attachment of this socket to the room is untouched.
+            return Err(CoreError::unavailable("room subscription")(e));
+        }
+        self.rooms.insert(room_id.to_string());
+        if let Err(e) = catch_up(core, &self.socket, room_id, since, reference).await {
+            self.rooms.remove(room_id);
+            core.hub.detach(room_id, self.socket.id());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Leaves `room_id`: the user stops being a member, and this socket stops receiving it
+    /// (the membership event detaches the user's other sockets).
+    pub(crate) async fn leave(
+        &mut self,
+        core: &Core,
+        user: &User,
+        room_id: &str,
+    ) -> Result<(), CoreError> {
+        core.membership.set(room_id, user, false).await?;
+        if self.rooms.remove(room_id) {
+            core.hub.detach(room_id, self.socket.id());
+        }
+        Ok(())
+    }
+
+    /// Detaches the socket from every room (it is closing).
+    pub(crate) fn detach_all(&mut self, core: &Core) {
+        for room_id in self.rooms.drain() {
+            core.hub.detach(&room_id, self.socket.id());
+        }
+    }
+}
+
+/// Steps 3 to 5: `joined`, the replay after `since` if asked for, and live.
+async fn catch_up(
+    core: &Core,
+    socket: &SocketHandle,
+    room_id: &str,
+    since: Option<u64>,
+    reference: Option<String>,
+) -> Result<(), CoreError> {
+    let last_seq = core
+        .stream
+        .last_seq(room_id)
+        .await
+        .map_err(CoreError::unavailable("room position lookup"))?;
+    core.hub.note_position(room_id, last_seq);
+    let joined = |recovered| {
+        OutFrame::new(&ServerFrame::Joined {
+            room_id: room_id.to_string(),
+            last_seq,
+            recovered,
+            reference: reference.clone(),
+        })
+    };
+    let since = match since {
+        Some(since) if since < last_seq => since,
+        _ => {
+            socket.push(joined(true));
+            core.hub.activate(room_id, socket.id(), last_seq);
+            return Ok(());
+        }
+    };
+    // The replay's first message follows the room's newest message at or before `since`
+    // (`since` itself when the client saw it, which is the usual case).
+    let prev_of_first = core
+        .stream
+        .newest_up_to(room_id, since)
+        .await
+        .map_err(CoreError::unavailable("replay"))?;
+    let replay = core
+        .stream
+        .replay(room_id, since, last_seq, core.recovery_limit)
+        .await
+        .map_err(CoreError::unavailable("replay"))?;
+    match replay {
+        None => {
+            socket.push(joined(false));
+        }
+        Some(messages) => {
+            socket.push(joined(true));
+            let mut prev = prev_of_first;
+            for m in messages {
+                let seq = m.seq;
+                let frame = OutFrame::new(&ServerFrame::Message(Message::from_stored(
+                    m.stored, seq, prev,
+                )));
+                prev = seq;
+                // Bounded (the recovery limit) and on the socket's own task: waiting for room
+                // in its queue slows only this socket.
+                if !socket.push_wait(frame).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    core.hub.activate(room_id, socket.id(), last_seq);
+    Ok(())
+}

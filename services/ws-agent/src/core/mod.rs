@@ -1,0 +1,196 @@
+//! The agent's domain core: what a chat user can do, whichever edge they came through.
+//!
+//! The HTTP edge ([`crate::http`]) and the WebSocket edge ([`crate::session`]) only translate
+//! requests and frames into calls here and results into responses and frames. Everything with a
+//! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
+//! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
+//! presence ([`presence`]) and the mesh events ([`events`]). The core reaches the outside world
+//! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
+
+use std::sync::Arc;
+
+use dyschat_protocol::{
+    ids,
+    wire::{MemberList, MembersRequest, MembershipReply, MessagePage, TypingEvent},
+    ApiError,
+};
+use dyschat_runtime::history::{self, PageQuery};
+use dyschat_runtime::token::{self, Claims, TokenError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AgentSettings;
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::ports::{Bus, HistoryStore, MessageStream, Ports};
+
+mod error;
+pub(crate) mod events;
+pub(crate) mod join;
+mod membership;
+mod presence;
+mod send;
+
+pub(crate) use error::CoreError;
+pub(crate) use join::SocketRooms;
+pub(crate) use membership::Membership;
+pub(crate) use presence::Presence;
+pub(crate) use send::{send_span, Outgoing, Reply};
+
+/// The default and largest page of a member list.
+pub(crate) const MAX_MEMBER_PAGE: usize = 1000;
+
+/// The authenticated caller of a request or socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct User {
+    pub user_id: String,
+    pub username: String,
+    /// Token expiry, unix seconds.
+    pub expires: i64,
+}
+
+impl From<Claims> for User {
+    fn from(c: Claims) -> Self {
+        User {
+            user_id: c.sub,
+            username: c.name,
+            expires: c.exp,
+        }
+    }
+}
+
+pub(crate) struct Core {
+    auth_secret: String,
+    /// Outbound frames a socket may have queued before it is closed with 1013.
+    pub(crate) socket_queue: usize,
+    recovery_limit: u64,
+    pub(crate) limits: Limits,
+    pub(crate) membership: Membership,
+    pub(crate) presence: Presence,
+    pub(crate) hub: Arc<Hub>,
+    stream: Arc<dyn MessageStream>,
+    history: Arc<dyn HistoryStore>,
+    bus: Arc<dyn Bus>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl Core {
+    pub(crate) fn new(
+        settings: &AgentSettings,
+        ports: Ports,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Core> {
+        let hub = Arc::new(Hub::new(
+            ports.bus.clone(),
+            ports.stream.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+            settings.socket_queue,
+            settings.recovery_limit,
+        ));
+        Arc::new(Core {
+            auth_secret: settings.auth_secret.clone(),
+            socket_queue: settings.socket_queue,
+            recovery_limit: settings.recovery_limit,
+            limits: Limits::new(settings),
+            membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
+            presence: Presence::new(ports.presence),
+            hub,
+            stream: ports.stream,
+            history: ports.history,
+            bus: ports.bus,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// The user a token names, if it is valid and unexpired.
+    pub(crate) fn authenticate(&self, token: &str) -> Result<User, CoreError> {
+        match token::verify(&self.auth_secret, token) {
+            Ok(claims) if ids::is_valid_id(&claims.sub) => Ok(claims.into()),
+            Ok(_) => Err(ApiError::unauthorized("token subject is not a valid user id").into()),
+            Err(TokenError::Expired) => Err(ApiError::unauthorized("token expired").into()),
+            Err(TokenError::Invalid(_)) => Err(ApiError::unauthorized("invalid token").into()),
+        }
+    }
+
+    /// Joins or leaves a room (HTTP); sockets are attached by [`join`].
+    pub(crate) async fn set_membership(
+        &self,
+        user: &User,
+        room_id: &str,
+        joined: bool,
+    ) -> Result<MembershipReply, CoreError> {
+        self.membership.set(room_id, user, joined).await
+    }
+
+    /// A page of the room's history, for a member. `limit` is already within bounds
+    /// ([`page_limit`]).
+    pub(crate) async fn history(
+        &self,
+        user: &User,
+        room_id: &str,
+        query: PageQuery,
+        limit: usize,
+    ) -> Result<MessagePage, CoreError> {
+        self.membership.authorize(room_id, &user.user_id).await?;
+        self.history
+            .page(room_id, query, limit)
+            .await
+            .map_err(CoreError::unavailable("history"))
+    }
+
+    /// A page of the room's members, for a member: `limit` 1..=1000 (default 1000), `cursor`
+    /// from the previous page.
+    pub(crate) async fn members(
+        &self,
+        user: &User,
+        room_id: &str,
+        limit: Option<i64>,
+        cursor: Option<String>,
+    ) -> Result<MemberList, CoreError> {
+        let limit = match limit {
+            None => MAX_MEMBER_PAGE,
+            Some(n) if (1..=MAX_MEMBER_PAGE as i64).contains(&n) => n as usize,
+            Some(_) => return Err(CoreError::Invalid("limit must be 1 to 1000")),
+        };
+        let cursor = cursor.filter(|c| !c.is_empty());
+        if let Some(cursor) = &cursor {
+            ids::validate_id("cursor", cursor)?;
+        }
+        let request = MembersRequest {
+            room_id: room_id.to_string(),
+            limit,
+            cursor,
+        };
+        self.membership.members(&user.user_id, request).await
+    }
+
+    /// Tells the room's other subscribed members that `user` is typing.
+    pub(crate) async fn typing(&self, user: &User, room_id: &str) -> Result<(), CoreError> {
+        self.membership.authorize(room_id, &user.user_id).await?;
+        let event = TypingEvent {
+            room_id: room_id.to_string(),
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+        };
+        self.bus
+            .publish_typing(&event)
+            .await
+            .map_err(CoreError::unavailable("typing"))
+    }
+}
+
+/// Validates a history or room list `limit`: default 50, 1..=100.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<usize, CoreError> {
+    match limit {
+        None => Ok(history::DEFAULT_PAGE),
+        Some(n) if (1..=history::MAX_PAGE as i64).contains(&n) => Ok(n as usize),
+        Some(_) => Err(CoreError::Invalid("limit must be 1 to 100")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

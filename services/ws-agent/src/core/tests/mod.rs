@@ -1,0 +1,5 @@
+//! The core's unit tests over in-memory fakes ([`crate::testing`]).
+
+mod events;
+mod join;
+mod send;

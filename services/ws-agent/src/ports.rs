@@ -1,0 +1,160 @@
+//! What the domain core ([`crate::core`]) and the hub ([`crate::hub`]) need from the outside
+//! world, as small traits (ports): the message stream (JetStream), history (Redis), the rooms
+//! service, the live feed and event bus (core NATS) and presence (KV). The real implementations
+//! are in [`crate::adapters`]; unit tests run the same core over in-memory fakes.
+//!
+//! Why trait objects and not generics: an operation behind a port (a publish, a replay, an access
+//! check) is one network round trip, beside which one `Arc<dyn ..>` call and one boxed future are
+//! nothing; the per-message path (live delivery) is a stream boxed once per room subscription and
+//! then polled without further allocation. Generics would thread a type parameter through every
+//! edge, the router and the OpenAPI table for no measurable gain.
+
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use dyschat_protocol::wire::{
+    Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
+    MessagePage, PresenceEvent, StoredMessage, TypingEvent,
+};
+use dyschat_protocol::ApiError;
+use dyschat_runtime::history::PageQuery;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+/// A port operation that did not complete. What exactly failed is in the message, for the log;
+/// the edges only ever say "unavailable, try again".
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PortError {
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Failed(String),
+    #[error("undecodable reply: {0}")]
+    Decode(String),
+}
+
+impl PortError {
+    pub(crate) fn failed(e: impl std::fmt::Display) -> PortError {
+        PortError::Failed(e.to_string())
+    }
+}
+
+pub(crate) type PortResult<T> = Result<T, PortError>;
+
+/// The stream's acknowledgement of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ack {
+    pub seq: u64,
+    /// A retry inside the de-duplication window: `seq` is the first message's.
+    pub duplicate: bool,
+}
+
+/// A publish whose frame is on the wire, waiting for the store acknowledgement.
+pub(crate) type AckFuture = BoxFuture<'static, PortResult<Ack>>;
+
+/// A stored message with its place in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sequenced {
+    pub seq: u64,
+    pub stored: StoredMessage,
+}
+
+/// The room messages in JetStream. Every read here is one the leader answers (or, for
+/// [`newest_up_to`](MessageStream::newest_up_to), one it confirms): a lagging replica must never
+/// make a position look older than it is.
+pub(crate) trait MessageStream: Send + Sync {
+    /// Publishes `payload` to the room's subject with `dedupe_id` as `Nats-Msg-Id` and the
+    /// current span's trace context in its headers.
+    fn publish<'a>(
+        &'a self,
+        room_id: &'a str,
+        dedupe_id: String,
+        payload: Bytes,
+    ) -> BoxFuture<'a, PortResult<AckFuture>>;
+    /// The message stored at `seq`.
+    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>>;
+    /// The room's newest `seq`, 0 for an empty room.
+    fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>>;
+    /// The room's newest `seq` that is at most `up_to`, 0 if none: the `prev_seq` of a message
+    /// known only by its own `seq` (`up_to = seq - 1`).
+    fn newest_up_to<'a>(&'a self, room_id: &'a str, up_to: u64) -> BoxFuture<'a, PortResult<u64>>;
+    /// The room's messages with `after < seq <= up_to`, oldest first, or `None` when there are
+    /// more than `limit` of them.
+    fn replay<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        up_to: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>>;
+}
+
+/// Room history as msg-writer stored it.
+pub(crate) trait HistoryStore: Send + Sync {
+    fn page<'a>(
+        &'a self,
+        room_id: &'a str,
+        query: PageQuery,
+        limit: usize,
+    ) -> BoxFuture<'a, PortResult<MessagePage>>;
+}
+
+/// The rooms service's answers, in the contract's error type: a `not_found` from rooms is the
+/// user's answer, not a failure of the port.
+pub(crate) trait RoomsService: Send + Sync {
+    fn access(&self, req: AccessRequest) -> BoxFuture<'_, Result<Access, ApiError>>;
+    fn join(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>>;
+    fn leave(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>>;
+    fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>>;
+}
+
+/// One message of a room's live feed (the stream's RePublish), with its `Nats-Sequence` and
+/// `Nats-Last-Sequence` already read.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveMessage {
+    pub seq: u64,
+    pub prev_seq: u64,
+    /// The stored payload (a [`StoredMessage`] as JSON).
+    pub payload: Bytes,
+    /// The re-published headers: the sender's trace context.
+    pub headers: Option<HeaderMap>,
+}
+
+/// A room's live feed; dropping it unsubscribes.
+pub(crate) type LiveStream = BoxStream<'static, LiveMessage>;
+
+/// A mesh event (membership, typing, presence) as it arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct EventMessage {
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Option<HeaderMap>,
+}
+
+/// Core NATS: live feeds and the agent's own events.
+pub(crate) trait Bus: Send + Sync {
+    /// Subscribes to the room's live feed. Once this returns, the subscription is registered
+    /// with the server the agent is connected to.
+    fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>>;
+    fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>>;
+}
+
+/// This agent's presence entries and announcements.
+pub(crate) trait PresenceStore: Send + Sync {
+    /// Writes (`online`) or removes this agent's entry for `user_id`.
+    fn set_local<'a>(&'a self, user_id: &'a str, online: bool) -> BoxFuture<'a, PortResult<()>>;
+    /// Whether another agent holds an entry for `user_id`.
+    fn online_elsewhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, PortResult<bool>>;
+    fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>>;
+}
+
+/// Every port the core uses, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Ports {
+    pub stream: Arc<dyn MessageStream>,
+    pub history: Arc<dyn HistoryStore>,
+    pub rooms: Arc<dyn RoomsService>,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn PresenceStore>,
+}

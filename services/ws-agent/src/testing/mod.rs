@@ -1,0 +1,128 @@
+//! In-memory fakes of the [ports](crate::ports), for the core's, the hub's and the session's
+//! unit tests, and a fixture that builds a [`Core`] over them.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AgentSettings;
+use crate::core::{Core, User};
+use crate::ports::Ports;
+use crate::socket::OutFrame;
+
+mod services;
+mod stream;
+
+pub(crate) use services::{FakeHistory, FakePresence, FakeRooms};
+pub(crate) use stream::{FakeBus, FakeStream};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A core over fakes, with handles on each fake.
+pub(crate) struct Fixture {
+    pub core: Arc<Core>,
+    pub stream: Arc<FakeStream>,
+    pub bus: Arc<FakeBus>,
+    pub rooms: Arc<FakeRooms>,
+    pub presence: Arc<FakePresence>,
+    pub shutdown: CancellationToken,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The settings of a fixture: small queues and limits, so tests reach them.
+pub(crate) fn settings() -> AgentSettings {
+    AgentSettings {
+        socket_queue: 64,
+        recovery_limit: 100,
+        send_rate_per_sec: 1000.0,
+        send_burst: 1000,
+        ..AgentSettings::default()
+    }
+}
+
+pub(crate) fn fixture() -> Fixture {
+    fixture_with(settings())
+}
+
+pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
+    let bus = Arc::new(FakeBus::default());
+    let stream = Arc::new(FakeStream::new(bus.clone()));
+    let rooms = Arc::new(FakeRooms::default());
+    let presence = Arc::new(FakePresence::default());
+    let shutdown = CancellationToken::new();
+    let ports = Ports {
+        stream: stream.clone(),
+        history: Arc::new(FakeHistory),
+        rooms: rooms.clone(),
+        bus: bus.clone(),
+        presence: presence.clone(),
+    };
+    let core = Core::new(&settings, ports, TaskTracker::new(), shutdown.clone());
+    Fixture {
+        core,
+        stream,
+        bus,
+        rooms,
+        presence,
+        shutdown,
+    }
+}
+
+pub(crate) fn user(name: &str) -> User {
+    User {
+        user_id: format!("id-{name}"),
+        username: name.to_string(),
+        expires: i64::MAX,
+    }
+}
+
+/// The frame's JSON.
+pub(crate) fn json(frame: &OutFrame) -> serde_json::Value {
+    serde_json::from_str(frame.text.as_str()).unwrap_or_default()
+}
+
+/// Waits (a bounded while) for the next frame of a socket.
+pub(crate) async fn next_frame(rx: &mut tokio::sync::mpsc::Receiver<OutFrame>) -> OutFrame {
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a frame within 30 s")
+        .expect("the socket's queue is open")
+}
+
+/// The `seq`s of the next `n` message frames, skipping other frames.
+pub(crate) async fn next_messages(
+    rx: &mut tokio::sync::mpsc::Receiver<OutFrame>,
+    n: usize,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let frame = next_frame(rx).await;
+        if frame.kind == "message" {
+            out.push(json(&frame));
+        }
+    }
+    out
+}
+
+/// Checks that `messages` chain: each `prev_seq` is the previous `seq`, starting at `first_prev`.
+pub(crate) fn assert_chain(messages: &[serde_json::Value], first_prev: u64) -> Vec<u64> {
+    let mut prev = first_prev;
+    messages
+        .iter()
+        .map(|m| {
+            let seq = m["seq"].as_u64().expect("seq");
+            assert_eq!(m["prev_seq"].as_u64(), Some(prev), "prev_seq of {m}");
+            assert!(seq > prev);
+            prev = seq;
+            seq
+        })
+        .collect()
+}

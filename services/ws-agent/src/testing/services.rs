@@ -1,0 +1,159 @@
+//! Fakes of the rooms service, history and presence.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use dyschat_protocol::wire::{
+    Access, AccessRequest, Member, MemberList, MembersRequest, MembershipReply, MembershipRequest,
+    MessagePage, PresenceEvent, Role,
+};
+use dyschat_protocol::ApiError;
+use dyschat_runtime::history::PageQuery;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::lock;
+use crate::core::User;
+use crate::ports::{HistoryStore, PortResult, PresenceStore, RoomsService};
+
+/// A fake room's members: user id -> (username, role).
+type FakeMembers = HashMap<String, (String, Role)>;
+
+/// The fake rooms service: rooms and their members, revision 0 like today's rooms service.
+#[derive(Default)]
+pub(crate) struct FakeRooms {
+    rooms: Mutex<HashMap<String, FakeMembers>>,
+    pub access_calls: AtomicUsize,
+    pub revision: AtomicU64,
+}
+
+impl FakeRooms {
+    pub(crate) fn create(&self, room_id: &str, owner: &User) {
+        let mut members = HashMap::new();
+        members.insert(owner.user_id.clone(), (owner.username.clone(), Role::Owner));
+        lock(&self.rooms).insert(room_id.to_string(), members);
+    }
+
+    pub(crate) fn add(&self, room_id: &str, user: &User) {
+        if let Some(members) = lock(&self.rooms).get_mut(room_id) {
+            members.insert(user.user_id.clone(), (user.username.clone(), Role::Member));
+        }
+    }
+
+    fn change(&self, req: MembershipRequest, joined: bool) -> Result<MembershipReply, ApiError> {
+        let mut rooms = lock(&self.rooms);
+        let members = rooms
+            .get_mut(&req.room_id)
+            .ok_or_else(|| ApiError::not_found("room not found"))?;
+        let changed = if joined {
+            members
+                .insert(req.user_id.clone(), (req.username, Role::Member))
+                .is_none()
+        } else {
+            members.remove(&req.user_id).is_some()
+        };
+        Ok(MembershipReply {
+            room_id: req.room_id,
+            joined,
+            changed,
+            revision: self.revision.load(Ordering::SeqCst),
+        })
+    }
+}
+
+impl RoomsService for FakeRooms {
+    fn access(&self, req: AccessRequest) -> BoxFuture<'_, Result<Access, ApiError>> {
+        self.access_calls.fetch_add(1, Ordering::SeqCst);
+        let rooms = lock(&self.rooms);
+        let result = rooms
+            .get(&req.room_id)
+            .map(|members| Access {
+                role: members.get(&req.user_id).map(|(_, role)| *role),
+                room_id: req.room_id.clone(),
+                user_id: req.user_id.clone(),
+                revision: self.revision.load(Ordering::SeqCst),
+            })
+            .ok_or_else(|| ApiError::not_found("room not found"));
+        futures::future::ready(result).boxed()
+    }
+
+    fn join(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>> {
+        futures::future::ready(self.change(req, true)).boxed()
+    }
+
+    fn leave(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>> {
+        futures::future::ready(self.change(req, false)).boxed()
+    }
+
+    fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>> {
+        let rooms = lock(&self.rooms);
+        let result = rooms
+            .get(&req.room_id)
+            .map(|members| {
+                let mut members: Vec<Member> = members
+                    .iter()
+                    .map(|(user_id, (username, role))| Member {
+                        user_id: user_id.clone(),
+                        username: username.clone(),
+                        online: false,
+                        role: *role,
+                    })
+                    .collect();
+                members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+                members.truncate(req.limit);
+                MemberList {
+                    members,
+                    next_cursor: None,
+                }
+            })
+            .ok_or_else(|| ApiError::not_found("room not found"));
+        futures::future::ready(result).boxed()
+    }
+}
+
+/// History is not what these tests are about: always an empty page.
+pub(crate) struct FakeHistory;
+
+impl HistoryStore for FakeHistory {
+    fn page<'a>(
+        &'a self,
+        _room_id: &'a str,
+        _query: PageQuery,
+        _limit: usize,
+    ) -> BoxFuture<'a, PortResult<MessagePage>> {
+        futures::future::ready(Ok(MessagePage {
+            messages: Vec::new(),
+            has_more: false,
+        }))
+        .boxed()
+    }
+}
+
+/// Presence that remembers what it was told.
+#[derive(Default)]
+pub(crate) struct FakePresence {
+    pub local: Mutex<HashSet<String>>,
+    pub announced: Mutex<Vec<PresenceEvent>>,
+}
+
+impl PresenceStore for FakePresence {
+    fn set_local<'a>(&'a self, user_id: &'a str, online: bool) -> BoxFuture<'a, PortResult<()>> {
+        let mut local = lock(&self.local);
+        if online {
+            local.insert(user_id.to_string());
+        } else {
+            local.remove(user_id);
+        }
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn online_elsewhere<'a>(&'a self, _user_id: &'a str) -> BoxFuture<'a, PortResult<bool>> {
+        futures::future::ready(Ok(false)).boxed()
+    }
+
+    fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>> {
+        lock(&self.announced).push(event.clone());
+        futures::future::ready(Ok(())).boxed()
+    }
+}

@@ -1,0 +1,298 @@
+//! The fake message stream and the fake bus it re-publishes to.
+//!
+//! The fake stream behaves like `DYSCHAT_MESSAGES` where it matters: one sequence across all
+//! rooms (so a room's seqs are sparse), de-duplication by message id, and a RePublish to the
+//! fake bus with the room's previous seq as `prev_seq`, which a test can suppress to model core
+//! NATS dropping a live copy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dyschat_protocol::wire::{StoredMessage, TypingEvent};
+use dyschat_protocol::{ids, time};
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use super::lock;
+use crate::ports::{
+    Ack, AckFuture, Bus, LiveMessage, LiveStream, MessageStream, PortError, PortResult, Sequenced,
+};
+
+/// The fake live feeds and typing events.
+#[derive(Default)]
+pub(crate) struct FakeBus {
+    live: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<LiveMessage>>>>,
+    pub typing: Mutex<Vec<TypingEvent>>,
+    pub subscribes: AtomicUsize,
+}
+
+impl FakeBus {
+    /// Delivers `message` to every live subscriber of the room.
+    pub(crate) fn inject(&self, room_id: &str, message: LiveMessage) {
+        let mut live = lock(&self.live);
+        if let Some(subscribers) = live.get_mut(room_id) {
+            subscribers.retain(|tx| tx.unbounded_send(message.clone()).is_ok());
+        }
+    }
+
+    /// Live subscriptions to the room still open.
+    pub(crate) fn subscribers(&self, room_id: &str) -> usize {
+        let mut live = lock(&self.live);
+        live.get_mut(room_id).map_or(0, |subscribers| {
+            subscribers.retain(|tx| !tx.is_closed());
+            subscribers.len()
+        })
+    }
+}
+
+impl Bus for FakeBus {
+    fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>> {
+        self.subscribes.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = mpsc::unbounded();
+        lock(&self.live)
+            .entry(room_id.to_string())
+            .or_default()
+            .push(tx);
+        let live: LiveStream = rx.boxed();
+        futures::future::ready(Ok(live)).boxed()
+    }
+
+    fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
+        lock(&self.typing).push(event.clone());
+        futures::future::ready(Ok(())).boxed()
+    }
+}
+
+#[derive(Default)]
+struct Stored {
+    /// `(seq, message)` in sequence order, every room together.
+    messages: Vec<(u64, StoredMessage)>,
+    last_seq: u64,
+    dedupe: HashMap<String, u64>,
+    /// What happens while the next replay runs.
+    during_replay: Vec<DuringReplay>,
+}
+
+/// Something that happens while a replay runs.
+enum DuringReplay {
+    /// A message is published (it arrives live, after the replayed range).
+    Publish(StoredMessage),
+    /// The live copy of an already stored message arrives (late).
+    Live(u64),
+}
+
+/// The fake message stream.
+pub(crate) struct FakeStream {
+    stored: Mutex<Stored>,
+    bus: Arc<FakeBus>,
+    /// While set, stored messages are not re-published (their live copy is "lost").
+    pub deaf: AtomicBool,
+    /// While set, position lookups fail.
+    pub failing: AtomicBool,
+    pub newest_up_to_calls: AtomicUsize,
+    pub replays: AtomicUsize,
+}
+
+impl FakeStream {
+    pub(crate) fn new(bus: Arc<FakeBus>) -> Self {
+        FakeStream {
+            stored: Mutex::new(Stored::default()),
+            bus,
+            deaf: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            newest_up_to_calls: AtomicUsize::new(0),
+            replays: AtomicUsize::new(0),
+        }
+    }
+
+    /// Stores a message (and re-publishes it unless deaf); returns its seq.
+    pub(crate) fn append(&self, stored: StoredMessage) -> u64 {
+        let (seq, prev) = {
+            let mut s = lock(&self.stored);
+            let prev = newest(&s.messages, &stored.room_id, u64::MAX);
+            s.last_seq += 1;
+            let seq = s.last_seq;
+            s.messages.push((seq, stored.clone()));
+            (seq, prev)
+        };
+        if !self.deaf.load(Ordering::SeqCst) {
+            self.bus
+                .inject(&stored.room_id, live_copy(&stored, seq, prev));
+        }
+        seq
+    }
+
+    /// The room's newest seq.
+    pub(crate) fn last_seq_now(&self, room_id: &str) -> u64 {
+        newest(&lock(&self.stored).messages, room_id, u64::MAX)
+    }
+
+    /// Stores a message of another sender, as another agent would.
+    pub(crate) fn post(&self, room_id: &str, body: &str) -> u64 {
+        self.append(message(room_id, body))
+    }
+
+    /// The live copy of the stored message at `seq`, as the RePublish would send it.
+    pub(crate) fn live_copy_of(&self, seq: u64) -> LiveMessage {
+        let s = lock(&self.stored);
+        let i = s
+            .messages
+            .iter()
+            .position(|(q, _)| *q == seq)
+            .unwrap_or_else(|| panic!("no message {seq}"));
+        let stored = &s.messages[i].1;
+        let prev = newest(&s.messages[..i], &stored.room_id, u64::MAX);
+        live_copy(stored, seq, prev)
+    }
+
+    /// Publishes `body` to the room when the next replay runs.
+    pub(crate) fn publish_during_next_replay(&self, room_id: &str, body: &str) {
+        lock(&self.stored)
+            .during_replay
+            .push(DuringReplay::Publish(message(room_id, body)));
+    }
+
+    /// Re-publishes the message at `seq` when the next replay runs.
+    pub(crate) fn live_copy_during_next_replay(&self, seq: u64) {
+        lock(&self.stored)
+            .during_replay
+            .push(DuringReplay::Live(seq));
+    }
+
+    fn fail_if_failing(&self) -> PortResult<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(PortError::Failed("the fake stream is failing".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn newest(messages: &[(u64, StoredMessage)], room_id: &str, up_to: u64) -> u64 {
+    messages
+        .iter()
+        .filter(|(seq, m)| m.room_id == room_id && *seq <= up_to)
+        .map(|(seq, _)| *seq)
+        .max()
+        .unwrap_or(0)
+}
+
+fn live_copy(stored: &StoredMessage, seq: u64, prev_seq: u64) -> LiveMessage {
+    LiveMessage {
+        seq,
+        prev_seq,
+        payload: Bytes::from(serde_json::to_vec(stored).unwrap_or_default()),
+        headers: None,
+    }
+}
+
+/// A message of `room_id` from a sender called `other`.
+pub(crate) fn message(room_id: &str, body: &str) -> StoredMessage {
+    StoredMessage {
+        room_id: room_id.to_string(),
+        message_id: ids::new_id(),
+        client_msg_id: ids::new_id(),
+        sender_id: "other".into(),
+        sender_name: "other".into(),
+        body: body.to_string(),
+        sent_at: time::now(),
+    }
+}
+
+impl MessageStream for FakeStream {
+    fn publish<'a>(
+        &'a self,
+        _room_id: &'a str,
+        dedupe_id: String,
+        payload: Bytes,
+    ) -> BoxFuture<'a, PortResult<AckFuture>> {
+        async move {
+            let known = lock(&self.stored).dedupe.get(&dedupe_id).copied();
+            let ack = match known {
+                Some(seq) => Ack {
+                    seq,
+                    duplicate: true,
+                },
+                None => {
+                    let stored: StoredMessage = serde_json::from_slice(&payload)
+                        .map_err(|e| PortError::Decode(e.to_string()))?;
+                    let seq = self.append(stored);
+                    lock(&self.stored).dedupe.insert(dedupe_id, seq);
+                    Ack {
+                        seq,
+                        duplicate: false,
+                    }
+                }
+            };
+            let ack: AckFuture = futures::future::ready(Ok(ack)).boxed();
+            Ok(ack)
+        }
+        .boxed()
+    }
+
+    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>> {
+        let found = lock(&self.stored)
+            .messages
+            .iter()
+            .find(|(q, _)| *q == seq)
+            .map(|(_, m)| m.clone())
+            .ok_or_else(|| PortError::Failed(format!("no message {seq}")));
+        futures::future::ready(found).boxed()
+    }
+
+    fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>> {
+        let result = self
+            .fail_if_failing()
+            .map(|()| newest(&lock(&self.stored).messages, room_id, u64::MAX));
+        futures::future::ready(result).boxed()
+    }
+
+    fn newest_up_to<'a>(&'a self, room_id: &'a str, up_to: u64) -> BoxFuture<'a, PortResult<u64>> {
+        self.newest_up_to_calls.fetch_add(1, Ordering::SeqCst);
+        let result = self
+            .fail_if_failing()
+            .map(|()| newest(&lock(&self.stored).messages, room_id, up_to));
+        futures::future::ready(result).boxed()
+    }
+
+    fn replay<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        up_to: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>> {
+        async move {
+            self.fail_if_failing()?;
+            self.replays.fetch_add(1, Ordering::SeqCst);
+            let (range, during) = {
+                let mut s = lock(&self.stored);
+                let range: Vec<Sequenced> = s
+                    .messages
+                    .iter()
+                    .filter(|(seq, m)| m.room_id == room_id && *seq > after && *seq <= up_to)
+                    .map(|(seq, m)| Sequenced {
+                        seq: *seq,
+                        stored: m.clone(),
+                    })
+                    .collect();
+                (range, std::mem::take(&mut s.during_replay))
+            };
+            for event in during {
+                match event {
+                    DuringReplay::Publish(m) => {
+                        self.append(m);
+                    }
+                    DuringReplay::Live(seq) => self.bus.inject(room_id, self.live_copy_of(seq)),
+                }
+            }
+            // Let the room task take in what was just published, as it would meanwhile.
+            tokio::task::yield_now().await;
+            Ok((range.len() as u64 <= limit).then_some(range))
+        }
+        .boxed()
+    }
+}
