@@ -193,3 +193,108 @@ impl JoinExt for tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
         Ok(())
     }
 }
+
+/// `dyschat_ws_sockets_open` as the agent exports it.
+async fn open_sockets(mesh: &Mesh) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{}/metrics", mesh.agent(0).http()))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("dyschat_ws_sockets_open"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+async fn wait_open_sockets(mesh: &Mesh, want: f64, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let open = open_sockets(mesh).await?;
+        if open == want {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{open} sockets open after {within:?}, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_socket_whose_writes_block_is_dropped_after_the_write_timeout() -> anyhow::Result<()> {
+    // A queue so deep that it never fills: only the write deadline can end this socket.
+    let mesh = Mesh::start_with(
+        1,
+        vec![
+            ("DYSCHAT_SOCKET_QUEUE".into(), "1000000".into()),
+            ("DYSCHAT_WRITE_TIMEOUT_SECS".into(), "2".into()),
+        ],
+    )
+    .await?;
+    let api = Api::new(mesh.agent(0).http());
+    let sender = api.register_and_login("sender").await?;
+    let stuck = api.register_and_login("stuck").await?;
+    let room = api.create_room(&sender.token, "firehose").await?;
+    api.call(
+        "POST",
+        &format!("/api/v1/rooms/{room}/join"),
+        Some(&stuck.token),
+        None,
+    )
+    .await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let tcp = socket.connect(mesh.agent(0).addr).await?;
+    let url = format!("{}?token={}", mesh.agent(0).ws(), stuck.token);
+    let (mut stuck_ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    stuck_ws.send_join(&room).await?;
+    wait_open_sockets(&mesh, 1.0, Duration::from_secs(10)).await?;
+
+    // Enough bytes to fill every buffer between the agent and a client that reads nothing.
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &sender.token).await?;
+    let body = "x".repeat(3900);
+    let started = Instant::now();
+    for _ in 0..3000 {
+        ws.send(json!({"type": "send", "room_id": room, "body": body}))
+            .await?;
+    }
+    // The sender's own socket reads; only the stuck one must go, within the deadline.
+    wait_open_sockets(&mesh, 1.0, Duration::from_secs(60)).await?;
+    println!(
+        "stuck socket dropped {:?} after the flood began",
+        started.elapsed()
+    );
+    drop(stuck_ws);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_socket_is_pinged_and_closed_when_nothing_answers() -> anyhow::Result<()> {
+    let mesh = Mesh::start_with(1, vec![("DYSCHAT_PING_IDLE_SECS".into(), "1".into())]).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let quiet = api.register_and_login("quiet").await?;
+    // A client that connects and then never reads: it cannot answer the server's ping.
+    let url = format!("{}?token={}", mesh.agent(0).ws(), quiet.token);
+    let (silent, _) = tokio_tungstenite::connect_async(url).await?;
+    wait_open_sockets(&mesh, 1.0, Duration::from_secs(10)).await?;
+    // A client that reads (tungstenite answers pings while reading) stays.
+    let mut alive = WsClient::connect(&mesh.agent(0).ws(), &quiet.token).await?;
+    let reader =
+        tokio::spawn(
+            async move { while alive.recv_within(Duration::from_secs(1)).await.is_ok() {} },
+        );
+    wait_open_sockets(&mesh, 2.0, Duration::from_secs(10)).await?;
+    // Silent 1 s -> ping; 1 s more without an answer -> closed.
+    wait_open_sockets(&mesh, 1.0, Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        open_sockets(&mesh).await? == 1.0,
+        "the socket that answers pings was closed too"
+    );
+    reader.abort();
+    drop(silent);
+    Ok(())
+}

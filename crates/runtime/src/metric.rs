@@ -27,6 +27,8 @@ pub const WS_MESSAGES_DELIVERED_TOTAL: &str = "dyschat_ws_messages_delivered_tot
 pub const WS_ROOM_SUBSCRIPTIONS: &str = "dyschat_ws_room_subscriptions";
 pub const WS_SLOW_CONSUMER_CLOSED_TOTAL: &str = "dyschat_ws_slow_consumer_closed_total";
 pub const WS_GAP_FILLS_TOTAL: &str = "dyschat_ws_gap_fills_total";
+/// Sockets dropped because a write blocked past `DYSCHAT_WRITE_TIMEOUT_SECS`.
+pub const WS_WRITE_TIMEOUTS_TOTAL: &str = "dyschat_ws_write_timeouts_total";
 
 // Redis.
 pub const REDIS_SECONDS: &str = "dyschat_redis_seconds";

@@ -58,6 +58,10 @@ pub struct AgentSettings {
     pub recovery_limit: u64,
     /// Outbound frames a socket may have queued before it is closed with 1013.
     pub socket_queue: usize,
+    /// How long a socket's write may block before the socket is closed and freed.
+    pub write_timeout_secs: u64,
+    /// Silence after which the server pings a socket, and then waits as long for any answer.
+    pub ping_idle_secs: u64,
     /// Timeout of a request to auth or rooms.
     pub request_timeout_ms: u64,
     /// Sustained sends (WebSocket `send` and HTTP post) one user may make per second.
@@ -85,6 +89,8 @@ impl Default for AgentSettings {
             recovery_limit: 10_000,
             socket_queue: 1024,
             request_timeout_ms: 5_000,
+            write_timeout_secs: 10,
+            ping_idle_secs: 30,
             send_rate_per_sec: 20.0,
             send_burst: 60,
             login_attempts_per_addr_per_min: 60,
@@ -108,6 +114,12 @@ impl Section for AgentSettings {
         }
         if !(16..=1_000_000).contains(&self.socket_queue) {
             return bad("SOCKET_QUEUE", "must be 16 to 1000000");
+        }
+        if !(1..=3600).contains(&self.write_timeout_secs) {
+            return bad("WRITE_TIMEOUT_SECS", "must be 1 to 3600");
+        }
+        if !(1..=3600).contains(&self.ping_idle_secs) {
+            return bad("PING_IDLE_SECS", "must be 1 to 3600");
         }
         if self.request_timeout_ms == 0 {
             return bad("REQUEST_TIMEOUT_MS", "must be positive");
@@ -188,6 +200,8 @@ impl fmt::Debug for AgentSettings {
             .field("recovery_limit", &self.recovery_limit)
             .field("socket_queue", &self.socket_queue)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("write_timeout_secs", &self.write_timeout_secs)
+            .field("ping_idle_secs", &self.ping_idle_secs)
             .field("send_rate_per_sec", &self.send_rate_per_sec)
             .field("send_burst", &self.send_burst)
             .field(

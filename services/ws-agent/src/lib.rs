@@ -73,6 +73,7 @@ fn metrics_handle() -> PrometheusHandle {
         metric::WS_GAP_FILLS_TOTAL,
         metric::REQUESTS_SHED_TOTAL,
         metric::ORIGIN_REFUSED_TOTAL,
+        metric::WS_WRITE_TIMEOUTS_TOTAL,
     ]);
     handle
 }

@@ -5,7 +5,10 @@
 //! recovers by rejoining with `since`, so one slow reader cannot slow a room down.
 
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use dyschat_protocol::wire::ServerFrame;
@@ -18,8 +21,16 @@ pub(crate) const CLOSE_SLOW: u16 = 1013;
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for authentication failures and expiry.
 pub(crate) const CLOSE_POLICY: u16 = 1008;
-/// Close code for agent shutdown.
+/// Close code for agent shutdown, and for a peer that stopped answering pings.
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// The agent's clock for "when was a socket last heard from": milliseconds since the first use
+/// (tokio's clock, so tests can pause it).
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// A serialized server frame and its `type`, known when it was built (for the frames-out metric),
 /// cheap to clone: fan-out shares one serialization among every socket of a room.
@@ -59,6 +70,8 @@ struct Inner {
     tx: mpsc::Sender<OutFrame>,
     closing: CancellationToken,
     close_code: AtomicU16,
+    /// When the peer last sent anything (any frame, pongs included), see [`now_ms`].
+    last_heard: AtomicU64,
 }
 
 impl SocketHandle {
@@ -72,6 +85,7 @@ impl SocketHandle {
                 tx,
                 closing: CancellationToken::new(),
                 close_code: AtomicU16::new(0),
+                last_heard: AtomicU64::new(now_ms()),
             }),
         };
         (handle, rx)
@@ -108,6 +122,18 @@ impl SocketHandle {
             sent = self.inner.tx.send(frame) => sent.is_ok(),
             _ = self.inner.closing.cancelled() => false,
         }
+    }
+
+    /// The peer just sent something: it is alive.
+    pub(crate) fn heard(&self) {
+        self.inner.last_heard.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the peer has been silent.
+    pub(crate) fn silent_for(&self) -> Duration {
+        Duration::from_millis(
+            now_ms().saturating_sub(self.inner.last_heard.load(Ordering::Relaxed)),
+        )
     }
 
     /// Asks the socket to close with `code`; the first code asked for wins.

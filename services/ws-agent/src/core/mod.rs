@@ -63,6 +63,8 @@ pub(crate) struct Core {
     auth_secret: String,
     /// Outbound frames a socket may have queued before it is closed with 1013.
     pub(crate) socket_queue: usize,
+    /// Write deadline and ping timing of every socket.
+    pub(crate) writer: crate::session::WriterSettings,
     recovery_limit: u64,
     pub(crate) limits: Limits,
     pub(crate) membership: Membership,
@@ -93,6 +95,10 @@ impl Core {
         Arc::new(Core {
             auth_secret: settings.auth_secret.clone(),
             socket_queue: settings.socket_queue,
+            writer: crate::session::WriterSettings {
+                write_timeout: std::time::Duration::from_secs(settings.write_timeout_secs),
+                ping_idle: std::time::Duration::from_secs(settings.ping_idle_secs),
+            },
             recovery_limit: settings.recovery_limit,
             limits: Limits::new(settings),
             membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),

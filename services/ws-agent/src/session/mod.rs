@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes};
 use dyschat_protocol::{
     wire::{decode_client_frame, ClientFrame, ServerFrame, MAX_FRAME_BYTES},
     ApiError,
@@ -19,16 +19,15 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::core::{Core, SocketRooms, User};
-use crate::socket::{
-    OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SLOW, CLOSE_TOO_BIG,
-};
+use crate::socket::{OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG};
+
+pub(crate) use writer::WriterSettings;
+use writer::{close, write_loop, CLOSE_TIMEOUT};
 
 /// How long a socket opened without a token has to send its `auth` frame.
 pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most sends of one socket waiting for their store acknowledgement.
 pub(crate) const MAX_PENDING_SENDS: usize = 256;
-/// How long the writer may take to deliver the close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn text(frame: &ServerFrame) -> WsMessage {
     WsMessage::Text(Utf8Bytes::from(frame.to_json()))
@@ -58,9 +57,16 @@ where
 {
     let (user, reference) = match user {
         Some(user) => (user, None),
-        None => match Box::pin(authenticate(&core, &mut reader, &mut writer)).await {
-            Some(authenticated) => authenticated,
-            None => return,
+        // The deadline covers the whole exchange, the answers written to the socket included:
+        // a client that does not read cannot hold an unauthenticated socket open.
+        None => match tokio::time::timeout(
+            AUTH_TIMEOUT + CLOSE_TIMEOUT,
+            Box::pin(authenticate(&core, &mut reader, &mut writer)),
+        )
+        .await
+        {
+            Ok(Some(authenticated)) => authenticated,
+            Ok(None) | Err(_) => return,
         },
     };
     // Held until the connection ends. The upgrade already refused a user at the bound with a
@@ -74,7 +80,7 @@ where
         }
     };
     let (socket, rx) = SocketHandle::new(user.user_id.clone(), core.socket_queue);
-    let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone()));
+    let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone(), core.writer));
     metrics::gauge!(metric::WS_SOCKETS_OPEN).increment(1.0);
     Box::pin(core.presence.opened(&user.user_id)).await;
     socket.push(OutFrame::new(&ServerFrame::Ready {
@@ -96,7 +102,15 @@ where
     Box::pin(core.presence.closed(&session.user.user_id)).await;
     metrics::gauge!(metric::WS_SOCKETS_OPEN).decrement(1.0);
     socket.close(1000);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer_task).await;
+    // The writer sends what is left within its own deadlines; if it is still stuck after that,
+    // it is stopped, and with it the connection and everything it held.
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(core.writer.write_timeout + CLOSE_TIMEOUT * 2, writer_task)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 /// Waits for a valid `auth` frame. Other frames get `unauthorized` and the socket stays open;
@@ -157,62 +171,10 @@ where
     }
 }
 
-async fn close<W: Sink<WsMessage> + Unpin>(writer: &mut W, code: u16) {
-    let frame = WsMessage::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(""),
-    }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let _ = writer.send(frame).await;
-        let _ = writer.close().await;
-    })
-    .await;
-}
-
-/// Drains the socket's queue into the sink until the socket is asked to close, then sends the
-/// close frame with the requested code.
-async fn write_loop<W>(
-    mut writer: W,
-    mut rx: tokio::sync::mpsc::Receiver<OutFrame>,
-    socket: SocketHandle,
-) where
-    W: Sink<WsMessage> + Unpin,
-{
-    loop {
-        tokio::select! {
-            biased;
-            _ = socket.closing().cancelled() => break,
-            frame = rx.recv() => match frame {
-                Some(frame) => {
-                    metrics::counter!(metric::WS_FRAMES_OUT_TOTAL, "type" => frame.kind).increment(1);
-                    if writer.send(WsMessage::Text(frame.text)).await.is_err() {
-                        socket.close(1006);
-                        return;
-                    }
-                }
-                None => break,
-            },
-        }
-    }
-    let code = socket.close_code().unwrap_or(1000);
-    if code != CLOSE_SLOW {
-        // What was queued before the close (e.g. the `error` saying why) still goes out; a slow
-        // socket's backlog does not, it would only delay the close.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            while let Ok(frame) = rx.try_recv() {
-                if writer.send(WsMessage::Text(frame.text)).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-    close(&mut writer, code).await;
-}
-
 mod handlers;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 /// The per-connection state the frame handlers work on.
 struct Session {
@@ -246,6 +208,7 @@ impl Session {
                 }
                 incoming = reader.next() => incoming,
             };
+            self.socket.heard();
             match incoming {
                 None | Some(Ok(WsMessage::Close(_))) => return,
                 Some(Err(e)) => {
