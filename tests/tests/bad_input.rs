@@ -182,3 +182,83 @@ async fn a_socket_whose_token_expires_is_told_and_closed() -> anyhow::Result<()>
     ensure!(status == 401, "expired token accepted: {status}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_are_objects_and_text_must_be_visible() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("visible").await?;
+    let room = api.create_room(&user.token, "texts").await?;
+    // serde reads a struct from a sequence; the edge does not.
+    for (path, body) in [
+        ("/api/v1/auth/register", json!(["someone", "correct horse"])),
+        ("/api/v1/auth/login", json!(["visible", "correct horse"])),
+        ("/api/v1/rooms", json!(["a room"])),
+        (&format!("/api/v1/rooms/{room}/messages")[..], json!(["hi"])),
+        ("/api/v1/rooms", json!("a room")),
+        ("/api/v1/rooms", json!(42)),
+    ] {
+        let (status, body) = api
+            .call("POST", path, Some(&user.token), Some(body))
+            .await?;
+        ensure!(
+            status == 400 && body["error"]["code"] == "bad_request",
+            "{path}: {status} {body}"
+        );
+    }
+    let blank_or_controlled = [
+        "\u{200B}",
+        "\u{2060}\u{2060}",
+        "\u{3164}",
+        " \u{FEFF}\u{00A0}\n",
+        "nul\u{0}",
+        "escape \u{1b}[2J",
+    ];
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    for text in blank_or_controlled {
+        let (status, _) = api
+            .call(
+                "POST",
+                &messages,
+                Some(&user.token),
+                Some(json!({"body": text})),
+            )
+            .await?;
+        ensure!(status == 400, "post {text:?}: {status}");
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/rooms",
+                Some(&user.token),
+                Some(json!({"name": text})),
+            )
+            .await?;
+        ensure!(status == 400, "room name {text:?}: {status}");
+        ws.send(json!({"type": "send", "room_id": room, "body": text, "ref": "r"}))
+            .await?;
+        let error = ws.recv_type("error").await?;
+        ensure!(error["code"] == "bad_request", "send {text:?}: {error}");
+    }
+    let (status, _) = api
+        .call(
+            "POST",
+            &messages,
+            Some(&user.token),
+            Some(json!({"body": "tab\tand\nlines"})),
+        )
+        .await?;
+    ensure!(status == 201, "tabs and newlines are text: {status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unauthenticated_socket_cannot_make_the_agent_hold_a_big_frame() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let mut ws = WsClient::connect_raw(&mesh.agent(0).ws()).await?;
+    // Not authenticated, and a frame of 1 MiB: refused by the WebSocket layer at 64 KiB.
+    ws.send_text("x".repeat(1024 * 1024)).await?;
+    let code = ws.recv_close().await?;
+    ensure!(code == 1009, "closed with {code}");
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! space and with them subject injection.
 
 use crate::error::ApiError;
+use crate::text;
 
 pub const MAX_ID_LEN: usize = 64;
 
@@ -73,39 +74,56 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn validate_room_name(name: &str) -> Result<(), ApiError> {
-    let n = name.chars().count();
-    if (1..=100).contains(&n) && !name.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("name must be 1 to 100 characters"))
+/// Refuses control characters other than tab, line feed and carriage return in `what`.
+fn no_controls(what: &str, text: &str) -> Result<(), ApiError> {
+    match text::forbidden_control(text) {
+        None => Ok(()),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "{what} must not contain control characters (U+{:04X})",
+            u32::from(c)
+        ))),
     }
 }
 
-pub fn validate_topic(topic: &str) -> Result<(), ApiError> {
-    if topic.chars().count() <= 500 {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "topic must be at most 500 characters",
-        ))
+pub fn validate_room_name(name: &str) -> Result<(), ApiError> {
+    let n = name.chars().count();
+    if !(1..=100).contains(&n) || text::is_blank(name) {
+        return Err(ApiError::bad_request(
+            "name must be 1 to 100 characters, not only white space or invisible ones",
+        ));
     }
+    no_controls("name", name)
+}
+
+pub fn validate_topic(topic: &str) -> Result<(), ApiError> {
+    if topic.chars().count() > 500 {
+        return Err(ApiError::bad_request(
+            "topic must be at most 500 characters",
+        ));
+    }
+    // No topic is "", but a topic of only invisible characters looks like one and is not.
+    if !topic.is_empty() && text::is_blank(topic) {
+        return Err(ApiError::bad_request(
+            "topic must not be only white space or invisible characters",
+        ));
+    }
+    no_controls("topic", topic)
 }
 
 pub const MAX_BODY_CHARS: usize = 4000;
 
 pub fn validate_body(body: &str) -> Result<(), ApiError> {
     let n = body.chars().count();
-    if n == 0 || body.trim().is_empty() {
+    if n == 0 || text::is_blank(body) {
         Err(ApiError::bad_request(
-            "body must not be empty or only white space",
+            "body must not be empty or only white space or invisible characters",
         ))
     } else if n > MAX_BODY_CHARS {
         Err(ApiError::bad_request(
             "body must be at most 4000 characters",
         ))
     } else {
-        Ok(())
+        no_controls("body", body)
     }
 }
 
@@ -149,5 +167,13 @@ mod tests {
         assert!(validate_body("hi").is_ok());
         assert!(validate_body(&"ü".repeat(4000)).is_ok());
         assert!(validate_body(&"ü".repeat(4001)).is_err());
+        assert!(validate_body("\u{200B}\u{2060}").is_err());
+        assert!(validate_body("\u{3164}").is_err());
+        assert!(validate_body("bell\u{7}").is_err());
+        assert!(validate_body("two\nlines\tand a tab").is_ok());
+        assert!(validate_room_name("\u{200B}").is_err());
+        assert!(validate_room_name("a\0b").is_err());
+        assert!(validate_topic("").is_ok());
+        assert!(validate_topic(" \u{FEFF}").is_err());
     }
 }

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod layout;
 pub mod policy;
 pub mod subjects;
+pub mod text;
 pub mod time;
 pub mod wire;
 

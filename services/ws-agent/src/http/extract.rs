@@ -34,8 +34,9 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
     }
 }
 
-/// A JSON body; any rejection (bad JSON, wrong shape, wrong content type, too large) is a
-/// `bad_request` naming the problem.
+/// A JSON object body; any rejection (bad JSON, not an object, wrong shape, wrong content type,
+/// too large) is a `bad_request` naming the problem. Read as a value first, because serde would
+/// otherwise accept a struct written as an array (`["alice", "secret"]`).
 pub(crate) struct JsonBody<T>(pub T);
 
 impl<T, S> FromRequest<S> for JsonBody<T>
@@ -46,10 +47,16 @@ where
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(ApiError::bad_request(rejection.body_text()).into()),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(ApiError::bad_request(rejection.body_text()).into()),
+        };
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object").into());
         }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")).into())
     }
 }
 

@@ -15,9 +15,10 @@ use super::error::HttpResult;
 use super::extract::Query;
 use crate::state::AgentState;
 
-/// The largest message the WebSocket layer buffers; frames between the contract's 64 KiB and
-/// this are read and refused with 1009 by the session, bigger ones fail in the layer itself.
-const LAYER_MAX_MESSAGE: usize = 1024 * 1024;
+/// The largest message the WebSocket layer buffers: the contract's limit, so nobody (and no
+/// socket that has not even authenticated) makes the agent hold more than 64 KiB for a frame;
+/// a bigger one fails in the layer with a capacity error, which the session closes with 1009.
+const LAYER_MAX_MESSAGE: usize = dyschat_protocol::wire::MAX_FRAME_BYTES;
 
 /// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) is zero-filled on the
 /// first read, so every idle socket held 128 KiB resident; client frames are small (a `send` of

@@ -123,6 +123,7 @@ async fn authenticate<R, W, E>(
 where
     R: Stream<Item = Result<WsMessage, E>> + Unpin,
     W: Sink<WsMessage> + Unpin,
+    E: ReadError,
 {
     let deadline = tokio::time::sleep(AUTH_TIMEOUT);
     tokio::pin!(deadline);
@@ -138,6 +139,10 @@ where
         };
         let raw = match incoming {
             Some(Ok(WsMessage::Text(t))) => t,
+            Some(Err(e)) if e.is_too_large() => {
+                close(writer, CLOSE_TOO_BIG).await;
+                return None;
+            }
             Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return None,
             Some(Ok(WsMessage::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
                 close(writer, CLOSE_TOO_BIG).await;
