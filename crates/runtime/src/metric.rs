@@ -13,6 +13,8 @@ pub const HTTP_REQUEST_SECONDS: &str = "dyschat_http_request_seconds";
 pub const ERRORS_TOTAL: &str = "dyschat_errors_total";
 pub const RATE_LIMITED_TOTAL: &str = "dyschat_rate_limited_total";
 pub const ORIGIN_REFUSED_TOTAL: &str = "dyschat_origin_refused_total";
+/// Connections closed at once because their client address held too many.
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "dyschat_connections_refused_total";
 
 // Messages through the agent.
 pub const MESSAGES_PUBLISHED_TOTAL: &str = "dyschat_messages_published_total";

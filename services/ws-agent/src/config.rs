@@ -73,6 +73,12 @@ pub struct AgentSettings {
     pub login_attempts_per_addr_per_min: u32,
     /// Open WebSockets one user may hold on one agent.
     pub max_sockets_per_user: usize,
+    /// HTTP and WebSocket connections one agent holds at once.
+    pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64 as one) may hold on one agent.
+    pub max_connections_per_addr: usize,
+    /// How long a request head, or the next request on an idle connection, may take.
+    pub http_head_timeout_secs: u64,
     /// Requests to auth and rooms one agent may have waiting for an answer at once.
     pub max_inflight_requests: usize,
     /// Comma-separated origins allowed to open WebSockets and to make cross-origin HTTP calls;
@@ -96,6 +102,9 @@ impl Default for AgentSettings {
             login_attempts_per_addr_per_min: 60,
             max_sockets_per_user: 20,
             max_inflight_requests: 1024,
+            max_connections: 100_000,
+            max_connections_per_addr: 10_000,
+            http_head_timeout_secs: 30,
             allowed_origins: String::new(),
         }
     }
@@ -138,6 +147,15 @@ impl Section for AgentSettings {
         }
         if self.max_sockets_per_user == 0 {
             return bad("MAX_SOCKETS_PER_USER", "must be at least 1");
+        }
+        if !(1..=10_000_000).contains(&self.max_connections) {
+            return bad("MAX_CONNECTIONS", "must be 1 to 10000000");
+        }
+        if !(1..=10_000_000).contains(&self.max_connections_per_addr) {
+            return bad("MAX_CONNECTIONS_PER_ADDR", "must be 1 to 10000000");
+        }
+        if !(1..=3600).contains(&self.http_head_timeout_secs) {
+            return bad("HTTP_HEAD_TIMEOUT_SECS", "must be 1 to 3600");
         }
         if !(1..=1_000_000).contains(&self.max_inflight_requests) {
             return bad("MAX_INFLIGHT_REQUESTS", "must be 1 to 1000000");
@@ -210,6 +228,9 @@ impl fmt::Debug for AgentSettings {
             )
             .field("max_sockets_per_user", &self.max_sockets_per_user)
             .field("max_inflight_requests", &self.max_inflight_requests)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_addr", &self.max_connections_per_addr)
+            .field("http_head_timeout_secs", &self.http_head_timeout_secs)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }

@@ -27,6 +27,7 @@ mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream;
 use dyschat_protocol::ids;
@@ -74,6 +75,7 @@ fn metrics_handle() -> PrometheusHandle {
         metric::REQUESTS_SHED_TOTAL,
         metric::ORIGIN_REFUSED_TOTAL,
         metric::WS_WRITE_TIMEOUTS_TOTAL,
+        metric::CONNECTIONS_REFUSED_TOTAL,
     ]);
     handle
 }
@@ -147,21 +149,19 @@ pub async fn serve(
 
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, agent = %agent_id, "ws-agent listening");
-    // Connection info carries the peer address that login throttling keys on.
-    // TCP_NODELAY: a frame is one small write, and with Nagle a frame written while the
-    // previous one is unacknowledged waits for the peer's delayed ACK (up to 40 ms), which
-    // dyschat-bench saw as a 20 ms median ack latency at light load.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(
+    let limits = http::server::ServerLimits {
+        max_connections: state.config.agent.max_connections,
+        max_connections_per_addr: state.config.agent.max_connections_per_addr,
+        head_timeout: Duration::from_secs(state.config.agent.http_head_timeout_secs),
+    };
+    let served = http::server::serve(
         listener,
-        http::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        http::app(state.clone()),
+        limits,
+        agent_shutdown.clone(),
+        drain,
     )
-    .with_graceful_shutdown(agent_shutdown.clone().cancelled_owned());
-    let served = server.await;
+    .await;
     agent_shutdown.cancel();
 
     tracker.close();

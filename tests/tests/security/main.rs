@@ -3,6 +3,7 @@
 //!
 //! One test target (`cargo test --test security`) split by theme; this file holds the helpers.
 
+mod connections;
 mod credentials;
 mod injection;
 mod limits;

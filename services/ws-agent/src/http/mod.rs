@@ -7,6 +7,7 @@ mod extract;
 mod handlers;
 pub(crate) mod openapi;
 pub mod origin;
+pub(crate) mod server;
 mod trace;
 mod ws;
 
