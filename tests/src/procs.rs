@@ -147,6 +147,8 @@ pub fn mesh_env(nats_url: &str, redis_addr: &str, extra: &[(&str, &str)]) -> Vec
         ),
         ("DYSCHAT_SEND_RATE_PER_SEC".into(), "100000".into()),
         ("DYSCHAT_SEND_BURST".into(), "100000".into()),
+        ("DYSCHAT_REQUEST_RATE_PER_SEC".into(), "100000".into()),
+        ("DYSCHAT_REQUEST_BURST".into(), "100000".into()),
         // Several meshes run at once; the services' own /metrics ports would collide.
         ("DYSCHAT_AUTH_METRICS_ADDR".into(), String::new()),
         ("DYSCHAT_ROOMS_METRICS_ADDR".into(), String::new()),

@@ -13,6 +13,8 @@ use dyschat_tests::{NatsServer, RedisServer};
 pub const RAISED_LIMITS: &[(&str, &str)] = &[
     ("DYSCHAT_SEND_RATE_PER_SEC", "1000000"),
     ("DYSCHAT_SEND_BURST", "1000000"),
+    ("DYSCHAT_REQUEST_RATE_PER_SEC", "1000000"),
+    ("DYSCHAT_REQUEST_BURST", "1000000"),
     ("DYSCHAT_LOGIN_ATTEMPTS_PER_MIN", "1000000"),
     ("DYSCHAT_RECOVERY_LIMIT", "1000000"),
     ("DYSCHAT_SOCKET_QUEUE", "4096"),

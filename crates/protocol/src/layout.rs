@@ -27,6 +27,9 @@ pub const ROOMS_BUCKET: &str = "dyschat_rooms";
 pub const MEMBERS_BUCKET: &str = "dyschat_members";
 /// One entry per (user, agent) with an open socket: see [`presence_key`].
 pub const PRESENCE_BUCKET: &str = "dyschat_presence";
+/// One entry per live ws-agent (its id), refreshed like presence: how many agents share the
+/// mesh-wide limits, and which agents must confirm that a kicked user's sockets stopped.
+pub const AGENTS_BUCKET: &str = "dyschat_agents";
 
 /// How long a presence entry lives unless its agent refreshes it; an agent that dies takes its
 /// users offline after at most this long.
@@ -76,6 +79,12 @@ pub fn members_filter(room_id: &str) -> String {
 pub fn parse_member_key(key: &str) -> Option<(&str, &str)> {
     let (room, user) = key.split_once('.')?;
     (is_valid_id(room) && is_valid_id(user)).then_some((room, user))
+}
+
+/// The Redis key of a shared rate-limit bucket named `bucket` (`<limit>:<user or address>`);
+/// the braces are a hash tag, so a bucket stays on one slot of a Redis Cluster.
+pub fn rate_key(bucket: &str) -> String {
+    format!("dyschat:rate:{{{bucket}}}")
 }
 
 /// The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).

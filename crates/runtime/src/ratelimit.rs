@@ -2,8 +2,9 @@
 //!
 //! Used by ws-agent (sends per user, login attempts per client address) and auth (failed logins per
 //! username). Every operation takes the current [`Instant`] as an argument, so the logic is tested
-//! with an injected clock and no sleeping. State is per process: N agents allow N times the rate,
-//! which is acceptable for abuse control and needs no shared store.
+//! with an injected clock and no sleeping. State is per process; ws-agent shares its counts across
+//! agents through Redis and falls back to these, at a cost of N tokens per request (1/N of the
+//! rate for each of N agents), when it cannot.
 //!
 //! The keyed map is bounded: when it is full, entries whose bucket has refilled completely (idle
 //! keys, indistinguishable from a fresh bucket) are dropped first; if that frees nothing, the
@@ -78,12 +79,19 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.try_take_n(rate, 1.0, now)
+    }
+
+    /// Takes `cost` tokens at once (a cost above the capacity never succeeds but still says
+    /// how long until the bucket is full), or says how long until they are there.
+    pub fn try_take_n(&mut self, rate: Rate, cost: f64, now: Instant) -> Result<(), Duration> {
         self.refill(rate, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let cost = cost.min(rate.capacity);
+        if self.tokens >= cost {
+            self.tokens -= cost;
             Ok(())
         } else {
-            Err(duration_secs((1.0 - self.tokens) / rate.per_sec))
+            Err(duration_secs((cost - self.tokens) / rate.per_sec))
         }
     }
 
@@ -127,15 +135,25 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        self.try_acquire_n(key, 1.0, now)
+    }
+
+    /// Takes `cost` tokens from `key`'s bucket: with a cost of N, the bucket allows 1/N of its
+    /// rate (what one of N agents may allow on its own when they cannot share a count).
+    pub fn try_acquire_n<Q>(&self, key: &Q, cost: f64, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut buckets = self.lock();
         if let Some(bucket) = buckets.get_mut(key) {
-            return bucket.try_take(self.rate, now);
+            return bucket.try_take_n(self.rate, cost, now);
         }
         if buckets.len() >= self.max_keys {
             self.evict(&mut buckets, now);
         }
         let mut bucket = TokenBucket::new(self.rate, now);
-        let taken = bucket.try_take(self.rate, now);
+        let taken = bucket.try_take_n(self.rate, cost, now);
         buckets.insert(key.to_owned(), bucket);
         taken
     }

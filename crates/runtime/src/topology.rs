@@ -129,6 +129,14 @@ pub fn members_bucket(config: &TopologySettings) -> kv::Config {
     )
 }
 
+pub fn agents_bucket(config: &TopologySettings) -> kv::Config {
+    kv::Config {
+        max_age: layout::PRESENCE_TTL,
+        storage: StorageType::Memory,
+        ..bucket(config, AGENTS_BUCKET, "DYSCHAT live ws-agents: <agent_id>")
+    }
+}
+
 pub fn presence_bucket(config: &TopologySettings) -> kv::Config {
     kv::Config {
         max_age: layout::PRESENCE_TTL,

@@ -68,6 +68,10 @@ pub struct AgentSettings {
     pub send_rate_per_sec: f64,
     /// Sends one user may make at once before the sustained rate applies.
     pub send_burst: u32,
+    /// Sustained frames and HTTP requests of every other kind one user may make per second.
+    pub request_rate_per_sec: f64,
+    /// Such requests one user may make at once.
+    pub request_burst: u32,
     /// Login and register attempts per minute per client address. Higher than auth's per-name
     /// limit because many people may share one address (an office behind NAT).
     pub login_attempts_per_addr_per_min: u32,
@@ -99,6 +103,8 @@ impl Default for AgentSettings {
             ping_idle_secs: 30,
             send_rate_per_sec: 20.0,
             send_burst: 60,
+            request_rate_per_sec: 20.0,
+            request_burst: 100,
             login_attempts_per_addr_per_min: 60,
             max_sockets_per_user: 20,
             max_inflight_requests: 1024,
@@ -141,6 +147,15 @@ impl Section for AgentSettings {
         }
         if self.send_burst == 0 {
             return bad("SEND_BURST", "must be at least 1");
+        }
+        if !self.request_rate_per_sec.is_finite() || self.request_rate_per_sec < MIN_SEND_RATE {
+            return bad(
+                "REQUEST_RATE_PER_SEC",
+                "must be a positive number of requests per second",
+            );
+        }
+        if self.request_burst == 0 {
+            return bad("REQUEST_BURST", "must be at least 1");
         }
         if self.login_attempts_per_addr_per_min == 0 {
             return bad("LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "must be at least 1");
@@ -222,6 +237,8 @@ impl fmt::Debug for AgentSettings {
             .field("ping_idle_secs", &self.ping_idle_secs)
             .field("send_rate_per_sec", &self.send_rate_per_sec)
             .field("send_burst", &self.send_burst)
+            .field("request_rate_per_sec", &self.request_rate_per_sec)
+            .field("request_burst", &self.request_burst)
             .field(
                 "login_attempts_per_addr_per_min",
                 &self.login_attempts_per_addr_per_min,

@@ -40,7 +40,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::{
-    jetstream::JetStreamMessages, nats::NatsBus, presence::KvPresence, redis::RedisHistory,
+    jetstream::JetStreamMessages,
+    nats::NatsBus,
+    presence::KvPresence,
+    redis::{RedisHistory, RedisRates},
     services::Services,
 };
 use crate::core::Core;
@@ -103,6 +106,7 @@ pub async fn serve(
     let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
     let presence_kv =
         topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?;
+    let agents_kv = topology::ensure_bucket(&js, topology::agents_bucket(&config.topology)).await?;
 
     let tracker = TaskTracker::new();
     let agent_shutdown = shutdown.child_token();
@@ -116,6 +120,7 @@ pub async fn serve(
     let ports = Ports {
         stream: Arc::new(JetStreamMessages::new(js, stream, nats.clone())),
         history: Arc::new(RedisHistory::new(redis.clone())),
+        rates: Arc::new(RedisRates::new(redis.clone())),
         rooms: services.clone(),
         bus: Arc::new(bus.clone()),
         presence: Arc::new(KvPresence::new(presence_kv, nats.clone(), agent_id.clone())),
@@ -142,6 +147,10 @@ pub async fn serve(
         .map_err(|e| Error::Subscribe(e.to_string()))?;
     let events_core = core.clone();
     let events = tokio::spawn(async move { core::events::run(&events_core, event_stream).await });
+    let registry = adapters::agents::AgentRegistry::new(agents_kv, nats.clone(), agent_id.clone());
+    let agents_count = core.limits.agents.clone();
+    let registry_token = agent_shutdown.clone();
+    let registry = tokio::spawn(async move { registry.run(agents_count, registry_token).await });
     let presence_core = core.clone();
     let presence_token = agent_shutdown.clone();
     let presence =
@@ -169,6 +178,7 @@ pub async fn serve(
         tracing::warn!("drain timeout reached with work in flight");
     }
     let _ = tokio::time::timeout(drain, presence).await;
+    let _ = tokio::time::timeout(drain, registry).await;
     if let Err(e) = events.await {
         tracing::warn!(error = %e, "event task failed");
     }

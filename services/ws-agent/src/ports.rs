@@ -149,6 +149,27 @@ pub(crate) trait PresenceStore: Send + Sync {
     fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>>;
 }
 
+/// What a shared token bucket granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// Tokens taken, at most the ones asked for; 0 when the bucket is empty.
+    pub granted: u32,
+    /// With nothing granted, how long until a token is there.
+    pub wait_ms: u64,
+}
+
+/// Token buckets shared by every agent (rate limits that hold across the mesh).
+pub(crate) trait RateStore: Send + Sync {
+    /// Takes up to `want` tokens from `bucket` (refilled at `per_sec`, holding at most `burst`).
+    fn take<'a>(
+        &'a self,
+        bucket: &'a str,
+        per_sec: f64,
+        burst: f64,
+        want: u32,
+    ) -> BoxFuture<'a, PortResult<Grant>>;
+}
+
 /// Every port the core uses, cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Ports {
@@ -157,4 +178,5 @@ pub(crate) struct Ports {
     pub rooms: Arc<dyn RoomsService>,
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn PresenceStore>,
+    pub rates: Arc<dyn RateStore>,
 }

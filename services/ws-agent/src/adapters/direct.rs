@@ -13,6 +13,15 @@ use crate::ports::{PortError, PortResult};
 /// The status of the end-of-batch marker.
 const END_OF_BATCH: u16 = 204;
 
+/// Whether a KV entry message (of a batch over a bucket's stream) is a delete or purge marker.
+pub(crate) fn is_kv_removal(message: &async_nats::Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("KV-Operation"))
+        .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
+}
+
 /// Sends `request` (a direct-get JSON body with `batch`) to `stream` and collects the messages
 /// it answers, until the end-of-batch marker, within `timeout`. "Nothing matched" (404) is an
 /// empty answer.

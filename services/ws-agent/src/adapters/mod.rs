@@ -2,6 +2,7 @@
 //! services, core NATS and the presence bucket. Outside this module only the wiring in `lib.rs`
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
+pub(crate) mod agents;
 mod direct;
 pub(crate) mod jetstream;
 pub(crate) mod nats;

@@ -36,15 +36,6 @@ impl KvPresence {
     }
 }
 
-/// Whether a KV entry message is a delete or purge marker.
-fn is_removal(message: &async_nats::Message) -> bool {
-    message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("KV-Operation"))
-        .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
-}
-
 impl PresenceStore for KvPresence {
     fn set_local<'a>(&'a self, user_id: &'a str, online: bool) -> BoxFuture<'a, PortResult<()>> {
         async move {
@@ -83,7 +74,7 @@ impl PresenceStore for KvPresence {
                     .as_ref()
                     .and_then(|h| h.get(async_nats::header::NATS_SUBJECT))
                     .map(|s| s.as_str());
-                !is_removal(m) && subject != Some(own.as_str())
+                !direct::is_kv_removal(m) && subject != Some(own.as_str())
             }))
         }
         .boxed()

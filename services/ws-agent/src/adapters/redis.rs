@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use redis::aio::ConnectionManager;
 
-use crate::ports::{HistoryStore, PortError, PortResult};
+use crate::ports::{Grant, HistoryStore, PortError, PortResult, RateStore};
 
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
@@ -35,6 +35,76 @@ impl HistoryStore for RedisHistory {
             let result = history::page(&mut redis, room_id, query, limit).await;
             prometheus::redis_timing("history", started);
             result.map_err(PortError::failed)
+        }
+        .boxed()
+    }
+}
+
+/// How long a rate limit may wait for Redis before the agent limits on its own: a frame must
+/// not wait long for its permission.
+const RATE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A token bucket per key, refilled by Redis's own clock (agents' clocks may differ): one
+/// round trip takes up to `want` tokens. Keys carry a hash tag so a bucket stays on one slot of a
+/// Redis Cluster.
+const TAKE: &str = r#"
+local per_sec = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * per_sec / 1000)
+  at = now
+end
+local grant = math.min(want, math.floor(tokens))
+tokens = tokens - grant
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_sec * 1000) + 1000)
+if grant >= 1 then
+  return {grant, 0}
+end
+return {0, math.ceil((1 - tokens) * 1000 / per_sec)}
+"#;
+
+#[derive(Clone)]
+pub(crate) struct RedisRates {
+    redis: ConnectionManager,
+    script: std::sync::Arc<redis::Script>,
+}
+
+impl RedisRates {
+    pub(crate) fn new(redis: ConnectionManager) -> Self {
+        RedisRates {
+            redis,
+            script: std::sync::Arc::new(redis::Script::new(TAKE)),
+        }
+    }
+}
+
+impl RateStore for RedisRates {
+    fn take<'a>(
+        &'a self,
+        bucket: &'a str,
+        per_sec: f64,
+        burst: f64,
+        want: u32,
+    ) -> BoxFuture<'a, PortResult<Grant>> {
+        async move {
+            let mut redis = self.redis.clone();
+            let key = dyschat_protocol::layout::rate_key(bucket);
+            let mut invocation = self.script.prepare_invoke();
+            invocation.key(key).arg(per_sec).arg(burst).arg(want);
+            let started = Instant::now();
+            let answer = tokio::time::timeout(RATE_TIMEOUT, invocation.invoke_async(&mut redis))
+                .await
+                .map_err(|_| PortError::Timeout)?;
+            prometheus::redis_timing("rate_limit", started);
+            let (granted, wait_ms): (u32, u64) = answer.map_err(PortError::failed)?;
+            Ok(Grant { granted, wait_ms })
         }
         .boxed()
     }

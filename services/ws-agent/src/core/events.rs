@@ -115,6 +115,14 @@ async fn on_membership(core: &Core, event: MembershipEvent) {
 }
 
 fn on_typing(core: &Core, event: TypingEvent) {
+    // Once per 2 s per user and room whatever number of agents the typist's sockets are on.
+    if !core
+        .limits
+        .typing_shown
+        .due(&event.user_id, &event.room_id, std::time::Instant::now())
+    {
+        return;
+    }
     let frame = ServerFrame::Typing {
         room_id: event.room_id.clone(),
         user_id: event.user_id.clone(),

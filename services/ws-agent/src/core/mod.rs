@@ -100,7 +100,7 @@ impl Core {
                 ping_idle: std::time::Duration::from_secs(settings.ping_idle_secs),
             },
             recovery_limit: settings.recovery_limit,
-            limits: Limits::new(settings),
+            limits: Limits::new(settings, ports.rates.clone()),
             membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
             presence: Presence::new(ports.presence),
             hub,
@@ -177,6 +177,14 @@ impl Core {
     /// Tells the room's other subscribed members that `user` is typing.
     pub(crate) async fn typing(&self, user: &User, room_id: &str) -> Result<(), CoreError> {
         self.membership.authorize(room_id, &user.user_id).await?;
+        // Accepted either way; passed on at most once per 2 s per user and room.
+        if !self
+            .limits
+            .typing_sent
+            .due(&user.user_id, room_id, std::time::Instant::now())
+        {
+            return Ok(());
+        }
         let event = TypingEvent {
             room_id: room_id.to_string(),
             user_id: user.user_id.clone(),

@@ -20,6 +20,7 @@ use dyschat_runtime::metric;
 
 use super::{Core, CoreError, User};
 use crate::hub::Watch;
+use crate::limits::Class;
 use crate::ports::AckFuture;
 
 /// What a user asked to send. `room_id` has passed the edge's id check.
@@ -85,7 +86,7 @@ impl Core {
             }
             None => ids::new_id(),
         };
-        self.limits.check_send(&user.user_id, Instant::now())?;
+        self.limits.check(Class::Send, &user.user_id).await?;
         self.membership
             .authorize(&out.room_id, &user.user_id)
             .await?;

@@ -1,6 +1,6 @@
 //! Typed extractors whose rejections speak the contract's error format.
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::{header, request::Parts};
 use dyschat_protocol::ApiError;
 use serde::de::DeserializeOwned;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::error::HttpError;
 use crate::core::User;
+use crate::limits::Class;
 use crate::state::AgentState;
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
@@ -30,7 +31,22 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?;
-        Ok(AuthUser(state.core.authenticate(token.trim())?))
+        let user = state.core.authenticate(token.trim())?;
+        // Every authenticated route takes from the user's request budget, except posting a
+        // message, which takes from the send budget (in the core's send, like a `send` frame).
+        let posting = parts.method == axum::http::Method::POST
+            && parts
+                .extensions
+                .get::<MatchedPath>()
+                .is_some_and(|p| p.as_str() == super::POST_MESSAGE_ROUTE);
+        if !posting {
+            state
+                .core
+                .limits
+                .check(Class::Request, &user.user_id)
+                .await?;
+        }
+        Ok(AuthUser(user))
     }
 }
 

@@ -25,6 +25,10 @@ use crate::state::AgentState;
 /// The largest HTTP body accepted.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The route of an HTTP post, which is a send (it takes from the send budget, not the request
+/// budget).
+pub(crate) const POST_MESSAGE_ROUTE: &str = "/api/v1/rooms/{room_id}/messages";
+
 /// Every route the agent serves, each with its OpenAPI operation: the one table from which both
 /// the router ([`app`]) and `/openapi.json` are built, so neither lists a route the other lacks.
 /// Handlers sharing a path go in one `routes!`.

@@ -265,6 +265,19 @@ impl Session {
     }
 
     async fn handle(&mut self, frame: ClientFrame, reference: Option<String>) {
+        // A send takes from the send budget (in the core); every other frame from the request
+        // budget, so no frame type is unlimited.
+        if !matches!(frame, ClientFrame::Send { .. }) {
+            if let Err(e) = self
+                .core
+                .limits
+                .check(crate::limits::Class::Request, &self.user.user_id)
+                .await
+            {
+                self.reply(ServerFrame::error(e, reference));
+                return;
+            }
+        }
         let result = match frame {
             ClientFrame::Auth { token } => self.reauthenticate(&token, reference.clone()),
             ClientFrame::Join { room_id, since } => {

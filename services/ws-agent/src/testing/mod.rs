@@ -14,7 +14,7 @@ use crate::socket::OutFrame;
 mod services;
 mod stream;
 
-pub(crate) use services::{FakeHistory, FakePresence, FakeRooms};
+pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
 pub(crate) use stream::{FakeBus, FakeStream};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +64,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         rooms: rooms.clone(),
         bus: bus.clone(),
         presence: presence.clone(),
+        rates: Arc::new(FakeRates::default()),
     };
     let core = Core::new(&settings, ports, TaskTracker::new(), shutdown.clone());
     Fixture {

@@ -157,3 +157,57 @@ impl PresenceStore for FakePresence {
         futures::future::ready(Ok(())).boxed()
     }
 }
+
+/// Shared token buckets in memory, with a switch to make the store fail.
+#[derive(Default)]
+pub(crate) struct FakeRates {
+    buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    calls: AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FakeRates {
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+}
+
+impl crate::ports::RateStore for FakeRates {
+    fn take<'a>(
+        &'a self,
+        bucket: &'a str,
+        per_sec: f64,
+        burst: f64,
+        want: u32,
+    ) -> BoxFuture<'a, PortResult<crate::ports::Grant>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let failing = self.failing.load(Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let grant = {
+            let mut buckets = lock(&self.buckets);
+            let (tokens, at) = buckets.entry(bucket.to_string()).or_insert((burst, now));
+            *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_sec).min(burst);
+            *at = now;
+            let granted = (want as f64).min(tokens.floor()) as u32;
+            *tokens -= f64::from(granted);
+            let wait_ms = if granted == 0 {
+                ((1.0 - *tokens) * 1000.0 / per_sec).ceil() as u64
+            } else {
+                0
+            };
+            crate::ports::Grant { granted, wait_ms }
+        };
+        async move {
+            if failing {
+                Err(crate::ports::PortError::Timeout)
+            } else {
+                Ok(grant)
+            }
+        }
+        .boxed()
+    }
+}

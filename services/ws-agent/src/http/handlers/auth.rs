@@ -1,8 +1,6 @@
 //! Accounts and tokens: register and login pass on to the auth service (after the per-address
 //! limit), `me` reads the caller's token.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -23,7 +21,7 @@ pub(crate) async fn register(
     ClientIp(peer): ClientIp,
     JsonBody(body): JsonBody<Credentials>,
 ) -> HttpResult<(StatusCode, Json<UserView>)> {
-    state.core.limits.check_login(peer, Instant::now())?;
+    state.core.limits.check_login(peer).await?;
     let user: UserView = state
         .services
         .request(subjects::auth::REGISTER_SUBJECT.to_string(), &body)
@@ -41,7 +39,7 @@ pub(crate) async fn login(
     ClientIp(peer): ClientIp,
     JsonBody(body): JsonBody<Credentials>,
 ) -> HttpResult<Json<LoginReply>> {
-    state.core.limits.check_login(peer, Instant::now())?;
+    state.core.limits.check_login(peer).await?;
     Ok(Json(
         state
             .services

@@ -1,22 +1,32 @@
-//! What one agent lets a single user or client address do: sends per second, login and register
-//! attempts per minute, open sockets. (How many requests to auth and rooms it has in flight is
-//! bounded where they are made, in `adapters::services`.)
+//! What a single user or client address may do: requests of every kind per second (across all
+//! agents together, see [`shared`]), register and login attempts per address, open sockets per
+//! user (per agent: a socket is a local resource), and how often typing is passed on.
 //!
-//! Everything is in memory and per agent (no shared store to slow the hot path or to fail): with N
-//! agents behind a balancer a user may get up to N times the configured rate, which is fine for
-//! abuse control. The token buckets come from [`dyschat_runtime::ratelimit`]; their maps are
-//! bounded, so a flood of user ids or addresses cannot grow memory without limit. Functions take
-//! the current [`Instant`] so the rules are unit tested with an injected clock.
+//! The classes of requests, each a budget of its own per user:
+//! - `send`: WebSocket `send` and HTTP posts (`DYSCHAT_SEND_RATE_PER_SEC`, `DYSCHAT_SEND_BURST`);
+//! - `request`: every other frame and every authenticated route (`DYSCHAT_REQUEST_RATE_PER_SEC`,
+//!   `DYSCHAT_REQUEST_BURST`), so no frame type and no route is unlimited;
+//! - `login`: register and login per client address (`DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN`).
+//!
+//! `typing` is also forwarded at most once per [`TYPING_EVERY`] per user and room; the rest are
+//! accepted and dropped. The maps are bounded, so a flood of user ids or addresses cannot grow
+//! memory without limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dyschat_protocol::{ApiError, ErrorCode};
-use dyschat_runtime::ratelimit::{retry_after_ms, KeyedLimiter, Rate};
+use dyschat_runtime::ratelimit::{retry_after_ms, Rate};
 
 use crate::config::AgentSettings;
+use crate::ports::RateStore;
+
+pub(crate) mod shared;
+
+use shared::SharedLimit;
 
 /// The most users (and, separately, client addresses) whose buckets one agent remembers.
 pub(crate) const MAX_TRACKED_KEYS: usize = 100_000;
@@ -24,45 +34,115 @@ pub(crate) const MAX_TRACKED_KEYS: usize = 100_000;
 /// What a client refused for holding too many sockets is told to wait before trying again.
 pub(crate) const SOCKET_RETRY_AFTER_MS: u64 = 1_000;
 
+/// Typing is passed on at most this often per user and room.
+pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(2);
+
+/// A class of requests with a budget of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Send,
+    Request,
+}
+
 pub(crate) struct Limits {
-    sends: KeyedLimiter<String>,
-    logins: KeyedLimiter<IpAddr>,
+    sends: SharedLimit,
+    requests: SharedLimit,
+    logins: SharedLimit,
+    /// Typing this agent passed on to the mesh, and typing it showed to its sockets: a user with
+    /// sockets on several agents still types at most once per 2 s per room for everyone.
+    pub(crate) typing_sent: Debounce,
+    pub(crate) typing_shown: Debounce,
     pub(crate) sockets: SocketCounter,
+    /// Live agents (kept by the agent registry), for the share each allows on its own.
+    pub(crate) agents: Arc<AtomicUsize>,
 }
 
 impl Limits {
-    pub(crate) fn new(config: &AgentSettings) -> Limits {
+    pub(crate) fn new(config: &AgentSettings, store: Arc<dyn RateStore>) -> Limits {
+        let agents = Arc::new(AtomicUsize::new(1));
+        let shared = |name, rate| {
+            SharedLimit::new(name, rate, store.clone(), agents.clone(), MAX_TRACKED_KEYS)
+        };
         Limits {
-            sends: KeyedLimiter::new(
+            sends: shared(
+                "send",
                 Rate::new(f64::from(config.send_burst), config.send_rate_per_sec),
-                MAX_TRACKED_KEYS,
             ),
-            logins: KeyedLimiter::new(
+            requests: shared(
+                "request",
+                Rate::new(f64::from(config.request_burst), config.request_rate_per_sec),
+            ),
+            logins: shared(
+                "login",
                 Rate::per_minute(config.login_attempts_per_addr_per_min),
-                MAX_TRACKED_KEYS,
             ),
+            typing_sent: Debounce::new(TYPING_EVERY),
+            typing_shown: Debounce::new(TYPING_EVERY),
             sockets: SocketCounter::new(config.max_sockets_per_user),
+            agents,
         }
     }
 
-    /// One send (WebSocket or HTTP) by `user_id`, or `rate_limited` with the wait.
-    pub(crate) fn check_send(&self, user_id: &str, now: Instant) -> Result<(), ApiError> {
-        self.sends
-            .try_acquire(user_id, now)
-            .map_err(|wait| limited("send", wait))
+    /// One request of `class` by `user_id`, or `rate_limited` with the wait.
+    pub(crate) async fn check(&self, class: Class, user_id: &str) -> Result<(), ApiError> {
+        let (limit, name) = match class {
+            Class::Send => (&self.sends, "send"),
+            Class::Request => (&self.requests, "request"),
+        };
+        limit
+            .check(user_id)
+            .await
+            .map_err(|wait| limited(name, wait))
     }
 
     /// One register or login attempt from `peer`. Without a known address (the router driven
     /// directly in a test, no `ConnectInfo`) there is nothing to key on and the attempt passes;
     /// auth still throttles failed logins per username.
-    pub(crate) fn check_login(&self, peer: Option<IpAddr>, now: Instant) -> Result<(), ApiError> {
+    pub(crate) async fn check_login(&self, peer: Option<IpAddr>) -> Result<(), ApiError> {
         match peer {
             Some(ip) => self
                 .logins
-                .try_acquire(&address_key(ip), now)
+                .check(&address_key(ip).to_string())
+                .await
                 .map_err(|wait| limited("login", wait)),
             None => Ok(()),
         }
+    }
+}
+
+/// At most one event per `every` per (user, room); the map is bounded.
+pub(crate) struct Debounce {
+    every: Duration,
+    last: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Debounce {
+    pub(crate) fn new(every: Duration) -> Debounce {
+        Debounce {
+            every,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `user_id`'s event in `room_id` goes through now (and if so, counts it).
+    pub(crate) fn due(&self, user_id: &str, room_id: &str, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (user_id.to_string(), room_id.to_string());
+        if last
+            .get(&key)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.every)
+        {
+            return false;
+        }
+        if last.len() >= MAX_TRACKED_KEYS {
+            let every = self.every;
+            last.retain(|_, at| now.saturating_duration_since(*at) < every);
+            if last.len() >= MAX_TRACKED_KEYS {
+                last.clear();
+            }
+        }
+        last.insert(key, now);
+        true
     }
 }
 
@@ -173,47 +253,58 @@ mod tests {
         let config =
             crate::Config::from_env(&dyschat_runtime::Env::from_pairs(pairs.iter().copied()))
                 .expect("valid configuration");
-        Limits::new(&config.agent)
+        Limits::new(
+            &config.agent,
+            Arc::new(crate::testing::FakeRates::default()),
+        )
     }
 
-    #[test]
-    fn sends_allow_the_burst_then_the_rate_per_user() {
+    #[tokio::test]
+    async fn sends_allow_the_burst_then_wait_per_user() {
         let l = limits(&[
-            ("DYSCHAT_SEND_RATE_PER_SEC", "10"),
+            ("DYSCHAT_SEND_RATE_PER_SEC", "0.01"),
             ("DYSCHAT_SEND_BURST", "3"),
         ]);
-        let t0 = Instant::now();
         for _ in 0..3 {
-            l.check_send("alice", t0).unwrap();
+            l.check(Class::Send, "alice").await.unwrap();
         }
-        let e = l.check_send("alice", t0).unwrap_err();
+        let e = l.check(Class::Send, "alice").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::RateLimited);
-        assert_eq!(e.retry_after_ms, Some(100));
-        // Another user is not affected, and alice gets one send per 100 ms.
-        l.check_send("bob", t0).unwrap();
-        assert!(l
-            .check_send("alice", t0 + Duration::from_millis(99))
-            .is_err());
-        l.check_send("alice", t0 + Duration::from_millis(100))
+        assert!(e
+            .retry_after_ms
+            .is_some_and(|ms| ms > 90_000 && ms <= 100_000));
+        // Another user, and another class of the same user, are not affected.
+        l.check(Class::Send, "bob").await.unwrap();
+        l.check(Class::Request, "alice").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn logins_are_limited_per_address_and_pass_without_one() {
+        let l = limits(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "2")]);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        l.check_login(Some(a)).await.unwrap();
+        l.check_login(Some(a)).await.unwrap();
+        let e = l.check_login(Some(a)).await.unwrap_err();
+        assert!(e
+            .retry_after_ms
+            .is_some_and(|ms| ms > 29_000 && ms <= 30_000));
+        l.check_login(Some("10.0.0.2".parse().unwrap()))
+            .await
             .unwrap();
+        for _ in 0..10 {
+            l.check_login(None).await.unwrap();
+        }
     }
 
     #[test]
-    fn logins_are_limited_per_address_and_pass_without_one() {
-        let l = limits(&[("DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN", "2")]);
+    fn typing_is_passed_on_once_per_two_seconds_per_user_and_room() {
+        let typing = Debounce::new(TYPING_EVERY);
         let t0 = Instant::now();
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        l.check_login(Some(a), t0).unwrap();
-        l.check_login(Some(a), t0).unwrap();
-        let e = l.check_login(Some(a), t0).unwrap_err();
-        assert_eq!(e.retry_after_ms, Some(30_000));
-        l.check_login(Some("10.0.0.2".parse().unwrap()), t0)
-            .unwrap();
-        for _ in 0..10 {
-            l.check_login(None, t0).unwrap();
-        }
-        l.check_login(Some(a), t0 + Duration::from_secs(30))
-            .unwrap();
+        assert!(typing.due("alice", "r1", t0));
+        assert!(!typing.due("alice", "r1", t0 + Duration::from_millis(1999)));
+        assert!(typing.due("alice", "r2", t0), "another room");
+        assert!(typing.due("bob", "r1", t0), "another user");
+        assert!(typing.due("alice", "r1", t0 + Duration::from_secs(2)));
     }
 
     #[test]
