@@ -74,12 +74,15 @@ impl Store {
     ) -> Result<Store, TopologyError> {
         let js = jetstream::new(client.clone());
         let bucket = |c| topology::ensure_bucket(&js, c);
-        let rooms = bucket(topology::rooms_bucket(config)).await?;
-        let room_index = bucket(topology::room_index_bucket(config)).await?;
-        let members = bucket(topology::members_bucket(config)).await?;
-        let memberships = bucket(topology::memberships_bucket(config)).await?;
-        bucket(topology::presence_bucket(config)).await?;
-        topology::ensure_counters_stream(&js, config).await?;
+        // At once: on a cluster each creation waits for its replicas to elect a leader.
+        let (rooms, room_index, members, memberships, _presence, _counters) = tokio::try_join!(
+            bucket(topology::rooms_bucket(config)),
+            bucket(topology::room_index_bucket(config)),
+            bucket(topology::members_bucket(config)),
+            bucket(topology::memberships_bucket(config)),
+            bucket(topology::presence_bucket(config)),
+            topology::ensure_counters_stream(&js, config),
+        )?;
         Ok(Store {
             direct: DirectGet::new(client.clone(), DIRECT_TIMEOUT),
             js,
