@@ -8,9 +8,11 @@
 //! of a member (see [`Store::index_join`] and [`Store::index_leave`]); an entry left behind by a
 //! failed join names a room the user is not in, and readers check the record.
 
+use std::time::Duration;
+
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
 use dyschat_protocol::layout::{
-    self, kv_stream, kv_subject, member_key, members_filter, membership_key, MEMBERSHIPS_BUCKET,
+    kv_stream, kv_subject, member_key, members_filter, membership_key, MEMBERSHIPS_BUCKET,
     MEMBERS_BUCKET,
 };
 
@@ -41,6 +43,11 @@ pub(crate) enum MemberState {
     },
 }
 
+/// The pause before retry `attempt` of a write that lost a race: short, growing, bounded.
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(u64::from(attempt.min(10)) * 2)
+}
+
 impl Store {
     /// One KV get: the membership check.
     pub async fn member(&self, room_id: &str, user_id: &str) -> Result<MemberState, StoreError> {
@@ -68,7 +75,12 @@ impl Store {
         let key = member_key(room_id, &record.user_id);
         let value = encode(&key, record)?;
         let mut expected = 0;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            // Attempt 1 is the rejoin after a marker; later ones lost a race or read a replica
+            // behind the leader.
+            if attempt > 1 {
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
             match self.members.update(&key, value.clone(), expected).await {
                 Ok(revision) => {
                     return Ok(Change {
@@ -99,7 +111,10 @@ impl Store {
     /// Deletes the member record if there is one (idempotent leave), at the revision read.
     pub async fn delete_member(&self, room_id: &str, user_id: &str) -> Result<Change, StoreError> {
         let key = member_key(room_id, user_id);
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
             let revision = match entry(&self.members, MEMBERS_BUCKET, &key).await? {
                 Some(e) if e.operation == Operation::Put => e.revision,
                 Some(e) => {
@@ -188,7 +203,7 @@ impl Store {
         room_id: &str,
         revision: u64,
     ) -> Result<(), StoreError> {
-        let key = layout::membership_key(user_id, room_id);
+        let key = membership_key(user_id, room_id);
         if self
             .delete_at(MEMBERSHIPS_BUCKET, &key, revision)
             .await?
@@ -197,5 +212,17 @@ impl Store {
             tracing::debug!(%user_id, %room_id, "membership index entry rewritten meanwhile, kept");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_stay_short() {
+        let total: Duration = (0..MAX_ATTEMPTS).map(retry_pause).sum();
+        assert!(total <= Duration::from_millis(200), "{total:?}");
+        assert!(retry_pause(2) > retry_pause(1));
     }
 }
