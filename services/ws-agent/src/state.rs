@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use dyschat_protocol::{
     ids, subjects,
     wire::{
-        Member, MemberList, MembershipEvent, MembershipReply, MembershipRequest, Message,
-        RoomRequest,
+        Access, AccessRequest, Member, MemberList, MembershipEvent, MembershipReply,
+        MembershipRequest, Message, RoomRequest,
     },
     ApiError,
 };
@@ -142,11 +142,33 @@ impl AgentState {
                 self.membership.check(room_id, user_id).unwrap_or(false)
             }
         };
+        // The members reply is the first page only (1,000): ask about this user alone.
+        let is_member = is_member || self.access(room_id, user_id).await?;
         if is_member {
             Ok(())
         } else {
             Err(ApiError::forbidden("you are not a member of this room"))
         }
+    }
+
+    /// Whether the rooms service knows `user_id` as a member of `room_id`; a member is added to
+    /// the cached room, if it is cached.
+    async fn access(&self, room_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        let req = AccessRequest {
+            room_id: room_id.to_string(),
+            user_id: user_id.to_string(),
+        };
+        let access: Access = self.rooms(subjects::rooms::ACCESS, &req).await?;
+        if access.role.is_some() {
+            self.membership.apply(&MembershipEvent {
+                room_id: room_id.to_string(),
+                user_id: user_id.to_string(),
+                username: String::new(),
+                joined: true,
+                revision: access.revision,
+            });
+        }
+        Ok(access.role.is_some())
     }
 
     /// Joins (`joined`) or leaves a room through the rooms service and updates the local cache at

@@ -228,7 +228,7 @@ pub async fn members(
     room_path(&room_id)?;
     let members = state.members(&room_id).await?;
     if !members.iter().any(|m| m.user_id == user.user_id) {
-        return Err(ApiError::forbidden("you are not a member of this room").into());
+        state.require_member(&room_id, &user.user_id).await?;
     }
     Ok(Json(MemberList {
         members,
