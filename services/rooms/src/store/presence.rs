@@ -3,15 +3,17 @@
 //!
 //! Only the page's users are looked up: one `multi_last` of `$KV.dyschat_presence.<user_id>.*`
 //! per chunk of users, so a page costs the same in a room of 100,000 as in a room of 10, and
-//! nothing scans the whole bucket. A user is online when the last entry of any of their keys is
-//! a value (a delete or purge marker is a closed socket).
+//! nothing scans the whole bucket; a page's chunks are asked for a few at once. A user is online
+//! when the last entry of any of their keys is a value (a delete or purge marker is a closed
+//! socket).
 
 use std::collections::HashSet;
 
 use dyschat_protocol::layout::{
     kv_key, kv_stream, kv_subject, presence_filter, presence_user, PRESENCE_BUCKET,
 };
-use dyschat_runtime::direct::{DirectError, StoredMessage, MAX_RESULTS};
+use dyschat_runtime::direct::{Batch, DirectError, StoredMessage, MAX_RESULTS};
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use async_nats::jetstream::kv::Operation;
 
@@ -21,22 +23,25 @@ use super::{Store, StoreError};
 /// leaves room for several agents per user; a chunk that still matches too many is split.
 const CHUNK: usize = 128;
 
+/// Chunk requests in flight at once for one page.
+const PARALLEL: usize = 4;
+
 impl Store {
     /// The users of `user_ids` with at least one open socket.
     pub async fn online(&self, user_ids: &[&str]) -> Result<HashSet<String>, StoreError> {
         let stream = kv_stream(PRESENCE_BUCKET);
         let mut online = HashSet::new();
         let mut pending: Vec<&[&str]> = user_ids.chunks(CHUNK).collect();
-        while let Some(chunk) = pending.pop() {
-            let filters: Vec<String> = chunk
-                .iter()
-                .map(|u| kv_subject(PRESENCE_BUCKET, &presence_filter(u)))
-                .collect();
-            match self
-                .direct
-                .multi_last(&stream, &filters, MAX_RESULTS, None)
-                .await
-            {
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < PARALLEL {
+                let Some(chunk) = pending.pop() else { break };
+                in_flight.push(self.presence_of(&stream, chunk));
+            }
+            let Some((chunk, result)) = in_flight.next().await else {
+                break;
+            };
+            match result {
                 Ok(batch) => online.extend(online_users(&batch.messages)),
                 Err(DirectError::TooManyResults) if chunk.len() > 1 => {
                     let (a, b) = chunk.split_at(chunk.len() / 2);
@@ -51,6 +56,23 @@ impl Store {
             }
         }
         Ok(online)
+    }
+
+    /// The last entry of every presence key of the chunk's users.
+    async fn presence_of<'a>(
+        &self,
+        stream: &str,
+        chunk: &'a [&'a str],
+    ) -> (&'a [&'a str], Result<Batch, DirectError>) {
+        let filters: Vec<String> = chunk
+            .iter()
+            .map(|u| kv_subject(PRESENCE_BUCKET, &presence_filter(u)))
+            .collect();
+        let result = self
+            .direct
+            .multi_last(stream, &filters, MAX_RESULTS, None)
+            .await;
+        (chunk, result)
     }
 }
 
