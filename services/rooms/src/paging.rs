@@ -5,6 +5,10 @@
 //! on the page, never on how many entries precede it. Delete markers (a member who left) are
 //! skipped, so one page may take several batches; it takes at most [`MAX_ROUNDS`], and may then
 //! be shorter than asked while `next_cursor` is not null: only a null cursor means the end.
+//!
+//! A small room's page is cut from a snapshot of all its keys instead ([`snapshot_page`]): the
+//! server finds those through its subject index, where `next_by_subj` would scan the stream
+//! between the room's records (which other rooms' records fill).
 
 use dyschat_protocol::{ids, ApiError};
 use dyschat_runtime::direct::{Batch, StoredMessage};
@@ -45,6 +49,32 @@ pub(crate) fn limit(asked: usize, default: usize, max: usize) -> Result<usize, A
         n if n <= max => Ok(n),
         _ => Err(ApiError::bad_request(format!("limit must be 1 to {max}"))),
     }
+}
+
+/// One page cut from a snapshot of every entry (`multi_last` of a small room's keys, in sequence
+/// order): the values from `cursor` on, at most `limit`, and the cursor after the last one taken
+/// when more values follow. Same cursor as [`Page`], so a listing may switch between the two.
+pub(crate) fn snapshot_page<T, E>(
+    entries: &[StoredMessage],
+    cursor: Cursor,
+    limit: usize,
+    mut decode: impl FnMut(&StoredMessage) -> Result<Option<T>, E>,
+) -> Result<(Vec<T>, Option<Cursor>), E> {
+    let mut items = Vec::new();
+    let mut values = entries
+        .iter()
+        .filter(|m| m.sequence >= cursor.0 && m.operation == Operation::Put);
+    let mut last = None;
+    for message in values.by_ref() {
+        if items.len() == limit {
+            return Ok((items, last.map(|s: u64| Cursor(s.saturating_add(1)))));
+        }
+        if let Some(item) = decode(message)? {
+            items.push(item);
+            last = Some(message.sequence);
+        }
+    }
+    Ok((items, None))
 }
 
 /// A page being read: the entries so far, and where to read on from.
@@ -204,6 +234,35 @@ mod tests {
         let (items, next) = page.finish();
         assert!(items.is_empty());
         assert_eq!(next, Some(Cursor(2 * MAX_ROUNDS as u64)));
+    }
+
+    #[test]
+    fn a_snapshot_pages_like_a_stream() {
+        let entries = batch(
+            &[
+                (2, Operation::Put),
+                (5, Operation::Delete),
+                (7, Operation::Put),
+                (9, Operation::Put),
+            ],
+            0,
+        )
+        .messages;
+        let all = snapshot_page(&entries, Cursor(0), 10, seq).unwrap();
+        assert_eq!(all, (vec![2, 7, 9], None));
+        let first = snapshot_page(&entries, Cursor(0), 2, seq).unwrap();
+        assert_eq!(first, (vec![2, 7], Some(Cursor(8))));
+        let rest = snapshot_page(&entries, Cursor(8), 2, seq).unwrap();
+        assert_eq!(rest, (vec![9], None));
+        // An exact fit has no next page; a cursor past the end is an empty last page.
+        assert_eq!(
+            snapshot_page(&entries, Cursor(3), 2, seq).unwrap(),
+            (vec![7, 9], None)
+        );
+        assert_eq!(
+            snapshot_page(&entries, Cursor(10), 2, seq).unwrap(),
+            (vec![], None)
+        );
     }
 
     #[test]

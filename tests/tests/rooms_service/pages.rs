@@ -68,6 +68,32 @@ async fn thousands_of_members_page_through_once_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_room_with_many_leavers_still_lists_its_members() {
+    // Few members but more than a thousand leavers' markers: more keys than one snapshot read
+    // may return, so the page is read from the stream instead.
+    let h = Harness::start(1).await;
+    let room_id = h.create("owner", "Churn").await.unwrap().room_id;
+    h.join_many(&room_id, "gone", 1100).await;
+    let leaves: Vec<_> = futures::stream::iter(0..1100)
+        .map(|i| {
+            let room_id = &room_id;
+            let h = &h;
+            async move { h.leave(room_id, &format!("gone{i}")).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(leaves.into_iter().all(|r| r.unwrap().changed));
+    h.join(&room_id, "stayer").await.unwrap();
+    assert_eq!(h.get(&room_id).await.unwrap().member_count, 2);
+
+    let (members, _) = page_through(&h, &room_id, 1000).await;
+    let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    assert_eq!(ids, ["owner", "stayer"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_cursors_are_checked() {
     let h = Harness::start(1).await;
     let room_id = h.create("owner", "General").await.unwrap().room_id;

@@ -93,8 +93,13 @@ impl Rooms {
         ids::validate_id("room_id", &req.room_id)?;
         let limit = members_limit(req.limit)?;
         let cursor = Cursor::parse(req.cursor.as_deref())?;
-        self.existing(&req.room_id).await?;
-        let (records, next) = self.store.member_page(&req.room_id, cursor, limit).await?;
+        let (_, count) = tokio::try_join!(self.existing(&req.room_id), async {
+            Ok(self.store.member_count(&req.room_id).await?)
+        })?;
+        let (records, next) = self
+            .store
+            .member_page(&req.room_id, cursor, limit, count)
+            .await?;
         let users: Vec<&str> = records.iter().map(|r| r.user_id.as_str()).collect();
         let online = self.store.online(&users).await?;
         let members = records

@@ -16,8 +16,10 @@ use dyschat_protocol::layout::{
     MEMBERS_BUCKET,
 };
 
+use dyschat_runtime::direct::{DirectError, StoredMessage, MAX_RESULTS};
+
 use super::{entry, unavailable, Store, StoreError, MAX_ATTEMPTS};
-use crate::paging::{Cursor, Page};
+use crate::paging::{snapshot_page, Cursor, Page};
 use crate::records::{decode, encode, MemberRecord, MembershipEntry};
 
 /// What a join or leave did to a member record.
@@ -42,6 +44,10 @@ pub(crate) enum MemberState {
         revision: u64,
     },
 }
+
+/// The largest room read whole for a page: its keys (members and leavers' markers) must fit one
+/// `multi_last` ([`MAX_RESULTS`]).
+pub(crate) const SNAPSHOT_MEMBERS: u64 = 500;
 
 /// The pause before retry `attempt` of a write that lost a race: short, growing, bounded.
 fn retry_pause(attempt: u32) -> Duration {
@@ -144,21 +150,38 @@ impl Store {
     }
 
     /// One page of the room's members in the order they (last) joined, from `cursor` on.
+    /// `members` (the room's member count) picks the read: a room of at most
+    /// [`SNAPSHOT_MEMBERS`] is read whole with one `multi_last`, a larger one (or one whose
+    /// leavers' markers make the snapshot too large) a page at a time with `next_by_subj`.
     pub async fn member_page(
         &self,
         room_id: &str,
         cursor: Cursor,
         limit: usize,
+        members: u64,
     ) -> Result<(Vec<MemberRecord>, Option<Cursor>), StoreError> {
         let stream = kv_stream(MEMBERS_BUCKET);
         let filter = kv_subject(MEMBERS_BUCKET, &members_filter(room_id));
+        let decode = |m: &StoredMessage| decode(&m.subject, &m.payload).map(Some);
+        if members <= SNAPSHOT_MEMBERS {
+            let filters = [filter.clone()];
+            match self
+                .direct
+                .multi_last(&stream, &filters, MAX_RESULTS, None)
+                .await
+            {
+                Ok(snapshot) => return snapshot_page(&snapshot.messages, cursor, limit, decode),
+                Err(DirectError::TooManyResults) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let mut page = Page::new(cursor, limit);
         while let Some((from, batch)) = page.next_read() {
             let batch = self
                 .direct
                 .next_by_subject(&stream, from, &filter, batch)
                 .await?;
-            page.absorb(batch, |m| decode(&m.subject, &m.payload).map(Some))?;
+            page.absorb(batch, decode)?;
         }
         Ok(page.finish())
     }

@@ -4,7 +4,8 @@
 //! (`dyschat_members`, key `<room_id>.<user_id>`), so joining, leaving and the membership check
 //! touch one key; the member count is a NATS counter (no compare-and-set, so no contention
 //! however many join at once); a members page, the presence of its users and a room list page
-//! are batched direct gets of exactly what the page shows.
+//! are batched direct gets of exactly what the page shows (a small room's members in one
+//! `multi_last` of its keys, a large room's a page at a time from a stream-sequence cursor).
 //!
 //! * [`rooms`]: room records, the room index and the room list.
 //! * [`members`]: member records, a member page, each user's membership index.
