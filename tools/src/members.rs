@@ -70,6 +70,7 @@ impl Compared {
 #[derive(Debug, Clone, Serialize)]
 pub struct PageThrough {
     pub pages: usize,
+    /// The longest of the page-throughs of this room.
     pub total_secs: f64,
     pub per_page: Latency,
 }
@@ -227,7 +228,14 @@ pub async fn measure(
 
     let mut pages = h();
     let page_through_big = page_through(&rooms, &big, spec.big, &mut pages[0]).await?;
-    let page_through_small = page_through(&rooms, &small, spec.small, &mut pages[1]).await?;
+    // The small room is one page: page through it as often as the big room has pages, so both
+    // page latencies have as many samples.
+    let mut page_through_small = page_through(&rooms, &small, spec.small, &mut pages[1]).await?;
+    for _ in 1..page_through_big.pages {
+        let again = page_through(&rooms, &small, spec.small, &mut pages[1]).await?;
+        page_through_small.total_secs = page_through_small.total_secs.max(again.total_secs);
+        page_through_small.per_page = again.per_page;
+    }
     say(&format!(
         "members: page-through {} pages in {:.2}s (big), {} in {:.3}s (small)",
         page_through_big.pages,
@@ -439,7 +447,7 @@ pub fn lines(m: &Members) -> Vec<String> {
         ));
     }
     out.push(format!(
-        "  page-through: big {} pages in {:.2}s ({:.1} ms/page), small {} page in {:.1} ms",
+        "  page-through: big {} pages in {:.2}s ({:.1} ms/page), small {} page in at most {:.1} ms",
         m.page_through_big.pages,
         m.page_through_big.total_secs,
         m.page_through_big.total_secs * 1000.0 / m.page_through_big.pages.max(1) as f64,
