@@ -14,26 +14,28 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use dyschat_protocol::subjects::rooms as api;
 use dyschat_protocol::wire::{
     Access, AccessRequest, CreateRoomRequest, MemberList, MembersRequest, MembershipReply,
     MembershipRequest, Room, RoomRequest,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::client::{self, BenchUser};
+use crate::client::BenchUser;
 use crate::env::Env;
 use crate::stats::{self, Latency};
+
+mod report;
+mod sends;
+
+pub use report::{lines, targets};
 
 /// Joins in flight while filling a room.
 const FILL_CONCURRENCY: usize = 256;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Sends per room before measuring (the agent's membership cache fills on the first).
-const WARM_UP_SENDS: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct MembersSpec {
@@ -244,7 +246,7 @@ pub async fn measure(
         page_through_small.total_secs
     ));
 
-    let send = sends(env, &owners, [&big, &small], spec).await?;
+    let send = sends::measure(env, &owners, [&big, &small], spec).await?;
     Ok(Members {
         big_members: spec.big,
         small_members: spec.small,
@@ -261,7 +263,7 @@ pub async fn measure(
     })
 }
 
-fn order(k: usize) -> [usize; 2] {
+pub(super) fn order(k: usize) -> [usize; 2] {
     if k % 2 == 0 {
         [0, 1]
     } else {
@@ -346,113 +348,4 @@ async fn page_through(
         total_secs: started.elapsed().as_secs_f64(),
         per_page: Latency::of(per_page),
     })
-}
-
-/// Each owner's socket joins its room, then sends one message at a time, to its ack.
-async fn sends(
-    env: &Env,
-    owners: &[BenchUser; 2],
-    rooms: [&String; 2],
-    spec: &MembersSpec,
-) -> anyhow::Result<[Histogram<u64>; 2]> {
-    let agent = env.ws_addr(0);
-    let mut sockets = Vec::new();
-    for (owner, room) in owners.iter().zip(rooms) {
-        let mut ws = client::connect(agent, &owner.token).await?;
-        let join = serde_json::json!({"type": "join", "room_id": room});
-        ws.send(WsMessage::Text(join.to_string().into())).await?;
-        wait_for(&mut ws, "joined").await?;
-        sockets.push(ws);
-    }
-    let mut sent = [stats::histogram(), stats::histogram()];
-    for k in 0..WARM_UP_SENDS + spec.samples {
-        for side in order(k) {
-            let id = format!("{}s{side}n{k}", spec.tag);
-            let frame = serde_json::json!({
-                "type": "send", "room_id": rooms[side], "body": "x", "client_msg_id": id,
-            });
-            let t = Instant::now();
-            sockets[side]
-                .send(WsMessage::Text(frame.to_string().into()))
-                .await?;
-            let ack = wait_for(&mut sockets[side], "ack").await?;
-            ensure!(
-                ack["client_msg_id"] == id.as_str(),
-                "ack of another send: {ack}"
-            );
-            if k >= WARM_UP_SENDS {
-                stats::record(&mut sent[side], t.elapsed());
-            }
-        }
-    }
-    for mut ws in sockets {
-        let _ = ws.close(None).await;
-    }
-    Ok(sent)
-}
-
-/// Reads frames until one of type `kind` (others, like the socket's own messages, are skipped).
-async fn wait_for(ws: &mut client::Ws, kind: &str) -> anyhow::Result<serde_json::Value> {
-    loop {
-        let frame = client::next_json(ws).await?;
-        match frame["type"].as_str() {
-            Some(k) if k == kind => return Ok(frame),
-            Some("error") => bail!("waiting for {kind}: {frame}"),
-            _ => {}
-        }
-    }
-}
-
-/// The targets: the big room's median cost at most twice the small room's.
-pub fn targets(m: &Members) -> Vec<crate::Target> {
-    [
-        ("join", &m.join),
-        ("leave", &m.leave),
-        ("membership check", &m.check),
-        ("send", &m.send),
-    ]
-    .into_iter()
-    .map(|(op, c)| crate::Target {
-        name: format!(
-            "{op} in a {}-member room / in a {}-member room, p50",
-            m.big_members, m.small_members
-        ),
-        value: c.p50_ratio,
-        unit: "ratio".into(),
-        target: "<= 2".into(),
-        met: c.p50_ratio <= 2.0,
-    })
-    .collect()
-}
-
-/// The scenario's lines of the printed table.
-pub fn lines(m: &Members) -> Vec<String> {
-    let mut out = vec![format!(
-        "members: a {}-member room against a {}-member room, {} samples each; filled at {:.0} joins/s",
-        m.big_members, m.small_members, m.samples, m.fill_joins_per_sec
-    )];
-    for (op, c) in [
-        ("join", &m.join),
-        ("leave", &m.leave),
-        ("check", &m.check),
-        ("send", &m.send),
-        ("page", &m.page),
-    ] {
-        out.push(format!(
-            "  {op:<6} big   {}\n         small {}\n         ratio p50 {:.2} | p99 {:.2}",
-            c.big.row(),
-            c.small.row(),
-            c.p50_ratio,
-            c.p99_ratio
-        ));
-    }
-    out.push(format!(
-        "  page-through: big {} pages in {:.2}s ({:.1} ms/page), small {} page in at most {:.1} ms",
-        m.page_through_big.pages,
-        m.page_through_big.total_secs,
-        m.page_through_big.total_secs * 1000.0 / m.page_through_big.pages.max(1) as f64,
-        m.page_through_small.pages,
-        m.page_through_small.total_secs * 1000.0
-    ));
-    out
 }
