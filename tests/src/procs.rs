@@ -190,10 +190,30 @@ impl ProcMesh {
                 mesh.env.clone(),
             )?);
         }
+        mesh.wait_for_services().await?;
         for _ in 0..agents {
             mesh.add_agent().await?;
         }
         Ok(mesh)
+    }
+
+    /// Waits until the auth and rooms services answer `$SRV.PING` (each ensures its buckets
+    /// first, which on a cluster takes a while), so a test's first request finds them.
+    async fn wait_for_services(&self) -> anyhow::Result<()> {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "DYSCHAT_NATS_URL")
+            .and_then(|(_, v)| v.split(',').next())
+            .context("the mesh environment has no DYSCHAT_NATS_URL")?;
+        let client = async_nats::connect(url.trim()).await?;
+        for service in [
+            dyschat_protocol::subjects::auth::SERVICE,
+            dyschat_protocol::subjects::rooms::SERVICE,
+        ] {
+            crate::wait_for_service(&client, service).await?;
+        }
+        Ok(())
     }
 
     pub async fn add_agent(&mut self) -> anyhow::Result<()> {

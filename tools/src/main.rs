@@ -10,6 +10,7 @@ mod client;
 mod env;
 mod idle;
 mod load;
+mod members;
 mod stats;
 mod writer;
 
@@ -71,6 +72,22 @@ enum Command {
     Drain(DrainArgs),
     /// Resident memory per idle WebSocket on one agent.
     Idle(IdleArgs),
+    /// Room size: join, leave, membership check, send and member pages in a big room against a
+    /// room of 10.
+    Members(MembersArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct MembersArgs {
+    /// Members of the big room (owner included).
+    #[arg(long, default_value_t = 100_000)]
+    big_members: usize,
+    /// Members of the small room (owner included).
+    #[arg(long, default_value_t = 10)]
+    small_members: usize,
+    /// Measured requests per room and operation.
+    #[arg(long, default_value_t = 300)]
+    samples: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -131,6 +148,8 @@ struct AllArgs {
     drain: DrainArgs,
     #[command(flatten)]
     idle: IdleArgs,
+    #[command(flatten)]
+    members: MembersArgs,
     /// Members of the fan-out room.
     #[arg(long, default_value_t = 5000)]
     fanout_members: usize,
@@ -202,6 +221,7 @@ struct Results {
     fanout: Option<LoadResult>,
     drain: Option<writer::Drain>,
     idle: Option<idle::Idle>,
+    members: Option<members::Members>,
     targets: Vec<Target>,
     accounting_clean: bool,
     /// Scenarios that could not run to the end.
@@ -262,6 +282,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             drain_rooms: 100,
         },
         idle: IdleArgs { sockets: 20_000 },
+        members: MembersArgs {
+            big_members: 100_000,
+            small_members: 10,
+            samples: 300,
+        },
         fanout_members: 5000,
         fanout_senders: 4,
         fanout_start_rate: 10.0,
@@ -388,6 +413,10 @@ async fn scenarios(
                 Ok(r) => results.drain = Some(r),
                 Err(e) => note("drain", e),
             }
+            match run_members(env, &a.members, tag).await {
+                Ok(r) => results.members = Some(r),
+                Err(e) => note("members", e),
+            }
             results.errors = errors;
         }
         Command::Smoke => {
@@ -414,6 +443,13 @@ async fn scenarios(
                 drain_rooms: 4,
             };
             results.drain = Some(run_drain(env, &d, body, tag).await?);
+            // Correctness only (exact counts, complete page-through), never speed.
+            let m = MembersArgs {
+                big_members: 2000,
+                small_members: 10,
+                samples: 20,
+            };
+            results.members = Some(run_members(env, &m, tag).await?);
         }
         Command::Ceiling(c) => results.ceiling = Some(run_ceiling(env, c, body).await?),
         Command::Ingest(a) => {
@@ -435,8 +471,24 @@ async fn scenarios(
         }
         Command::Drain(d) => results.drain = Some(run_drain(env, d, body, tag).await?),
         Command::Idle(i) => results.idle = Some(run_idle(env, i, tag).await?),
+        Command::Members(m) => results.members = Some(run_members(env, m, tag).await?),
     }
     Ok(())
+}
+
+async fn run_members(env: &Env, m: &MembersArgs, tag: &str) -> anyhow::Result<members::Members> {
+    let spec = members::MembersSpec {
+        tag: format!("{tag}m"),
+        big: m.big_members,
+        small: m.small_members,
+        samples: m.samples,
+    };
+    let mut log = |l: &str| say(l);
+    let r = members::measure(env, &spec, &mut log).await?;
+    for l in members::lines(&r) {
+        say(&l);
+    }
+    Ok(r)
 }
 
 async fn run_ceiling(env: &Env, c: &CeilingArgs, body: usize) -> anyhow::Result<ceiling::Ceiling> {
@@ -682,6 +734,9 @@ fn evaluate(r: &mut Results) {
             met: i.kib_per_socket <= 16.0,
         });
     }
+    if let Some(m) = &r.members {
+        targets.extend(members::targets(m));
+    }
     r.targets = targets;
     r.accounting_clean = clean && r.errors.is_empty();
 }
@@ -754,6 +809,11 @@ fn print_table(r: &Results) {
             "idle: {} sockets: VmRSS {} -> {} KiB = {:.2} KiB per socket",
             i.sockets, i.rss_before_kib, i.rss_after_kib, i.kib_per_socket
         ));
+    }
+    if let Some(m) = &r.members {
+        for l in members::lines(m) {
+            line(l);
+        }
     }
     if !r.targets.is_empty() {
         line("targets:".into());

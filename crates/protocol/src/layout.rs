@@ -25,11 +25,42 @@ pub const USERS_BUCKET: &str = "dyschat_users";
 pub const ROOMS_BUCKET: &str = "dyschat_rooms";
 /// One record per (room, member): see [`member_key`].
 pub const MEMBERS_BUCKET: &str = "dyschat_members";
+/// One entry per (user, room joined): see [`membership_key`]. Each user's rooms without a scan of
+/// every room; the member record stays the truth.
+pub const MEMBERSHIPS_BUCKET: &str = "dyschat_memberships";
+/// One small entry per room, written once at creation: the room list pages this bucket's stream
+/// in creation order (a room record may be rewritten later, which would move it in its own
+/// bucket's stream, so the list does not page the rooms bucket).
+pub const ROOM_INDEX_BUCKET: &str = "dyschat_room_index";
 /// One entry per (user, agent) with an open socket: see [`presence_key`].
 pub const PRESENCE_BUCKET: &str = "dyschat_presence";
 /// One entry per live ws-agent (its id), refreshed like presence: how many agents share the
 /// mesh-wide limits, and which agents must confirm that a kicked user's sockets stopped.
 pub const AGENTS_BUCKET: &str = "dyschat_agents";
+
+/// NATS counters (a stream with `allow_msg_counter`): one subject per counted thing, see
+/// [`crate::subjects::member_count`]. A counter needs no compare-and-set, so a room of 100,000
+/// members counts its joins without contention.
+pub const COUNTERS_STREAM: &str = "DYSCHAT_COUNTERS";
+
+/// The stream behind a KV bucket (`KV_<bucket>`), for reads the KV API lacks (batched direct get).
+pub fn kv_stream(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// The stream subject of `key` in `bucket` (`$KV.<bucket>.<key>`); `key` may be a filter such as
+/// [`members_filter`].
+pub fn kv_subject(bucket: &str, key: &str) -> String {
+    format!("$KV.{bucket}.{key}")
+}
+
+/// The KV key of a stream subject of `bucket`, `None` for a subject of another bucket.
+pub fn kv_key<'a>(bucket: &str, subject: &'a str) -> Option<&'a str> {
+    subject
+        .strip_prefix("$KV.")?
+        .strip_prefix(bucket)?
+        .strip_prefix('.')
+}
 
 /// How long a presence entry lives unless its agent refreshes it; an agent that dies takes its
 /// users offline after at most this long.
@@ -85,6 +116,18 @@ pub fn parse_member_key(key: &str) -> Option<(&str, &str)> {
 /// the braces are a hash tag, so a bucket stays on one slot of a Redis Cluster.
 pub fn rate_key(bucket: &str) -> String {
     format!("dyschat:rate:{{{bucket}}}")
+}
+
+/// The key of a user's membership index entry: `<user_id>.<room_id>`, so that every room of a user
+/// is one filter (`<user_id>.*`).
+pub fn membership_key(user_id: &str, room_id: &str) -> String {
+    debug_assert!(is_valid_id(user_id) && is_valid_id(room_id));
+    format!("{user_id}.{room_id}")
+}
+
+/// The KV key filter of every membership index entry of `user_id`.
+pub fn memberships_filter(user_id: &str) -> String {
+    format!("{user_id}.*")
 }
 
 /// The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).
@@ -144,6 +187,14 @@ mod tests {
         assert_eq!(parse_member_key("r1.u1"), Some(("r1", "u1")));
         assert_eq!(parse_member_key("r1"), None);
         assert_eq!(members_filter("r1"), "r1.*");
+        assert_eq!(membership_key("u1", "r1"), "u1.r1");
+        assert_eq!(memberships_filter("u1"), "u1.*");
+        assert_eq!(kv_stream(MEMBERS_BUCKET), "KV_dyschat_members");
+        let subject = kv_subject(MEMBERS_BUCKET, &member_key("r1", "u1"));
+        assert_eq!(subject, "$KV.dyschat_members.r1.u1");
+        assert_eq!(kv_key(MEMBERS_BUCKET, &subject), Some("r1.u1"));
+        assert_eq!(kv_key(PRESENCE_BUCKET, &subject), None);
+        assert_eq!(kv_key("dyschat", &subject), None);
         assert_eq!(history::key("r1"), "dyschat:history:r1");
     }
 }

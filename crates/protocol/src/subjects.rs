@@ -21,6 +21,10 @@ pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
 /// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
 pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
 
+/// Member counts (`dyschat.count.members.<room_id>`), NATS counters of the `DYSCHAT_COUNTERS`
+/// stream: published with `Nats-Incr`, read as the subject's last message.
+pub const COUNTERS_WILDCARD: &str = "dyschat.count.>";
+
 /// Messages msg-writer could never store, with the reason, kept by the `DYSCHAT_DEADLETTER`
 /// stream for an operator to inspect.
 pub const DEAD_LETTER: &str = "dyschat.deadletter.msg";
@@ -64,6 +68,7 @@ const LIVE_PREFIX: &str = "dyschat.live.room";
 const MEMBERSHIP_PREFIX: &str = "dyschat.events.membership";
 const TYPING_PREFIX: &str = "dyschat.events.typing";
 const PRESENCE_PREFIX: &str = "dyschat.events.presence";
+const MEMBER_COUNT_PREFIX: &str = "dyschat.count.members";
 
 pub fn room_messages(room_id: &str) -> String {
     with_id(ROOM_MESSAGES_PREFIX, room_id)
@@ -83,6 +88,17 @@ pub fn typing(room_id: &str) -> String {
 
 pub fn presence(user_id: &str) -> String {
     with_id(PRESENCE_PREFIX, user_id)
+}
+
+/// The counter of a room's members.
+pub fn member_count(room_id: &str) -> String {
+    with_id(MEMBER_COUNT_PREFIX, room_id)
+}
+
+/// The room of a counter subject built by [`member_count`].
+pub fn parse_member_count(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == MEMBER_COUNT_PREFIX && is_valid_id(id)).then_some(id)
 }
 
 /// The room id at the end of a per-room subject.
@@ -139,6 +155,10 @@ mod tests {
         assert_eq!(parse_live(&live("r1")), Some("r1"));
         assert_eq!(parse_live(&room_messages("r1")), None);
         assert_eq!(parse_room_messages(&room_messages("r1")), Some("r1"));
+        assert_eq!(member_count("r1"), "dyschat.count.members.r1");
+        assert_eq!(parse_member_count(&member_count("r1")), Some("r1"));
+        assert_eq!(parse_member_count(&live("r1")), None);
+        assert!(member_count("r1").starts_with(COUNTERS_WILDCARD.trim_end_matches('>')));
         assert_eq!(
             EventSubject::parse(&membership("r1")),
             Some(EventSubject::Membership { room_id: "r1" })

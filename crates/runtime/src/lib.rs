@@ -1,5 +1,6 @@
 //! How a DYSCHAT service runs: configuration sections, connections to NATS and Redis, JetStream
-//! topology, request-reply serving, telemetry, metrics, rate limits and shutdown.
+//! topology, batched direct get, request-reply serving, telemetry, metrics, rate limits and
+//! shutdown.
 //!
 //! Everything a service needs to run but that is not the protocol itself (that is
 //! `dyschat-protocol`). Optional pieces are features, so a service links only what it uses:
@@ -7,6 +8,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod direct;
 #[cfg(feature = "redis")]
 pub mod history;
 pub mod metric;

@@ -10,10 +10,12 @@
 //! `dyschat_requests_total{endpoint, outcome}` and `dyschat_request_seconds{endpoint}`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::service::{endpoint::Endpoint, Request};
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -88,10 +90,34 @@ where
     decoded.into()
 }
 
-/// Serves one endpoint until `shutdown`: each request is decoded, handled on its own task (tracked
-/// so shutdown can drain it) and answered with a [`Reply`].
+/// A request handler with its request and reply types erased: the request payload in, the encoded
+/// `{"ok": ..}` reply (or the error) out. Erased so that endpoints of different types fit in one
+/// table ([`crate::service::Endpoints`]); [`handler`] makes one from a typed function.
+pub type Handler =
+    Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<Bytes, ApiError>> + Send + Sync + 'static>;
+
+/// Erases a typed handler: decodes the request (400 for a body that is not one), runs the handler,
+/// maps its error to the contract's [`ApiError`] and encodes the reply.
+pub fn handler<Req, Resp, E, H, Fut>(handler: H) -> Handler
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+    H: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+{
+    Arc::new(move |payload: Bytes| match decode::<Req>(&payload) {
+        Ok(request) => {
+            let answer = handler(request);
+            async move { encode_ok(&answer.await.map_err(Into::into)?) }.boxed()
+        }
+        Err(e) => futures::future::ready(Err(e)).boxed(),
+    })
+}
+
+/// Serves one endpoint with a typed handler; see [`serve_with`].
 pub async fn serve<Req, Resp, H, Fut>(
-    mut endpoint: Endpoint,
+    endpoint: Endpoint,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     handler: H,
@@ -101,6 +127,17 @@ pub async fn serve<Req, Resp, H, Fut>(
     H: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, ApiError>> + Send + 'static,
 {
+    serve_with(endpoint, tracker, shutdown, self::handler(handler)).await
+}
+
+/// Serves one endpoint until `shutdown`: each request is handled on its own task (tracked so
+/// shutdown can drain it), traced as a server span, counted, and answered with a [`Reply`].
+pub async fn serve_with(
+    mut endpoint: Endpoint,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    handler: Handler,
+) {
     loop {
         let request = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -124,10 +161,7 @@ pub async fn serve<Req, Resp, H, Fut>(
         tracker.spawn(
             async move {
                 let started = Instant::now();
-                let result = match decode::<Req>(&request) {
-                    Ok(body) => handler(body).await,
-                    Err(e) => Err(e),
-                };
+                let result = handler(request.message.payload.clone()).await;
                 let outcome = match &result {
                     Ok(_) => "ok",
                     Err(e) => e.code.as_str(),
@@ -148,26 +182,33 @@ pub async fn serve<Req, Resp, H, Fut>(
     }
 }
 
-fn decode<Req: DeserializeOwned>(request: &Request) -> Result<Req, ApiError> {
-    let payload = &request.message.payload;
+fn decode<Req: DeserializeOwned>(payload: &[u8]) -> Result<Req, ApiError> {
     if payload.len() > MAX_REQUEST_BYTES {
         return Err(ApiError::bad_request("request too large"));
     }
     serde_json::from_slice(payload).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
-async fn respond<Resp: Serialize>(request: &Request, result: Result<Resp, ApiError>) {
-    if let Err(e) = &result {
-        if e.code == dyschat_protocol::ErrorCode::Internal {
-            tracing::error!(error = %e.message, subject = %request.message.subject, "request failed");
-        }
-    }
-    let reply: Reply<Resp> = result.into();
-    let bytes = match serde_json::to_vec(&reply) {
-        Ok(b) => Bytes::from(b),
+fn encode_ok<Resp: Serialize>(response: &Resp) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(&Reply::Ok(response))
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("could not encode a reply: {e}")))
+}
+
+async fn respond(request: &Request, result: Result<Bytes, ApiError>) {
+    let bytes = match result {
+        Ok(bytes) => bytes,
         Err(e) => {
-            tracing::error!(error = %e, "could not encode a reply");
-            return;
+            if e.code == dyschat_protocol::ErrorCode::Internal {
+                tracing::error!(error = %e.message, subject = %request.message.subject, "request failed");
+            }
+            match serde_json::to_vec(&Reply::<()>::Error(e)) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not encode a reply");
+                    return;
+                }
+            }
         }
     };
     if let Err(e) = request.respond(Ok(bytes)).await {

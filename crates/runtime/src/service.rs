@@ -1,11 +1,17 @@
-//! The start and the shutdown of a request-reply service, shared by auth and rooms.
+//! The start and the shutdown of a request-reply service, and its endpoints as one table, shared
+//! by auth and rooms.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::service::{endpoint::Endpoint, Group, Service, ServiceExt};
+use dyschat_protocol::ApiError;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connect::ConnectError;
+use crate::rpc;
 use crate::topology::TopologyError;
 
 /// Why a request-reply service gave up. Each variant prints as one line an operator can act on.
@@ -39,6 +45,62 @@ pub async fn endpoint(group: &Group, name: &str) -> Result<Endpoint, ServiceErro
         .endpoint(name)
         .await
         .map_err(|e| ServiceError::Nats(format!("could not add endpoint {name}: {e}")))
+}
+
+/// A service's endpoints as one table (name -> handler), so adding an endpoint is one line and
+/// every endpoint is served, traced, counted and drained the same way ([`rpc::serve_with`]).
+#[derive(Default)]
+pub struct Endpoints {
+    routes: Vec<(&'static str, rpc::Handler)>,
+}
+
+impl Endpoints {
+    pub fn new() -> Self {
+        Endpoints::default()
+    }
+
+    /// Adds the endpoint `name` (in the service's group) answered by `handler`.
+    pub fn route<Req, Resp, E, H, Fut>(mut self, name: &'static str, handler: H) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+        H: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        self.routes.push((name, rpc::handler(handler)));
+        self
+    }
+
+    /// The endpoint names, in the order they were added.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.routes.iter().map(|(name, _)| *name)
+    }
+
+    /// Adds every endpoint to `group`; none is served before all were added.
+    pub async fn bind(self, group: &Group) -> Result<BoundEndpoints, ServiceError> {
+        let mut bound = Vec::with_capacity(self.routes.len());
+        for (name, handler) in self.routes {
+            bound.push((endpoint(group, name).await?, handler));
+        }
+        Ok(BoundEndpoints { bound })
+    }
+}
+
+/// The endpoints of an [`Endpoints`] table once added to the service.
+pub struct BoundEndpoints {
+    bound: Vec<(Endpoint, rpc::Handler)>,
+}
+
+impl BoundEndpoints {
+    /// Serves every endpoint until `shutdown`, each request on its own task of `tracker` (which
+    /// [`finish`] then drains).
+    pub async fn serve(self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+        futures::future::join_all(self.bound.into_iter().map(|(endpoint, handler)| {
+            rpc::serve_with(endpoint, tracker.clone(), shutdown.clone(), handler)
+        }))
+        .await;
+    }
 }
 
 /// Waits (bounded by `drain`) for the requests in flight, withdraws the service from `$SRV`

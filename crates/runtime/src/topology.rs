@@ -1,5 +1,5 @@
-//! The JetStream layout of the mesh: the message stream, the writer's durable consumer and the KV
-//! buckets, defined once.
+//! The JetStream layout of the mesh: the message and counter streams, the writer's durable consumer
+//! and the KV buckets, defined once.
 //!
 //! Every service ensures the parts it uses at start. Creation is idempotent (the server accepts a
 //! create with an identical configuration), and a stream or bucket that exists with a different
@@ -84,6 +84,41 @@ pub async fn ensure_dead_letter_stream(
     .await
 }
 
+/// How long a counter increment's `Nats-Msg-Id` is remembered: a retried increment (its ack was
+/// lost) within this window counts once.
+pub const COUNTER_DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+
+/// NATS counters (`allow_msg_counter`): each subject's last message holds its total, so only the
+/// last one is kept. Direct get is on, so many counters are read in one batch.
+pub fn counters_stream_config(config: &TopologySettings) -> stream::Config {
+    stream::Config {
+        name: COUNTERS_STREAM.into(),
+        description: Some("DYSCHAT counters (member counts), one subject per counter".into()),
+        subjects: vec![subjects::COUNTERS_WILDCARD.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::Old,
+        num_replicas: config.stream_replicas,
+        max_messages_per_subject: 1,
+        duplicate_window: COUNTER_DEDUPE_WINDOW,
+        allow_direct: true,
+        allow_message_counter: true,
+        ..Default::default()
+    }
+}
+
+pub async fn ensure_counters_stream(
+    js: &jetstream::Context,
+    config: &TopologySettings,
+) -> Result<stream::Stream, TopologyError> {
+    retrying(|| async {
+        js.create_stream(counters_stream_config(config))
+            .await
+            .map_err(|e| classify("stream", COUNTERS_STREAM, &e))
+    })
+    .await
+}
+
 pub fn writer_consumer_config() -> pull::Config {
     pull::Config {
         durable_name: Some(WRITER_CONSUMER.into()),
@@ -125,7 +160,23 @@ pub fn members_bucket(config: &TopologySettings) -> kv::Config {
     bucket(
         config,
         MEMBERS_BUCKET,
-        "DYSCHAT room member sets by room id",
+        "DYSCHAT room members: <room_id>.<user_id>",
+    )
+}
+
+pub fn memberships_bucket(config: &TopologySettings) -> kv::Config {
+    bucket(
+        config,
+        MEMBERSHIPS_BUCKET,
+        "DYSCHAT rooms of each user: <user_id>.<room_id>",
+    )
+}
+
+pub fn room_index_bucket(config: &TopologySettings) -> kv::Config {
+    bucket(
+        config,
+        ROOM_INDEX_BUCKET,
+        "DYSCHAT room list in creation order: room id",
     )
 }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use dyschat_protocol::wire::Credentials;
 use dyschat_protocol::{subjects::auth, ApiError};
-use dyschat_runtime::{connect, prometheus, rpc, service, topology};
+use dyschat_runtime::service::{self, Endpoints};
+use dyschat_runtime::{connect, prometheus, topology};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,13 +41,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         "DYSCHAT accounts: register and login",
     )
     .await?;
-    let group = service.group(auth::GROUP);
-    let register_ep = service::endpoint(&group, auth::REGISTER).await?;
-    let login_ep = service::endpoint(&group, auth::LOGIN).await?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
-
-    let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
-    let tracker = TaskTracker::new();
     let concurrency = match config.auth.auth_hash_concurrency {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -89,10 +83,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             .map_err(ApiError::from)
         }
     };
-    tokio::join!(
-        rpc::serve(register_ep, tracker.clone(), shutdown.clone(), register),
-        rpc::serve(login_ep, tracker.clone(), shutdown.clone(), login),
-    );
+    let endpoints = Endpoints::new()
+        .route(auth::REGISTER, register)
+        .route(auth::LOGIN, login)
+        .bind(&service.group(auth::GROUP))
+        .await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
+
+    let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
+    let tracker = TaskTracker::new();
+    endpoints.serve(&tracker, &shutdown).await;
 
     service::finish(
         "dyschat-auth",

@@ -3,6 +3,7 @@
 //! Handlers return typed [`RoomsError`]s, turned into the contract's [`ApiError`] only here.
 
 use dyschat_protocol::ApiError;
+use dyschat_runtime::direct::DirectError;
 
 use crate::store::StoreError;
 
@@ -11,8 +12,8 @@ pub use dyschat_runtime::service::ServiceError as Error;
 
 /// Why one rooms request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RoomsError {
-    /// The request breaks a rule of the contract (id, name, topic, limit).
+pub(crate) enum RoomsError {
+    /// The request breaks a rule of the contract (id, name, topic, limit, cursor).
     #[error("{0}")]
     Invalid(ApiError),
     #[error("room not found")]
@@ -32,17 +33,30 @@ impl From<RoomsError> for ApiError {
         match e {
             RoomsError::Invalid(api) => api,
             RoomsError::NotFound => ApiError::not_found("room not found"),
-            RoomsError::Store(StoreError::Unavailable(detail)) => {
-                tracing::warn!(%detail, "room store unavailable");
-                ApiError::unavailable("room store unavailable, try again")
-            }
-            RoomsError::Store(StoreError::Contended { room_id, attempts }) => {
-                tracing::warn!(%room_id, attempts, "member set update kept conflicting");
-                ApiError::unavailable("room is busy, try again")
-            }
-            RoomsError::Store(e @ (StoreError::Corrupt { .. } | StoreError::Exists(_))) => {
-                ApiError::internal(e.to_string())
-            }
+            RoomsError::Store(e) => store_error(e),
+        }
+    }
+}
+
+/// A store failure: what the caller may retry is `unavailable`, anything else `internal`.
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable { what, detail } => {
+            tracing::warn!(%what, %detail, "room store unavailable");
+            ApiError::unavailable("room store unavailable, try again")
+        }
+        StoreError::Direct(
+            e @ (DirectError::TimedOut(_) | DirectError::NoResponders(_) | DirectError::Nats(_)),
+        ) => {
+            tracing::warn!(error = %e, "room store read unavailable");
+            ApiError::unavailable("room store unavailable, try again")
+        }
+        StoreError::Contended { key, attempts } => {
+            tracing::warn!(%key, attempts, "record kept conflicting");
+            ApiError::unavailable("room is busy, try again")
+        }
+        e @ (StoreError::Corrupt { .. } | StoreError::Exists(_) | StoreError::Direct(_)) => {
+            ApiError::internal(e.to_string())
         }
     }
 }
@@ -51,6 +65,7 @@ impl From<RoomsError> for ApiError {
 mod tests {
     use super::*;
     use dyschat_protocol::ErrorCode;
+    use std::time::Duration;
 
     #[test]
     fn codes_follow_the_contract() {
@@ -65,10 +80,19 @@ mod tests {
             ErrorCode::BadRequest
         );
         let busy = StoreError::Contended {
-            room_id: "r".into(),
+            key: "r.u".into(),
             attempts: 3,
         };
         assert_eq!(code(busy.into()), ErrorCode::Unavailable);
+        let down = StoreError::Unavailable {
+            what: "dyschat_members",
+            detail: "x".into(),
+        };
+        assert_eq!(code(down.into()), ErrorCode::Unavailable);
+        let slow = StoreError::Direct(DirectError::TimedOut(Duration::from_secs(1)));
+        assert_eq!(code(slow.into()), ErrorCode::Unavailable);
+        let odd = StoreError::Direct(DirectError::Malformed("x".into()));
+        assert_eq!(code(odd.into()), ErrorCode::Internal);
         let corrupt = StoreError::Corrupt {
             key: "r".into(),
             detail: "x".into(),

@@ -1,20 +1,21 @@
-//! The DYSCHAT rooms service: rooms and their member sets over NATS request-reply.
+//! The DYSCHAT rooms service: rooms and their members over NATS request-reply.
 //!
-//! Rooms live in the `dyschat_rooms` KV bucket and member sets in `dyschat_room_members`, both
-//! keyed by room id. Member sets change only by compare-and-set on the entry's revision, so any
-//! number of service instances may join and leave users concurrently without losing an update.
-//! Who is online comes from the `dyschat_presence` bucket, which ws-agents write.
+//! Built so that a room of 100,000 members costs the same per join, leave, membership check and
+//! member page as a room of 10: one KV record per (room, member), a NATS counter for the member
+//! count, and batched direct gets for pages (members, their presence, the room list) instead of
+//! reading whole sets. The `store` module documents the layout.
 //!
-//! [`records`] holds the pure data logic, [`store`] the buckets, [`handlers`] the six
-//! operations and [`service`] the NATS wiring.
+//! `records` holds what is stored and `paging` the cursor and page logic (pure, unit-tested),
+//! `store` the buckets and streams, `handlers` the operations and `service` the NATS wiring.
 
-pub mod config;
-pub mod error;
-pub mod handlers;
-pub mod records;
-pub mod service;
-pub mod store;
+mod config;
+mod error;
+mod handlers;
+mod paging;
+mod records;
+mod service;
+mod store;
 
-pub use config::Config;
-pub use error::{Error, RoomsError};
+pub use config::{Config, RoomsSettings};
+pub use error::Error;
 pub use service::run;

@@ -1,7 +1,8 @@
-//! What the buckets hold and the pure logic on it: member-set changes, paging and presence.
+//! What the rooms service stores, as JSON values of its buckets, and the contract's views of them.
 //! Nothing here touches the network, so it is all unit-tested.
-
-use std::collections::{BTreeMap, HashSet};
+//!
+//! Every field added after the first version of a record is `#[serde(default)]`, so records
+//! written before it still read (the next issues add room visibility, bans and invitations).
 
 use bytes::Bytes;
 use dyschat_protocol::wire::{Member, Role, Room};
@@ -9,9 +10,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::store::StoreError;
 
-/// A room as stored under its id in the rooms bucket.
+/// A room, under its id in `dyschat_rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomRecord {
+pub(crate) struct RoomRecord {
     pub room_id: String,
     pub name: String,
     pub topic: String,
@@ -20,7 +21,7 @@ pub struct RoomRecord {
 }
 
 impl RoomRecord {
-    /// The contract's Room; the member count lives in another bucket, so the caller supplies it.
+    /// The contract's Room; the member count is a counter of its own, so the caller supplies it.
     pub fn view(self, member_count: u64) -> Room {
         Room {
             room_id: self.room_id,
@@ -31,116 +32,94 @@ impl RoomRecord {
             member_count,
         }
     }
-}
 
-/// The members of one room, `user_id -> username`, stored as one JSON object under the room id.
-/// A `BTreeMap` keeps the encoding and the member listing in a stable order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MemberSet(pub BTreeMap<String, String>);
-
-impl MemberSet {
-    pub fn with(user_id: &str, username: &str) -> Self {
-        let mut set = MemberSet::default();
-        set.0.insert(user_id.into(), username.into());
-        set
-    }
-
-    pub fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, user_id: &str) -> bool {
-        self.0.contains_key(user_id)
-    }
-
-    /// The members with whether each is online, in user id order.
-    pub fn members(&self, online: &HashSet<String>) -> Vec<Member> {
-        self.0
-            .iter()
-            .map(|(user_id, username)| Member {
-                user_id: user_id.clone(),
-                username: username.clone(),
-                online: online.contains(user_id),
-                role: Role::Member,
-            })
-            .collect()
-    }
-}
-
-/// One membership change, applied to a member set inside a compare-and-set loop (so it may be
-/// applied several times to successive versions of the set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Join { user_id: String, username: String },
-    Leave { user_id: String },
-}
-
-impl Change {
-    /// Applies the change; returns whether the set changed. Joining twice or leaving a room one
-    /// is not in changes nothing, which is what makes join and leave idempotent.
-    pub fn apply(&self, set: &mut MemberSet) -> bool {
-        match self {
-            Change::Join { user_id, username } => {
-                if set.contains(user_id) {
-                    false
-                } else {
-                    set.0.insert(user_id.clone(), username.clone());
-                    true
-                }
-            }
-            Change::Leave { user_id } => set.0.remove(user_id).is_some(),
+    /// The role a user joining this room gets: its creator is its owner, anyone else a member.
+    pub fn role_of(&self, user_id: &str) -> Role {
+        if self.owner_id == user_id {
+            Role::Owner
+        } else {
+            Role::Member
         }
     }
 
-    pub fn joined(&self) -> bool {
-        matches!(self, Change::Join { .. })
+    pub fn index_entry(&self) -> RoomIndexEntry {
+        RoomIndexEntry {
+            name: self.name.clone(),
+            created_at: self.created_at.clone(),
+        }
     }
 }
 
-/// One page of room ids: those after `cursor` in ascending order (ULIDs, so creation order), at
-/// most `limit`, and the cursor of the next page when more follow.
-pub fn page(
-    mut ids: Vec<String>,
-    cursor: Option<&str>,
-    limit: usize,
-) -> (Vec<String>, Option<String>) {
-    ids.sort_unstable();
-    ids.dedup();
-    let mut page: Vec<String> = ids
-        .into_iter()
-        .filter(|id| cursor.is_none_or(|c| id.as_str() > c))
-        .take(limit.saturating_add(1))
-        .collect();
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last().cloned()
-    } else {
-        None
-    };
-    (page, next)
+/// One member of one room, under `<room_id>.<user_id>` in `dyschat_members`. Its KV revision
+/// orders what happens to the pair (see `Access::revision`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MemberRecord {
+    pub user_id: String,
+    pub username: String,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub joined_at: String,
 }
 
-/// The users with at least one presence key (`<user_id>.<agent_id>`), i.e. an open socket on
-/// some agent.
-pub fn online_users<I: IntoIterator<Item = String>>(presence_keys: I) -> HashSet<String> {
-    presence_keys
-        .into_iter()
-        .filter_map(|key| key.split_once('.').map(|(user, _)| user.to_string()))
-        .collect()
+impl MemberRecord {
+    pub fn view(self, online: bool) -> Member {
+        Member {
+            user_id: self.user_id,
+            username: self.username,
+            online,
+            role: self.role,
+        }
+    }
 }
 
-pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, StoreError> {
+/// The user's side of a membership, under `<user_id>.<room_id>` in `dyschat_memberships`: what
+/// "my rooms" and the quota of rooms joined read, without touching any room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MembershipEntry {
+    #[serde(default)]
+    pub joined_at: String,
+}
+
+/// A room's entry in `dyschat_room_index`, written once when the room is created: small, so a
+/// list page reads little, and never rewritten, so the list's order (the index stream's
+/// sequence) is creation order and stays stable across pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RoomIndexEntry {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// The payload of a NATS counter's last message, `{"val":"<decimal>"}`.
+#[derive(Debug, Deserialize)]
+struct CounterValue {
+    val: String,
+}
+
+/// A counter's total; a count below zero (which only a lost increment could cause) reads as 0.
+pub(crate) fn counter_total(key: &str, payload: &[u8]) -> Result<u64, StoreError> {
+    let value: CounterValue = decode(key, payload)?;
+    parse_total(key, &value.val)
+}
+
+/// The total in an increment's ack (`val`), parsed like [`counter_total`].
+pub(crate) fn parse_total(key: &str, value: &str) -> Result<u64, StoreError> {
+    let total: i128 = value.trim().parse().map_err(|_| StoreError::Corrupt {
+        key: key.to_string(),
+        detail: format!("counter value {value:?} is not a number"),
+    })?;
+    Ok(u64::try_from(total.max(0)).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, StoreError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| corrupt(key, e))
 }
 
-pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(key, e))
 }
 
@@ -155,85 +134,70 @@ fn corrupt(key: &str, e: serde_json::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    fn join(user: &str) -> Change {
-        Change::Join {
-            user_id: user.into(),
-            username: format!("name-{user}"),
-        }
-    }
-
-    fn leave(user: &str) -> Change {
-        Change::Leave {
-            user_id: user.into(),
-        }
-    }
-
-    #[test]
-    fn changes_are_idempotent() {
-        let mut set = MemberSet::with("owner", "Owner");
-        assert!(join("u1").apply(&mut set));
-        assert!(!join("u1").apply(&mut set));
-        assert_eq!(set.len(), 2);
-        assert!(leave("u1").apply(&mut set));
-        assert!(!leave("u1").apply(&mut set));
-        assert!(!leave("nobody").apply(&mut set));
-        assert_eq!(set, MemberSet::with("owner", "Owner"));
-    }
-
-    #[test]
-    fn member_sets_encode_as_a_json_map() {
-        let mut set = MemberSet::with("b", "Bob");
-        join("a").apply(&mut set);
-        let bytes = encode("r", &set).unwrap();
-        assert_eq!(&bytes[..], br#"{"a":"name-a","b":"Bob"}"#);
-        assert_eq!(decode::<MemberSet>("r", &bytes).unwrap(), set);
-        assert!(matches!(
-            decode::<MemberSet>("r", b"[1]"),
-            Err(StoreError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn room_records_round_trip() {
-        let record = RoomRecord {
+    fn room() -> RoomRecord {
+        RoomRecord {
             room_id: "01J".into(),
             name: "General".into(),
             topic: String::new(),
             owner_id: "u1".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn room_records_round_trip_and_view() {
+        let record = room();
         let bytes = encode("01J", &record).unwrap();
         assert_eq!(decode::<RoomRecord>("01J", &bytes).unwrap(), record);
+        assert_eq!(record.role_of("u1"), Role::Owner);
+        assert_eq!(record.role_of("u2"), Role::Member);
+        let entry = record.index_entry();
+        assert_eq!(entry.name, "General");
         let room = record.view(3);
         assert_eq!((room.room_id.as_str(), room.member_count), ("01J", 3));
     }
 
     #[test]
-    fn paging_walks_every_id_once_in_order() {
-        let ids: Vec<String> = (0..7).rev().map(|i| format!("r{i}")).collect();
-        let (first, next) = page(ids.clone(), None, 3);
-        assert_eq!(first, ["r0", "r1", "r2"]);
-        assert_eq!(next.as_deref(), Some("r2"));
-        let (second, next) = page(ids.clone(), next.as_deref(), 3);
-        assert_eq!(second, ["r3", "r4", "r5"]);
-        let (third, next) = page(ids.clone(), next.as_deref(), 3);
-        assert_eq!((third, next), (vec!["r6".to_string()], None));
-        // An exact fit has no next page.
-        let (all, next) = page(ids.clone(), None, 7);
-        assert_eq!((all.len(), next), (7, None));
-        // A cursor past the end is an empty last page.
-        assert_eq!(page(ids, Some("z"), 3), (vec![], None));
+    fn member_records_encode_their_role_and_read_without_new_fields() {
+        let record = MemberRecord {
+            user_id: "u1".into(),
+            username: "alice".into(),
+            role: Role::Owner,
+            joined_at: "2026-01-01T00:00:00.000Z".into(),
+        };
+        let bytes = encode("r.u1", &record).unwrap();
+        assert_eq!(
+            &bytes[..],
+            br#"{"user_id":"u1","username":"alice","role":"owner","joined_at":"2026-01-01T00:00:00.000Z"}"#
+        );
+        assert_eq!(decode::<MemberRecord>("r.u1", &bytes).unwrap(), record);
+        // A record without the later fields (and with fields from a later version) still reads.
+        let old: MemberRecord =
+            decode("r.u2", br#"{"user_id":"u2","username":"bob","muted":true}"#).unwrap();
+        assert_eq!((old.role, old.joined_at.as_str()), (Role::Member, ""));
+        let member = old.view(true);
+        assert!(member.online && member.role == Role::Member);
+        assert!(matches!(
+            decode::<MemberRecord>("r.u3", b"[1]"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
-    fn presence_keys_name_online_users() {
-        let online =
-            online_users(["u1.agentA", "u1.agentB", "u2.agentA", "junk"].map(String::from));
-        assert_eq!(online.len(), 2);
-        assert!(online.contains("u1") && online.contains("u2"));
-        let set = MemberSet::with("u2", "Two");
-        let members = set.members(&online);
-        assert!(members[0].online);
-        assert!(!MemberSet::with("u3", "Three").members(&online)[0].online);
+    fn small_entries_tolerate_missing_fields() {
+        assert_eq!(
+            decode::<MembershipEntry>("u.r", b"{}").unwrap().joined_at,
+            ""
+        );
+        assert_eq!(decode::<RoomIndexEntry>("r", b"{}").unwrap().name, "");
+    }
+
+    #[test]
+    fn counters_read_as_totals() {
+        assert_eq!(counter_total("c", br#"{"val":"6"}"#).unwrap(), 6);
+        assert_eq!(counter_total("c", br#"{"val":"-2"}"#).unwrap(), 0);
+        assert_eq!(parse_total("c", "100000").unwrap(), 100_000);
+        assert!(counter_total("c", br#"{"val":"x"}"#).is_err());
+        assert!(counter_total("c", b"6").is_err());
     }
 }

@@ -4,15 +4,17 @@
 //! One test target (`cargo test --test rooms_service`) split by theme; this file holds the
 //! helpers.
 
+mod access;
 mod membership;
+mod pages;
 mod rooms;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dyschat_protocol::wire::{
-    CreateRoomRequest, ListRoomsRequest, MemberList, MembershipEvent, MembershipReply,
-    MembershipRequest, Room, RoomList, RoomRequest,
+    Access, AccessRequest, CreateRoomRequest, ListRoomsRequest, MemberList, MembersRequest,
+    MembershipEvent, MembershipReply, MembershipRequest, Room, RoomList, RoomRequest,
 };
 use dyschat_protocol::{subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, topology};
@@ -106,6 +108,42 @@ impl Harness {
 
     async fn members(&self, room_id: &str) -> Result<MemberList, ApiError> {
         self.call(subjects::rooms::MEMBERS, &room(room_id)).await
+    }
+
+    /// One page of members, asked for the way a paging client does.
+    async fn members_page(
+        &self,
+        room_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<MemberList, ApiError> {
+        let req = MembersRequest {
+            room_id: room_id.into(),
+            limit,
+            cursor: cursor.map(String::from),
+        };
+        self.call(subjects::rooms::MEMBERS, &req).await
+    }
+
+    async fn access(&self, room_id: &str, user: &str) -> Result<Access, ApiError> {
+        let req = AccessRequest {
+            room_id: room_id.into(),
+            user_id: user.into(),
+        };
+        self.call(subjects::rooms::ACCESS, &req).await
+    }
+
+    /// `count` users `<prefix><i>` join `room_id`, 32 requests at a time.
+    async fn join_many(&self, room_id: &str, prefix: &str, count: usize) {
+        let users: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
+        let joined: Vec<_> = futures::stream::iter(users.iter())
+            .map(|user| self.join(room_id, user))
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for reply in joined {
+            assert!(reply.unwrap().changed);
+        }
     }
 
     async fn member_ids(&self, room_id: &str) -> BTreeSet<String> {

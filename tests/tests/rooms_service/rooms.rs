@@ -159,6 +159,7 @@ async fn the_service_is_discoverable() {
         subjects::rooms::JOIN,
         subjects::rooms::LEAVE,
         subjects::rooms::MEMBERS,
+        subjects::rooms::ACCESS,
     ]
     .into_iter()
     .map(subjects::rooms::subject)

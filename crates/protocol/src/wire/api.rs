@@ -147,12 +147,22 @@ pub struct ListRoomsRequest {
 }
 
 /// One page of a room's members (`limit` 1..=1000, `cursor` from the previous page).
+///
+/// `limit` 0 or missing means the default page of [`MembersRequest::DEFAULT_LIMIT`], so a caller
+/// that sends only `{room_id}` (what a [`RoomRequest`] encodes to) gets the first page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MembersRequest {
     pub room_id: String,
+    #[serde(default)]
     pub limit: usize,
     #[serde(default)]
     pub cursor: Option<String>,
+}
+
+impl MembersRequest {
+    /// The page size when none is asked for, and the largest one.
+    pub const DEFAULT_LIMIT: usize = 1000;
+    pub const MAX_LIMIT: usize = 1000;
 }
 
 /// Whether a user is a member of a room, and as what. `revision` orders what is known about the
