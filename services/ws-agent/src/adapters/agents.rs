@@ -10,11 +10,13 @@ use async_nats::jetstream::kv;
 use dyschat_protocol::layout;
 use tokio_util::sync::CancellationToken;
 
-use super::direct;
-use crate::ports::PortResult;
+use async_nats::jetstream::kv::Operation;
+use dyschat_runtime::direct::DirectGet;
 
-/// The most agents counted.
-const MAX_AGENTS: usize = 10_000;
+use crate::ports::{PortError, PortResult};
+
+/// The most agents counted (one batch).
+const MAX_AGENTS: usize = 1024;
 /// How often the agents are counted (more often than entries are refreshed, so an agent that
 /// just started is counted by the others within seconds).
 const COUNT_EVERY: Duration = Duration::from_secs(2);
@@ -37,11 +39,21 @@ impl AgentRegistry {
 
     /// The live agents: entries whose last operation is a put (markers do not count).
     async fn count(&self) -> PortResult<usize> {
-        let filter = format!("$KV.{}.*", layout::AGENTS_BUCKET);
-        let request = serde_json::json!({"multi_last": [filter], "batch": MAX_AGENTS});
-        let stream = format!("KV_{}", layout::AGENTS_BUCKET);
-        let entries = direct::batch(&self.client, &stream, request, COUNT_TIMEOUT).await?;
-        Ok(entries.iter().filter(|m| !direct::is_kv_removal(m)).count())
+        let filter = layout::kv_subject(layout::AGENTS_BUCKET, "*");
+        let entries = DirectGet::new(self.client.clone(), COUNT_TIMEOUT)
+            .multi_last(
+                &layout::kv_stream(layout::AGENTS_BUCKET),
+                &[filter],
+                MAX_AGENTS,
+                None,
+            )
+            .await
+            .map_err(PortError::failed)?;
+        Ok(entries
+            .messages
+            .iter()
+            .filter(|m| m.operation == Operation::Put)
+            .count())
     }
 
     /// Refreshes this agent's entry every [`layout::PRESENCE_REFRESH`] and counts the agents

@@ -8,7 +8,6 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use async_nats::header;
 use async_nats::jetstream::{
     self,
     consumer::{pull::OrderedConfig, DeliverPolicy},
@@ -21,7 +20,9 @@ use dyschat_runtime::telemetry;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use super::{bounded, direct};
+use dyschat_runtime::direct::DirectGet;
+
+use super::bounded;
 use crate::ports::{Ack, AckFuture, MessageStream, PortError, PortResult, Sequenced};
 
 /// How long one step of a JetStream read may take before the read is abandoned.
@@ -45,23 +46,16 @@ impl JetStreamMessages {
     /// The newest message of `subject` with a sequence of at most `up_to`, asked of any replica
     /// (a batched direct get: `multi_last` with `up_to_seq`); 0 if there is none.
     async fn direct_newest_up_to(&self, subject: &str, up_to: u64) -> PortResult<u64> {
-        let request = serde_json::json!({"multi_last": [subject], "up_to_seq": up_to, "batch": 1});
-        let replies = direct::batch(
-            &self.client,
-            layout::MESSAGES_STREAM,
-            request,
-            READ_STEP_TIMEOUT,
-        )
-        .await?;
-        match replies.first() {
-            None => Ok(0),
-            Some(reply) => reply
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(header::NATS_SEQUENCE))
-                .and_then(|v| v.as_str().parse().ok())
-                .ok_or_else(|| PortError::Decode("direct get reply without Nats-Sequence".into())),
-        }
+        let batch = DirectGet::new(self.client.clone(), READ_STEP_TIMEOUT)
+            .multi_last(
+                layout::MESSAGES_STREAM,
+                &[subject.to_string()],
+                1,
+                Some(up_to),
+            )
+            .await
+            .map_err(PortError::failed)?;
+        Ok(batch.messages.first().map_or(0, |m| m.sequence))
     }
 }
 

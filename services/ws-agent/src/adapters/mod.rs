@@ -3,7 +3,6 @@
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
 pub(crate) mod agents;
-mod direct;
 pub(crate) mod jetstream;
 pub(crate) mod nats;
 pub(crate) mod presence;

@@ -12,7 +12,10 @@ use dyschat_protocol::{layout, subjects, wire::PresenceEvent};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::{bounded, direct};
+use async_nats::jetstream::kv::Operation;
+use dyschat_runtime::direct::DirectGet;
+
+use super::bounded;
 use crate::ports::{PortError, PortResult, PresenceStore};
 
 /// How long the "online elsewhere" lookup may take.
@@ -65,17 +68,19 @@ impl PresenceStore for KvPresence {
                 layout::PRESENCE_BUCKET,
                 layout::presence_key(user_id, &self.agent_id)
             );
-            let request = serde_json::json!({"multi_last": [filter], "batch": MAX_AGENTS_PER_USER});
-            let stream = format!("KV_{}", layout::PRESENCE_BUCKET);
-            let entries = direct::batch(&self.client, &stream, request, LOOKUP_TIMEOUT).await?;
-            Ok(entries.iter().any(|m| {
-                let subject = m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(async_nats::header::NATS_SUBJECT))
-                    .map(|s| s.as_str());
-                !direct::is_kv_removal(m) && subject != Some(own.as_str())
-            }))
+            let entries = DirectGet::new(self.client.clone(), LOOKUP_TIMEOUT)
+                .multi_last(
+                    &layout::kv_stream(layout::PRESENCE_BUCKET),
+                    &[filter],
+                    MAX_AGENTS_PER_USER,
+                    None,
+                )
+                .await
+                .map_err(PortError::failed)?;
+            Ok(entries
+                .messages
+                .iter()
+                .any(|m| m.operation == Operation::Put && m.subject != own))
         }
         .boxed()
     }
