@@ -4,7 +4,9 @@
 //! A page is one range query; `prev_seq` is the score of the neighbouring member, so it is read
 //! with one extra element rather than stored.
 
-use dyschat_protocol::layout::history::{key, HIGH_WATER_KEY, HIGH_WATER_MEMBER};
+use dyschat_protocol::layout::history::{
+    key, room_rebuilding_key, HIGH_WATER_KEY, HIGH_WATER_MEMBER, MARKER_COMPLETE, MARKER_KEY,
+};
 use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
 
@@ -33,6 +35,37 @@ pub fn queue_high_water(pipe: &mut redis::Pipeline, seq: u64) {
         .arg("GT")
         .arg(seq)
         .arg(HIGH_WATER_MEMBER);
+}
+
+/// What the history store can be trusted with, as far as Redis itself knows: whether it holds
+/// the whole history (marker complete, the room not being rebuilt) and up to which stream
+/// sequence it has stored everything it was given. A reader trusts it for the room's messages up
+/// to the writer consumer's ack floor only when `complete` and the high water reaches that floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreState {
+    pub complete: bool,
+    pub high_water: u64,
+}
+
+/// Reads [`StoreState`] for `room_id` in one round trip.
+pub async fn state<C: ConnectionLike>(
+    conn: &mut C,
+    room_id: &str,
+) -> redis::RedisResult<StoreState> {
+    let (marker, rebuilding, high): (Option<String>, bool, Option<f64>) = redis::pipe()
+        .cmd("GET")
+        .arg(MARKER_KEY)
+        .cmd("EXISTS")
+        .arg(room_rebuilding_key(room_id))
+        .cmd("ZSCORE")
+        .arg(HIGH_WATER_KEY)
+        .arg(HIGH_WATER_MEMBER)
+        .query_async(conn)
+        .await?;
+    Ok(StoreState {
+        complete: marker.as_deref() == Some(MARKER_COMPLETE) && !rebuilding,
+        high_water: high.map_or(0, |s| s as u64),
+    })
 }
 
 /// The history's high water (0 when none is recorded: a new or emptied Redis).

@@ -18,7 +18,7 @@ use dyschat_protocol::wire::{
     MessagePage, PresenceEvent, StoredMessage, TypingEvent,
 };
 use dyschat_protocol::ApiError;
-use dyschat_runtime::history::PageQuery;
+use dyschat_runtime::history::{PageQuery, StoreState};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
@@ -79,6 +79,16 @@ pub(crate) trait MessageStream: Send + Sync {
     /// The room's newest `seq` that is at most `up_to`, 0 if none: the `prev_seq` of a message
     /// known only by its own `seq` (`up_to = seq - 1`).
     fn newest_up_to<'a>(&'a self, room_id: &'a str, up_to: u64) -> BoxFuture<'a, PortResult<u64>>;
+    /// The room's first `n` messages with `seq > after`, oldest first (fewer at the end).
+    fn first_after<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        n: usize,
+    ) -> BoxFuture<'a, PortResult<Vec<Sequenced>>>;
+    /// Every message at or below this stream sequence was stored in history by msg-writer (the
+    /// ack floor of its durable consumer): what the history store may be trusted with.
+    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>>;
     /// The room's messages with `after < seq <= up_to`, oldest first, or `None` when there are
     /// more than `limit` of them.
     fn replay<'a>(
@@ -92,6 +102,8 @@ pub(crate) trait MessageStream: Send + Sync {
 
 /// Room history as msg-writer stored it.
 pub(crate) trait HistoryStore: Send + Sync {
+    /// Whether the store holds everything it was given (see [`StoreState`]).
+    fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<StoreState>>;
     fn page<'a>(
         &'a self,
         room_id: &'a str,

@@ -31,16 +31,26 @@ const READ_STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`MessageStream::newest_up_to`] gives up confirming it with the leader.
 const CONFIRM_STEPS: usize = 32;
 
+/// How long a read of the writer's ack floor is reused: a floor only rises, so a slightly old
+/// one only makes a reader trust the history store a little less than it could.
+const FLOOR_FRESH: Duration = Duration::from_millis(250);
+
 #[derive(Clone)]
 pub(crate) struct JetStreamMessages {
     js: jetstream::Context,
     stream: Stream,
     client: async_nats::Client,
+    floor: std::sync::Arc<std::sync::Mutex<Option<(tokio::time::Instant, u64)>>>,
 }
 
 impl JetStreamMessages {
     pub(crate) fn new(js: jetstream::Context, stream: Stream, client: async_nats::Client) -> Self {
-        JetStreamMessages { js, stream, client }
+        JetStreamMessages {
+            js,
+            stream,
+            client,
+            floor: Default::default(),
+        }
     }
 
     /// The newest message of `subject` with a sequence of at most `up_to`, asked of any replica
@@ -151,6 +161,74 @@ impl MessageStream for JetStreamMessages {
             Err(PortError::Failed(format!(
                 "the room's position at {up_to} did not settle in {CONFIRM_STEPS} steps"
             )))
+        }
+        .boxed()
+    }
+
+    fn first_after<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        n: usize,
+    ) -> BoxFuture<'a, PortResult<Vec<Sequenced>>> {
+        async move {
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let consumer = self
+                .stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: subjects::room_messages(room_id),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: after + 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(PortError::failed)?;
+            let mut pending = consumer.cached_info().num_pending;
+            let mut messages = consumer.messages().await.map_err(PortError::failed)?;
+            let mut out = Vec::new();
+            while pending > 0 && out.len() < n {
+                let next = tokio::time::timeout(READ_STEP_TIMEOUT, messages.next())
+                    .await
+                    .map_err(|_| PortError::Timeout)?;
+                let Some(next) = next else { break };
+                let message = next.map_err(PortError::failed)?;
+                let info = message.info().map_err(PortError::failed)?;
+                pending = info.pending;
+                let seq = info.stream_sequence;
+                match serde_json::from_slice::<StoredMessage>(&message.payload) {
+                    Ok(stored) => out.push(Sequenced { seq, stored }),
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "undecodable stored message skipped")
+                    }
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>> {
+        async move {
+            let cached = *self.floor.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, floor)) = cached {
+                if at.elapsed() < FLOOR_FRESH {
+                    return Ok(floor);
+                }
+            }
+            let info = tokio::time::timeout(
+                READ_STEP_TIMEOUT,
+                self.stream.consumer_info(layout::WRITER_CONSUMER),
+            )
+            .await
+            .map_err(|_| PortError::Timeout)?
+            .map_err(PortError::failed)?;
+            let floor = info.ack_floor.stream_sequence;
+            *self.floor.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((tokio::time::Instant::now(), floor));
+            Ok(floor)
         }
         .boxed()
     }

@@ -11,18 +11,79 @@ use redis::aio::ConnectionManager;
 
 use crate::ports::{Grant, HistoryStore, PortError, PortResult, RateStore};
 
+/// How long a history read may wait for Redis: the stream answers what Redis cannot, so a slow
+/// Redis must not make every page slow.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// After a failure, Redis is not asked again for this long (the stream answers meanwhile), so an
+/// outage does not cost every request a timeout.
+const BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Remembers that Redis just failed.
+#[derive(Clone, Default)]
+struct Breaker(std::sync::Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl Breaker {
+    fn open(&self) -> bool {
+        let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|u| u > Instant::now())
+    }
+
+    fn trip(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + BACKOFF);
+    }
+
+    /// Runs `call` within `timeout` unless the breaker is open; a failure trips it.
+    async fn call<T>(
+        &self,
+        timeout: std::time::Duration,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> PortResult<T> {
+        if self.open() {
+            return Err(PortError::Failed("Redis failed a moment ago".into()));
+        }
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(PortError::failed(e)),
+            Err(_) => Err(PortError::Timeout),
+        };
+        if result.is_err() {
+            self.trip();
+        }
+        result
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
     redis: ConnectionManager,
+    breaker: Breaker,
 }
 
 impl RedisHistory {
     pub(crate) fn new(redis: ConnectionManager) -> Self {
-        RedisHistory { redis }
+        RedisHistory {
+            redis,
+            breaker: Breaker::default(),
+        }
     }
 }
 
 impl HistoryStore for RedisHistory {
+    fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<history::StoreState>> {
+        async move {
+            let mut redis = self.redis.clone();
+            let started = Instant::now();
+            let result = self
+                .breaker
+                .call(READ_TIMEOUT, history::state(&mut redis, room_id))
+                .await;
+            prometheus::redis_timing("history_state", started);
+            result
+        }
+        .boxed()
+    }
+
     fn page<'a>(
         &'a self,
         room_id: &'a str,
@@ -32,9 +93,15 @@ impl HistoryStore for RedisHistory {
         async move {
             let mut redis = self.redis.clone();
             let started = Instant::now();
-            let result = history::page(&mut redis, room_id, query, limit).await;
+            let result = self
+                .breaker
+                .call(
+                    READ_TIMEOUT,
+                    history::page(&mut redis, room_id, query, limit),
+                )
+                .await;
             prometheus::redis_timing("history", started);
-            result.map_err(PortError::failed)
+            result
         }
         .boxed()
     }

@@ -28,6 +28,7 @@ mod error;
 pub(crate) mod events;
 pub(crate) mod join;
 mod membership;
+mod pages;
 mod presence;
 mod send;
 
@@ -142,10 +143,7 @@ impl Core {
         limit: usize,
     ) -> Result<MessagePage, CoreError> {
         self.membership.authorize(room_id, &user.user_id).await?;
-        self.history
-            .page(room_id, query, limit)
-            .await
-            .map_err(CoreError::unavailable("history"))
+        self.history_page(room_id, query, limit).await
     }
 
     /// A page of the room's members, for a member: `limit` 1..=1000 (default 1000), `cursor`

@@ -28,6 +28,7 @@ pub(crate) struct Fixture {
     pub bus: Arc<FakeBus>,
     pub rooms: Arc<FakeRooms>,
     pub presence: Arc<FakePresence>,
+    pub history: Arc<FakeHistory>,
     pub shutdown: CancellationToken,
 }
 
@@ -57,10 +58,11 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let stream = Arc::new(FakeStream::new(bus.clone()));
     let rooms = Arc::new(FakeRooms::default());
     let presence = Arc::new(FakePresence::default());
+    let history = Arc::new(FakeHistory::new(stream.clone()));
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
-        history: Arc::new(FakeHistory),
+        history: history.clone(),
         rooms: rooms.clone(),
         bus: bus.clone(),
         presence: presence.clone(),
@@ -73,6 +75,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         bus,
         rooms,
         presence,
+        history,
         shutdown,
     }
 }

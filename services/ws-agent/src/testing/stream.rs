@@ -94,6 +94,9 @@ pub(crate) struct FakeStream {
     pub failing: AtomicBool,
     pub newest_up_to_calls: AtomicUsize,
     pub replays: AtomicUsize,
+    /// The writer consumer's ack floor (everything at or below it is in history); `u64::MAX`:
+    /// the writer keeps up with everything.
+    pub writer_floor: std::sync::atomic::AtomicU64,
 }
 
 impl FakeStream {
@@ -105,6 +108,7 @@ impl FakeStream {
             failing: AtomicBool::new(false),
             newest_up_to_calls: AtomicUsize::new(0),
             replays: AtomicUsize::new(0),
+            writer_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -123,6 +127,22 @@ impl FakeStream {
                 .inject(&stored.room_id, live_copy(&stored, seq, prev));
         }
         seq
+    }
+
+    /// The room's messages with `seq <= up_to`, in order (what a history store holding
+    /// everything up to there would return).
+    pub(crate) fn room_messages(&self, room_id: &str, up_to: u64) -> Vec<(u64, StoredMessage)> {
+        lock(&self.stored)
+            .messages
+            .iter()
+            .filter(|(seq, m)| m.room_id == room_id && *seq <= up_to)
+            .cloned()
+            .collect()
+    }
+
+    /// The stream's last seq (any room).
+    pub(crate) fn last_seq_any(&self) -> u64 {
+        lock(&self.stored).last_seq
     }
 
     /// The room's newest seq.
@@ -203,6 +223,35 @@ pub(crate) fn message(room_id: &str, body: &str) -> StoredMessage {
 }
 
 impl MessageStream for FakeStream {
+    fn first_after<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+        n: usize,
+    ) -> BoxFuture<'a, PortResult<Vec<Sequenced>>> {
+        let result = self.fail_if_failing().map(|()| {
+            lock(&self.stored)
+                .messages
+                .iter()
+                .filter(|(seq, m)| m.room_id == room_id && *seq > after)
+                .take(n)
+                .map(|(seq, m)| Sequenced {
+                    seq: *seq,
+                    stored: m.clone(),
+                })
+                .collect()
+        });
+        futures::future::ready(result).boxed()
+    }
+
+    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>> {
+        let floor = self
+            .writer_floor
+            .load(Ordering::SeqCst)
+            .min(lock(&self.stored).last_seq);
+        futures::future::ready(Ok(floor)).boxed()
+    }
+
     fn publish<'a>(
         &'a self,
         _room_id: &'a str,

@@ -2,4 +2,5 @@
 
 mod events;
 mod join;
+mod pages;
 mod send;

@@ -1,0 +1,224 @@
+//! A page of a room's history that never leaves out an acknowledged message, nor gives a wrong
+//! `prev_seq`, because the history store is behind.
+//!
+//! Redis holds what msg-writer stored; the stream holds everything acknowledged. The store is
+//! trusted for the room's messages up to the writer consumer's ack floor, and only while Redis
+//! says it holds the whole history (marker complete, the room not being rebuilt) and its high
+//! water reaches that floor (a Redis restored from an old snapshot does not). Above the trusted
+//! sequence — the writer lagging, stopped, or Redis away or emptied — messages are read from the
+//! stream, walking back message by message for a `before` page and forward for an `after` page,
+//! at most a page (plus one) of them. In the usual case (the writer a few milliseconds behind)
+//! that costs one position lookup and nothing else.
+
+use dyschat_protocol::wire::{Message, MessagePage};
+use dyschat_runtime::history::{PageQuery, StoreState};
+
+use super::{Core, CoreError};
+use crate::ports::Sequenced;
+
+impl Core {
+    /// The highest sequence up to which the store holds every message of every room.
+    async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
+        let floor = self
+            .stream
+            .writer_floor()
+            .await
+            .map_err(CoreError::unavailable("history"))?;
+        let state = match self.history.state(room_id).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::debug!(error = %e, "history store unavailable; reading the stream");
+                StoreState::default()
+            }
+        };
+        Ok(if state.complete && state.high_water >= floor {
+            floor
+        } else {
+            0
+        })
+    }
+
+    /// A page of the room's history (the caller has checked the user may read it).
+    pub(crate) async fn history_page(
+        &self,
+        room_id: &str,
+        query: PageQuery,
+        limit: usize,
+    ) -> Result<MessagePage, CoreError> {
+        let trusted = self.trusted_up_to(room_id).await?;
+        match query {
+            PageQuery::Before(before) => self.page_before(room_id, before, limit, trusted).await,
+            PageQuery::After(after) => self.page_after(room_id, after, limit, trusted).await,
+        }
+    }
+
+    async fn store_page(
+        &self,
+        room_id: &str,
+        query: PageQuery,
+        limit: usize,
+    ) -> Result<MessagePage, CoreError> {
+        self.history
+            .page(room_id, query, limit)
+            .await
+            .map_err(CoreError::unavailable("history"))
+    }
+
+    async fn newest_up_to(&self, room_id: &str, up_to: u64) -> Result<u64, CoreError> {
+        self.stream
+            .newest_up_to(room_id, up_to)
+            .await
+            .map_err(CoreError::unavailable("history"))
+    }
+
+    async fn stored_at(&self, seq: u64) -> Result<Sequenced, CoreError> {
+        let stored = self
+            .stream
+            .stored(seq)
+            .await
+            .map_err(CoreError::unavailable("history"))?;
+        Ok(Sequenced { seq, stored })
+    }
+
+    /// The newest `limit` messages below `before` (all when `None`), oldest first.
+    async fn page_before(
+        &self,
+        room_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        trusted: u64,
+    ) -> Result<MessagePage, CoreError> {
+        let start = before.map_or(u64::MAX, |b| b.saturating_sub(1));
+        // Walk back from the newest message below `before` while the store cannot vouch for
+        // it: `tail` (newest first) is what the store may lack, `boundary` the first message at
+        // or below the trusted sequence (0: the room's start).
+        let mut tail: Vec<u64> = Vec::new();
+        let mut cursor = start;
+        let boundary = loop {
+            if tail.len() > limit {
+                // A page and one more: enough to know there is more, no boundary needed.
+                break 0;
+            }
+            let seq = match cursor {
+                0 => 0,
+                u64::MAX => self
+                    .stream
+                    .last_seq(room_id)
+                    .await
+                    .map_err(CoreError::unavailable("history"))?,
+                _ => self.newest_up_to(room_id, cursor).await?,
+            };
+            if seq == 0 || seq <= trusted {
+                break seq;
+            }
+            tail.push(seq);
+            cursor = seq - 1;
+        };
+        if tail.is_empty() {
+            // Everything below `before` is at or below the trusted sequence: the store's page.
+            return self
+                .store_page(room_id, PageQuery::Before(before), limit)
+                .await;
+        }
+        let has_more_in_tail = tail.len() > limit;
+        // The message before the oldest one shown: the next one of the walk, or the boundary.
+        let prev_of_oldest = if has_more_in_tail {
+            tail[limit]
+        } else {
+            boundary
+        };
+        tail.truncate(limit);
+        let mut newest = Vec::with_capacity(tail.len());
+        for &seq in &tail {
+            newest.push(self.stored_at(seq).await?);
+        }
+        newest.reverse();
+        let mut from_stream = chain(room_id, newest, prev_of_oldest);
+        if has_more_in_tail || boundary == 0 {
+            return Ok(MessagePage {
+                messages: from_stream,
+                has_more: has_more_in_tail,
+            });
+        }
+        // The rest from the store, which holds everything up to the boundary.
+        let oldest = tail.last().copied().unwrap_or(start);
+        let rest = limit - from_stream.len();
+        let mut page = self
+            .store_page(room_id, PageQuery::Before(Some(oldest)), rest)
+            .await?;
+        page.messages.append(&mut from_stream);
+        Ok(page)
+    }
+
+    /// The oldest `limit` messages after `after`, oldest first.
+    async fn page_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: usize,
+        trusted: u64,
+    ) -> Result<MessagePage, CoreError> {
+        let mut messages: Vec<Message> = Vec::new();
+        if trusted > after {
+            let page = self
+                .store_page(room_id, PageQuery::After(after), limit)
+                .await?;
+            let mut has_more = page.has_more;
+            // The store is complete up to the trusted sequence; what it has above may have holes.
+            let complete: Vec<Message> = page
+                .messages
+                .into_iter()
+                .take_while(|m| m.seq <= trusted)
+                .collect();
+            if complete.len() == limit {
+                if !has_more {
+                    let last = complete.last().map_or(after, |m| m.seq);
+                    has_more = !self.first_after(room_id, last, 1).await?.is_empty();
+                }
+                return Ok(MessagePage {
+                    messages: complete,
+                    has_more,
+                });
+            }
+            messages = complete;
+        }
+        // The rest from the stream, after what the store vouched for.
+        let from = messages
+            .last()
+            .map_or(after.max(trusted), |m| m.seq.max(trusted));
+        let want = limit - messages.len();
+        let mut read = self.first_after(room_id, from, want + 1).await?;
+        let has_more = read.len() > want;
+        read.truncate(want);
+        let prev = match messages.last() {
+            Some(m) => m.seq,
+            None => self.newest_up_to(room_id, from).await?,
+        };
+        messages.append(&mut chain(room_id, read, prev));
+        Ok(MessagePage { messages, has_more })
+    }
+
+    async fn first_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        n: usize,
+    ) -> Result<Vec<Sequenced>, CoreError> {
+        self.stream
+            .first_after(room_id, after, n)
+            .await
+            .map_err(CoreError::unavailable("history"))
+    }
+}
+
+/// Messages read in order from the stream, each with the previous one's seq as `prev_seq`.
+fn chain(room_id: &str, read: Vec<Sequenced>, mut prev: u64) -> Vec<Message> {
+    read.into_iter()
+        .filter(|s| s.stored.room_id == room_id)
+        .map(|s| {
+            let message = Message::from_stored(s.stored, s.seq, prev);
+            prev = s.seq;
+            message
+        })
+        .collect()
+}
