@@ -48,12 +48,27 @@ pub enum Error {
 
 /// Runs the writer until `shutdown`; the chunks being written are finished and acked first.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let client = connect::nats(&config.common, &config.nats, "dyschat-msg-writer").await?;
+    let (client, reconnects) =
+        connect::nats_with_reconnects(&config.common, &config.nats, "dyschat-msg-writer").await?;
     let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(client.clone());
     let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
     topology::ensure_dead_letter_stream(&js, &config.topology).await?;
     let consumer = topology::ensure_writer_consumer(&stream).await?;
+    // A replaced or restarted nats-server may have lost the streams or the consumer: ensure them
+    // again after every reconnection.
+    let keeper = {
+        let (js, topology) = (js.clone(), config.topology.clone());
+        topology::keep(reconnects, shutdown.clone(), move || {
+            let (js, topology) = (js.clone(), topology.clone());
+            async move {
+                let stream = topology::ensure_messages_stream(&js, &topology).await?;
+                topology::ensure_dead_letter_stream(&js, &topology).await?;
+                topology::ensure_writer_consumer(&stream).await?;
+                Ok(())
+            }
+        })
+    };
     let metrics_server = prometheus::spawn_for(&config.writer.msg_writer_metrics_addr, &shutdown);
     metric::export_at_zero(&[
         metric::WRITER_DEAD_LETTERED_TOTAL,
@@ -119,6 +134,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         return Err(e);
     }
     let _ = rebuild.await;
+    keeper.abort();
     rebuilds.close();
     rebuilds.wait().await;
     let _ = pending.await;

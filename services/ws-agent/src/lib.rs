@@ -100,13 +100,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let nats = connect::nats(&config.common, &config.nats, "dyschat-ws-agent").await?;
+    let (nats, reconnects) =
+        connect::nats_with_reconnects(&config.common, &config.nats, "dyschat-ws-agent").await?;
     let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(nats.clone());
     let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
     let presence_kv =
         topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?;
     let agents_kv = topology::ensure_bucket(&js, topology::agents_bucket(&config.topology)).await?;
+    // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
+    // again after every reconnection.
+    let keeper = {
+        let (js, topology) = (js.clone(), config.topology.clone());
+        topology::keep(reconnects, shutdown.clone(), move || {
+            let (js, topology) = (js.clone(), topology.clone());
+            async move {
+                topology::ensure_messages_stream(&js, &topology).await?;
+                topology::ensure_bucket(&js, topology::presence_bucket(&topology)).await?;
+                topology::ensure_bucket(&js, topology::agents_bucket(&topology)).await?;
+                Ok(())
+            }
+        })
+    };
 
     let tracker = TaskTracker::new();
     let agent_shutdown = shutdown.child_token();
@@ -179,6 +194,7 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(drain, presence).await;
     let _ = tokio::time::timeout(drain, registry).await;
+    keeper.abort();
     if let Err(e) = events.await {
         tracing::warn!(error = %e, "event task failed");
     }

@@ -1,0 +1,110 @@
+//! After nats-server restarts, everything works again without restarting a service: the memory
+//! buckets (presence, agents) are gone with the old server and are ensured again, and new rooms,
+//! joins, sends, presence, member lists and logins all work.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use dyschat_tests::client::{Api, WsClient};
+use dyschat_tests::mesh::Mesh;
+use dyschat_tests::wait_until;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn everything_works_after_nats_server_restarts() -> anyhow::Result<()> {
+    let mut mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let alice = api.register_and_login("alice").await?;
+    let old_room = api.create_room(&alice.token, "before").await?;
+    let mut alice_ws = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
+    alice_ws.join(&old_room, None).await?;
+
+    mesh.nats.restart().await?;
+    // The memory-storage presence bucket did not survive; the services ensure it again.
+    let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
+    wait_until(Duration::from_secs(30), "the presence bucket again", || {
+        let js = js.clone();
+        async move { js.get_key_value("dyschat_presence").await.is_ok() }
+    })
+    .await?;
+
+    // A new user, a new room, a join, a send: all through the restarted server.
+    let bob = wait_for_ok(|| api.register_and_login("bobby")).await?;
+    let room = wait_for_ok(|| api.create_room(&bob.token, "after")).await?;
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(&alice.token),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "join: {status} {body}");
+    let mut bob_ws = WsClient::connect(&mesh.agent(0).ws(), &bob.token).await?;
+    bob_ws.join(&room, None).await?;
+    bob_ws
+        .send(json!({"type": "send", "room_id": room, "body": "after the restart"}))
+        .await?;
+    bob_ws.recv_type("ack").await?;
+    // Presence: both are online again (their entries are written back within a refresh).
+    wait_until(Duration::from_secs(30), "both members online", || {
+        let (api, token, room) = (api.clone(), bob.token.clone(), room.clone());
+        async move {
+            let Ok((status, body)) = api
+                .call(
+                    "GET",
+                    &format!("/api/v1/rooms/{room}/members"),
+                    Some(&token),
+                    None,
+                )
+                .await
+            else {
+                return false;
+            };
+            let members = body["members"].as_array().cloned().unwrap_or_default();
+            status == 200 && members.len() == 2 && members.iter().all(|m| m["online"] == true)
+        }
+    })
+    .await?;
+    // The room joined before the restart still delivers live.
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{old_room}/messages"),
+            Some(&alice.token),
+            Some(json!({"body": "old room, new server"})),
+        )
+        .await?;
+    ensure!(status == 201);
+    let m = alice_ws.recv_type("message").await?;
+    ensure!(m["body"] == "old room, new server", "{m}");
+    let login = api
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": "correct horse"})),
+        )
+        .await?;
+    ensure!(login.0 == 200, "login after the restart: {login:?}");
+    let _ = login.1.get("token").context("token")?;
+    Ok(())
+}
+
+/// Retries `f` for a while: right after the restart a request may still find the server
+/// electing its stream leaders.
+async fn wait_for_ok<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut last = None;
+    for _ in 0..60 {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("never succeeded")))
+}
