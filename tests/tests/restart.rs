@@ -108,3 +108,23 @@ where
     }
     Err(last.unwrap_or_else(|| anyhow::anyhow!("never succeeded")))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ready_means_the_services_behind_the_agent_answer() -> anyhow::Result<()> {
+    let mut mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let (status, body) = api.call("GET", "/readyz", None, None).await?;
+    ensure!(status == 200 && body["services"] == true, "{status} {body}");
+    let rooms = mesh
+        .services
+        .iter()
+        .position(|s| s.name == "rooms")
+        .context("rooms")?;
+    mesh.services.remove(rooms).stop().await?;
+    let (status, body) = api.call("GET", "/readyz", None, None).await?;
+    ensure!(
+        status == 503 && body["services"] == false && body["nats"] == true,
+        "without rooms: {status} {body}"
+    );
+    Ok(())
+}

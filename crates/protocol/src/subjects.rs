@@ -58,6 +58,12 @@ pub mod rooms {
     }
 }
 
+/// The NATS service API's ping of the micro service `service` (`$SRV.PING.<service>`): it answers
+/// once its endpoints are subscribed.
+pub fn service_ping(service: &str) -> String {
+    format!("$SRV.PING.{service}")
+}
+
 fn with_id(prefix: &str, id: &str) -> String {
     debug_assert!(is_valid_id(id), "unvalidated id in a subject: {id:?}");
     format!("{prefix}.{id}")

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dyschat_protocol::subjects;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 
@@ -24,17 +25,49 @@ pub(crate) struct AgentState {
     pub redis: ConnectionManager,
 }
 
+/// What `/readyz` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    pub nats: bool,
+    pub redis: bool,
+    /// The auth and rooms services answer `$SRV.PING`: requests that need them will be served.
+    pub services: bool,
+}
+
+impl Readiness {
+    pub(crate) fn ready(&self) -> bool {
+        self.nats && self.redis && self.services
+    }
+}
+
 impl AgentState {
-    /// Whether NATS and Redis answer, for `/readyz`.
-    pub(crate) async fn readiness(&self) -> (bool, bool) {
-        let nats_ok = self.nats.connection_state() == async_nats::connection::State::Connected;
+    /// Whether NATS, Redis and the services behind the agent answer, for `/readyz`: ready means
+    /// the mesh can serve, not just that this process is connected.
+    pub(crate) async fn readiness(&self) -> Readiness {
+        let nats = self.nats.connection_state() == async_nats::connection::State::Connected;
         let mut redis = self.redis.clone();
-        let redis_ok = tokio::time::timeout(
-            READY_TIMEOUT,
-            redis::cmd("PING").query_async::<String>(&mut redis),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        (nats_ok, redis_ok)
+        let ping = redis::cmd("PING");
+        let redis_ping =
+            tokio::time::timeout(READY_TIMEOUT, ping.query_async::<String>(&mut redis));
+        let services = async {
+            for service in [subjects::auth::SERVICE, subjects::rooms::SERVICE] {
+                let ping = self
+                    .nats
+                    .request(subjects::service_ping(service), Default::default());
+                if !tokio::time::timeout(READY_TIMEOUT, ping)
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+                {
+                    return false;
+                }
+            }
+            true
+        };
+        let (redis, services) = tokio::join!(redis_ping, services);
+        Readiness {
+            nats,
+            redis: redis.is_ok_and(|r| r.is_ok()),
+            services: nats && services,
+        }
     }
 }

@@ -13,19 +13,23 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: NATS and Redis answer",
-    responses((status = 200, description = "NATS and Redis answer: `{nats: true, redis: true}`"),
-        (status = 503, description = "NATS or Redis does not answer; the body says which")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: NATS, Redis, auth and rooms answer",
+    responses((status = 200, description = "The mesh can serve: `{nats: true, redis: true, services: true}`"),
+        (status = 503, description = "NATS, Redis, or the auth and rooms services do not answer; the body says which")))]
 pub(crate) async fn readyz(State(state): AppState) -> impl IntoResponse {
-    let (nats_ok, redis_ok) = state.readiness().await;
-    let status = if nats_ok && redis_ok {
+    let found = state.readiness().await;
+    let status = if found.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(serde_json::json!({ "nats": nats_ok, "redis": redis_ok })),
+        Json(serde_json::json!({
+            "nats": found.nats,
+            "redis": found.redis,
+            "services": found.services,
+        })),
     )
 }
 
