@@ -105,6 +105,10 @@ impl Mesh {
                 "100000".to_string(),
             ),
             ("DYSCHAT_REQUEST_BURST".to_string(), "100000".to_string()),
+            (
+                "DYSCHAT_MAX_BYTES_PER_USER_PER_DAY".to_string(),
+                "4000000000".to_string(),
+            ),
             // In-process services share one metrics recorder (the agents' `/metrics` shows it
             // all); the services' own endpoints stay off unless a test asks for them.
             ("DYSCHAT_AUTH_METRICS_ADDR".to_string(), String::new()),

@@ -149,6 +149,10 @@ pub fn mesh_env(nats_url: &str, redis_addr: &str, extra: &[(&str, &str)]) -> Vec
         ("DYSCHAT_SEND_BURST".into(), "100000".into()),
         ("DYSCHAT_REQUEST_RATE_PER_SEC".into(), "100000".into()),
         ("DYSCHAT_REQUEST_BURST".into(), "100000".into()),
+        (
+            "DYSCHAT_MAX_BYTES_PER_USER_PER_DAY".into(),
+            "4000000000".into(),
+        ),
         // Several meshes run at once; the services' own /metrics ports would collide.
         ("DYSCHAT_AUTH_METRICS_ADDR".into(), String::new()),
         ("DYSCHAT_ROOMS_METRICS_ADDR".into(), String::new()),

@@ -68,6 +68,10 @@ pub struct AgentSettings {
     pub send_rate_per_sec: f64,
     /// Sends one user may make at once before the sustained rate applies.
     pub send_burst: u32,
+    /// Bytes of messages (and, later, files) one user may store per day.
+    pub max_bytes_per_user_per_day: u64,
+    /// `join` replays (`since`) one agent reads from the stream at once.
+    pub max_concurrent_replays: usize,
     /// Sustained frames and HTTP requests of every other kind one user may make per second.
     pub request_rate_per_sec: f64,
     /// Such requests one user may make at once.
@@ -103,6 +107,8 @@ impl Default for AgentSettings {
             ping_idle_secs: 30,
             send_rate_per_sec: 20.0,
             send_burst: 60,
+            max_bytes_per_user_per_day: 200 * 1024 * 1024,
+            max_concurrent_replays: 64,
             request_rate_per_sec: 20.0,
             request_burst: 100,
             login_attempts_per_addr_per_min: 60,
@@ -153,6 +159,12 @@ impl Section for AgentSettings {
                 "REQUEST_RATE_PER_SEC",
                 "must be a positive number of requests per second",
             );
+        }
+        if !(1024..=u64::from(u32::MAX)).contains(&self.max_bytes_per_user_per_day) {
+            return bad("MAX_BYTES_PER_USER_PER_DAY", "must be 1024 to 4294967295");
+        }
+        if !(1..=100_000).contains(&self.max_concurrent_replays) {
+            return bad("MAX_CONCURRENT_REPLAYS", "must be 1 to 100000");
         }
         if self.request_burst == 0 {
             return bad("REQUEST_BURST", "must be at least 1");
@@ -237,6 +249,11 @@ impl fmt::Debug for AgentSettings {
             .field("ping_idle_secs", &self.ping_idle_secs)
             .field("send_rate_per_sec", &self.send_rate_per_sec)
             .field("send_burst", &self.send_burst)
+            .field(
+                "max_bytes_per_user_per_day",
+                &self.max_bytes_per_user_per_day,
+            )
+            .field("max_concurrent_replays", &self.max_concurrent_replays)
             .field("request_rate_per_sec", &self.request_rate_per_sec)
             .field("request_burst", &self.request_burst)
             .field(

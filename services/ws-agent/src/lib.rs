@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use dyschat_protocol::ids;
+use dyschat_protocol::{ids, subjects};
 use dyschat_runtime::{connect, metric, topology};
 
 pub use config::Config;
@@ -156,12 +156,20 @@ pub async fn serve(
         redis,
     });
 
-    let event_stream = bus
-        .events()
-        .await
-        .map_err(|e| Error::Subscribe(e.to_string()))?;
-    let events_core = core.clone();
-    let events = tokio::spawn(async move { core::events::run(&events_core, event_stream).await });
+    let mut events = Vec::new();
+    for wildcards in [
+        &[subjects::MEMBERSHIP_WILDCARD][..],
+        &[subjects::TYPING_WILDCARD, subjects::PRESENCE_WILDCARD][..],
+    ] {
+        let stream = bus
+            .events(wildcards)
+            .await
+            .map_err(|e| Error::Subscribe(e.to_string()))?;
+        let events_core = core.clone();
+        events.push(tokio::spawn(async move {
+            core::events::run(&events_core, stream).await
+        }));
+    }
     let registry = adapters::agents::AgentRegistry::new(agents_kv, nats.clone(), agent_id.clone());
     let agents_count = core.limits.agents.clone();
     let registry_token = agent_shutdown.clone();
@@ -195,8 +203,10 @@ pub async fn serve(
     let _ = tokio::time::timeout(drain, presence).await;
     let _ = tokio::time::timeout(drain, registry).await;
     keeper.abort();
-    if let Err(e) = events.await {
-        tracing::warn!(error = %e, "event task failed");
+    for task in events {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "event task failed");
+        }
     }
     if let Err(e) = nats.flush().await {
         tracing::warn!(error = %e, "NATS flush on shutdown failed");

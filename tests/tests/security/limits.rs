@@ -351,3 +351,42 @@ async fn typing_reaches_others_at_most_once_per_two_seconds() -> anyhow::Result<
     ensure!((1..=2).contains(&typing), "{typing} typing frames in 3 s");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_past_the_daily_byte_quota_is_stopped_alone() -> anyhow::Result<()> {
+    let mesh =
+        Mesh::start_with(1, vars(&[("DYSCHAT_MAX_BYTES_PER_USER_PER_DAY", "10000")])).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let hog = api.register_and_login("hog").await?;
+    let other = api.register_and_login("other").await?;
+    let room = member_room(&api, &hog, &[&other]).await?;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let body = "x".repeat(4000);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let answer = call(
+            &mesh.agent(0).http(),
+            reqwest::Method::POST,
+            &path,
+            Some(&hog.token),
+            Some(json!({"body": body})),
+        )
+        .await?;
+        statuses.push(answer.0);
+        if answer.0 == 429 {
+            ensure_429("over the byte quota", &answer, 86_400_000)?;
+        }
+    }
+    ensure!(statuses == [201, 201, 429, 429], "{statuses:?}");
+    // Everyone else goes on.
+    let (status, _, _) = call(
+        &mesh.agent(0).http(),
+        reqwest::Method::POST,
+        &path,
+        Some(&other.token),
+        Some(json!({"body": body})),
+    )
+    .await?;
+    ensure!(status == 201, "another user: {status}");
+    Ok(())
+}

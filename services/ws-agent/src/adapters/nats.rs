@@ -21,15 +21,16 @@ impl NatsBus {
         NatsBus { client }
     }
 
-    /// The membership, typing and presence events of the whole mesh.
-    pub(crate) async fn events(&self) -> PortResult<BoxStream<'static, EventMessage>> {
+    /// The mesh's events on `wildcards`, as one stream. Membership events get a subscription and
+    /// a task of their own (see `lib.rs`), so a flood of typing or presence cannot make the
+    /// client drop them as a slow consumer, nor delay them behind the flood.
+    pub(crate) async fn events(
+        &self,
+        wildcards: &[&str],
+    ) -> PortResult<BoxStream<'static, EventMessage>> {
         let mut subscriptions = Vec::new();
-        for wildcard in [
-            subjects::MEMBERSHIP_WILDCARD,
-            subjects::TYPING_WILDCARD,
-            subjects::PRESENCE_WILDCARD,
-        ] {
-            subscriptions.push(bounded(self.client.subscribe(wildcard)).await?);
+        for wildcard in wildcards {
+            subscriptions.push(bounded(self.client.subscribe(wildcard.to_string())).await?);
         }
         let events = futures::stream::select_all(subscriptions).map(|m| EventMessage {
             subject: m.subject.to_string(),

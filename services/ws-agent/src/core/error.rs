@@ -25,6 +25,9 @@ pub(crate) enum CoreError {
     },
     #[error("the socket is closing")]
     Closing,
+    /// A bounded resource of the agent is in use to its bound; the client may try again.
+    #[error("{0}")]
+    Busy(&'static str),
     /// A bug (e.g. a value of ours that does not serialize); logged where it happens.
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,7 +53,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unavailable { op, .. } => {
                 ApiError::unavailable(format!("{op} failed, try again"))
             }
-            CoreError::Closing => ApiError::unavailable(e.to_string()),
+            CoreError::Closing | CoreError::Busy(_) => ApiError::unavailable(e.to_string()),
             CoreError::Internal(what) => ApiError::internal(what),
         }
     }
@@ -75,6 +78,7 @@ mod tests {
                 ErrorCode::Unavailable,
             ),
             (CoreError::Closing, ErrorCode::Unavailable),
+            (CoreError::Busy("full"), ErrorCode::Unavailable),
             (CoreError::Internal("x".into()), ErrorCode::Internal),
         ];
         for (error, code) in cases {

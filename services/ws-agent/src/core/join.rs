@@ -23,6 +23,8 @@ use crate::socket::{OutFrame, SocketHandle};
 
 /// The most rooms one socket may be joined to.
 pub(crate) const MAX_ROOMS_PER_SOCKET: usize = 100;
+/// How long a join waits for one of the agent's replay slots.
+const REPLAY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The rooms one socket is joined to.
 pub(crate) struct SocketRooms {
@@ -126,6 +128,15 @@ async fn catch_up(
         .newest_up_to(room_id, since)
         .await
         .map_err(CoreError::unavailable("replay"))?;
+    // Bounded: each replay is a consumer on the stream; past the bound a join waits a little,
+    // then is told to try again rather than piling consumers onto the server.
+    let _slot = tokio::time::timeout(REPLAY_WAIT, core.replays.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(CoreError::Busy(
+            "too many rooms being replayed at once, try again",
+        ))?;
     let replay = core
         .stream
         .replay(room_id, since, last_seq, core.recovery_limit)

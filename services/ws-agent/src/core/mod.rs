@@ -67,6 +67,8 @@ pub(crate) struct Core {
     /// Write deadline and ping timing of every socket.
     pub(crate) writer: crate::session::WriterSettings,
     recovery_limit: u64,
+    /// `since` replays read from the stream at once: each is an ordered consumer on the server.
+    replays: tokio::sync::Semaphore,
     pub(crate) limits: Limits,
     pub(crate) membership: Membership,
     pub(crate) presence: Presence,
@@ -101,6 +103,7 @@ impl Core {
                 ping_idle: std::time::Duration::from_secs(settings.ping_idle_secs),
             },
             recovery_limit: settings.recovery_limit,
+            replays: tokio::sync::Semaphore::new(settings.max_concurrent_replays),
             limits: Limits::new(settings, ports.rates.clone()),
             membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
             presence: Presence::new(ports.presence),

@@ -87,6 +87,9 @@ impl Core {
             None => ids::new_id(),
         };
         self.limits.check(Class::Send, &user.user_id).await?;
+        self.limits
+            .check_stored_bytes(&user.user_id, out.body.len())
+            .await?;
         self.membership
             .authorize(&out.room_id, &user.user_id)
             .await?;

@@ -46,6 +46,9 @@ pub(crate) enum Class {
 
 pub(crate) struct Limits {
     sends: SharedLimit,
+    /// Bytes of message bodies a user may store per day (a bucket as big as a day's quota,
+    /// refilled over the day): one account cannot fill the stream's store for everyone.
+    stored_bytes: SharedLimit,
     requests: SharedLimit,
     logins: SharedLimit,
     /// Typing this agent passed on to the mesh, and typing it showed to its sockets: a user with
@@ -67,6 +70,13 @@ impl Limits {
             sends: shared(
                 "send",
                 Rate::new(f64::from(config.send_burst), config.send_rate_per_sec),
+            ),
+            stored_bytes: shared(
+                "bytes",
+                Rate::new(
+                    config.max_bytes_per_user_per_day as f64,
+                    config.max_bytes_per_user_per_day as f64 / 86_400.0,
+                ),
             ),
             requests: shared(
                 "request",
@@ -93,6 +103,19 @@ impl Limits {
             .check(user_id)
             .await
             .map_err(|wait| limited(name, wait))
+    }
+
+    /// `bytes` more stored by `user_id` today, or `rate_limited` (429) until the quota allows.
+    pub(crate) async fn check_stored_bytes(
+        &self,
+        user_id: &str,
+        bytes: usize,
+    ) -> Result<(), ApiError> {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.stored_bytes
+            .check_cost(user_id, bytes)
+            .await
+            .map_err(|wait| limited("bytes", wait))
     }
 
     /// One register or login attempt from `peer`. Without a known address (the router driven

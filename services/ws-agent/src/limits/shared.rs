@@ -76,12 +76,12 @@ impl SharedLimit {
         size.clamp(1.0, self.rate.capacity.max(1.0)) as u32
     }
 
-    /// Spends a leased token of `key`, if one is there.
-    fn spend_leased(&self, key: &str, now: Instant) -> bool {
+    /// Spends `cost` leased tokens of `key`, if that many are there.
+    fn spend_leased(&self, key: &str, cost: u32, now: Instant) -> bool {
         let mut leases = lock(&self.leases);
         match leases.get_mut(key) {
-            Some(lease) if lease.tokens > 0 && lease.expires > now => {
-                lease.tokens -= 1;
+            Some(lease) if lease.tokens >= cost && lease.expires > now => {
+                lease.tokens -= cost;
                 true
             }
             _ => false,
@@ -111,25 +111,35 @@ impl SharedLimit {
 
     /// One request of `key`, or how long to wait.
     pub(crate) async fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_cost(key, 1).await
+    }
+
+    /// A request of `key` that costs `cost` tokens (bytes, for a byte quota), or how long to wait.
+    /// A cost above the burst can never be paid and waits for a full bucket.
+    pub(crate) async fn check_cost(&self, key: &str, cost: u32) -> Result<(), Duration> {
         let now = Instant::now();
-        if self.spend_leased(key, now) {
+        let cost = cost.max(1);
+        if self.spend_leased(key, cost, now) {
             return Ok(());
         }
         if !self.store_is_down(now) {
             let bucket = format!("{}:{key}", self.name);
+            let want = self.lease_size().max(cost);
             match self
                 .store
-                .take(
-                    &bucket,
-                    self.rate.per_sec,
-                    self.rate.capacity,
-                    self.lease_size(),
-                )
+                .take(&bucket, self.rate.per_sec, self.rate.capacity, want)
                 .await
             {
-                Ok(grant) if grant.granted > 0 => {
-                    self.keep_lease(key, grant.granted - 1, now);
+                Ok(grant) if grant.granted >= cost => {
+                    self.keep_lease(key, grant.granted - cost, now);
                     return Ok(());
+                }
+                Ok(grant) if grant.granted > 0 => {
+                    // Not enough for this request: keep what was taken for smaller ones.
+                    self.keep_lease(key, grant.granted, now);
+                    let short = f64::from(cost - grant.granted);
+                    return Err(Duration::try_from_secs_f64(short / self.rate.per_sec)
+                        .unwrap_or(Duration::MAX));
                 }
                 Ok(grant) => return Err(Duration::from_millis(grant.wait_ms.max(1))),
                 Err(e) => {
@@ -139,7 +149,8 @@ impl SharedLimit {
             }
         }
         let share = self.agents.load(Ordering::Relaxed).max(1) as f64;
-        self.fallback.try_acquire_n(key, share, now)
+        self.fallback
+            .try_acquire_n(key, share * f64::from(cost), now)
     }
 }
 
