@@ -14,6 +14,10 @@ use crate::ids::is_valid_id;
 pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
 /// msg-writer's durable pull consumer on [`MESSAGES_STREAM`].
 pub const WRITER_CONSUMER: &str = "msg-writer";
+/// The stream's own de-duplication window: it catches retries racing each other and the short
+/// while before msg-writer indexes a send; older retries are found in the retried-send index
+/// (see [`history::dedupe_key`]), so the server never holds a day of message ids in memory.
+pub const STREAM_DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 /// Messages msg-writer could never store, with the reason.
 pub const DEAD_LETTER_STREAM: &str = "DYSCHAT_DEADLETTER";
 /// How long dead letters are kept.
@@ -159,6 +163,25 @@ pub mod history {
     /// The sorted set of one room.
     pub fn key(room_id: &str) -> String {
         format!("dyschat:history:{room_id}")
+    }
+
+    /// The retried-send index of one room for one UTC day (days since 1970-01-01): field
+    /// [`dedupe_field`] -> the stream sequence of the first send with that id. msg-writer fills
+    /// it with the history and expires a day's hash after the dedupe window and a day more, so
+    /// an agent finds a retry of any age within the window by looking at the days it spans,
+    /// without the stream holding a day of ids in memory.
+    pub fn dedupe_key(room_id: &str, day: u64) -> String {
+        format!("dyschat:dedupe:{{{room_id}}}:{day}")
+    }
+
+    /// The field of a send in [`dedupe_key`]: `<sender_id>:<client_msg_id>`.
+    pub fn dedupe_field(sender_id: &str, client_msg_id: &str) -> String {
+        format!("{sender_id}:{client_msg_id}")
+    }
+
+    /// The UTC day (days since 1970-01-01) of a time given in milliseconds since then.
+    pub fn day_of(unix_ms: i64) -> u64 {
+        u64::try_from(unix_ms.div_euclid(86_400_000)).unwrap_or(0)
     }
 
     /// Present while one room's history is being rebuilt from the stream (after its key was

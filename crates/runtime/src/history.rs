@@ -68,6 +68,73 @@ pub async fn state<C: ConnectionLike>(
     })
 }
 
+/// Queues the retried-send index entries of one room and day (`(field, seq)`, one reply) and the
+/// hash's expiry after `keep_secs` (one reply). `HSETNX` semantics are not needed: a retry that
+/// got through (a second seq) is never stored, the stream dropped it.
+pub fn queue_dedupe(
+    pipe: &mut redis::Pipeline,
+    room_id: &str,
+    day: u64,
+    entries: &[(String, u64)],
+    keep_secs: u64,
+) {
+    let key = dyschat_protocol::layout::history::dedupe_key(room_id, day);
+    pipe.hset_multiple(&key, entries);
+    pipe.expire(&key, i64::try_from(keep_secs).unwrap_or(i64::MAX));
+}
+
+/// The seq of the first send with `field` in any of `days`, and the store's state, in one round
+/// trip.
+pub async fn dedupe_lookup<C: ConnectionLike>(
+    conn: &mut C,
+    room_id: &str,
+    field: &str,
+    days: &[u64],
+) -> redis::RedisResult<(Option<u64>, StoreState)> {
+    let mut pipe = redis::pipe();
+    for day in days {
+        pipe.hget(
+            dyschat_protocol::layout::history::dedupe_key(room_id, *day),
+            field,
+        );
+    }
+    pipe.cmd("GET")
+        .arg(MARKER_KEY)
+        .cmd("EXISTS")
+        .arg(room_rebuilding_key(room_id))
+        .cmd("ZSCORE")
+        .arg(HIGH_WATER_KEY)
+        .arg(HIGH_WATER_MEMBER);
+    let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let tail = values.split_off(days.len().min(values.len()));
+    let found = values
+        .into_iter()
+        .find_map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten());
+    let mut tail = tail.into_iter();
+    let marker: Option<String> = tail
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()?
+        .flatten();
+    let rebuilding: bool = tail
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()?
+        .unwrap_or(false);
+    let high: Option<f64> = tail
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()?
+        .flatten();
+    Ok((
+        found,
+        StoreState {
+            complete: marker.as_deref() == Some(MARKER_COMPLETE) && !rebuilding,
+            high_water: high.map_or(0, |s| s as u64),
+        },
+    ))
+}
+
 /// The history's high water (0 when none is recorded: a new or emptied Redis).
 pub async fn high_water<C: ConnectionLike>(conn: &mut C) -> redis::RedisResult<u64> {
     let score: Option<f64> = redis::cmd("ZSCORE")

@@ -32,6 +32,10 @@ pub const WS_GAP_FILLS_TOTAL: &str = "dyschat_ws_gap_fills_total";
 /// Sockets dropped because a write blocked past `DYSCHAT_WRITE_TIMEOUT_SECS`.
 pub const WS_WRITE_TIMEOUTS_TOTAL: &str = "dyschat_ws_write_timeouts_total";
 
+/// Sends with a `client_msg_id` whose retry check had more unindexed messages to read than the
+/// recovery limit (only the stream's short window protected them).
+pub const DEDUPE_SCANS_OVERFLOWED_TOTAL: &str = "dyschat_dedupe_scans_overflowed_total";
+
 // Redis.
 pub const REDIS_SECONDS: &str = "dyschat_redis_seconds";
 

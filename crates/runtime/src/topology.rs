@@ -46,7 +46,7 @@ pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
         num_replicas: config.stream_replicas,
-        duplicate_window: Duration::from_secs(config.dedupe_window_secs),
+        duplicate_window: STREAM_DEDUPE_WINDOW.min(Duration::from_secs(config.dedupe_window_secs)),
         max_message_size: MAX_FRAME_BYTES as i32,
         allow_direct: true,
         republish: Some(Republish {

@@ -22,8 +22,30 @@ use crate::store::{self, RoomWrite, Settle};
 /// A message ready to store, or the reason it can never be stored.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Prepared {
-    Store { room_id: String, seq: u64 },
+    Store {
+        room_id: String,
+        seq: u64,
+        /// Its field in the retried-send index (`<sender>:<client_msg_id>`).
+        sent_as: String,
+    },
     Poison(String),
+}
+
+/// One message of a chunk, checked, with what the writes need.
+#[derive(Debug)]
+pub(crate) struct Item<T> {
+    pub room_id: String,
+    pub seq: u64,
+    pub sent_as: String,
+    /// The UTC day it was stored (for the retried-send index).
+    pub day: u64,
+    pub message: T,
+}
+
+/// The UTC day of a consumed message, from the time JetStream stored it.
+pub(crate) fn stored_day(published: time::OffsetDateTime) -> u64 {
+    let ms = published.unix_timestamp_nanos() / 1_000_000;
+    layout::history::day_of(i64::try_from(ms).unwrap_or(0))
 }
 
 /// Checks one consumed message: its subject names a room, its payload is a [`StoredMessage`] of
@@ -36,6 +58,7 @@ pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
         Ok(m) if m.room_id == room_id => Prepared::Store {
             room_id: room_id.to_string(),
             seq: stream_seq,
+            sent_as: layout::history::dedupe_field(&m.sender_id, &m.client_msg_id),
         },
         Ok(m) => Prepared::Poison(format!(
             "payload room {} does not match subject room {room_id}",
@@ -48,22 +71,26 @@ pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
 /// The messages of a chunk grouped by room, in order of first appearance: one write per room,
 /// and for each room the positions (in `batch`) of its messages, to ack them.
 pub(crate) fn group_by_room<'a, T>(
-    batch: &'a [(String, u64, T)],
+    batch: &'a [Item<T>],
     payload: impl Fn(&'a T) -> &'a [u8],
 ) -> (Vec<RoomWrite<'a>>, Vec<Vec<usize>>) {
     let mut position: HashMap<&str, usize> = HashMap::new();
     let mut rooms: Vec<RoomWrite<'a>> = Vec::new();
     let mut indices: Vec<Vec<usize>> = Vec::new();
-    for (i, (room_id, seq, item)) in batch.iter().enumerate() {
-        let at = *position.entry(room_id.as_str()).or_insert_with(|| {
+    for (i, item) in batch.iter().enumerate() {
+        let at = *position.entry(item.room_id.as_str()).or_insert_with(|| {
             rooms.push(RoomWrite {
-                room_id: room_id.as_str(),
+                room_id: item.room_id.as_str(),
                 messages: Vec::new(),
+                sends: Vec::new(),
             });
             indices.push(Vec::new());
             rooms.len() - 1
         });
-        rooms[at].messages.push((*seq, payload(item)));
+        rooms[at].messages.push((item.seq, payload(&item.message)));
+        rooms[at]
+            .sends
+            .push((item.day, item.sent_as.as_str(), item.seq));
         indices[at].push(i);
     }
     (rooms, indices)
@@ -79,12 +106,12 @@ pub struct Writer {
 
 /// Acks the messages of one chunk by their position in it.
 struct ChunkSettle<'a> {
-    batch: &'a [(String, u64, JsMessage)],
+    batch: &'a [Item<JsMessage>],
 }
 
 impl Settle for ChunkSettle<'_> {
     async fn ack(&self, index: usize) {
-        if let Some((_, _, message)) = self.batch.get(index) {
+        if let Some(Item { message, .. }) = self.batch.get(index) {
             // A lost ack only causes a redelivery, which the history layout makes harmless.
             if let Err(e) = message.ack().await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered");
@@ -93,7 +120,7 @@ impl Settle for ChunkSettle<'_> {
     }
 
     async fn progress(&self, index: usize) {
-        if let Some((_, _, message)) = self.batch.get(index) {
+        if let Some(Item { message, .. }) = self.batch.get(index) {
             let _ = message.ack_with(AckKind::Progress).await;
         }
     }
@@ -107,19 +134,29 @@ impl Writer {
         let mut batch = Vec::with_capacity(messages.len());
         let mut spans = Vec::with_capacity(if exporting { messages.len() } else { 0 });
         for message in messages {
-            let seq = match message.info() {
-                Ok(info) => info.stream_sequence,
+            let (seq, day) = match message.info() {
+                Ok(info) => (info.stream_sequence, stored_day(info.published)),
                 Err(e) => {
                     tracing::warn!(error = %e, "message without JetStream metadata ignored");
                     continue;
                 }
             };
             match prepare(&message.subject, seq, &message.payload) {
-                Prepared::Store { room_id, seq } => {
+                Prepared::Store {
+                    room_id,
+                    seq,
+                    sent_as,
+                } => {
                     if exporting {
                         spans.push(store_span(&room_id, seq, &message));
                     }
-                    batch.push((room_id, seq, message));
+                    batch.push(Item {
+                        room_id,
+                        seq,
+                        sent_as,
+                        day,
+                        message,
+                    });
                 }
                 Prepared::Poison(reason) => self.dead_letter(message, seq, reason).await,
             }
@@ -227,7 +264,8 @@ mod tests {
             prepare("dyschat.msg.room.r1", 7, &payload("r1")),
             Prepared::Store {
                 room_id: "r1".into(),
-                seq: 7
+                seq: 7,
+                sent_as: "u:c".into(),
             }
         );
     }
@@ -250,15 +288,19 @@ mod tests {
 
     #[test]
     fn messages_are_grouped_by_room_in_order() {
-        let batch = vec![
-            ("a".to_string(), 1, b"1".to_vec()),
-            ("b".to_string(), 2, b"2".to_vec()),
-            ("a".to_string(), 3, b"3".to_vec()),
-        ];
+        let item = |room: &str, seq: u64, payload: &[u8]| Item {
+            room_id: room.to_string(),
+            seq,
+            sent_as: format!("u:{seq}"),
+            day: 20_000,
+            message: payload.to_vec(),
+        };
+        let batch = vec![item("a", 1, b"1"), item("b", 2, b"2"), item("a", 3, b"3")];
         let (rooms, indices) = group_by_room(&batch, |p: &Vec<u8>| p.as_slice());
         assert_eq!(rooms.len(), 2);
         assert_eq!(rooms[0].room_id, "a");
         assert_eq!(rooms[0].messages, vec![(1, &b"1"[..]), (3, &b"3"[..])]);
+        assert_eq!(rooms[0].sends, vec![(20_000, "u:1", 1), (20_000, "u:3", 3)]);
         assert_eq!(indices, vec![vec![0, 2], vec![1]]);
     }
 }

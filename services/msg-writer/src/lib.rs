@@ -75,11 +75,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         metric::WRITER_REBUILDS_TOTAL,
     ]);
     let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
+    // A day of the retried-send index is kept for the dedupe window and a day more.
+    let keep_secs = config.topology.dedupe_window_secs + 86_400;
     let rebuild = tokio::spawn(rebuild::watch(
         stream.clone(),
         consumer.clone(),
         redis.clone(),
         dyschat_protocol::ids::new_id(),
+        keep_secs,
         shutdown.clone(),
     ));
     let rebuilds = tokio_util::task::TaskTracker::new();
@@ -90,6 +93,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             stream: stream.clone(),
             rebuilds: rebuilds.clone(),
             shutdown: shutdown.clone(),
+            keep_secs,
         },
     };
     tracing::info!(

@@ -25,7 +25,7 @@ use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{prepare, Prepared};
+use crate::batch::{prepare, Item, Prepared};
 
 /// How often the writer checks that Redis still holds the history.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -79,10 +79,20 @@ pub async fn watch(
     mut consumer: Consumer<pull::Config>,
     mut redis: ConnectionManager,
     writer_id: String,
+    keep_secs: u64,
     shutdown: CancellationToken,
 ) {
     loop {
-        match check(&stream, &mut consumer, &mut redis, &writer_id, &shutdown).await {
+        match check(
+            &stream,
+            &mut consumer,
+            &mut redis,
+            &writer_id,
+            keep_secs,
+            &shutdown,
+        )
+        .await
+        {
             Ok(Some(count)) => tracing::info!(count, "history rebuilt from JetStream"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "history check failed; will retry"),
@@ -101,6 +111,7 @@ async fn check(
     consumer: &mut Consumer<pull::Config>,
     redis: &mut ConnectionManager,
     writer_id: &str,
+    keep_secs: u64,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let marker: Option<String> = redis::cmd("GET")
@@ -115,11 +126,11 @@ async fn check(
         .ack_floor
         .stream_sequence;
     let rebuilt = match lost(marker.as_deref(), high_water, ack_floor) {
-        Some(why) => rebuild_all(stream, redis, writer_id, why, shutdown).await?,
+        Some(why) => rebuild_all(stream, redis, writer_id, why, keep_secs, shutdown).await?,
         None => None,
     };
     for room in flagged_rooms(redis).await? {
-        rebuild_room(stream, redis, &room, shutdown).await;
+        rebuild_room(stream, redis, &room, keep_secs, shutdown).await;
     }
     Ok(rebuilt)
 }
@@ -149,6 +160,7 @@ async fn rebuild_all(
     redis: &mut ConnectionManager,
     writer_id: &str,
     why: Lost,
+    keep_secs: u64,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let locked: Option<String> = redis::cmd("SET")
@@ -169,7 +181,14 @@ async fn rebuild_all(
         .arg(layout::MARKER_REBUILDING)
         .query_async(redis)
         .await?;
-    let replayed = replay(stream, redis, subjects::ROOM_MESSAGES_WILDCARD, shutdown).await;
+    let replayed = replay(
+        stream,
+        redis,
+        subjects::ROOM_MESSAGES_WILDCARD,
+        keep_secs,
+        shutdown,
+    )
+    .await;
     let result = match replayed {
         Ok(Some(count)) => {
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
@@ -197,11 +216,13 @@ pub(crate) async fn rebuild_room(
     stream: &Stream,
     redis: &mut ConnectionManager,
     room_id: &str,
+    keep_secs: u64,
     shutdown: &CancellationToken,
 ) {
     let mut pause = Duration::from_millis(200);
     loop {
-        match replay(stream, redis, &subjects::room_messages(room_id), shutdown).await {
+        let subject = subjects::room_messages(room_id);
+        match replay(stream, redis, &subject, keep_secs, shutdown).await {
             Ok(Some(count)) => {
                 let cleared: Result<(), _> = redis::cmd("DEL")
                     .arg(layout::room_rebuilding_key(room_id))
@@ -229,6 +250,7 @@ async fn replay(
     stream: &Stream,
     redis: &mut ConnectionManager,
     filter: &str,
+    keep_secs: u64,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let consumer = stream
@@ -241,7 +263,7 @@ async fn replay(
         .map_err(js_err)?;
     let mut pending = consumer.cached_info().num_pending;
     let mut messages = consumer.messages().await.map_err(js_err)?;
-    let mut writes: Vec<(String, u64, bytes::Bytes)> = Vec::with_capacity(CHUNK);
+    let mut writes: Vec<Item<bytes::Bytes>> = Vec::with_capacity(CHUNK);
     let mut count = 0u64;
     let mut last = 0u64;
     while pending > 0 {
@@ -262,13 +284,23 @@ async fn replay(
         last = info.stream_sequence;
         // What is still pending after this one (messages stored since the replay began count).
         pending = info.pending;
-        if let Prepared::Store { room_id, seq } = prepare(&message.subject, last, &message.payload)
+        if let Prepared::Store {
+            room_id,
+            seq,
+            sent_as,
+        } = prepare(&message.subject, last, &message.payload)
         {
-            writes.push((room_id, seq, message.payload.clone()));
+            writes.push(Item {
+                room_id,
+                seq,
+                sent_as,
+                day: crate::batch::stored_day(info.published),
+                message: message.payload.clone(),
+            });
             count += 1;
         }
         if writes.len() >= CHUNK || (pending == 0 && !writes.is_empty()) {
-            write(redis, &writes).await?;
+            write(redis, &writes, keep_secs).await?;
             writes.clear();
         }
     }
@@ -277,14 +309,15 @@ async fn replay(
 
 async fn write(
     redis: &mut ConnectionManager,
-    writes: &[(String, u64, bytes::Bytes)],
+    writes: &[Item<bytes::Bytes>],
+    keep_secs: u64,
 ) -> Result<(), RebuildError> {
     let (rooms, _) = crate::batch::group_by_room(writes, |p: &bytes::Bytes| p.as_ref());
     let mut pipe = redis::pipe();
     for room in &rooms {
-        history::queue_store_room(&mut pipe, room.room_id, &room.messages);
+        crate::redis_store::queue_room(&mut pipe, room, keep_secs);
     }
-    if let Some(high) = writes.iter().map(|(_, seq, _)| *seq).max() {
+    if let Some(high) = writes.iter().map(|w| w.seq).max() {
         history::queue_high_water(&mut pipe, high);
     }
     pipe.query_async::<()>(redis).await?;

@@ -20,6 +20,33 @@ pub(crate) struct RedisHistory {
     pub stream: Stream,
     pub rebuilds: TaskTracker,
     pub shutdown: CancellationToken,
+    /// How long a day of the retried-send index is kept (the dedupe window and a day).
+    pub keep_secs: u64,
+}
+
+/// Queues the writes of one room: its messages, then its retried-send index entries day by day;
+/// returns how many replies they add (the room counts as stored only if all of them succeed).
+pub(crate) fn queue_room(
+    pipe: &mut redis::Pipeline,
+    room: &RoomWrite<'_>,
+    keep_secs: u64,
+) -> usize {
+    history::queue_store_room(pipe, room.room_id, &room.messages);
+    let mut replies = 1;
+    let mut days: Vec<u64> = room.sends.iter().map(|(day, _, _)| *day).collect();
+    days.sort_unstable();
+    days.dedup();
+    for day in days {
+        let entries: Vec<(String, u64)> = room
+            .sends
+            .iter()
+            .filter(|(d, _, _)| *d == day)
+            .map(|(_, field, seq)| (field.to_string(), *seq))
+            .collect();
+        history::queue_dedupe(pipe, room.room_id, day, &entries, keep_secs);
+        replies += 2;
+    }
+    replies
 }
 
 /// The refusal a Redis error means: `WRONGTYPE` (the key holds something else) is a corrupt key;
@@ -51,8 +78,12 @@ impl HistoryStore for RedisHistory {
     ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
+        let mut spans = Vec::with_capacity(rooms.len());
+        let mut at = 0;
         for room in rooms {
-            history::queue_store_room(&mut pipe, room.room_id, &room.messages);
+            let replies = queue_room(&mut pipe, room, self.keep_secs);
+            spans.push(at..at + replies);
+            at += replies;
         }
         let high = rooms
             .iter()
@@ -68,18 +99,18 @@ impl HistoryStore for RedisHistory {
         prometheus::redis_timing("store", started);
         // The high water must cover every acked message, so a room counts as stored only if the
         // high water was raised in the same pipeline.
-        let high_water = replies
-            .get(rooms.len())
-            .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
-                r.as_ref().map(drop).map_err(refusal)
-            });
-        Ok((0..rooms.len())
-            .map(|i| {
-                let stored = replies
-                    .get(i)
-                    .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
-                        r.as_ref().map(drop).map_err(refusal)
-                    });
+        let reply = |i: usize| {
+            replies
+                .get(i)
+                .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
+                    r.as_ref().map(drop).map_err(refusal)
+                })
+        };
+        let high_water = reply(at);
+        Ok(spans
+            .into_iter()
+            .map(|span| {
+                let stored = span.map(reply).find(Result::is_err).unwrap_or(Ok(()));
                 stored.and(high_water.clone())
             })
             .collect())
@@ -104,8 +135,9 @@ impl HistoryStore for RedisHistory {
         let (stream, mut redis, room) =
             (self.stream.clone(), self.redis.clone(), room_id.to_string());
         let shutdown = self.shutdown.clone();
+        let keep_secs = self.keep_secs;
         self.rebuilds.spawn(async move {
-            rebuild::rebuild_room(&stream, &mut redis, &room, &shutdown).await;
+            rebuild::rebuild_room(&stream, &mut redis, &room, keep_secs, &shutdown).await;
         });
         Ok(())
     }

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub(crate) struct RoomWrite<'a> {
     pub room_id: &'a str,
     pub messages: Vec<(u64, &'a [u8])>,
+    /// For the retried-send index: `(day, <sender>:<client_msg_id>, seq)` of each message.
+    pub sends: Vec<(u64, &'a str, u64)>,
 }
 
 /// Why the store did not take a room's messages.
@@ -234,10 +236,12 @@ mod tests {
                 RoomWrite {
                     room_id: "a",
                     messages: vec![(1, b"x"), (3, b"y")],
+                    sends: vec![(1, "u:1", 1), (1, "u:3", 3)],
                 },
                 RoomWrite {
                     room_id: "b",
                     messages: vec![(2, b"z")],
+                    sends: vec![(1, "u:2", 2)],
                 },
             ],
             vec![vec![0, 2], vec![1]],

@@ -142,6 +142,7 @@ pub async fn serve(
     };
     let core = Core::new(
         &config.agent,
+        Duration::from_secs(config.topology.dedupe_window_secs),
         ports,
         tracker.clone(),
         agent_shutdown.clone(),

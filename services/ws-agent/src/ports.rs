@@ -86,9 +86,18 @@ pub(crate) trait MessageStream: Send + Sync {
         after: u64,
         n: usize,
     ) -> BoxFuture<'a, PortResult<Vec<Sequenced>>>;
-    /// Every message at or below this stream sequence was stored in history by msg-writer (the
-    /// ack floor of its durable consumer): what the history store may be trusted with.
-    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>>;
+    /// How far msg-writer has got (see [`WriterPosition`]).
+    fn writer_position(&self) -> BoxFuture<'_, PortResult<WriterPosition>>;
+    /// The seq of the room's message sent by `sender_id` with `client_msg_id`, looking at the
+    /// room's messages from `from` on; `None` when more than `limit` would have to be read.
+    fn find_sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        from: ScanFrom,
+        sender_id: &'a str,
+        client_msg_id: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Option<u64>>>>;
     /// The room's messages with `after < seq <= up_to`, oldest first, or `None` when there are
     /// more than `limit` of them.
     fn replay<'a>(
@@ -100,10 +109,38 @@ pub(crate) trait MessageStream: Send + Sync {
     ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>>;
 }
 
+/// How far msg-writer has got with the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriterPosition {
+    /// Every message at or below this stream sequence was stored in history (the ack floor of
+    /// the writer's durable consumer): what the history store may be trusted with.
+    pub floor: u64,
+    /// When the oldest message not stored yet was stored in the stream (unix ms); `None` when
+    /// the writer has stored everything.
+    pub behind_since_ms: Option<i64>,
+}
+
+/// Where a scan of a room's messages starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanFrom {
+    /// The messages after this stream sequence.
+    After(u64),
+    /// The messages stored at or after this time (unix ms).
+    Since(i64),
+}
+
 /// Room history as msg-writer stored it.
 pub(crate) trait HistoryStore: Send + Sync {
     /// Whether the store holds everything it was given (see [`StoreState`]).
     fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<StoreState>>;
+    /// The seq of an indexed send `field` (`<sender>:<client_msg_id>`) of the room on one of
+    /// `days`, and the store's state, in one round trip.
+    fn sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        field: &'a str,
+        days: &'a [u64],
+    ) -> BoxFuture<'a, PortResult<(Option<u64>, StoreState)>>;
     fn page<'a>(
         &'a self,
         room_id: &'a str,

@@ -225,7 +225,9 @@ impl fmt::Debug for RedisSettings {
 pub struct TopologySettings {
     /// Replicas of every stream and bucket (3 on a three-node cluster).
     pub stream_replicas: usize,
-    /// JetStream de-duplication window for `client_msg_id` retries.
+    /// How long a retried send (same sender, room and `client_msg_id`) is recognised as a
+    /// duplicate: the stream's own window covers the first minutes, the retried-send index in
+    /// Redis the rest.
     pub dedupe_window_secs: u64,
 }
 
@@ -233,7 +235,7 @@ impl Default for TopologySettings {
     fn default() -> Self {
         TopologySettings {
             stream_replicas: 1,
-            dedupe_window_secs: 600,
+            dedupe_window_secs: 86_400,
         }
     }
 }

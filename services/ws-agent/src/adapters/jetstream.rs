@@ -23,7 +23,9 @@ use futures::{FutureExt, StreamExt};
 use dyschat_runtime::direct::DirectGet;
 
 use super::bounded;
-use crate::ports::{Ack, AckFuture, MessageStream, PortError, PortResult, Sequenced};
+use crate::ports::{
+    Ack, AckFuture, MessageStream, PortError, PortResult, ScanFrom, Sequenced, WriterPosition,
+};
 
 /// How long one step of a JetStream read may take before the read is abandoned.
 const READ_STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,7 +42,7 @@ pub(crate) struct JetStreamMessages {
     js: jetstream::Context,
     stream: Stream,
     client: async_nats::Client,
-    floor: std::sync::Arc<std::sync::Mutex<Option<(tokio::time::Instant, u64)>>>,
+    position: std::sync::Arc<std::sync::Mutex<Option<(tokio::time::Instant, WriterPosition)>>>,
 }
 
 impl JetStreamMessages {
@@ -49,7 +51,7 @@ impl JetStreamMessages {
             js,
             stream,
             client,
-            floor: Default::default(),
+            position: Default::default(),
         }
     }
 
@@ -210,12 +212,12 @@ impl MessageStream for JetStreamMessages {
         .boxed()
     }
 
-    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>> {
+    fn writer_position(&self) -> BoxFuture<'_, PortResult<WriterPosition>> {
         async move {
-            let cached = *self.floor.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, floor)) = cached {
+            let cached = *self.position.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, position)) = cached {
                 if at.elapsed() < FLOOR_FRESH {
-                    return Ok(floor);
+                    return Ok(position);
                 }
             }
             let info = tokio::time::timeout(
@@ -226,9 +228,85 @@ impl MessageStream for JetStreamMessages {
             .map_err(|_| PortError::Timeout)?
             .map_err(PortError::failed)?;
             let floor = info.ack_floor.stream_sequence;
-            *self.floor.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((tokio::time::Instant::now(), floor));
-            Ok(floor)
+            let behind_since_ms = if info.num_pending == 0 && info.num_ack_pending == 0 {
+                None
+            } else {
+                // The oldest message the writer has not stored: the first one after its floor.
+                let next = self
+                    .stream
+                    .raw_message_builder()
+                    .sequence(floor + 1)
+                    .next_by_subject(subjects::ROOM_MESSAGES_WILDCARD)
+                    .send()
+                    .await;
+                match next {
+                    Ok(m) => {
+                        Some(i64::try_from(m.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+                    }
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
+                    Err(e) => return Err(PortError::failed(e)),
+                }
+            };
+            let position = WriterPosition {
+                floor,
+                behind_since_ms,
+            };
+            *self.position.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((tokio::time::Instant::now(), position));
+            Ok(position)
+        }
+        .boxed()
+    }
+
+    fn find_sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        from: ScanFrom,
+        sender_id: &'a str,
+        client_msg_id: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Option<u64>>>> {
+        async move {
+            let deliver_policy = match from {
+                ScanFrom::After(seq) => DeliverPolicy::ByStartSequence {
+                    start_sequence: seq + 1,
+                },
+                ScanFrom::Since(ms) => DeliverPolicy::ByStartTime {
+                    start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(ms.max(0)) * 1_000_000,
+                    )
+                    .map_err(PortError::failed)?,
+                },
+            };
+            let consumer = self
+                .stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: subjects::room_messages(room_id),
+                    deliver_policy,
+                    ..Default::default()
+                })
+                .await
+                .map_err(PortError::failed)?;
+            let mut pending = consumer.cached_info().num_pending;
+            if pending > limit {
+                return Ok(None);
+            }
+            let mut messages = consumer.messages().await.map_err(PortError::failed)?;
+            while pending > 0 {
+                let next = tokio::time::timeout(READ_STEP_TIMEOUT, messages.next())
+                    .await
+                    .map_err(|_| PortError::Timeout)?;
+                let Some(next) = next else { break };
+                let message = next.map_err(PortError::failed)?;
+                let info = message.info().map_err(PortError::failed)?;
+                pending = info.pending;
+                if let Ok(stored) = serde_json::from_slice::<StoredMessage>(&message.payload) {
+                    if stored.sender_id == sender_id && stored.client_msg_id == client_msg_id {
+                        return Ok(Some(Some(info.stream_sequence)));
+                    }
+                }
+            }
+            Ok(Some(None))
         }
         .boxed()
     }

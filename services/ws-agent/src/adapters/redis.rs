@@ -70,6 +70,28 @@ impl RedisHistory {
 }
 
 impl HistoryStore for RedisHistory {
+    fn sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        field: &'a str,
+        days: &'a [u64],
+    ) -> BoxFuture<'a, PortResult<(Option<u64>, history::StoreState)>> {
+        async move {
+            let mut redis = self.redis.clone();
+            let started = Instant::now();
+            let result = self
+                .breaker
+                .call(
+                    READ_TIMEOUT,
+                    history::dedupe_lookup(&mut redis, room_id, field, days),
+                )
+                .await;
+            prometheus::redis_timing("dedupe", started);
+            result
+        }
+        .boxed()
+    }
+
     fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<history::StoreState>> {
         async move {
             let mut redis = self.redis.clone();

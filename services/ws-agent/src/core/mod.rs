@@ -24,6 +24,7 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{Bus, HistoryStore, MessageStream, Ports};
 
+mod dedupe;
 mod error;
 pub(crate) mod events;
 pub(crate) mod join;
@@ -67,6 +68,8 @@ pub(crate) struct Core {
     /// Write deadline and ping timing of every socket.
     pub(crate) writer: crate::session::WriterSettings,
     recovery_limit: u64,
+    /// How long a retried send is recognised as a duplicate.
+    dedupe_window: std::time::Duration,
     /// `since` replays read from the stream at once: each is an ordered consumer on the server.
     replays: tokio::sync::Semaphore,
     pub(crate) limits: Limits,
@@ -83,6 +86,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(
         settings: &AgentSettings,
+        dedupe_window: std::time::Duration,
         ports: Ports,
         tracker: TaskTracker,
         shutdown: CancellationToken,
@@ -104,6 +108,7 @@ impl Core {
             },
             recovery_limit: settings.recovery_limit,
             replays: tokio::sync::Semaphore::new(settings.max_concurrent_replays),
+            dedupe_window,
             limits: Limits::new(settings, ports.rates.clone()),
             membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
             presence: Presence::new(ports.presence),

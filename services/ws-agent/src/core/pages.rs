@@ -21,9 +21,10 @@ impl Core {
     async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
         let floor = self
             .stream
-            .writer_floor()
+            .writer_position()
             .await
-            .map_err(CoreError::unavailable("history"))?;
+            .map_err(CoreError::unavailable("history"))?
+            .floor;
         let state = match self.history.state(room_id).await {
             Ok(state) => state,
             Err(e) => {

@@ -21,7 +21,8 @@ use dyschat_runtime::metric;
 use super::{Core, CoreError, User};
 use crate::hub::Watch;
 use crate::limits::Class;
-use crate::ports::AckFuture;
+use crate::ports::{Ack, AckFuture};
+use futures::FutureExt;
 
 /// What a user asked to send. `room_id` has passed the edge's id check.
 #[derive(Debug, Clone)]
@@ -79,6 +80,7 @@ impl Core {
     ) -> Result<Pending, CoreError> {
         debug_assert!(ids::is_valid_id(&out.room_id));
         ids::validate_body(&out.body)?;
+        let supplied = out.client_msg_id.is_some();
         let client_msg_id = match out.client_msg_id {
             Some(id) => {
                 ids::validate_id("client_msg_id", &id)?;
@@ -87,12 +89,22 @@ impl Core {
             None => ids::new_id(),
         };
         self.limits.check(Class::Send, &user.user_id).await?;
-        self.limits
-            .check_stored_bytes(&user.user_id, out.body.len())
-            .await?;
         self.membership
             .authorize(&out.room_id, &user.user_id)
             .await?;
+        // A retry older than the stream's own window is answered from the index (a duplicate
+        // costs no quota and is not published again).
+        let earlier = if supplied {
+            self.earlier_send(&out.room_id, &user.user_id, &client_msg_id)
+                .await?
+        } else {
+            None
+        };
+        if earlier.is_none() {
+            self.limits
+                .check_stored_bytes(&user.user_id, out.body.len())
+                .await?;
+        }
         // Held from before the publish, so the room task remembers the message's position even
         // when its live copy arrives before its ack.
         let watch = match reply {
@@ -113,17 +125,25 @@ impl Core {
             body: out.body,
             sent_at: time::now(),
         };
-        let payload =
-            serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?;
         let span = tracing::Span::current();
         span.record("message.id", stored.message_id.as_str());
         span.record("message.client_id", stored.client_msg_id.as_str());
-        let dedupe = dedupe_id(&stored.sender_id, &stored.room_id, &stored.client_msg_id);
-        let ack = self
-            .stream
-            .publish(&stored.room_id, dedupe, payload.into())
-            .await
-            .map_err(CoreError::unavailable("publish"))?;
+        let ack: AckFuture = match earlier {
+            Some(seq) => futures::future::ready(Ok(Ack {
+                seq,
+                duplicate: true,
+            }))
+            .boxed(),
+            None => {
+                let payload =
+                    serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?;
+                let dedupe = dedupe_id(&stored.sender_id, &stored.room_id, &stored.client_msg_id);
+                self.stream
+                    .publish(&stored.room_id, dedupe, payload.into())
+                    .await
+                    .map_err(CoreError::unavailable("publish"))?
+            }
+        };
         Ok(Pending {
             ack,
             stored,

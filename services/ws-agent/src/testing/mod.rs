@@ -68,7 +68,13 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         presence: presence.clone(),
         rates: Arc::new(FakeRates::default()),
     };
-    let core = Core::new(&settings, ports, TaskTracker::new(), shutdown.clone());
+    let core = Core::new(
+        &settings,
+        std::time::Duration::from_secs(86_400),
+        ports,
+        TaskTracker::new(),
+        shutdown.clone(),
+    );
     Fixture {
         core,
         stream,

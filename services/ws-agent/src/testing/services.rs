@@ -147,6 +147,26 @@ impl FakeHistory {
 }
 
 impl HistoryStore for FakeHistory {
+    fn sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        field: &'a str,
+        _days: &'a [u64],
+    ) -> BoxFuture<'a, PortResult<(Option<u64>, dyschat_runtime::history::StoreState)>> {
+        let found = self.fail().map(|()| {
+            self.stream
+                .room_messages(room_id, self.stored_up_to.load(Ordering::SeqCst))
+                .into_iter()
+                .find(|(_, m)| {
+                    dyschat_protocol::layout::history::dedupe_field(&m.sender_id, &m.client_msg_id)
+                        == field
+                })
+                .map(|(seq, _)| seq)
+        });
+        let state = self.state(room_id);
+        async move { Ok((found?, state.await?)) }.boxed()
+    }
+
     fn state<'a>(
         &'a self,
         _room_id: &'a str,

@@ -97,6 +97,9 @@ pub(crate) struct FakeStream {
     /// The writer consumer's ack floor (everything at or below it is in history); `u64::MAX`:
     /// the writer keeps up with everything.
     pub writer_floor: std::sync::atomic::AtomicU64,
+    /// How long the writer has been behind when it is (the fake's default: a moment).
+    pub writer_behind_for_ms: std::sync::atomic::AtomicI64,
+    pub scans: AtomicUsize,
 }
 
 impl FakeStream {
@@ -109,6 +112,8 @@ impl FakeStream {
             newest_up_to_calls: AtomicUsize::new(0),
             replays: AtomicUsize::new(0),
             writer_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
+            writer_behind_for_ms: std::sync::atomic::AtomicI64::new(0),
+            scans: AtomicUsize::new(0),
         }
     }
 
@@ -127,6 +132,11 @@ impl FakeStream {
                 .inject(&stored.room_id, live_copy(&stored, seq, prev));
         }
         seq
+    }
+
+    /// Forgets the publish ids, as the stream does once its de-duplication window has passed.
+    pub(crate) fn forget_publish_ids(&self) {
+        lock(&self.stored).dedupe.clear();
     }
 
     /// The room's messages with `seq <= up_to`, in order (what a history store holding
@@ -244,12 +254,53 @@ impl MessageStream for FakeStream {
         futures::future::ready(result).boxed()
     }
 
-    fn writer_floor(&self) -> BoxFuture<'_, PortResult<u64>> {
+    fn writer_position(&self) -> BoxFuture<'_, PortResult<crate::ports::WriterPosition>> {
+        let stored = lock(&self.stored);
         let floor = self
             .writer_floor
             .load(Ordering::SeqCst)
-            .min(lock(&self.stored).last_seq);
-        futures::future::ready(Ok(floor)).boxed()
+            .min(stored.last_seq);
+        let behind_for = self.writer_behind_for_ms.load(Ordering::SeqCst);
+        let behind_since_ms =
+            (floor < stored.last_seq).then(|| chrono::Utc::now().timestamp_millis() - behind_for);
+        let position = crate::ports::WriterPosition {
+            floor,
+            behind_since_ms,
+        };
+        futures::future::ready(Ok(position)).boxed()
+    }
+
+    fn find_sent<'a>(
+        &'a self,
+        room_id: &'a str,
+        from: crate::ports::ScanFrom,
+        sender_id: &'a str,
+        client_msg_id: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, PortResult<Option<Option<u64>>>> {
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        let result = self.fail_if_failing().map(|()| {
+            let stored = lock(&self.stored);
+            let after = match from {
+                crate::ports::ScanFrom::After(seq) => seq,
+                crate::ports::ScanFrom::Since(_) => 0,
+            };
+            let candidates: Vec<&(u64, StoredMessage)> = stored
+                .messages
+                .iter()
+                .filter(|(seq, m)| m.room_id == room_id && *seq > after)
+                .collect();
+            if candidates.len() as u64 > limit {
+                return None;
+            }
+            Some(
+                candidates
+                    .iter()
+                    .find(|(_, m)| m.sender_id == sender_id && m.client_msg_id == client_msg_id)
+                    .map(|(seq, _)| *seq),
+            )
+        });
+        futures::future::ready(result).boxed()
     }
 
     fn publish<'a>(
