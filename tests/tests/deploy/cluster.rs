@@ -2,20 +2,14 @@
 
 use super::*;
 use crate::dashboards::{dashboard_paths, exprs, metric_names};
+use dyschat_tests::child::OwnedChild;
 
 /// One nats-server of the test cluster, killed when dropped.
 struct Node {
-    child: Child,
+    _child: OwnedChild,
     client_port: u16,
     monitor_port: u16,
     log: PathBuf,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const NATS_USER: &str = "dyschat";
@@ -68,7 +62,7 @@ fn start_prod_cluster(dir: &Path) -> anyhow::Result<Vec<Node>> {
             .spawn()
             .with_context(|| format!("cannot run {}", nats_server_bin().display()))?;
         nodes.push(Node {
-            child,
+            _child: child.into(),
             client_port,
             monitor_port,
             log,
