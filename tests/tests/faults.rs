@@ -24,14 +24,7 @@ async fn prepare(mesh: &ProcMesh, senders: usize, receivers: usize) -> anyhow::R
     let mut users = Vec::new();
     for i in 0..senders + receivers {
         let user = api.register_and_login(&format!("load{i}")).await?;
-        let (status, _) = api
-            .call(
-                "POST",
-                &format!("/api/v1/rooms/{room}/join"),
-                Some(&user.token),
-                None,
-            )
-            .await?;
+        let (status, _) = api.join_room(&user.token, &room).await?;
         ensure!(status == 200);
         users.push(user);
     }

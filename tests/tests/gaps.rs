@@ -41,13 +41,7 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
     let sender = api.register_and_login("sender").await?;
     let receiver = api.register_and_login("receiver").await?;
     let room = api.create_room(&sender.token, "gappy").await?;
-    api.call(
-        "POST",
-        &format!("/api/v1/rooms/{room}/join"),
-        Some(&receiver.token),
-        None,
-    )
-    .await?;
+    api.join_room(&receiver.token, &room).await?;
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let total = 1500;

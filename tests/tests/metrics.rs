@@ -158,8 +158,7 @@ async fn prometheus_scrapes_every_service() -> anyhow::Result<()> {
     let alice = api.register_and_login("alice").await?;
     let bob = api.register_and_login("bob").await?;
     let room = api.create_room(&alice.token, "scraped").await?;
-    let path = format!("/api/v1/rooms/{room}/join");
-    let (status, _) = api.call("POST", &path, Some(&bob.token), None).await?;
+    let (status, _) = api.join_room(&bob.token, &room).await?;
     ensure!(status == 200, "join: {status}");
     let mut sender = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
     sender.join(&room, None).await?;
