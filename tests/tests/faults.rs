@@ -119,14 +119,7 @@ async fn finish(load: &Load, tasks: Tasks) -> anyhow::Result<Report> {
         .api
         .history_seqs(token, &load.room, expected, Duration::from_secs(60))
         .await?;
-    let report = Report {
-        senders,
-        receivers,
-        history,
-    };
-    report.verify()?;
-    println!("{}", report.summary());
-    Ok(report)
+    Report::verified(senders, receivers, history)
 }
 
 struct Servers {

@@ -70,13 +70,7 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
     let history = api
         .history_seqs(&sender.token, &room, total, Duration::from_secs(10))
         .await?;
-    let report = Report {
-        senders,
-        receivers,
-        history,
-    };
-    report.verify()?;
-    println!("{}", report.summary());
+    let report = Report::verified(senders, receivers, history)?;
     ensure!(
         report.receivers[0].rejoins == 0 && report.receivers[0].gaps_seen == 0,
         "the socket had to recover by itself: {}",
