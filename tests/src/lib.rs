@@ -575,6 +575,25 @@ pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> any
     .await
 }
 
+/// The subjects of the endpoints `service` lists in its `$SRV.INFO` answer, in its order: what a
+/// client discovering the service would find.
+pub async fn service_endpoints(
+    client: &async_nats::Client,
+    service: &str,
+) -> anyhow::Result<Vec<String>> {
+    let info = client
+        .request(format!("$SRV.INFO.{service}"), "".into())
+        .await?;
+    let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
+    Ok(info["endpoints"]
+        .as_array()
+        .context("$SRV.INFO has no endpoints")?
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .map(String::from)
+        .collect())
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; fails with `what`.
 /// For tests that wait for an eventually-true condition instead of sleeping a fixed time.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
