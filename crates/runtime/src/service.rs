@@ -25,6 +25,50 @@ pub enum ServiceError {
     Nats(String),
 }
 
+/// How a request-reply service is known: its name in `$SRV` (and in its logs), what `$SRV.INFO`
+/// says it does, the subject group of its endpoints, and where its own `/metrics` is served
+/// (empty: nowhere).
+pub struct Identity<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub group: &'a str,
+    pub metrics_addr: &'a str,
+}
+
+/// The life of a request-reply service once connected: starts the micro service, adds every
+/// endpoint of `endpoints`, serves them (and `/metrics`) until `shutdown`, then [`finish`]es
+/// within `drain`. Auth and rooms differ only in what they pass here.
+pub async fn run(
+    client: async_nats::Client,
+    identity: Identity<'_>,
+    endpoints: Endpoints,
+    drain: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), ServiceError> {
+    let service = start(&client, identity.name, identity.description).await?;
+    let endpoints = endpoints.bind(&service.group(identity.group)).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "{} serving",
+        identity.name
+    );
+
+    let metrics_server = crate::prometheus::spawn_for(identity.metrics_addr, shutdown);
+    let tracker = TaskTracker::new();
+    endpoints.serve(&tracker, shutdown).await;
+
+    finish(
+        identity.name,
+        client,
+        service,
+        tracker,
+        drain,
+        metrics_server,
+    )
+    .await;
+    Ok(())
+}
+
 /// Starts the micro service `name` on `client`, discoverable through `$SRV`.
 pub async fn start(
     client: &async_nats::Client,
