@@ -1,12 +1,9 @@
 //! The start and the shutdown of a request-reply service, and its endpoints as one table, shared
 //! by auth and rooms.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::service::{endpoint::Endpoint, Group, Service, ServiceExt};
-use dyschat_protocol::ApiError;
-use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -104,15 +101,12 @@ impl Endpoints {
     }
 
     /// Adds the endpoint `name` (in the service's group) answered by `handler`.
-    pub fn route<Req, Resp, E, H, Fut>(mut self, name: &'static str, handler: H) -> Self
-    where
-        Req: DeserializeOwned + Send + 'static,
-        Resp: Serialize + Send + 'static,
-        E: Into<ApiError> + Send + 'static,
-        H: Fn(Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
-    {
-        self.routes.push((name, rpc::handler(handler)));
+    pub fn route<Req, Resp, E>(
+        mut self,
+        name: &'static str,
+        handler: impl rpc::TypedHandler<Req, Resp, E>,
+    ) -> Self {
+        self.routes.push((name, handler.erase()));
         self
     }
 
