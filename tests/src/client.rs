@@ -92,6 +92,18 @@ impl Api {
         Ok(body["room_id"].as_str().context("room_id")?.to_string())
     }
 
+    /// `POST /api/v1/rooms/{room_id}/join` as `token`'s user; the status and body, for the
+    /// caller to check as its test needs.
+    pub async fn join_room(&self, token: &str, room_id: &str) -> anyhow::Result<(u16, Value)> {
+        self.call(
+            "POST",
+            &format!("/api/v1/rooms/{room_id}/join"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     /// The `seq`s of a room's history once it holds at least `count` messages (the writer may lag),
     /// or whatever it holds after `wait`.
     pub async fn history_seqs(

@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod child;
 pub mod client;
 pub mod cluster;
 pub mod load;
@@ -42,10 +43,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use child::OwnedChild;
 use dyschat_runtime::Env;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -165,9 +167,10 @@ struct Process {
     bin: PathBuf,
     port: u16,
     extra: Vec<String>,
+    /// Declared before `root`, so the server is killed before its directory is removed.
+    child: OwnedChild,
     /// Holds `data/` (the server's store) and `server.log` (its stdout and stderr).
     root: TempDir,
-    child: Option<Child>,
 }
 
 impl Process {
@@ -182,8 +185,8 @@ impl Process {
             bin: kind.bin(),
             port: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: OwnedChild::default(),
             root,
-            child: None,
         };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -227,7 +230,7 @@ impl Process {
     }
 
     async fn spawn_and_wait(&mut self) -> Result<(), StartError> {
-        debug_assert!(self.child.is_none());
+        debug_assert!(self.child.pid().is_none());
         let fatal = |e: anyhow::Error| StartError::Fatal(e);
         let log = OpenOptions::new()
             .create(true)
@@ -255,13 +258,11 @@ impl Process {
                     self.kind.env_var(),
                 ))
             })?;
-        self.child = Some(child);
+        self.child.set(child);
 
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let child = self.child.as_mut().expect("just spawned");
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
+            if let Some(status) = self.child.exited() {
                 return Err(StartError::Exited(anyhow::anyhow!(
                     "{} on 127.0.0.1:{} exited at start ({status}); its output:\n{}",
                     self.kind.name(),
@@ -287,49 +288,21 @@ impl Process {
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.child.is_running()
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]; always reaps the child.
     async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
-            let sent = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if sent {
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                while Instant::now() < deadline {
-                    if !matches!(child.try_wait(), Ok(None)) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.child.stop(STOP_TIMEOUT).await;
     }
 
     /// SIGKILL and reap: a crash, as far as the server and its clients can tell.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill()
     }
 
     async fn restart(&mut self) -> anyhow::Result<()> {
@@ -351,12 +324,6 @@ impl Process {
                 Err(StartError::Exited(e)) | Err(StartError::Fatal(e)) => return Err(e),
             }
         }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -606,6 +573,25 @@ pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> any
         },
     )
     .await
+}
+
+/// The subjects of the endpoints `service` lists in its `$SRV.INFO` answer, in its order: what a
+/// client discovering the service would find.
+pub async fn service_endpoints(
+    client: &async_nats::Client,
+    service: &str,
+) -> anyhow::Result<Vec<String>> {
+    let info = client
+        .request(format!("$SRV.INFO.{service}"), "".into())
+        .await?;
+    let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
+    Ok(info["endpoints"]
+        .as_array()
+        .context("$SRV.INFO has no endpoints")?
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .map(String::from)
+        .collect())
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; fails with `what`.

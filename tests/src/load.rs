@@ -221,6 +221,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a finished run, [verified](Self::verify), with its
+    /// [summary](Self::summary) printed for the test log: how a load test ends.
+    pub fn verified(
+        senders: Vec<SenderReport>,
+        receivers: Vec<ReceiverReport>,
+        history: Vec<u64>,
+    ) -> anyhow::Result<Report> {
+        let report = Report {
+            senders,
+            receivers,
+            history,
+        };
+        report.verify()?;
+        println!("{}", report.summary());
+        Ok(report)
+    }
+
     /// The acknowledged seqs, sorted.
     pub fn acked(&self) -> Vec<u64> {
         let mut all: Vec<u64> = self

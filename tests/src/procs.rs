@@ -1,13 +1,17 @@
-//! The real service binaries as child processes, for tests that kill, signal and restart them.
+//! The real service binaries as child processes, for tests that kill, signal and restart them,
+//! and for dyschat-bench, which runs its mesh with the same [`ServiceProcess`].
 //!
-//! The binaries are the ones `cargo test` built next to the test executables (`target/debug`);
-//! `make test` builds them first.
+//! The tests' binaries are the ones `cargo test` built next to the test executables
+//! (`target/debug`); `make test` builds them first.
 
+use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+use crate::child::{OwnedChild, Stopped};
 
 /// The directory holding the workspace's binaries for this test build.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
@@ -31,103 +35,128 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// One service process and how it was started, so it can be started again the same way.
+/// One service process and how it was started, so it can be started again the same way. The
+/// tests start the binaries of their own build ([`ServiceProcess::start`]); dyschat-bench those
+/// of its profile, with logs it keeps ([`ServiceProcess::start_logged`]).
 pub struct ServiceProcess {
     pub name: String,
+    bin: PathBuf,
     env: Vec<(String, String)>,
-    child: Option<Child>,
-    log: tempfile::NamedTempFile,
+    child: OwnedChild,
+    /// Where the process's stdout and stderr go (appended to, across restarts).
+    log: PathBuf,
+    /// Owns `log` when it is a temporary file; declared after `child`, so the process is
+    /// killed before its log is removed.
+    _temp_log: Option<tempfile::NamedTempFile>,
 }
 
 impl ServiceProcess {
-    /// Starts `binary` (e.g. `dyschat-msg-writer`) with exactly these `DYSCHAT_*` variables.
+    /// Starts `binary` (e.g. `dyschat-msg-writer`) of this test build with exactly these
+    /// `DYSCHAT_*` variables, logging to a temporary file.
     pub fn start(binary: &str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let temp = tempfile::NamedTempFile::new()?;
+        let log = temp.path().to_path_buf();
+        Self::spawned(binary, bin(binary)?, env, log, Some(temp))
+    }
+
+    /// Starts the binary at `bin` as `name` with exactly these variables, appending its output
+    /// to `log`, which outlives the process.
+    pub fn start_logged(
+        name: &str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        Self::spawned(name, bin, env, log, None)
+    }
+
+    fn spawned(
+        name: &str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+        temp_log: Option<tempfile::NamedTempFile>,
+    ) -> anyhow::Result<Self> {
         let mut p = ServiceProcess {
-            name: binary.to_string(),
+            name: name.to_string(),
+            bin,
             env,
-            child: None,
-            log: tempfile::NamedTempFile::new()?,
+            child: OwnedChild::default(),
+            log,
+            _temp_log: temp_log,
         };
         p.spawn()?;
         Ok(p)
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = self.log.reopen()?;
-        let mut cmd = Command::new(bin(&self.name)?);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut cmd = Command::new(&self.bin);
         cmd.env_clear()
             .envs(self.env.iter().cloned())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        self.child = Some(
+        self.child.set(
             cmd.spawn()
-                .with_context(|| format!("spawning {}", self.name))?,
+                .with_context(|| format!("spawning {} ({})", self.name, self.bin.display()))?,
         );
         Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     /// SIGKILL: no chance to drain.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill()
     }
 
-    /// SIGTERM, then waits up to `timeout` for the exit status.
+    /// SIGTERM, then waits up to `timeout` for the exit status; an error if it was not running,
+    /// could not be signalled or did not exit in time (it is then killed).
     pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        let Some(mut child) = self.child.take() else {
-            bail!("{} is not running", self.name);
-        };
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()?;
-        if !status.success() {
-            bail!("could not signal {}", self.name);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "{} did not exit within {timeout:?} of SIGTERM; log:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match self.child.stop(timeout).await {
+            Stopped::Exited(status) => Ok(status),
+            Stopped::NotRunning => bail!("{} is not running", self.name),
+            Stopped::NotSignalled => bail!("could not signal {}", self.name),
+            Stopped::TimedOut => bail!(
+                "{} did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                self.name,
+                self.log()
+            ),
         }
     }
 
-    /// Starts the process again with the same environment.
+    /// SIGTERM, then SIGKILL after `timeout`; always reaps, never fails (for shutting down).
+    pub async fn stop(&mut self, timeout: Duration) {
+        self.child.stop(timeout).await;
+    }
+
+    /// Starts the process again with the same environment (killing it first if it runs).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
         self.spawn()
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.child.is_running()
     }
 
+    /// Everything the process printed so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
 
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        self.kill9();
+    /// The last `lines` lines of [`ServiceProcess::log`], for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = self.log();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 

@@ -442,13 +442,7 @@ async fn member_lists_are_paged() -> anyhow::Result<()> {
     let outsider = api.register_and_login("outsider").await?;
     let room = api.create_room(&owner.token, "paged").await?;
     let path = format!("/api/v1/rooms/{room}/members");
-    api.call(
-        "POST",
-        &format!("/api/v1/rooms/{room}/join"),
-        Some(&other.token),
-        None,
-    )
-    .await?;
+    api.join_room(&other.token, &room).await?;
     for query in ["", "?limit=1000", "?limit=2"] {
         let (status, b) = api
             .call("GET", &format!("{path}{query}"), Some(&owner.token), None)

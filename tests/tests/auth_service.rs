@@ -6,7 +6,7 @@ use std::time::Duration;
 use dyschat_protocol::wire::{Credentials, LoginReply, UserView};
 use dyschat_protocol::{subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, token};
-use dyschat_tests::{nats_only_env, wait_for_service, NatsServer};
+use dyschat_tests::{nats_only_env, service_endpoints, wait_for_service, NatsServer};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -198,18 +198,10 @@ async fn wrong_password_and_unknown_user_look_the_same() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_is_discoverable_and_stops_cleanly() {
     let h = Harness::start().await;
-    let info = h
-        .client
-        .request(format!("$SRV.INFO.{}", subjects::auth::SERVICE), "".into())
+    let endpoints = service_endpoints(&h.client, subjects::auth::SERVICE)
         .await
         .unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
-    let mut subjects_seen: Vec<&str> = info["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["subject"].as_str())
-        .collect();
+    let mut subjects_seen: Vec<&str> = endpoints.iter().map(String::as_str).collect();
     subjects_seen.sort_unstable();
     assert_eq!(
         subjects_seen,

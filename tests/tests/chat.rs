@@ -81,14 +81,7 @@ async fn setup(agents: usize, users: usize) -> anyhow::Result<Setup> {
     }
     let room = api.create_room(&logged[0].token, "general").await?;
     for user in &logged[1..] {
-        let (status, body) = api
-            .call(
-                "POST",
-                &format!("/api/v1/rooms/{room}/join"),
-                Some(&user.token),
-                None,
-            )
-            .await?;
+        let (status, body) = api.join_room(&user.token, &room).await?;
         ensure!(
             status == 200 && body["joined"] == true,
             "join: {status} {body}"

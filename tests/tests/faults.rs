@@ -24,14 +24,7 @@ async fn prepare(mesh: &ProcMesh, senders: usize, receivers: usize) -> anyhow::R
     let mut users = Vec::new();
     for i in 0..senders + receivers {
         let user = api.register_and_login(&format!("load{i}")).await?;
-        let (status, _) = api
-            .call(
-                "POST",
-                &format!("/api/v1/rooms/{room}/join"),
-                Some(&user.token),
-                None,
-            )
-            .await?;
+        let (status, _) = api.join_room(&user.token, &room).await?;
         ensure!(status == 200);
         users.push(user);
     }
@@ -126,14 +119,7 @@ async fn finish(load: &Load, tasks: Tasks) -> anyhow::Result<Report> {
         .api
         .history_seqs(token, &load.room, expected, Duration::from_secs(60))
         .await?;
-    let report = Report {
-        senders,
-        receivers,
-        history,
-    };
-    report.verify()?;
-    println!("{}", report.summary());
-    Ok(report)
+    Report::verified(senders, receivers, history)
 }
 
 struct Servers {

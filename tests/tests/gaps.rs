@@ -41,13 +41,7 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
     let sender = api.register_and_login("sender").await?;
     let receiver = api.register_and_login("receiver").await?;
     let room = api.create_room(&sender.token, "gappy").await?;
-    api.call(
-        "POST",
-        &format!("/api/v1/rooms/{room}/join"),
-        Some(&receiver.token),
-        None,
-    )
-    .await?;
+    api.join_room(&receiver.token, &room).await?;
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let total = 1500;
@@ -76,13 +70,7 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
     let history = api
         .history_seqs(&sender.token, &room, total, Duration::from_secs(10))
         .await?;
-    let report = Report {
-        senders,
-        receivers,
-        history,
-    };
-    report.verify()?;
-    println!("{}", report.summary());
+    let report = Report::verified(senders, receivers, history)?;
     ensure!(
         report.receivers[0].rejoins == 0 && report.receivers[0].gaps_seen == 0,
         "the socket had to recover by itself: {}",
@@ -93,6 +81,52 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
     Ok(())
 }
 
+/// A mesh whose services reach NATS as `svc`, plus one agent whose NATS user (`deaf`) may not
+/// subscribe to the live subjects: the two tests below differ only in what they ask of it.
+struct DeafMesh {
+    /// The nats-server's users file, kept for as long as the server may read it.
+    _conf: tempfile::TempDir,
+    mesh: Mesh,
+    /// The index of the deaf agent in `mesh`.
+    deaf: usize,
+}
+
+impl DeafMesh {
+    /// `agents` agents that hear everything, then the deaf one.
+    async fn start(agents: usize) -> anyhow::Result<DeafMesh> {
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("users.conf");
+        std::fs::write(
+            &conf,
+            r#"authorization {
+  users = [
+    { user: svc, password: svc-password }
+    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
+  ]
+}
+"#,
+        )?;
+        let conf = conf.display().to_string();
+        let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
+        let vars = |user: &str, password: &str| {
+            vec![
+                ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
+                ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
+            ]
+        };
+        let mut mesh = Mesh::start_on(nats, agents, vars("svc", "svc-password")).await?;
+        let env = (mesh.env.clone())
+            .with("DYSCHAT_NATS_USER", "deaf")
+            .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
+        let deaf = mesh.start_agent_with(env).await?;
+        Ok(DeafMesh {
+            _conf: dir,
+            mesh,
+            deaf,
+        })
+    }
+}
+
 /// The agent's NATS user may not subscribe to the live subjects, so no live copy ever arrives
 /// (the worst case of a cluster whose leader node has not yet heard of a fresh subscription).
 /// Each message a socket sends is acked by this agent, which then reads it from JetStream for
@@ -100,31 +134,11 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -> anyhow::Result<()>
 {
-    let dir = tempfile::tempdir()?;
-    let conf = dir.path().join("users.conf");
-    std::fs::write(
-        &conf,
-        r#"authorization {
-  users = [
-    { user: svc, password: svc-password }
-    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
-  ]
-}
-"#,
-    )?;
-    let conf = conf.display().to_string();
-    let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
-    let vars = |user: &str, password: &str| {
-        vec![
-            ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
-            ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
-        ]
-    };
-    let mut mesh = Mesh::start_on(nats, 0, vars("svc", "svc-password")).await?;
-    let env = (mesh.env.clone())
-        .with("DYSCHAT_NATS_USER", "deaf")
-        .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
-    let deaf = mesh.start_agent_with(env).await?;
+    let DeafMesh {
+        _conf,
+        mut mesh,
+        deaf,
+    } = DeafMesh::start(0).await?;
 
     let api = Api::new(mesh.agent(deaf).http());
     let user = api.register_and_login("unheard").await?;
@@ -174,31 +188,11 @@ async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_on_an_agent_that_hears_nothing_live_still_knows_its_prev_seq() -> anyhow::Result<()>
 {
-    let dir = tempfile::tempdir()?;
-    let conf = dir.path().join("users.conf");
-    std::fs::write(
-        &conf,
-        r#"authorization {
-  users = [
-    { user: svc, password: svc-password }
-    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
-  ]
-}
-"#,
-    )?;
-    let conf = conf.display().to_string();
-    let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
-    let vars = |user: &str, password: &str| {
-        vec![
-            ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
-            ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
-        ]
-    };
-    let mut mesh = Mesh::start_on(nats, 1, vars("svc", "svc-password")).await?;
-    let env = (mesh.env.clone())
-        .with("DYSCHAT_NATS_USER", "deaf")
-        .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
-    let deaf = mesh.start_agent_with(env).await?;
+    let DeafMesh {
+        _conf,
+        mut mesh,
+        deaf,
+    } = DeafMesh::start(1).await?;
     let api = Api::new(mesh.agent(0).http());
     let user = api.register_and_login("poster").await?;
     let room = api.create_room(&user.token, "quiet").await?;

@@ -9,10 +9,11 @@
 //! each endpoint serves the exposition format Prometheus accepts and that the series exist.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
+use dyschat_tests::child::OwnedChild;
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::free_port;
 use dyschat_tests::mesh::Mesh;
@@ -43,18 +44,11 @@ fn prometheus_bin() -> PathBuf {
         .map_or_else(|| PathBuf::from("prometheus"), PathBuf::from)
 }
 
-/// The prometheus process; killed by its PID when dropped.
+/// The prometheus process; killed by its PID when dropped (before its directory is removed).
 struct Prometheus {
-    child: Child,
+    _child: OwnedChild,
     base: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Prometheus {
@@ -93,7 +87,7 @@ impl Prometheus {
                 )
             })?;
         Ok(Prometheus {
-            child,
+            _child: child.into(),
             base: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         })
@@ -164,8 +158,7 @@ async fn prometheus_scrapes_every_service() -> anyhow::Result<()> {
     let alice = api.register_and_login("alice").await?;
     let bob = api.register_and_login("bob").await?;
     let room = api.create_room(&alice.token, "scraped").await?;
-    let path = format!("/api/v1/rooms/{room}/join");
-    let (status, _) = api.call("POST", &path, Some(&bob.token), None).await?;
+    let (status, _) = api.join_room(&bob.token, &room).await?;
     ensure!(status == 200, "join: {status}");
     let mut sender = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
     sender.join(&room, None).await?;

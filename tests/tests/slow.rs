@@ -35,13 +35,7 @@ async fn a_socket_that_never_reads_is_closed_with_1013_and_recovers() -> anyhow:
     let slow = api.register_and_login("slow").await?;
     let room = api.create_room(&sender.token, "firehose").await?;
     for u in [&fast, &slow] {
-        api.call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/join"),
-            Some(&u.token),
-            None,
-        )
-        .await?;
+        api.join_room(&u.token, &room).await?;
     }
 
     // Baseline: the same load with no stalled socket in the room.
@@ -238,13 +232,7 @@ async fn a_socket_whose_writes_block_is_dropped_after_the_write_timeout() -> any
     let sender = api.register_and_login("sender").await?;
     let stuck = api.register_and_login("stuck").await?;
     let room = api.create_room(&sender.token, "firehose").await?;
-    api.call(
-        "POST",
-        &format!("/api/v1/rooms/{room}/join"),
-        Some(&stuck.token),
-        None,
-    )
-    .await?;
+    api.join_room(&stuck.token, &room).await?;
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(4096)?;
     let tcp = socket.connect(mesh.agent(0).addr).await?;

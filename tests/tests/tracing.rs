@@ -113,14 +113,7 @@ async fn a_message_and_a_login_are_each_one_trace_across_services() -> anyhow::R
     // the send, the store in msg-writer and the delivery at both agents.
     let bob = api.register_and_login("bob").await?;
     let room = api.create_room(&alice.token, "traced").await?;
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await?;
+    let (status, _) = api.join_room(&bob.token, &room).await?;
     ensure!(status == 200, "join: {status}");
     let mut sender = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
     sender.join(&room, None).await?;

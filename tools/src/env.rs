@@ -1,11 +1,13 @@
 //! The bench environment: nats-server and redis-server (started here, or given by URL) and the
-//! mesh of service binaries as child processes, each stopped by its PID when dropped.
+//! mesh of service binaries as child processes, each stopped by its PID when dropped. The
+//! processes are the test harness's ([`ServiceProcess`]), so the bench starts and stops them the
+//! way the tests do.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use dyschat_tests::procs::ServiceProcess;
 use dyschat_tests::{NatsServer, RedisServer};
 
 /// The `DYSCHAT_*` limits the bench raises so that it measures the mesh, not the abuse limits.
@@ -33,107 +35,23 @@ pub fn default_bin_dir() -> anyhow::Result<PathBuf> {
         .to_path_buf())
 }
 
-/// One service binary as a child process.
-pub struct ServiceProcess {
-    pub name: String,
-    bin: PathBuf,
+/// Starts the service binary `name` of `bin_dir` with `env`, its output appended to
+/// `<log_dir>/<tag>.log` (kept with `DYSCHAT_BENCH_KEEP_LOGS`).
+fn start_service(
+    bin_dir: &Path,
+    name: &str,
     env: Vec<(String, String)>,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl ServiceProcess {
-    pub fn start(
-        bin_dir: &Path,
-        name: &str,
-        env: Vec<(String, String)>,
-        log_dir: &Path,
-        tag: &str,
-    ) -> anyhow::Result<Self> {
-        let bin = bin_dir.join(name);
-        if !bin.is_file() {
-            bail!(
-                "{} is not built; run `cargo build --release --bins` (or pass --bin-dir)",
-                bin.display()
-            );
-        }
-        let mut p = ServiceProcess {
-            name: name.to_string(),
-            bin,
-            env,
-            child: None,
-            log: log_dir.join(format!("{tag}.log")),
-        };
-        p.spawn()?;
-        Ok(p)
+    log_dir: &Path,
+    tag: &str,
+) -> anyhow::Result<ServiceProcess> {
+    let bin = bin_dir.join(name);
+    if !bin.is_file() {
+        bail!(
+            "{} is not built; run `cargo build --release --bins` (or pass --bin-dir)",
+            bin.display()
+        );
     }
-
-    pub fn spawn(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        let child = Command::new(&self.bin)
-            .env_clear()
-            .envs(self.env.iter().cloned())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawning {} ({})", self.name, self.bin.display()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// SIGTERM, then SIGKILL after `timeout`; always reaps.
-    pub async fn stop(&mut self, timeout: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    ServiceProcess::start_logged(name, bin, env, log_dir.join(format!("{tag}.log")))
 }
 
 /// Resident memory of a process in KiB (`VmRSS` of `/proc/<pid>/status`).
@@ -207,9 +125,8 @@ impl Env {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let start = |name: &str, tag: &str| {
-            ServiceProcess::start(&opts.bin_dir, name, env.clone(), &log_dir, tag)
-        };
+        let start =
+            |name: &str, tag: &str| start_service(&opts.bin_dir, name, env.clone(), &log_dir, tag);
         let mut e = Env {
             auth: start("dyschat-auth", "auth")?,
             rooms: start("dyschat-rooms", "rooms")?,
@@ -236,7 +153,7 @@ impl Env {
         let mut env = self.env.clone();
         env.push(("DYSCHAT_WS_AGENT_PORT".into(), format!("127.0.0.1:{port}")));
         let i = self.agents.len();
-        let mut p = ServiceProcess::start(
+        let mut p = start_service(
             &self.bin_dir,
             "dyschat-ws-agent",
             env,
@@ -244,8 +161,8 @@ impl Env {
             &format!("ws-agent-{i}"),
         )?;
         if let Err(e) = dyschat_tests::procs::wait_ready(port).await {
-            let tail = p.log_tail();
-            p.kill();
+            let tail = p.log_tail(15);
+            p.kill9();
             bail!("{e}; its log:\n{tail}");
         }
         self.agents.push((p, port));

@@ -161,7 +161,7 @@ pub async fn drain(
         bail!("the writer consumer has {backlog} pending, expected at least {messages}");
     }
 
-    env.writer.spawn().context("restarting msg-writer")?;
+    env.writer.restart().context("restarting msg-writer")?;
     let started = Instant::now();
     let timeout = Duration::from_secs(120 + messages / 5_000);
     let mut samples = Vec::new();
@@ -190,7 +190,7 @@ pub async fn drain(
         if !env.writer.is_running() {
             bail!(
                 "msg-writer exited while draining:\n{}",
-                env.writer.log_tail()
+                env.writer.log_tail(15)
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

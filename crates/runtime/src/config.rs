@@ -115,6 +115,76 @@ impl Env {
     }
 }
 
+/// Declares a service's `Config`: `common` plus the sections the service reads, a `from_env`
+/// that reads `common` first (the other sections' rules depend on the mode) and then each section,
+/// validated, and the [`ServiceConfig`](crate::process::ServiceConfig) the process around the
+/// service asks for (the log level is a field of the service's own section). Every service reads
+/// its configuration this one way, and only its own sections' variables.
+///
+/// ```
+/// use dyschat_runtime::config::{NatsSettings, Section};
+///
+/// #[derive(Debug, Clone, Default, serde::Deserialize)]
+/// #[serde(default)]
+/// pub struct DemoSettings {
+///     pub demo_log_level: String,
+/// }
+/// impl Section for DemoSettings {}
+///
+/// dyschat_runtime::service_config! {
+///     /// What the demo service reads.
+///     pub struct Config {
+///         nats: NatsSettings,
+///         demo: DemoSettings,
+///     }
+///     log_level: demo.demo_log_level
+/// }
+///
+/// let env = dyschat_runtime::Env::from_pairs([("DYSCHAT_DEMO_LOG_LEVEL", "debug")]);
+/// let config = Config::from_env(&env).unwrap();
+/// assert_eq!(config.demo.demo_log_level, "debug");
+/// ```
+#[macro_export]
+macro_rules! service_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($field:ident: $section:ty),+ $(,)?
+        }
+        log_level: $own:ident.$level:ident
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pub common: $crate::config::Common,
+            $(pub $field: $section,)+
+        }
+
+        impl $name {
+            /// Reads and validates `common`, then each section; an error names the variable.
+            pub fn from_env(
+                env: &$crate::config::Env,
+            ) -> ::std::result::Result<$name, $crate::config::ConfigError> {
+                let common = env.common()?;
+                ::std::result::Result::Ok($name {
+                    $($field: env.section(&common)?,)+
+                    common,
+                })
+            }
+        }
+
+        impl $crate::process::ServiceConfig for $name {
+            fn common(&self) -> &$crate::config::Common {
+                &self.common
+            }
+
+            fn log_level(&self) -> &str {
+                &self.$own.$level
+            }
+        }
+    };
+}
+
 /// Checks a log level variable (a level or a tracing filter).
 pub fn check_log_level(var: &str, level: &str) -> Result<(), ConfigError> {
     level

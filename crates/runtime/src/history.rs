@@ -159,14 +159,7 @@ pub async fn page<C: ConnectionLike>(
         PageQuery::Before(before) => {
             let max = before.map_or("+inf".to_string(), |s| format!("({s}"));
             // limit + 1 to know has_more, + 1 more to know the prev_seq of the oldest returned.
-            let newest_first: Scored = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(&key)
-                .arg(max)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit + 2)
+            let newest_first: Scored = newest_at_most(&key, max, limit + 2)
                 .query_async(conn)
                 .await?;
             let has_more = newest_first.len() > limit;
@@ -190,14 +183,7 @@ pub async fn page<C: ConnectionLike>(
                 .arg("LIMIT")
                 .arg(0)
                 .arg(limit + 1)
-                .cmd("ZREVRANGEBYSCORE")
-                .arg(&key)
-                .arg(after)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(1)
+                .add_command(newest_at_most(&key, after, 1))
                 .query_async(conn)
                 .await?;
             let has_more = oldest_first.len() > limit;
@@ -222,17 +208,25 @@ pub async fn seq_before<C: ConnectionLike>(
     room_id: &str,
     seq: u64,
 ) -> redis::RedisResult<u64> {
-    let found: Scored = redis::cmd("ZREVRANGEBYSCORE")
-        .arg(key(room_id))
-        .arg(format!("({seq}"))
+    let found: Scored = newest_at_most(&key(room_id), format!("({seq}"), 1)
+        .query_async(conn)
+        .await?;
+    Ok(found.first().map_or(0, |(_, s)| *s as u64))
+}
+
+/// `ZREVRANGEBYSCORE key max -inf WITHSCORES LIMIT 0 count`: the newest `count` members with a
+/// score of at most `max` (`(S` for below `S`), newest first, with their scores. Pages and
+/// `prev_seq` lookups all read a room's history backwards this one way.
+fn newest_at_most(key: &str, max: impl redis::ToRedisArgs, count: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+    cmd.arg(key)
+        .arg(max)
         .arg("-inf")
         .arg("WITHSCORES")
         .arg("LIMIT")
         .arg(0)
-        .arg(1)
-        .query_async(conn)
-        .await?;
-    Ok(found.first().map_or(0, |(_, s)| *s as u64))
+        .arg(count);
+    cmd
 }
 
 fn decode(payload: &[u8], seq: u64, prev_seq: u64) -> Option<Message> {

@@ -96,9 +96,16 @@ where
 pub type Handler =
     Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<Bytes, ApiError>> + Send + Sync + 'static>;
 
-/// Erases a typed handler: decodes the request (400 for a body that is not one), runs the handler,
-/// maps its error to the contract's [`ApiError`] and encodes the reply.
-pub fn handler<Req, Resp, E, H, Fut>(handler: H) -> Handler
+/// A typed request handler: a function from the decoded request to the future of its answer, whose
+/// error maps to the contract's [`ApiError`]. The bounds live here once, so [`handler`], [`serve`]
+/// and [`crate::service::Endpoints::route`] accept the same functions.
+pub trait TypedHandler<Req, Resp, E>: Send + Sync + 'static {
+    /// Erases the types: decodes the request (400 for a body that is not one), runs the handler,
+    /// maps its error to [`ApiError`] and encodes the reply.
+    fn erase(self) -> Handler;
+}
+
+impl<Req, Resp, E, H, Fut> TypedHandler<Req, Resp, E> for H
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
@@ -106,28 +113,30 @@ where
     H: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, E>> + Send + 'static,
 {
-    Arc::new(move |payload: Bytes| match decode::<Req>(&payload) {
-        Ok(request) => {
-            let answer = handler(request);
-            async move { encode_ok(&answer.await.map_err(Into::into)?) }.boxed()
-        }
-        Err(e) => futures::future::ready(Err(e)).boxed(),
-    })
+    fn erase(self) -> Handler {
+        Arc::new(move |payload: Bytes| match decode::<Req>(&payload) {
+            Ok(request) => {
+                let answer = self(request);
+                async move { encode_ok(&answer.await.map_err(Into::into)?) }.boxed()
+            }
+            Err(e) => futures::future::ready(Err(e)).boxed(),
+        })
+    }
+}
+
+/// Erases a typed handler; see [`TypedHandler::erase`].
+pub fn handler<Req, Resp, E>(handler: impl TypedHandler<Req, Resp, E>) -> Handler {
+    handler.erase()
 }
 
 /// Serves one endpoint with a typed handler; see [`serve_with`].
-pub async fn serve<Req, Resp, H, Fut>(
+pub async fn serve<Req, Resp>(
     endpoint: Endpoint,
     tracker: TaskTracker,
     shutdown: CancellationToken,
-    handler: H,
-) where
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
-    H: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Resp, ApiError>> + Send + 'static,
-{
-    serve_with(endpoint, tracker, shutdown, self::handler(handler)).await
+    handler: impl TypedHandler<Req, Resp, ApiError>,
+) {
+    serve_with(endpoint, tracker, shutdown, handler.erase()).await
 }
 
 /// Serves one endpoint until `shutdown`: each request is handled on its own task (tracked so

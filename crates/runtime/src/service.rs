@@ -1,12 +1,9 @@
 //! The start and the shutdown of a request-reply service, and its endpoints as one table, shared
 //! by auth and rooms.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::service::{endpoint::Endpoint, Group, Service, ServiceExt};
-use dyschat_protocol::ApiError;
-use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,6 +20,50 @@ pub enum ServiceError {
     Topology(#[from] TopologyError),
     #[error("NATS: {0}")]
     Nats(String),
+}
+
+/// How a request-reply service is known: its name in `$SRV` (and in its logs), what `$SRV.INFO`
+/// says it does, the subject group of its endpoints, and where its own `/metrics` is served
+/// (empty: nowhere).
+pub struct Identity<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub group: &'a str,
+    pub metrics_addr: &'a str,
+}
+
+/// The life of a request-reply service once connected: starts the micro service, adds every
+/// endpoint of `endpoints`, serves them (and `/metrics`) until `shutdown`, then [`finish`]es
+/// within `drain`. Auth and rooms differ only in what they pass here.
+pub async fn run(
+    client: async_nats::Client,
+    identity: Identity<'_>,
+    endpoints: Endpoints,
+    drain: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), ServiceError> {
+    let service = start(&client, identity.name, identity.description).await?;
+    let endpoints = endpoints.bind(&service.group(identity.group)).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "{} serving",
+        identity.name
+    );
+
+    let metrics_server = crate::prometheus::spawn_for(identity.metrics_addr, shutdown);
+    let tracker = TaskTracker::new();
+    endpoints.serve(&tracker, shutdown).await;
+
+    finish(
+        identity.name,
+        client,
+        service,
+        tracker,
+        drain,
+        metrics_server,
+    )
+    .await;
+    Ok(())
 }
 
 /// Starts the micro service `name` on `client`, discoverable through `$SRV`.
@@ -60,15 +101,12 @@ impl Endpoints {
     }
 
     /// Adds the endpoint `name` (in the service's group) answered by `handler`.
-    pub fn route<Req, Resp, E, H, Fut>(mut self, name: &'static str, handler: H) -> Self
-    where
-        Req: DeserializeOwned + Send + 'static,
-        Resp: Serialize + Send + 'static,
-        E: Into<ApiError> + Send + 'static,
-        H: Fn(Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
-    {
-        self.routes.push((name, rpc::handler(handler)));
+    pub fn route<Req, Resp, E>(
+        mut self,
+        name: &'static str,
+        handler: impl rpc::TypedHandler<Req, Resp, E>,
+    ) -> Self {
+        self.routes.push((name, handler.erase()));
         self
     }
 

@@ -3,39 +3,19 @@
 use std::fmt;
 
 use dyschat_runtime::config::{
-    check_auth_secret, check_log_level, check_optional_addr, redact, Common, ConfigError, Env,
+    check_auth_secret, check_log_level, check_optional_addr, redact, Common, ConfigError,
     NatsSettings, Section, TopologySettings, DEV_AUTH_SECRET,
 };
 use serde::Deserialize;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: Common,
-    pub nats: NatsSettings,
-    pub topology: TopologySettings,
-    pub auth: AuthSettings,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let common = env.common()?;
-        Ok(Config {
-            nats: env.section(&common)?,
-            topology: env.section(&common)?,
-            auth: env.section(&common)?,
-            common,
-        })
+dyschat_runtime::service_config! {
+    /// What dyschat-auth reads.
+    pub struct Config {
+        nats: NatsSettings,
+        topology: TopologySettings,
+        auth: AuthSettings,
     }
-}
-
-impl dyschat_runtime::process::ServiceConfig for Config {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn log_level(&self) -> &str {
-        &self.auth.auth_log_level
-    }
+    log_level: auth.auth_log_level
 }
 
 /// The variables only auth reads.
@@ -116,6 +96,7 @@ impl fmt::Debug for AuthSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dyschat_runtime::Env;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_env(&Env::from_pairs(pairs.iter().copied()))

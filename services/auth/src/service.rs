@@ -8,9 +8,8 @@ use async_nats::jetstream;
 use dyschat_protocol::wire::Credentials;
 use dyschat_protocol::{subjects::auth, ApiError};
 use dyschat_runtime::service::{self, Endpoints};
-use dyschat_runtime::{connect, prometheus, topology};
+use dyschat_runtime::{connect, topology};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -35,12 +34,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         ttl_secs: config.auth.token_ttl_secs,
     });
 
-    let service = service::start(
-        &client,
-        auth::SERVICE,
-        "DYSCHAT accounts: register and login",
-    )
-    .await?;
     let concurrency = match config.auth.auth_hash_concurrency {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -85,23 +78,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     };
     let endpoints = Endpoints::new()
         .route(auth::REGISTER, register)
-        .route(auth::LOGIN, login)
-        .bind(&service.group(auth::GROUP))
-        .await?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
-
-    let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
-    let tracker = TaskTracker::new();
-    endpoints.serve(&tracker, &shutdown).await;
-
-    service::finish(
-        "dyschat-auth",
-        client,
-        service,
-        tracker,
-        config.common.drain_timeout(),
-        metrics_server,
-    )
-    .await;
+        .route(auth::LOGIN, login);
+    let identity = service::Identity {
+        name: auth::SERVICE,
+        description: "DYSCHAT accounts: register and login",
+        group: auth::GROUP,
+        metrics_addr: &config.auth.auth_metrics_addr,
+    };
+    let drain = config.common.drain_timeout();
+    service::run(client, identity, endpoints, drain, &shutdown).await?;
     Ok(())
 }

@@ -1,29 +1,19 @@
 //! The configuration dyschat-rooms reads: the shared sections it needs and its own.
 
 use dyschat_runtime::config::{
-    check_log_level, check_optional_addr, Common, ConfigError, Env, NatsSettings, Section,
+    check_log_level, check_optional_addr, Common, ConfigError, NatsSettings, Section,
     TopologySettings,
 };
 use serde::Deserialize;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: Common,
-    pub nats: NatsSettings,
-    pub topology: TopologySettings,
-    pub rooms: RoomsSettings,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let common = env.common()?;
-        Ok(Config {
-            nats: env.section(&common)?,
-            topology: env.section(&common)?,
-            rooms: env.section(&common)?,
-            common,
-        })
+dyschat_runtime::service_config! {
+    /// What dyschat-rooms reads.
+    pub struct Config {
+        nats: NatsSettings,
+        topology: TopologySettings,
+        rooms: RoomsSettings,
     }
+    log_level: rooms.rooms_log_level
 }
 
 /// The variables only rooms reads.
@@ -52,19 +42,10 @@ impl Section for RoomsSettings {
     }
 }
 
-impl dyschat_runtime::process::ServiceConfig for Config {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn log_level(&self) -> &str {
-        &self.rooms.rooms_log_level
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dyschat_runtime::Env;
 
     #[test]
     fn reads_only_its_own_variables() {

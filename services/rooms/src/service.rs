@@ -5,10 +5,9 @@
 use std::future::Future;
 
 use dyschat_protocol::subjects::rooms as api;
+use dyschat_runtime::connect;
 use dyschat_runtime::service::{self, Endpoints};
-use dyschat_runtime::{connect, prometheus};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::{Error, RoomsError};
@@ -25,23 +24,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let store = Store::open(&client, &config.topology).await?;
     let rooms = Rooms::new(store, client.clone());
 
-    let service = service::start(&client, api::SERVICE, "DYSCHAT rooms and their members").await?;
-    let endpoints = endpoints(&rooms).bind(&service.group(api::GROUP)).await?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-rooms serving");
-
-    let metrics_server = prometheus::spawn_for(&config.rooms.rooms_metrics_addr, &shutdown);
-    let tracker = TaskTracker::new();
-    endpoints.serve(&tracker, &shutdown).await;
-
-    service::finish(
-        "dyschat-rooms",
-        client,
-        service,
-        tracker,
-        config.common.drain_timeout(),
-        metrics_server,
-    )
-    .await;
+    let identity = service::Identity {
+        name: api::SERVICE,
+        description: "DYSCHAT rooms and their members",
+        group: api::GROUP,
+        metrics_addr: &config.rooms.rooms_metrics_addr,
+    };
+    let drain = config.common.drain_timeout();
+    service::run(client, identity, endpoints(&rooms), drain, &shutdown).await?;
     Ok(())
 }
 

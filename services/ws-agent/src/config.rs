@@ -5,41 +5,20 @@ use std::fmt;
 use std::time::Duration;
 
 use dyschat_runtime::config::{
-    check_auth_secret, check_log_level, redact, Common, ConfigError, Env, NatsSettings,
-    RedisSettings, Section, TopologySettings, DEV_AUTH_SECRET,
+    check_auth_secret, check_log_level, redact, Common, ConfigError, NatsSettings, RedisSettings,
+    Section, TopologySettings, DEV_AUTH_SECRET,
 };
 use serde::Deserialize;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: Common,
-    pub nats: NatsSettings,
-    pub redis: RedisSettings,
-    pub topology: TopologySettings,
-    pub agent: AgentSettings,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let common = env.common()?;
-        Ok(Config {
-            nats: env.section(&common)?,
-            redis: env.section(&common)?,
-            topology: env.section(&common)?,
-            agent: env.section(&common)?,
-            common,
-        })
+dyschat_runtime::service_config! {
+    /// What dyschat-ws-agent reads.
+    pub struct Config {
+        nats: NatsSettings,
+        redis: RedisSettings,
+        topology: TopologySettings,
+        agent: AgentSettings,
     }
-}
-
-impl dyschat_runtime::process::ServiceConfig for Config {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn log_level(&self) -> &str {
-        &self.agent.ws_agent_log_level
-    }
+    log_level: agent.ws_agent_log_level
 }
 
 /// The longest interval between two sends the rate limiter can express (one send per hour).
@@ -273,6 +252,7 @@ impl fmt::Debug for AgentSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dyschat_runtime::Env;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_env(&Env::from_pairs(pairs.iter().copied()))

@@ -2,20 +2,14 @@
 
 use super::*;
 use crate::dashboards::{dashboard_paths, exprs, metric_names};
+use dyschat_tests::child::OwnedChild;
 
 /// One nats-server of the test cluster, killed when dropped.
 struct Node {
-    child: Child,
+    _child: OwnedChild,
     client_port: u16,
     monitor_port: u16,
     log: PathBuf,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const NATS_USER: &str = "dyschat";
@@ -68,7 +62,7 @@ fn start_prod_cluster(dir: &Path) -> anyhow::Result<Vec<Node>> {
             .spawn()
             .with_context(|| format!("cannot run {}", nats_server_bin().display()))?;
         nodes.push(Node {
-            child,
+            _child: child.into(),
             client_port,
             monitor_port,
             log,
@@ -189,6 +183,53 @@ impl Services {
     }
 }
 
+/// The four services on the cluster as docker-compose.prod.yml configures them (credentials, all
+/// three URLs, R3; `extra` on top), with a Redis of their own and a client of the test's.
+struct OnCluster {
+    redis: RedisServer,
+    client: async_nats::Client,
+    services: Services,
+}
+
+impl OnCluster {
+    async fn start(nodes: &[Node], extra: &[(&str, &str)]) -> anyhow::Result<OnCluster> {
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.client_port))
+            .collect();
+        let redis = RedisServer::start().await?;
+        let mut config = Env::from_pairs(
+            [
+                ("DYSCHAT_NATS_URL", urls.join(",")),
+                ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
+                ("DYSCHAT_NATS_PASSWORD", NATS_PASSWORD.to_string()),
+                ("DYSCHAT_STREAM_REPLICAS", "3".to_string()),
+                ("DYSCHAT_REDIS_ADDR", redis.addr()),
+                ("DYSCHAT_AUTH_METRICS_ADDR", String::new()),
+                ("DYSCHAT_ROOMS_METRICS_ADDR", String::new()),
+                ("DYSCHAT_MSG_WRITER_METRICS_ADDR", String::new()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        for (key, value) in extra {
+            config = config.with(key, *value);
+        }
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            NATS_USER.to_string(),
+            NATS_PASSWORD.to_string(),
+        )
+        .connect(urls.as_slice())
+        .await?;
+        let services = Services::start(config, &client).await?;
+        Ok(OnCluster {
+            redis,
+            client,
+            services,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -258,10 +299,6 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
         "n1 is routed to its two peers: {routez}"
     );
 
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client_port))
-        .collect();
     // No credentials, no connection: the server asks for them and refuses a CONNECT without.
     let refusal = anonymous_connect(nodes[0].client_port).await?;
     assert!(
@@ -271,30 +308,18 @@ async fn nats_prod_config_runs_a_three_node_cluster() -> anyhow::Result<()> {
 
     // The services on the cluster, as docker-compose.prod.yml configures them: credentials, all
     // three URLs, R3.
-    let mut redis = RedisServer::start().await?;
-    let config = Env::from_pairs(
-        [
-            ("DYSCHAT_NATS_URL", urls.join(",")),
-            ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
-            ("DYSCHAT_NATS_PASSWORD", NATS_PASSWORD.to_string()),
-            ("DYSCHAT_STREAM_REPLICAS", "3".to_string()),
-            ("DYSCHAT_REDIS_ADDR", redis.addr()),
-            ("DYSCHAT_CONNECT_TIMEOUT_SECS", "20".to_string()),
-            ("DYSCHAT_DRAIN_TIMEOUT_SECS", "5".to_string()),
-            ("DYSCHAT_AUTH_METRICS_ADDR", String::new()),
-            ("DYSCHAT_ROOMS_METRICS_ADDR", String::new()),
-            ("DYSCHAT_MSG_WRITER_METRICS_ADDR", String::new()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    let client = async_nats::ConnectOptions::with_user_and_password(
-        NATS_USER.to_string(),
-        NATS_PASSWORD.to_string(),
+    let OnCluster {
+        mut redis,
+        client,
+        services,
+    } = OnCluster::start(
+        &nodes,
+        &[
+            ("DYSCHAT_CONNECT_TIMEOUT_SECS", "20"),
+            ("DYSCHAT_DRAIN_TIMEOUT_SECS", "5"),
+        ],
     )
-    .connect(urls.as_slice())
     .await?;
-    let services = Services::start(config, &client).await?;
     let api = Api::new(format!("http://{}", services.agent));
     let user = api.register_and_login("cluster_user").await?;
     let room = api.create_room(&user.token, "cluster").await?;
@@ -352,32 +377,11 @@ async fn prod_cluster_delivers_a_new_rooms_first_message_live() -> anyhow::Resul
         })
         .await?;
     }
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("nats://127.0.0.1:{}", n.client_port))
-        .collect();
-    let mut redis = RedisServer::start().await?;
-    let config = Env::from_pairs(
-        [
-            ("DYSCHAT_NATS_URL", urls.join(",")),
-            ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
-            ("DYSCHAT_NATS_PASSWORD", NATS_PASSWORD.to_string()),
-            ("DYSCHAT_STREAM_REPLICAS", "3".to_string()),
-            ("DYSCHAT_REDIS_ADDR", redis.addr()),
-            ("DYSCHAT_AUTH_METRICS_ADDR", String::new()),
-            ("DYSCHAT_ROOMS_METRICS_ADDR", String::new()),
-            ("DYSCHAT_MSG_WRITER_METRICS_ADDR", String::new()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    let client = async_nats::ConnectOptions::with_user_and_password(
-        NATS_USER.to_string(),
-        NATS_PASSWORD.to_string(),
-    )
-    .connect(urls.as_slice())
-    .await?;
-    let services = Services::start(config, &client).await?;
+    let OnCluster {
+        mut redis,
+        client: _client,
+        services,
+    } = OnCluster::start(&nodes, &[]).await?;
     let api = Api::new(format!("http://{}", services.agent));
     let user = api.register_and_login("first_message").await?;
     let room = api.create_room(&user.token, "first").await?;

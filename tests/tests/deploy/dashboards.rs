@@ -187,14 +187,7 @@ async fn traffic(mesh: &Mesh) -> anyhow::Result<()> {
     let alice = api.register_and_login("dash_alice").await?;
     let bob = api.register_and_login("dash_bob").await?;
     let room = api.create_room(&alice.token, "dashboards").await?;
-    let (status, body) = api
-        .call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await?;
+    let (status, body) = api.join_room(&bob.token, &room).await?;
     ensure!(status == 200, "join: {status} {body}");
 
     let mut a = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;

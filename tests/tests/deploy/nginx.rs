@@ -117,14 +117,7 @@ async fn nginx_config_balances_http_and_websockets_over_the_agents() -> anyhow::
     let alice = api.register_and_login("edge_alice").await?;
     let bob = api.register_and_login("edge_bob").await?;
     let room = api.create_room(&alice.token, "edge").await?;
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await?;
+    let (status, _) = api.join_room(&bob.token, &room).await?;
     assert_eq!(status, 200);
 
     // WebSockets through nginx (least_conn: the second socket lands on the other agent), a

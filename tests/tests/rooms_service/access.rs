@@ -67,12 +67,7 @@ async fn access_follows_joins_and_leaves_with_growing_revisions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_carry_the_revision_of_their_change() {
     let h = Harness::start(1).await;
-    let mut events = h
-        .client
-        .subscribe(subjects::MEMBERSHIP_WILDCARD)
-        .await
-        .unwrap();
-    h.client.flush().await.unwrap();
+    let mut events = h.membership_events().await;
     let room_id = h.create("owner", "General").await.unwrap().room_id;
     let created = next_event(&mut events).await;
     assert_eq!(

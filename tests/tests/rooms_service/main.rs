@@ -18,7 +18,7 @@ use dyschat_protocol::wire::{
 };
 use dyschat_protocol::{subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, topology};
-use dyschat_tests::{nats_only_env, wait_for_service, NatsServer};
+use dyschat_tests::{nats_only_env, service_endpoints, wait_for_service, NatsServer};
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,18 @@ impl Harness {
             tasks,
             nats,
         }
+    }
+
+    /// Every membership event from now on: subscribed and flushed, so none published after this
+    /// returns is missed.
+    async fn membership_events(&self) -> async_nats::Subscriber {
+        let events = self
+            .client
+            .subscribe(subjects::MEMBERSHIP_WILDCARD)
+            .await
+            .unwrap();
+        self.client.flush().await.unwrap();
+        events
     }
 
     async fn call<Req: Serialize, Resp: DeserializeOwned>(

@@ -5,12 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_and_list_in_pages() {
     let h = Harness::start(1).await;
-    let mut events = h
-        .client
-        .subscribe(subjects::MEMBERSHIP_WILDCARD)
-        .await
-        .unwrap();
-    h.client.flush().await.unwrap();
+    let mut events = h.membership_events().await;
 
     let first = h.create("owner1", "General").await.unwrap();
     assert_eq!(first.name, "General");
@@ -140,18 +135,10 @@ async fn bad_requests_and_unknown_rooms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_is_discoverable() {
     let h = Harness::start(1).await;
-    let info = h
-        .client
-        .request(format!("$SRV.INFO.{}", subjects::rooms::SERVICE), "".into())
+    let endpoints = service_endpoints(&h.client, subjects::rooms::SERVICE)
         .await
         .unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
-    let seen: BTreeSet<&str> = info["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["subject"].as_str())
-        .collect();
+    let seen: BTreeSet<&str> = endpoints.iter().map(String::as_str).collect();
     let expected: BTreeSet<String> = [
         subjects::rooms::CREATE,
         subjects::rooms::GET,

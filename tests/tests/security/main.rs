@@ -136,14 +136,7 @@ impl WsClientRaw {
 async fn member_room(api: &Api, owner: &LoggedIn, others: &[&LoggedIn]) -> anyhow::Result<String> {
     let room = api.create_room(&owner.token, "security").await?;
     for user in others {
-        let (status, body) = api
-            .call(
-                "POST",
-                &format!("/api/v1/rooms/{room}/join"),
-                Some(&user.token),
-                None,
-            )
-            .await?;
+        let (status, body) = api.join_room(&user.token, &room).await?;
         ensure!(status == 200, "join: {status} {body}");
     }
     Ok(room)

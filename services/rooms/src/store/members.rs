@@ -19,7 +19,7 @@ use dyschat_protocol::layout::{
 use dyschat_runtime::direct::{DirectError, StoredMessage, MAX_RESULTS};
 
 use super::{entry, unavailable, Store, StoreError, MAX_ATTEMPTS};
-use crate::paging::{snapshot_page, Cursor, Page};
+use crate::paging::{snapshot_page, Cursor};
 use crate::records::{decode, encode, MemberRecord, MembershipEntry};
 
 /// What a join or leave did to a member record.
@@ -175,15 +175,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut page = Page::new(cursor, limit);
-        while let Some((from, batch)) = page.next_read() {
-            let batch = self
-                .direct
-                .next_by_subject(&stream, from, &filter, batch)
-                .await?;
-            page.absorb(batch, decode)?;
-        }
-        Ok(page.finish())
+        self.page_by_subject(&stream, &filter, cursor, limit, decode)
+            .await
     }
 
     /// The index entry of a join, written before the member record (and again after a join that

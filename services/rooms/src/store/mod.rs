@@ -23,10 +23,12 @@ use async_nats::jetstream::{self, context::PublishErrorKind, kv};
 use async_nats::HeaderMap;
 use dyschat_protocol::layout;
 use dyschat_runtime::config::TopologySettings;
-use dyschat_runtime::direct::{DirectError, DirectGet};
+use dyschat_runtime::direct::{DirectError, DirectGet, StoredMessage};
 use dyschat_runtime::topology::{self, TopologyError};
 
 pub(crate) use members::{Change, MemberState};
+
+use crate::paging::{Cursor, Page};
 
 /// How long one batched direct get (a page, the presence of a page) may take.
 pub(crate) const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,6 +123,30 @@ impl Store {
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
             Err(e) => Err(unavailable(bucket, e)),
         }
+    }
+}
+
+impl Store {
+    /// One page of the entries of `stream` matching `filter` from `cursor` on, a batch at a time
+    /// with `next_by_subj` (see [`Page`]): the member pages of large rooms and the room list
+    /// read this one way.
+    async fn page_by_subject<T>(
+        &self,
+        stream: &str,
+        filter: &str,
+        cursor: Cursor,
+        limit: usize,
+        mut decode: impl FnMut(&StoredMessage) -> Result<Option<T>, StoreError>,
+    ) -> Result<(Vec<T>, Option<Cursor>), StoreError> {
+        let mut page = Page::new(cursor, limit);
+        while let Some((from, batch)) = page.next_read() {
+            let batch = self
+                .direct
+                .next_by_subject(stream, from, filter, batch)
+                .await?;
+            page.absorb(batch, &mut decode)?;
+        }
+        Ok(page.finish())
     }
 }
 

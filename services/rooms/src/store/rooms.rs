@@ -10,7 +10,7 @@ use async_nats::jetstream::kv::{self, CreateErrorKind};
 use dyschat_protocol::layout::{kv_key, kv_stream, kv_subject, ROOMS_BUCKET, ROOM_INDEX_BUCKET};
 
 use super::{entry, unavailable, Store, StoreError};
-use crate::paging::{Cursor, Page};
+use crate::paging::Cursor;
 use crate::records::{decode, encode, RoomRecord};
 
 impl Store {
@@ -43,17 +43,11 @@ impl Store {
     ) -> Result<(Vec<RoomRecord>, Option<Cursor>), StoreError> {
         let stream = kv_stream(ROOM_INDEX_BUCKET);
         let filter = kv_subject(ROOM_INDEX_BUCKET, "*");
-        let mut page = Page::new(cursor, limit);
-        while let Some((from, batch)) = page.next_read() {
-            let batch = self
-                .direct
-                .next_by_subject(&stream, from, &filter, batch)
-                .await?;
-            page.absorb(batch, |m| {
-                Ok::<_, StoreError>(kv_key(ROOM_INDEX_BUCKET, &m.subject).map(str::to_string))
-            })?;
-        }
-        let (ids, next) = page.finish();
+        let (ids, next) = self
+            .page_by_subject(&stream, &filter, cursor, limit, |m| {
+                Ok(kv_key(ROOM_INDEX_BUCKET, &m.subject).map(str::to_string))
+            })
+            .await?;
         let mut records = self.rooms_by_id(&ids).await?;
         let rooms = ids
             .iter()

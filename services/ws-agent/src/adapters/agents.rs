@@ -10,10 +10,8 @@ use async_nats::jetstream::kv;
 use dyschat_protocol::layout;
 use tokio_util::sync::CancellationToken;
 
-use async_nats::jetstream::kv::Operation;
-use dyschat_runtime::direct::DirectGet;
-
-use crate::ports::{PortError, PortResult};
+use super::live_keys;
+use crate::ports::PortResult;
 
 /// The most agents counted (one batch).
 const MAX_AGENTS: usize = 1024;
@@ -39,21 +37,15 @@ impl AgentRegistry {
 
     /// The live agents: entries whose last operation is a put (markers do not count).
     async fn count(&self) -> PortResult<usize> {
-        let filter = layout::kv_subject(layout::AGENTS_BUCKET, "*");
-        let entries = DirectGet::new(self.client.clone(), COUNT_TIMEOUT)
-            .multi_last(
-                &layout::kv_stream(layout::AGENTS_BUCKET),
-                &[filter],
-                MAX_AGENTS,
-                None,
-            )
-            .await
-            .map_err(PortError::failed)?;
-        Ok(entries
-            .messages
-            .iter()
-            .filter(|m| m.operation == Operation::Put)
-            .count())
+        let live = live_keys(
+            &self.client,
+            layout::AGENTS_BUCKET,
+            "*",
+            MAX_AGENTS,
+            COUNT_TIMEOUT,
+        )
+        .await?;
+        Ok(live.len())
     }
 
     /// Refreshes this agent's entry every [`layout::PRESENCE_REFRESH`] and counts the agents

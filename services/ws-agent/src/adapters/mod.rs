@@ -12,6 +12,11 @@ pub(crate) mod services;
 use std::future::Future;
 use std::time::Duration;
 
+use async_nats::jetstream::kv::Operation;
+use dyschat_protocol::layout;
+use dyschat_runtime::direct::DirectGet;
+use serde::Serialize;
+
 use crate::ports::{PortError, PortResult};
 
 /// How long handing a command (subscribe, publish) to the NATS client may take: it waits only
@@ -26,4 +31,39 @@ pub(crate) async fn bounded<T, E: std::fmt::Display>(
         Ok(result) => result.map_err(PortError::failed),
         Err(_) => Err(PortError::Timeout),
     }
+}
+
+/// Publishes `event` as JSON on `subject`, bounded like every command: how the agent announces
+/// presence and typing.
+pub(crate) async fn publish_json(
+    client: &async_nats::Client,
+    subject: String,
+    event: &impl Serialize,
+) -> PortResult<()> {
+    let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
+    bounded(client.publish(subject, bytes.into())).await
+}
+
+/// The stream subjects of the keys of `bucket` matching `pattern` (a key or a filter such as
+/// `<user_id>.*`) that hold a value (a delete or purge marker is a key gone), at most `max`, in
+/// one batched direct get taking at most `timeout`: how the agents are counted and how a user's
+/// sockets on other agents are found.
+pub(crate) async fn live_keys(
+    client: &async_nats::Client,
+    bucket: &str,
+    pattern: &str,
+    max: usize,
+    timeout: Duration,
+) -> PortResult<Vec<String>> {
+    let filter = layout::kv_subject(bucket, pattern);
+    let entries = DirectGet::new(client.clone(), timeout)
+        .multi_last(&layout::kv_stream(bucket), &[filter], max, None)
+        .await
+        .map_err(PortError::failed)?;
+    Ok(entries
+        .messages
+        .into_iter()
+        .filter(|m| m.operation == Operation::Put)
+        .map(|m| m.subject)
+        .collect())
 }

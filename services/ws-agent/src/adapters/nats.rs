@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
-use super::bounded;
-use crate::ports::{Bus, EventMessage, LiveMessage, LiveStream, PortError, PortResult};
+use super::{bounded, publish_json};
+use crate::ports::{Bus, EventMessage, LiveMessage, LiveStream, PortResult};
 
 #[derive(Clone)]
 pub(crate) struct NatsBus {
@@ -77,14 +77,6 @@ impl Bus for NatsBus {
     }
 
     fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
-        async move {
-            let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
-            bounded(
-                self.client
-                    .publish(subjects::typing(&event.room_id), bytes.into()),
-            )
-            .await
-        }
-        .boxed()
+        publish_json(&self.client, subjects::typing(&event.room_id), event).boxed()
     }
 }

@@ -12,10 +12,7 @@ use dyschat_protocol::{layout, subjects, wire::PresenceEvent};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use async_nats::jetstream::kv::Operation;
-use dyschat_runtime::direct::DirectGet;
-
-use super::bounded;
+use super::{live_keys, publish_json};
 use crate::ports::{PortError, PortResult, PresenceStore};
 
 /// How long the "online elsewhere" lookup may take.
@@ -58,42 +55,24 @@ impl PresenceStore for KvPresence {
 
     fn online_elsewhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, PortResult<bool>> {
         async move {
-            let filter = format!(
-                "$KV.{}.{}",
+            let own = layout::kv_subject(
                 layout::PRESENCE_BUCKET,
-                layout::presence_filter(user_id)
+                &layout::presence_key(user_id, &self.agent_id),
             );
-            let own = format!(
-                "$KV.{}.{}",
+            let live = live_keys(
+                &self.client,
                 layout::PRESENCE_BUCKET,
-                layout::presence_key(user_id, &self.agent_id)
-            );
-            let entries = DirectGet::new(self.client.clone(), LOOKUP_TIMEOUT)
-                .multi_last(
-                    &layout::kv_stream(layout::PRESENCE_BUCKET),
-                    &[filter],
-                    MAX_AGENTS_PER_USER,
-                    None,
-                )
-                .await
-                .map_err(PortError::failed)?;
-            Ok(entries
-                .messages
-                .iter()
-                .any(|m| m.operation == Operation::Put && m.subject != own))
+                &layout::presence_filter(user_id),
+                MAX_AGENTS_PER_USER,
+                LOOKUP_TIMEOUT,
+            )
+            .await?;
+            Ok(live.iter().any(|subject| *subject != own))
         }
         .boxed()
     }
 
     fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>> {
-        async move {
-            let bytes = serde_json::to_vec(event).map_err(|e| PortError::Decode(e.to_string()))?;
-            bounded(
-                self.client
-                    .publish(subjects::presence(&event.user_id), bytes.into()),
-            )
-            .await
-        }
-        .boxed()
+        publish_json(&self.client, subjects::presence(&event.user_id), event).boxed()
     }
 }
