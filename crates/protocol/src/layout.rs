@@ -41,6 +41,17 @@ pub const PRESENCE_BUCKET: &str = "dyschat_presence";
 /// One entry per live ws-agent (its id), refreshed like presence: how many agents share the
 /// mesh-wide limits, and which agents must confirm that a kicked user's sockets stopped.
 pub const AGENTS_BUCKET: &str = "dyschat_agents";
+/// Revoked access tokens (logout): key = the token's id (its `jti`, see [`revoked_key`]), value =
+/// its expiry in unix seconds (decimal text). Written by auth only, each entry with a per-message
+/// TTL that ends a little after the token expires (a revocation is needed exactly as long as the
+/// token would be accepted); watched by every ws-agent.
+pub const REVOKED_BUCKET: &str = "dyschat_revoked";
+/// How long the marker the server leaves when a revocation's TTL ends is kept (the bucket's
+/// `limit_markers`): watchers see the key go, then the marker goes too.
+pub const REVOKED_MARKER_TTL: Duration = Duration::from_secs(60);
+/// How long a revocation outlives its token: covers clocks of auth and the agents that disagree
+/// by up to this much.
+pub const REVOKED_GRACE: Duration = Duration::from_secs(60);
 
 /// NATS counters (a stream with `allow_msg_counter`): one subject per counted thing, see
 /// [`crate::subjects::member_count`]. A counter needs no compare-and-set, so a room of 100,000
@@ -114,6 +125,18 @@ pub fn members_filter(room_id: &str) -> String {
 pub fn parse_member_key(key: &str) -> Option<(&str, &str)> {
     let (room, user) = key.split_once('.')?;
     (is_valid_id(room) && is_valid_id(user)).then_some((room, user))
+}
+
+/// The key of a revoked token in [`REVOKED_BUCKET`]: its id, which must be a valid id (a token
+/// whose id is not one is refused before it gets here).
+pub fn revoked_key(token_id: &str) -> &str {
+    debug_assert!(is_valid_id(token_id), "unvalidated token id: {token_id:?}");
+    token_id
+}
+
+/// The expiry (unix seconds) a revocation entry holds, `None` for a value not written by auth.
+pub fn parse_revoked_value(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 /// The Redis key of a shared rate-limit bucket named `bucket` (`<limit>:<user or address>`);
@@ -219,5 +242,9 @@ mod tests {
         assert_eq!(kv_key(PRESENCE_BUCKET, &subject), None);
         assert_eq!(kv_key("dyschat", &subject), None);
         assert_eq!(history::key("r1"), "dyschat:history:r1");
+        assert_eq!(revoked_key("0123abcd"), "0123abcd");
+        assert_eq!(parse_revoked_value(b"1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_revoked_value(b"soon"), None);
+        assert_eq!(parse_revoked_value(&[0xff]), None);
     }
 }

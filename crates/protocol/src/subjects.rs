@@ -36,8 +36,11 @@ pub mod auth {
     pub const GROUP: &str = "dyschat.auth";
     pub const REGISTER: &str = "register";
     pub const LOGIN: &str = "login";
+    /// Revokes the token in the request (see [`crate::wire::LogoutRequest`]).
+    pub const LOGOUT: &str = "logout";
     pub const REGISTER_SUBJECT: &str = "dyschat.auth.register";
     pub const LOGIN_SUBJECT: &str = "dyschat.auth.login";
+    pub const LOGOUT_SUBJECT: &str = "dyschat.auth.logout";
 }
 
 /// Request-reply endpoints of the rooms service.
@@ -183,6 +186,10 @@ mod tests {
         assert_eq!(
             format!("{}.{}", auth::GROUP, auth::LOGIN),
             auth::LOGIN_SUBJECT
+        );
+        assert_eq!(
+            format!("{}.{}", auth::GROUP, auth::LOGOUT),
+            auth::LOGOUT_SUBJECT
         );
     }
 }

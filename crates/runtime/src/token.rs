@@ -3,6 +3,10 @@
 //! auth issues them and ws-agent verifies them locally, so both use this one module. Verification
 //! pins the algorithm to HS256 (which refuses `alg: none` and every foreign algorithm) and checks
 //! issuer, audience and expiry.
+//!
+//! Every token carries a `jti`: 128 random bits in hex, its id, by which a logout revokes it
+//! ([`id_of`]). Tokens issued before `jti` existed stay valid until they expire, and their id is
+//! a digest of the token itself, so they can be revoked too.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -20,6 +24,9 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// The token's id (absent from tokens issued before logout existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +52,7 @@ pub fn issue(
         aud: AUDIENCE.to_string(),
         iat: now,
         exp: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
+        jti: Some(new_jti()),
     };
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -53,6 +61,31 @@ pub fn issue(
     )
     .map_err(|e| TokenError::Invalid(e.to_string()))?;
     Ok((token, claims))
+}
+
+/// A fresh token id: 128 random bits as 32 lowercase hex digits.
+fn new_jti() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The prefix of the id of a token without `jti` (see [`id_of`]).
+const LEGACY_ID_PREFIX: &str = "legacy-";
+
+/// The id of a verified token, under which a logout revokes it: its `jti`, or for a token issued
+/// before `jti` existed `legacy-` and the first 128 bits of the token's SHA-256 in hex. Always a
+/// valid id of the contract (so it can be a KV key); a `jti` that is not one makes the token
+/// invalid.
+pub fn id_of(claims: &Claims, token: &str) -> Result<String, TokenError> {
+    use sha2::Digest;
+    match &claims.jti {
+        Some(jti) if dyschat_protocol::ids::is_valid_id(jti) => Ok(jti.clone()),
+        Some(_) => Err(TokenError::Invalid("jti is not a valid id".into())),
+        None => {
+            let digest = sha2::Sha256::digest(token.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            Ok(format!("{LEGACY_ID_PREFIX}{hex}"))
+        }
+    }
 }
 
 /// Checks signature, algorithm, issuer, audience and expiry.
@@ -88,6 +121,38 @@ mod tests {
     fn round_trip() {
         let (token, claims) = issue(SECRET, "u1", "alice", now(), 60).unwrap();
         assert_eq!(verify(SECRET, &token).unwrap(), claims);
+    }
+
+    #[test]
+    fn every_token_has_its_own_id() {
+        let (a, ca) = issue(SECRET, "u1", "alice", now(), 60).unwrap();
+        let (b, cb) = issue(SECRET, "u1", "alice", now(), 60).unwrap();
+        let (ida, idb) = (id_of(&ca, &a).unwrap(), id_of(&cb, &b).unwrap());
+        assert_ne!(ida, idb, "two logins in one second get two ids");
+        assert_eq!(ida.len(), 32);
+        assert_eq!(Some(ida), ca.jti);
+
+        // A token of before `jti` is still accepted, and its id is a stable digest of it.
+        let legacy = Claims { jti: None, ..ca };
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &legacy,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let verified = verify(SECRET, &old).unwrap();
+        assert_eq!(verified.jti, None);
+        let id = id_of(&verified, &old).unwrap();
+        assert!(id.starts_with(LEGACY_ID_PREFIX) && dyschat_protocol::ids::is_valid_id(&id));
+        assert_eq!(id, id_of(&verified, &old).unwrap());
+        assert_ne!(id, id_of(&verified, &a).unwrap());
+
+        // A `jti` that could not be a key is refused.
+        let bad = Claims {
+            jti: Some("a.b*".into()),
+            ..verified
+        };
+        assert!(matches!(id_of(&bad, &old), Err(TokenError::Invalid(_))));
     }
 
     #[test]

@@ -200,6 +200,22 @@ pub fn presence_bucket(config: &TopologySettings) -> kv::Config {
     }
 }
 
+/// Revoked tokens (logout): auth writes each with a per-message TTL ending when the token would
+/// have expired (`limit_markers` turns per-message TTLs on; nats-server 2.11 or newer), so the
+/// bucket holds only revocations that still matter and needs no sweeping. No bucket-wide
+/// `max_age`: auth and every agent ensure this bucket, and its configuration must not depend
+/// on a variable (the token lifetime) that only auth reads.
+pub fn revoked_bucket(config: &TopologySettings) -> kv::Config {
+    kv::Config {
+        limit_markers: Some(layout::REVOKED_MARKER_TTL),
+        ..bucket(
+            config,
+            REVOKED_BUCKET,
+            "DYSCHAT revoked tokens: <token id> -> expiry",
+        )
+    }
+}
+
 /// How long an ensure keeps retrying while JetStream is not available yet (a cluster still
 /// electing its leaders, a server restarting).
 pub const ENSURE_TIMEOUT: Duration = Duration::from_secs(30);

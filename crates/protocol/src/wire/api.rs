@@ -30,6 +30,23 @@ pub struct LoginReply {
     pub username: String,
 }
 
+/// The request of auth's `logout` endpoint (NATS only; the HTTP route takes the Bearer token):
+/// the token to revoke. Auth verifies it itself, so only a valid token can be revoked, and only
+/// by someone who holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutRequest {
+    pub token: String,
+}
+
+/// auth's answer to a `logout`: the token's id and expiry, as stored in the revoked bucket, so
+/// the agent that asked refuses the token at once, before its watch of the bucket says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub token_id: String,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomBody {
