@@ -195,6 +195,76 @@ async fn wrong_password_and_unknown_user_look_the_same() {
     h.stop().await;
 }
 
+/// `logout` verifies the token and writes its id to the revoked bucket with the token's expiry,
+/// kept (per-message TTL) until a little after the token expires; twice is the same answer; a
+/// token that is not ours, or expired, is `unauthorized`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_writes_the_revocation_once_with_a_ttl() {
+    use dyschat_protocol::layout;
+    use dyschat_protocol::wire::{LogoutRequest, Revoked};
+
+    let h = Harness::start().await;
+    h.register("frank", "password-1").await.unwrap();
+    let token = h.login("frank", "password-1").await.unwrap().token;
+    let logout = |token: String| async {
+        let r: Result<Revoked, ApiError> = rpc::request(
+            &h.client,
+            subjects::auth::LOGOUT_SUBJECT.to_string(),
+            &LogoutRequest { token },
+            TIMEOUT,
+        )
+        .await;
+        r
+    };
+    let revoked = logout(token.clone()).await.unwrap();
+    let claims = token::verify(&h.secret, &token).unwrap();
+    assert_eq!(Some(&revoked.token_id), claims.jti.as_ref());
+    assert_eq!(revoked.expires, claims.exp);
+    assert_eq!(logout(token.clone()).await.unwrap(), revoked);
+
+    let js = async_nats::jetstream::new(h.client.clone());
+    let stream = js
+        .get_stream(layout::kv_stream(layout::REVOKED_BUCKET))
+        .await
+        .unwrap();
+    let info = stream.get_info().await.unwrap();
+    assert!(info.config.allow_message_ttl, "{:?}", info.config);
+    assert_eq!(info.state.messages, 1, "revoked twice, stored once");
+    let stored = stream
+        .get_last_raw_message_by_subject(&layout::kv_subject(
+            layout::REVOKED_BUCKET,
+            &revoked.token_id,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        layout::parse_revoked_value(&stored.payload),
+        Some(claims.exp)
+    );
+    let ttl: u64 = stored
+        .headers
+        .get("Nats-TTL")
+        .and_then(|v| v.as_str().parse().ok())
+        .expect("a per-message TTL");
+    let left = u64::try_from(claims.exp - chrono::Utc::now().timestamp()).unwrap();
+    let grace = layout::REVOKED_GRACE.as_secs();
+    assert!(
+        (left + grace - 5..=left + grace + 1).contains(&ttl),
+        "ttl {ttl}, {left} s left"
+    );
+
+    assert_eq!(
+        code(logout("not.a.token".into()).await),
+        ErrorCode::Unauthorized
+    );
+    let (expired, _) = token::issue(&h.secret, "u1", "frank", 1_000, 60).unwrap();
+    assert_eq!(code(logout(expired).await), ErrorCode::Unauthorized);
+    let now = chrono::Utc::now().timestamp();
+    let (foreign, _) = token::issue("another-secret", "u1", "frank", now, 3600).unwrap();
+    assert_eq!(code(logout(foreign).await), ErrorCode::Unauthorized);
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_is_discoverable_and_stops_cleanly() {
     let h = Harness::start().await;
@@ -207,6 +277,7 @@ async fn the_service_is_discoverable_and_stops_cleanly() {
         subjects_seen,
         [
             subjects::auth::LOGIN_SUBJECT,
+            subjects::auth::LOGOUT_SUBJECT,
             subjects::auth::REGISTER_SUBJECT
         ]
     );

@@ -1,4 +1,4 @@
-//! The DYSCHAT auth service: `register` and `login` over NATS request-reply.
+//! The DYSCHAT auth service: `register`, `login` and `logout` over NATS request-reply.
 //!
 //! Users live in the `dyschat_users` KV bucket, keyed by their lower-cased username so that
 //! uniqueness ignoring case is enforced by one atomic `create`. Passwords are stored as argon2id
@@ -6,11 +6,13 @@
 //!
 //! The crate is split so that the logic can be tested without a transport:
 //! [`password`] (hashing), [`store`] (the bucket), [`handlers`] (the two operations) and
-//! [`service`] (NATS wiring and shutdown); [`throttle`] limits failed logins per username.
+//! [`service`] (NATS wiring and shutdown); [`throttle`] limits failed logins per username;
+//! [`logout`] revokes a token in the revoked bucket every ws-agent watches.
 
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod logout;
 pub mod password;
 pub mod service;
 pub mod store;

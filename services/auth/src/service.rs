@@ -1,11 +1,12 @@
-//! NATS wiring: connect, ensure the users bucket, expose `register` and `login` as endpoints of
-//! the `dyschat-auth` micro service (discoverable through `$SRV`), and drain on shutdown.
+//! NATS wiring: connect, ensure the users and revoked buckets, expose `register`, `login` and
+//! `logout` as endpoints of the `dyschat-auth` micro service (discoverable through `$SRV`), and
+//! drain on shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use dyschat_protocol::wire::Credentials;
+use dyschat_protocol::wire::{Credentials, LogoutRequest};
 use dyschat_protocol::{subjects::auth, ApiError};
 use dyschat_runtime::service::{self, Endpoints};
 use dyschat_runtime::{connect, topology};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
+use crate::logout::Revoker;
 use crate::password::Hasher;
 use crate::store::UserStore;
 use crate::throttle::{self, LoginThrottle};
@@ -28,6 +30,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let js = jetstream::new(client.clone());
     let users = UserStore::new(
         topology::ensure_bucket(&js, topology::users_bucket(&config.topology)).await?,
+    );
+    let revoker = Revoker::new(
+        topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
+        config.auth.auth_secret.clone(),
     );
     let tokens = Arc::new(TokenSettings {
         secret: config.auth.auth_secret.clone(),
@@ -76,12 +82,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             .map_err(ApiError::from)
         }
     };
+    let logout = move |request: LogoutRequest| {
+        let revoker = revoker.clone();
+        async move {
+            revoker
+                .logout(request, chrono::Utc::now().timestamp())
+                .await
+        }
+    };
     let endpoints = Endpoints::new()
         .route(auth::REGISTER, register)
-        .route(auth::LOGIN, login);
+        .route(auth::LOGIN, login)
+        .route(auth::LOGOUT, logout);
     let identity = service::Identity {
         name: auth::SERVICE,
-        description: "DYSCHAT accounts: register and login",
+        description: "DYSCHAT accounts: register, login and logout",
         group: auth::GROUP,
         metrics_addr: &config.auth.auth_metrics_addr,
     };
