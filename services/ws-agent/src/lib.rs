@@ -44,6 +44,7 @@ use crate::adapters::{
     nats::NatsBus,
     presence::KvPresence,
     redis::{RedisHistory, RedisRates},
+    revoked::KvRevocations,
     services::Services,
 };
 use crate::core::Core;
@@ -108,6 +109,9 @@ pub async fn serve(
     let presence_kv =
         topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?;
     let agents_kv = topology::ensure_bucket(&js, topology::agents_bucket(&config.topology)).await?;
+    let revoked = Arc::new(KvRevocations::new(
+        topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
+    ));
     // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
     // again after every reconnection.
     let keeper = {
@@ -118,6 +122,7 @@ pub async fn serve(
                 topology::ensure_messages_stream(&js, &topology).await?;
                 topology::ensure_bucket(&js, topology::presence_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::agents_bucket(&topology)).await?;
+                topology::ensure_bucket(&js, topology::revoked_bucket(&topology)).await?;
                 Ok(())
             }
         })
@@ -139,6 +144,7 @@ pub async fn serve(
         rooms: services.clone(),
         bus: Arc::new(bus.clone()),
         presence: Arc::new(KvPresence::new(presence_kv, nats.clone(), agent_id.clone())),
+        revoked: revoked.clone(),
     };
     let core = Core::new(
         &config.agent,
@@ -175,6 +181,11 @@ pub async fn serve(
     let agents_count = core.limits.agents.clone();
     let registry_token = agent_shutdown.clone();
     let registry = tokio::spawn(async move { registry.run(agents_count, registry_token).await });
+    // Logouts: every revocation in the bucket (the ones made before this agent started too),
+    // then each new one as it is made.
+    let revocations = core.revocations.clone();
+    let revoked_token = agent_shutdown.clone();
+    let revoked = tokio::spawn(async move { revoked.follow(&revocations, revoked_token).await });
     let presence_core = core.clone();
     let presence_token = agent_shutdown.clone();
     let presence =
@@ -203,6 +214,7 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(drain, presence).await;
     let _ = tokio::time::timeout(drain, registry).await;
+    let _ = tokio::time::timeout(drain, revoked).await;
     keeper.abort();
     for task in events {
         if let Err(e) = task.await {

@@ -1,6 +1,6 @@
 //! What the domain core ([`crate::core`]) and the hub ([`crate::hub`]) need from the outside
 //! world, as small traits (ports): the message stream (JetStream), history (Redis), the rooms
-//! service, the live feed and event bus (core NATS) and presence (KV). The real implementations
+//! service, the live feed and event bus (core NATS), presence and revoked tokens (KV). The real implementations
 //! are in [`crate::adapters`]; unit tests run the same core over in-memory fakes.
 //!
 //! Why trait objects and not generics: an operation behind a port (a publish, a replay, an access
@@ -198,6 +198,14 @@ pub(crate) trait PresenceStore: Send + Sync {
     fn announce<'a>(&'a self, event: &'a PresenceEvent) -> BoxFuture<'a, PortResult<()>>;
 }
 
+/// The revoked-token bucket, asked directly: what the agent does for a token its in-memory set
+/// cannot vouch for (its watch of the bucket has not caught up yet, or the set is full, see
+/// [`crate::core::revocation`]). The watch itself feeds the set from the adapter.
+pub(crate) trait RevocationStore: Send + Sync {
+    /// Whether the bucket holds a revocation of token `token_id` (one KV get).
+    fn is_revoked<'a>(&'a self, token_id: &'a str) -> BoxFuture<'a, PortResult<bool>>;
+}
+
 /// What a shared token bucket granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Grant {
@@ -228,4 +236,5 @@ pub(crate) struct Ports {
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn PresenceStore>,
     pub rates: Arc<dyn RateStore>,
+    pub revoked: Arc<dyn RevocationStore>,
 }

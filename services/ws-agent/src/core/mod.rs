@@ -4,7 +4,7 @@
 //! requests and frames into calls here and results into responses and frames. Everything with a
 //! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
 //! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
-//! presence ([`presence`]) and the mesh events ([`events`]). The core reaches the outside world
+//! presence ([`presence`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
 //! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
 
 use std::sync::Arc;
@@ -31,12 +31,14 @@ pub(crate) mod join;
 mod membership;
 mod pages;
 mod presence;
+pub(crate) mod revocation;
 mod send;
 
 pub(crate) use error::CoreError;
 pub(crate) use join::SocketRooms;
 pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
+pub(crate) use revocation::Revocations;
 pub(crate) use send::{send_span, Outgoing, Reply};
 
 /// The default and largest page of a member list.
@@ -49,14 +51,17 @@ pub(crate) struct User {
     pub username: String,
     /// Token expiry, unix seconds.
     pub expires: i64,
+    /// The token's id, under which a logout revokes it ([`token::id_of`]).
+    pub token_id: String,
 }
 
-impl From<Claims> for User {
-    fn from(c: Claims) -> Self {
+impl User {
+    fn new(claims: Claims, token_id: String) -> Self {
         User {
-            user_id: c.sub,
-            username: c.name,
-            expires: c.exp,
+            user_id: claims.sub,
+            username: claims.name,
+            expires: claims.exp,
+            token_id,
         }
     }
 }
@@ -75,6 +80,7 @@ pub(crate) struct Core {
     pub(crate) limits: Limits,
     pub(crate) membership: Membership,
     pub(crate) presence: Presence,
+    pub(crate) revocations: Arc<Revocations>,
     pub(crate) hub: Arc<Hub>,
     stream: Arc<dyn MessageStream>,
     history: Arc<dyn HistoryStore>,
@@ -112,6 +118,7 @@ impl Core {
             limits: Limits::new(settings, ports.rates.clone()),
             membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
             presence: Presence::new(ports.presence),
+            revocations: Revocations::new(ports.revoked, revocation::MAX_HELD),
             hub,
             stream: ports.stream,
             history: ports.history,
@@ -121,14 +128,26 @@ impl Core {
         })
     }
 
-    /// The user a token names, if it is valid and unexpired.
-    pub(crate) fn authenticate(&self, token: &str) -> Result<User, CoreError> {
-        match token::verify(&self.auth_secret, token) {
-            Ok(claims) if ids::is_valid_id(&claims.sub) => Ok(claims.into()),
-            Ok(_) => Err(ApiError::unauthorized("token subject is not a valid user id").into()),
-            Err(TokenError::Expired) => Err(ApiError::unauthorized("token expired").into()),
-            Err(TokenError::Invalid(_)) => Err(ApiError::unauthorized("invalid token").into()),
+    /// The user a token names, if it is valid, unexpired and not revoked: how every route and
+    /// every socket (URL token, `auth` frame, re-authentication) is authenticated.
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<User, CoreError> {
+        let claims = match token::verify(&self.auth_secret, token) {
+            Ok(claims) if ids::is_valid_id(&claims.sub) => claims,
+            Ok(_) => {
+                return Err(ApiError::unauthorized("token subject is not a valid user id").into())
+            }
+            Err(TokenError::Expired) => return Err(ApiError::unauthorized("token expired").into()),
+            Err(TokenError::Invalid(_)) => {
+                return Err(ApiError::unauthorized("invalid token").into())
+            }
+        };
+        let token_id =
+            token::id_of(&claims, token).map_err(|_| ApiError::unauthorized("invalid token"))?;
+        let now = chrono::Utc::now().timestamp();
+        if self.revocations.check(&token_id, claims.exp, now).await? {
+            return Err(ApiError::unauthorized("token revoked").into());
         }
+        Ok(User::new(claims, token_id))
     }
 
     /// Joins or leaves a room (HTTP); sockets are attached by [`join`].

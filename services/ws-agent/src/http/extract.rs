@@ -31,7 +31,7 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?;
-        let user = state.core.authenticate(token.trim())?;
+        let user = state.core.authenticate(token.trim()).await?;
         // Every authenticated route takes from the user's request budget, except posting a
         // message, which takes from the send budget (in the core's send, like a `send` frame).
         let posting = parts.method == axum::http::Method::POST

@@ -48,7 +48,7 @@ pub(crate) async fn upgrade(
     super::origin::check_ws_origin(&state.config, &headers)?;
     let user = match params.token.as_deref() {
         Some(token) => {
-            let user = state.core.authenticate(token)?;
+            let user = state.core.authenticate(token).await?;
             state.core.limits.sockets.has_room(&user.user_id)?;
             Some(user)
         }

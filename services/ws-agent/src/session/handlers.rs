@@ -11,19 +11,25 @@ use crate::core::{page_limit, send_span, CoreError, Outgoing, Reply};
 use crate::socket::OutFrame;
 
 impl Session {
-    /// A fresh token on an open socket extends its life (same user only).
-    pub(super) fn reauthenticate(
+    /// A fresh token on an open socket extends its life (same user only); from then on the
+    /// socket lives and dies by the new token (a logout of the old one leaves it open).
+    pub(super) async fn reauthenticate(
         &mut self,
         token: &str,
         reference: Option<String>,
     ) -> Result<(), CoreError> {
-        let user = self.core.authenticate(token)?;
+        let user = self.core.authenticate(token).await?;
         if user.user_id != self.user.user_id {
             return Err(
                 dyschat_protocol::ApiError::unauthorized("token is for another user").into(),
             );
         }
+        self.token = self
+            .core
+            .revocations
+            .attach(&user.token_id, self.socket.clone());
         self.user.expires = user.expires;
+        self.user.token_id = user.token_id.clone();
         self.reply(ServerFrame::Ready {
             user_id: user.user_id,
             username: user.username,

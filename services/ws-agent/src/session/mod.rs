@@ -18,7 +18,7 @@ use dyschat_runtime::metric;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::core::{Core, SocketRooms, User};
+use crate::core::{revocation::Attachment, Core, SocketRooms, User};
 use crate::socket::{OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG};
 
 pub(crate) use writer::WriterSettings;
@@ -82,6 +82,8 @@ where
     let (socket, rx) = SocketHandle::new(user.user_id.clone(), core.socket_queue);
     let writer_task = tokio::spawn(write_loop(writer, rx, socket.clone(), core.writer));
     metrics::gauge!(metric::WS_SOCKETS_OPEN).increment(1.0);
+    // Listed under its token from now on: a logout of that token closes this socket.
+    let token = core.revocations.attach(&user.token_id, socket.clone());
     Box::pin(core.presence.opened(&user.user_id)).await;
     socket.push(OutFrame::new(&ServerFrame::Ready {
         user_id: user.user_id.clone(),
@@ -95,6 +97,7 @@ where
         user,
         rooms: SocketRooms::new(socket.clone()),
         sends: Arc::new(Semaphore::new(MAX_PENDING_SENDS)),
+        token,
     };
     session.read_loop(&mut reader).await;
 
@@ -156,7 +159,7 @@ where
         }
         let answer = match decode_client_frame(&raw) {
             Ok(inbound) => match inbound.frame {
-                ClientFrame::Auth { token } => match core.authenticate(&token) {
+                ClientFrame::Auth { token } => match core.authenticate(&token).await {
                     Ok(user) => return Some((user, inbound.reference)),
                     Err(e) => ServerFrame::error(e.into(), inbound.reference),
                 },
@@ -188,6 +191,9 @@ struct Session {
     user: User,
     rooms: SocketRooms,
     sends: Arc<Semaphore>,
+    /// The socket's listing under the token it is authenticated with (replaced when a fresh
+    /// token re-authenticates it).
+    token: Attachment,
 }
 
 impl Session {
@@ -279,7 +285,7 @@ impl Session {
             }
         }
         let result = match frame {
-            ClientFrame::Auth { token } => self.reauthenticate(&token, reference.clone()),
+            ClientFrame::Auth { token } => self.reauthenticate(&token, reference.clone()).await,
             ClientFrame::Join { room_id, since } => {
                 self.join(&room_id, since, reference.clone()).await
             }

@@ -233,6 +233,60 @@ async fn an_expired_token_is_told_and_closed_with_1008() {
     assert_eq!(c.recv_close().await, CLOSE_POLICY);
 }
 
+#[tokio::test]
+async fn a_revoked_token_closes_its_socket_with_1008_and_a_fresh_token_saves_one() {
+    let f = fixture();
+    let now = chrono::Utc::now().timestamp();
+    let issue = || {
+        let (token, claims) =
+            dyschat_runtime::token::issue(DEV_AUTH_SECRET, "id-alice", "alice", now, 3600).unwrap();
+        (token, claims.jti.unwrap(), claims.exp)
+    };
+    let (first, first_id, exp) = issue();
+    let (second, second_id, _) = issue();
+    let mut by_url = Client::open(&f, Some(f.core.authenticate(&first).await.unwrap()));
+    by_url.recv_type("ready").await;
+    let mut by_frame = Client::open(&f, None);
+    by_frame.send(json!({"type": "auth", "token": first, "ref": "a"}));
+    by_frame.recv_type("ready").await;
+    // This one moves to a fresh token: the old one's logout no longer concerns it.
+    by_frame.send(json!({"type": "auth", "token": second, "ref": "b"}));
+    assert_eq!(by_frame.recv_type("ready").await["ref"], "b");
+
+    f.core.revocations.revoked(&first_id, exp, now);
+    let e = by_url.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["message"].as_str()),
+        (Some("unauthorized"), Some("token revoked"))
+    );
+    assert_eq!(by_url.recv_close().await, CLOSE_POLICY);
+    by_url.task.await.unwrap();
+    by_frame.send(json!({"type": "ping", "ref": "p"}));
+    assert_eq!(by_frame.recv().await, json!({"type": "pong", "ref": "p"}));
+
+    // A revoked token cannot authenticate a socket again, nor re-authenticate one.
+    let mut again = Client::open(&f, None);
+    again.send(json!({"type": "auth", "token": first, "ref": "c"}));
+    let e = again.recv().await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("unauthorized"), Some("c"))
+    );
+    by_frame.send(json!({"type": "auth", "token": first, "ref": "d"}));
+    assert_eq!(
+        by_frame.recv_type("error").await["message"],
+        "token revoked"
+    );
+    f.core.revocations.revoked(&second_id, exp, now);
+    assert_eq!(by_frame.recv_close().await, CLOSE_POLICY);
+    by_frame.task.await.unwrap();
+    assert_eq!(
+        f.core.revocations.attached(),
+        0,
+        "closed sockets are unlisted"
+    );
+}
+
 #[test]
 fn axum_errors_are_too_large_only_for_tungstenite_capacity_errors() {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};

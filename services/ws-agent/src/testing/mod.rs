@@ -11,9 +11,11 @@ use crate::core::{Core, User};
 use crate::ports::Ports;
 use crate::socket::OutFrame;
 
+mod revoked;
 mod services;
 mod stream;
 
+pub(crate) use revoked::FakeRevoked;
 pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
 pub(crate) use stream::{FakeBus, FakeStream};
 
@@ -29,6 +31,7 @@ pub(crate) struct Fixture {
     pub rooms: Arc<FakeRooms>,
     pub presence: Arc<FakePresence>,
     pub history: Arc<FakeHistory>,
+    pub revoked: Arc<FakeRevoked>,
     pub shutdown: CancellationToken,
 }
 
@@ -59,6 +62,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let rooms = Arc::new(FakeRooms::default());
     let presence = Arc::new(FakePresence::default());
     let history = Arc::new(FakeHistory::new(stream.clone()));
+    let revoked = Arc::new(FakeRevoked::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -67,6 +71,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         bus: bus.clone(),
         presence: presence.clone(),
         rates: Arc::new(FakeRates::default()),
+        revoked: revoked.clone(),
     };
     let core = Core::new(
         &settings,
@@ -82,6 +87,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         rooms,
         presence,
         history,
+        revoked,
         shutdown,
     }
 }
@@ -91,6 +97,7 @@ pub(crate) fn user(name: &str) -> User {
         user_id: format!("id-{name}"),
         username: name.to_string(),
         expires: i64::MAX,
+        token_id: format!("token-{name}"),
     }
 }
 

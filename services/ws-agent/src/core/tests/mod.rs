@@ -4,4 +4,5 @@ mod dedupe;
 mod events;
 mod join;
 mod pages;
+mod revocation;
 mod send;
