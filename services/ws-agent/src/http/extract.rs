@@ -15,7 +15,25 @@ use crate::state::AgentState;
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
 pub(crate) struct AuthUser(pub User);
 
+/// The caller and the token it came with (for `logout`, which revokes that token).
+pub(crate) struct AuthToken {
+    pub user: User,
+    pub token: String,
+}
+
 impl FromRequestParts<Arc<AgentState>> for AuthUser {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AgentState>,
+    ) -> Result<Self, HttpError> {
+        let AuthToken { user, .. } = AuthToken::from_request_parts(parts, state).await?;
+        Ok(AuthUser(user))
+    }
+}
+
+impl FromRequestParts<Arc<AgentState>> for AuthToken {
     type Rejection = HttpError;
 
     async fn from_request_parts(
@@ -30,8 +48,9 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?;
-        let user = state.core.authenticate(token.trim()).await?;
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <token>"))?
+            .trim();
+        let user = state.core.authenticate(token).await?;
         // Every authenticated route takes from the user's request budget, except posting a
         // message, which takes from the send budget (in the core's send, like a `send` frame).
         let posting = parts.method == axum::http::Method::POST
@@ -46,7 +65,10 @@ impl FromRequestParts<Arc<AgentState>> for AuthUser {
                 .check(Class::Request, &user.user_id)
                 .await?;
         }
-        Ok(AuthUser(user))
+        Ok(AuthToken {
+            user,
+            token: token.to_string(),
+        })
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
         .routes(routes!(ws::upgrade))
         .routes(routes!(handlers::auth::register))
         .routes(routes!(handlers::auth::login))
+        .routes(routes!(handlers::auth::logout))
         .routes(routes!(handlers::auth::me))
         .routes(routes!(
             handlers::rooms::create_room,

@@ -93,6 +93,7 @@ mod tests {
         ("get", "/ws"),
         ("post", "/api/v1/auth/register"),
         ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/logout"),
         ("get", "/api/v1/me"),
         ("post", "/api/v1/rooms"),
         ("get", "/api/v1/rooms"),

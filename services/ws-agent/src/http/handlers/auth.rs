@@ -1,17 +1,17 @@
 //! Accounts and tokens: register and login pass on to the auth service (after the per-address
-//! limit), `me` reads the caller's token.
+//! limit), `me` reads the caller's token, logout has auth revoke it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dyschat_protocol::{
     subjects,
-    wire::{Credentials, ErrorBody, LoginReply, UserView},
+    wire::{Credentials, ErrorBody, LoginReply, LogoutRequest, Revoked, UserView},
 };
 
 use super::AppState;
 use crate::http::error::HttpResult;
-use crate::http::extract::{AuthUser, ClientIp, JsonBody};
+use crate::http::extract::{AuthToken, AuthUser, ClientIp, JsonBody};
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", summary = "Register a user", request_body = Credentials,
     responses((status = 201, body = UserView, description = "Registered"), (status = 400, body = ErrorBody, description = "bad_request"),
@@ -55,4 +55,34 @@ pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
         user_id: user.user_id,
         username: user.username,
     })
+}
+
+/// Auth writes the revocation to the bucket every agent watches; this agent holds it (and
+/// closes its own sockets on the token) before answering, the others as their watch delivers it,
+/// within milliseconds. Other tokens of the same user are not touched.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", summary = "Log out: revoke this token",
+    description = "Revokes the Bearer token on every agent: from then on it is refused on every route (401), \
+                   a WebSocket `auth` with it fails, and sockets authenticated with it are closed \
+                   (an `error` frame `unauthorized`, then close code 1008). Other tokens of the same \
+                   user keep working.",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 429, body = ErrorBody, description = "rate_limited"), (status = 503, body = ErrorBody, description = "unavailable: try again")))]
+pub(crate) async fn logout(
+    State(state): AppState,
+    AuthToken { token, .. }: AuthToken,
+) -> HttpResult<StatusCode> {
+    let revoked: Revoked = state
+        .services
+        .request(
+            subjects::auth::LOGOUT_SUBJECT.to_string(),
+            &LogoutRequest { token },
+        )
+        .await?;
+    let now = chrono::Utc::now().timestamp();
+    state
+        .core
+        .revocations
+        .revoked(&revoked.token_id, revoked.expires, now);
+    Ok(StatusCode::NO_CONTENT)
 }
