@@ -597,7 +597,7 @@ pub fn nats_only_env(nats: &NatsServer) -> Env {
 /// Waits (up to 30 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are
 /// subscribed.
 pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> anyhow::Result<()> {
-    let subject = format!("$SRV.PING.{service}");
+    let subject = dyschat_protocol::subjects::service_ping(service);
     wait_until(
         Duration::from_secs(30),
         &format!("{subject} to answer"),
@@ -619,7 +619,7 @@ pub async fn service_endpoints(
     service: &str,
 ) -> anyhow::Result<Vec<String>> {
     let info = client
-        .request(format!("$SRV.INFO.{service}"), "".into())
+        .request(dyschat_protocol::subjects::service_info(service), "".into())
         .await?;
     let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
     Ok(info["endpoints"]

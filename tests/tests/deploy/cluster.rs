@@ -150,7 +150,7 @@ impl Services {
         }));
         tokens.push(t);
         for service in ["dyschat-auth", "dyschat-rooms"] {
-            let subject = format!("$SRV.PING.{service}");
+            let subject = dyschat_protocol::subjects::service_ping(service);
             let answered = wait_until(Duration::from_secs(60), service, || async {
                 matches!(
                     tokio::time::timeout(
