@@ -33,6 +33,16 @@ def problem(msg):
     problems.append(msg)
 
 
+# The passwords deploy/nats/dyschat-users.conf reads from the NATS nodes' environment.
+NATS_USER_PASSWORDS = (
+    "DYSCHAT_AUTH_NATS_PASSWORD",
+    "DYSCHAT_ROOMS_NATS_PASSWORD",
+    "DYSCHAT_MSG_WRITER_NATS_PASSWORD",
+    "DYSCHAT_WS_AGENT_NATS_PASSWORD",
+    "NATS_ADMIN_PASSWORD",
+)
+
+
 def env_of(svc):
     env = svc.get("environment") or {}
     if isinstance(env, list):
@@ -151,7 +161,9 @@ def check_prod(services):
         names.add(env.get("NATS_SERVER_NAME"))
         if "nats-prod.conf" not in " ".join(bind_sources(svc)):
             problem(f"{label}: nats-{i} does not mount deploy/nats/nats-prod.conf")
-        for var in ("NATS_STORE_DIR", "NATS_USER", "NATS_PASSWORD", "NATS_CLUSTER_USER",
+        if "dyschat-users.conf" not in " ".join(bind_sources(svc)):
+            problem(f"{label}: nats-{i} does not mount deploy/nats/dyschat-users.conf (nats-prod.conf includes it)")
+        for var in ("NATS_STORE_DIR", *NATS_USER_PASSWORDS, "NATS_CLUSTER_USER",
                     "NATS_CLUSTER_PASSWORD", "NATS_ROUTE_1", "NATS_ROUTE_2", "NATS_ROUTE_3"):
             if not env.get(var):
                 problem(f"{label}: nats-{i} does not set {var} (nats-prod.conf needs it)")
@@ -174,6 +186,9 @@ def check_prod(services):
         for var in ("DYSCHAT_AUTH_SECRET", "DYSCHAT_NATS_USER", "DYSCHAT_NATS_PASSWORD", "DYSCHAT_REDIS_PASS"):
             if not env.get(var):
                 problem(f"{label}: {name} does not set {var}")
+        # Each service logs in as its own NATS user (deploy/nats/dyschat-users.conf).
+        if env.get("DYSCHAT_NATS_USER") != f"dyschat-{kind_of(name)}":
+            problem(f"{label}: {name} logs in to NATS as {env.get('DYSCHAT_NATS_USER')!r}, not dyschat-{kind_of(name)}")
         deps = set((svc.get("depends_on") or {}))
         if not {"nats-1", "nats-2", "nats-3", "redis"} <= deps:
             problem(f"{label}: {name} does not wait for nats-1..3 and redis")

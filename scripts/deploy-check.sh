@@ -60,7 +60,9 @@ PY=/usr/bin/python3
 # ---- 1. NATS ----------------------------------------------------------------------------------
 section "NATS configs (nats-server -t)"
 if [ -n "${NATS_SERVER_BIN:-}" ] && [ -x "$NATS_SERVER_BIN" ]; then
-  prod_env=(NATS_SERVER_NAME=nats-1 NATS_STORE_DIR="$TMP/nats" NATS_USER=dyschat NATS_PASSWORD=check
+  users_env=(DYSCHAT_AUTH_NATS_PASSWORD=check DYSCHAT_ROOMS_NATS_PASSWORD=check
+    DYSCHAT_MSG_WRITER_NATS_PASSWORD=check DYSCHAT_WS_AGENT_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check)
+  prod_env=(NATS_SERVER_NAME=nats-1 NATS_STORE_DIR="$TMP/nats" "${users_env[@]}"
     NATS_CLUSTER_USER=cluster NATS_CLUSTER_PASSWORD=check NATS_ROUTE_1=nats://nats-1:6222
     NATS_ROUTE_2=nats://nats-2:6222 NATS_ROUTE_3=nats://nats-3:6222)
   if out="$(env -i "${prod_env[@]}" "$NATS_SERVER_BIN" -t -c deploy/nats/nats-prod.conf 2>&1)"; then
@@ -75,7 +77,7 @@ if [ -n "${NATS_SERVER_BIN:-}" ] && [ -x "$NATS_SERVER_BIN" ]; then
   else
     fail "nats-prod.conf without variables fails for another reason: $out"
   fi
-  if out="$("$NATS_SERVER_BIN" -t -c deploy/nats/nats-dev.conf 2>&1)"; then
+  if out="$(env -i "${users_env[@]}" NATS_STORE_DIR="$TMP/nats-dev" "$NATS_SERVER_BIN" -t -c deploy/nats/nats-dev.conf 2>&1)"; then
     ok "nats-dev.conf is valid"
   else
     fail "nats-dev.conf: $out"
@@ -101,8 +103,9 @@ else
   COMPOSE=()
 fi
 # Placeholder secrets, only for resolving the file.
-secrets=(DYSCHAT_AUTH_SECRET=deploy-check-secret-0123456789abcdef0123456789 DYSCHAT_NATS_PASSWORD=check
-  NATS_CLUSTER_PASSWORD=check DYSCHAT_REDIS_PASS=check GRAFANA_ADMIN_PASSWORD=check)
+secrets=(DYSCHAT_AUTH_SECRET=deploy-check-secret-0123456789abcdef0123456789
+  DYSCHAT_AUTH_NATS_PASSWORD=check DYSCHAT_ROOMS_NATS_PASSWORD=check DYSCHAT_MSG_WRITER_NATS_PASSWORD=check
+  DYSCHAT_WS_AGENT_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check NATS_CLUSTER_PASSWORD=check DYSCHAT_REDIS_PASS=check GRAFANA_ADMIN_PASSWORD=check)
 # Resolve with a clean environment: no .env of the developer, no DYSCHAT_* of the shell.
 compose_env=(env -i PATH="$PATH" HOME="${HOME:-/root}")
 resolved=1

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make run_dev`: the whole DYSCHAT mesh on this machine, no Docker.
 #
-#  1. Starts nats-server (JetStream, store in .dev/nats) on 127.0.0.1:4222 and redis-server (AOF in
-#     .dev/redis) on 127.0.0.1:6379, unless something already answers there, or DYSCHAT_NATS_URL /
-#     DYSCHAT_REDIS_ADDR point elsewhere (then that server is yours to run).
+#  1. Starts nats-server (JetStream, store in .dev/nats, deploy/nats/nats-dev.conf: each service
+#     logs in as its own user with production's permissions, development passwords) on
+#     127.0.0.1:4222 and redis-server (AOF in .dev/redis) on 127.0.0.1:6379, unless something
+#     already answers there, or DYSCHAT_NATS_URL / DYSCHAT_REDIS_ADDR point elsewhere (then that
+#     server is yours to run).
 #  2. Builds the release binaries (cargo build --release --bins).
 #  3. Runs dyschat-auth, dyschat-rooms, dyschat-msg-writer and dyschat-ws-agent with one combined
 #     log stream, every line prefixed with the service's name.
@@ -207,6 +209,24 @@ if [ -n "${DYSCHAT_REDIS_ADDR:-}" ]; then
 else
   START_REDIS=1
 fi
+# The development passwords of the services' NATS users (deploy/nats/dyschat-users.conf), the
+# same as docker-compose.dev.yml's: `dev-password-<user>`. Used only with a NATS this script runs
+# or finds on the default port; with DYSCHAT_NATS_URL set, export your own DYSCHAT_NATS_USER and
+# DYSCHAT_NATS_PASSWORD.
+NATS_DEV_ENV=()
+for user in dyschat-auth dyschat-rooms dyschat-msg-writer dyschat-ws-agent; do
+  var="${user#dyschat-}"
+  var="DYSCHAT_${var//-/_}_NATS_PASSWORD"
+  NATS_DEV_ENV+=("${var^^}=dev-password-$user")
+done
+NATS_DEV_ENV+=(NATS_ADMIN_PASSWORD=dev-password-admin)
+# How a service is started: as its own NATS user unless you chose one.
+service_env() {
+  if [ "$START_NATS" -eq 1 ] && [ -z "${DYSCHAT_NATS_USER:-}" ]; then
+    echo "DYSCHAT_NATS_USER=dyschat-$1" "DYSCHAT_NATS_PASSWORD=dev-password-dyschat-$1"
+  fi
+}
+
 if [ "$START_NATS" -eq 1 ] || [ "$START_REDIS" -eq 1 ]; then
   env_lines="$("$ROOT/scripts/ensure-servers.sh")" || die "scripts/ensure-servers.sh failed"
   eval "$env_lines"
@@ -245,8 +265,11 @@ if [ "$START_NATS" -eq 1 ]; then
   else
     mkdir -p "$DEV/nats"
     say "starting nats-server on 127.0.0.1:$NATS_PORT (JetStream store .dev/nats, log .dev/logs/nats.log)"
-    detached "$NATS_SERVER_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
-      -n dyschat-dev -sd "$DEV/nats" </dev/null >>"$LOGS/nats.log" 2>&1 &
+    # deploy/nats/nats-dev.conf: every service logs in as its own user with production's
+    # permissions (the flags override only addresses, name and store).
+    detached env "${NATS_DEV_ENV[@]}" NATS_STORE_DIR="$DEV/nats" "$NATS_SERVER_BIN" \
+      -c "$ROOT/deploy/nats/nats-dev.conf" -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
+      </dev/null >>"$LOGS/nats.log" 2>&1 &
     SERVER_PIDS+=("$!")
     SERVER_NAMES+=("nats-server")
     NATS_STARTED=1
@@ -292,7 +315,8 @@ for i in "${!SERVICES[@]}"; do
   # The service runs in its own session (setsid) so that Ctrl-C reaches only this script, which
   # then sends SIGTERM in order. The prefixer ignores INT/TERM and ends when the service's output
   # closes, so the service's last lines are never lost.
-  detached "$BIN_DIR/dyschat-$svc" </dev/null \
+  # shellcheck disable=SC2046 # two words, NAME=value without spaces
+  detached env $(service_env "$svc") "$BIN_DIR/dyschat-$svc" </dev/null \
     > >(trap '' INT TERM; exec sed -u "s/^/${prefix//\//\\/}/") 2>&1 &
   SERVICE_PIDS+=("$!")
   SERVICE_NAMES+=("dyschat-$svc")

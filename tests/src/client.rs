@@ -104,6 +104,17 @@ impl Api {
         .await
     }
 
+    /// `POST /api/v1/rooms/{room_id}/leave` as `token`'s user; the status and body.
+    pub async fn leave_room(&self, token: &str, room_id: &str) -> anyhow::Result<(u16, Value)> {
+        self.call(
+            "POST",
+            &format!("/api/v1/rooms/{room_id}/leave"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     /// The `seq`s of a room's history once it holds at least `count` messages (the writer may lag),
     /// or whatever it holds after `wait`.
     pub async fn history_seqs(

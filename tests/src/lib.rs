@@ -35,6 +35,7 @@ pub mod client;
 pub mod cluster;
 pub mod load;
 pub mod mesh;
+pub mod nats_users;
 pub mod otlp;
 pub mod procs;
 pub mod proxy;
@@ -365,6 +366,8 @@ async fn probe(kind: Kind, port: u16) -> bool {
 #[derive(Debug)]
 pub struct NatsServer {
     process: Process,
+    /// The configuration file of a [`NatsServer::start_secured`] server.
+    _config: Option<TempDir>,
 }
 
 impl NatsServer {
@@ -381,7 +384,41 @@ impl NatsServer {
     pub async fn start_with_args(extra: &[&str]) -> anyhow::Result<Self> {
         Ok(NatsServer {
             process: Process::start(Kind::Nats, extra).await?,
+            _config: None,
         })
+    }
+
+    /// Like [`NatsServer::start`] with the mesh's NATS users and permissions
+    /// ([`nats_users::config`]): each service must log in as itself, and a client without
+    /// credentials is the unrestricted test user.
+    pub async fn start_secured() -> anyhow::Result<Self> {
+        Self::start_secured_with(&[]).await
+    }
+
+    /// Like [`NatsServer::start_secured`] with more users (see [`nats_users::config_with`]).
+    pub async fn start_secured_with(
+        users: &[(&str, &str, dyschat_protocol::permissions::Grant)],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("dyschat-nats-conf-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let path = dir.path().join("nats.conf");
+        std::fs::write(&path, nats_users::config_with(users))?;
+        let path = path.display().to_string();
+        Ok(NatsServer {
+            process: Process::start(Kind::Nats, &["-c", &path]).await?,
+            _config: Some(dir),
+        })
+    }
+
+    /// The permission violations the server logged so far (empty when every client kept to its
+    /// grant).
+    pub fn violations(&self) -> Vec<String> {
+        nats_users::violations(&self.log())
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -560,7 +597,7 @@ pub fn nats_only_env(nats: &NatsServer) -> Env {
 /// Waits (up to 30 s) until `$SRV.PING.<service>` answers, i.e. the service's endpoints are
 /// subscribed.
 pub async fn wait_for_service(client: &async_nats::Client, service: &str) -> anyhow::Result<()> {
-    let subject = format!("$SRV.PING.{service}");
+    let subject = dyschat_protocol::subjects::service_ping(service);
     wait_until(
         Duration::from_secs(30),
         &format!("{subject} to answer"),
@@ -582,7 +619,7 @@ pub async fn service_endpoints(
     service: &str,
 ) -> anyhow::Result<Vec<String>> {
     let info = client
-        .request(format!("$SRV.INFO.{service}"), "".into())
+        .request(dyschat_protocol::subjects::service_info(service), "".into())
         .await?;
     let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
     Ok(info["endpoints"]

@@ -9,6 +9,9 @@ use dyschat_runtime::Env;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use dyschat_protocol::permissions::Service;
+
+use crate::nats_users::service_env;
 use crate::{wait_for_service, NatsServer, RedisServer};
 
 /// One running service and how to stop it.
@@ -73,7 +76,7 @@ impl Mesh {
 
     /// Like [`start`](Self::start) with extra `DYSCHAT_*` variables.
     pub async fn start_with(agents: usize, extra: Vec<(String, String)>) -> anyhow::Result<Mesh> {
-        Self::start_on(NatsServer::start().await?, agents, extra).await
+        Self::start_on(NatsServer::start_secured().await?, agents, extra).await
     }
 
     /// Like [`start_with`](Self::start_with) on a nats-server the test started itself (with a
@@ -138,13 +141,13 @@ impl Mesh {
 
     /// Starts auth, rooms and msg-writer and waits until auth and rooms answer.
     pub async fn start_services(&mut self) -> anyhow::Result<()> {
-        let c = dyschat_auth::Config::from_env(&self.env)?;
+        let c = dyschat_auth::Config::from_env(&service_env(&self.env, Service::Auth))?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("auth", t.clone(), async move {
                 dyschat_auth::run(c, t).await.map_err(|e| e.to_string())
             }));
-        let c = dyschat_rooms::Config::from_env(&self.env)?;
+        let c = dyschat_rooms::Config::from_env(&service_env(&self.env, Service::Rooms))?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("rooms", t.clone(), async move {
@@ -172,7 +175,7 @@ impl Mesh {
 
     /// Starts one more msg-writer.
     pub fn start_writer(&mut self) -> anyhow::Result<()> {
-        let c = dyschat_msg_writer::Config::from_env(&self.env)?;
+        let c = dyschat_msg_writer::Config::from_env(&service_env(&self.env, Service::MsgWriter))?;
         let t = CancellationToken::new();
         self.services
             .push(Running::spawn("msg-writer", t.clone(), async move {
@@ -193,7 +196,7 @@ impl Mesh {
     pub async fn start_agent_with(&mut self, env: Env) -> anyhow::Result<usize> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let c = dyschat_ws_agent::Config::from_env(&env)?;
+        let c = dyschat_ws_agent::Config::from_env(&service_env(&env, Service::WsAgent))?;
         let t = CancellationToken::new();
         let running = Running::spawn("ws-agent", t.clone(), async move {
             dyschat_ws_agent::serve(c, listener, t)
@@ -206,7 +209,8 @@ impl Mesh {
         Ok(self.agents.len() - 1)
     }
 
-    /// Stops every service and agent (servers keep running).
+    /// Stops every service and agent (servers keep running), then fails if NATS refused any of
+    /// them something (a subject missing from its grant in `dyschat_protocol::permissions`).
     pub async fn stop_all(&mut self) -> anyhow::Result<()> {
         for agent in self.agents.drain(..) {
             agent.running.stop().await?;
@@ -214,6 +218,13 @@ impl Mesh {
         for service in self.services.drain(..) {
             service.stop().await?;
         }
+        let mut violations = self.nats.violations();
+        violations.retain(|line| crate::nats_users::by_a_service(line));
+        anyhow::ensure!(
+            violations.is_empty(),
+            "NATS refused the services:\n{}",
+            violations.join("\n")
+        );
         Ok(())
     }
 

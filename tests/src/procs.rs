@@ -10,6 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use dyschat_protocol::permissions::Service;
 
 use crate::child::{OwnedChild, Stopped};
 
@@ -70,13 +71,25 @@ impl ServiceProcess {
         Self::spawned(name, bin, env, log, None)
     }
 
+    /// A service binary (`name` is its NATS user too) logs in to NATS as itself unless `env`
+    /// names a user.
     fn spawned(
         name: &str,
         bin: PathBuf,
-        env: Vec<(String, String)>,
+        mut env: Vec<(String, String)>,
         log: PathBuf,
         temp_log: Option<tempfile::NamedTempFile>,
     ) -> anyhow::Result<Self> {
+        let service = Service::ALL.into_iter().find(|s| s.user() == name);
+        if let Some(service) = service {
+            if !env.iter().any(|(k, _)| k == "DYSCHAT_NATS_USER") {
+                env.push(("DYSCHAT_NATS_USER".into(), service.user().into()));
+                env.push((
+                    "DYSCHAT_NATS_PASSWORD".into(),
+                    crate::nats_users::password(service),
+                ));
+            }
+        }
         let mut p = ServiceProcess {
             name: name.to_string(),
             bin,

@@ -384,3 +384,27 @@ async fn next_presence(events: &mut async_nats::Subscriber) -> Option<Value> {
         .ok()??;
     serde_json::from_slice(&message.payload).ok()
 }
+
+/// A join or leave over HTTP is announced to the room's sockets on every agent, the agent that
+/// answered the join included (it knew the new membership before the event arrived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joins_and_leaves_over_http_are_announced_on_every_agent() -> anyhow::Result<()> {
+    let s = setup(2, 2).await?;
+    let (owner, newcomer) = (&s.users[0], &s.users[1]);
+    let mut here = WsClient::connect(&s.mesh.agent(0).ws(), &owner.token).await?;
+    let mut there = WsClient::connect(&s.mesh.agent(1).ws(), &owner.token).await?;
+    here.join(&s.room, None).await?;
+    there.join(&s.room, None).await?;
+    // user1 joined in setup; it leaves and joins again through agent 0.
+    let (status, body) = s.api.leave_room(&newcomer.token, &s.room).await?;
+    ensure!(status == 200, "leave: {status} {body}");
+    let (status, body) = s.api.join_room(&newcomer.token, &s.room).await?;
+    ensure!(status == 200, "join: {status} {body}");
+    for ws in [&mut here, &mut there] {
+        let left = ws.recv_type("member_left").await?;
+        ensure!(left["user_id"] == json!(newcomer.user_id), "{left}");
+        let joined = ws.recv_type("member_joined").await?;
+        ensure!(joined["user_id"] == json!(newcomer.user_id), "{joined}");
+    }
+    Ok(())
+}

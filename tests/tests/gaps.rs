@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use dyschat_protocol::permissions::{self, Service};
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::load::{run_receiver, run_sender, Report};
 use dyschat_tests::mesh::Mesh;
@@ -84,46 +85,24 @@ async fn an_agent_that_misses_live_messages_fills_the_gap() -> anyhow::Result<()
 /// A mesh whose services reach NATS as `svc`, plus one agent whose NATS user (`deaf`) may not
 /// subscribe to the live subjects: the two tests below differ only in what they ask of it.
 struct DeafMesh {
-    /// The nats-server's users file, kept for as long as the server may read it.
-    _conf: tempfile::TempDir,
     mesh: Mesh,
     /// The index of the deaf agent in `mesh`.
     deaf: usize,
 }
 
 impl DeafMesh {
-    /// `agents` agents that hear everything, then the deaf one.
+    /// `agents` agents that hear everything, then the deaf one: an agent's NATS user that may
+    /// not subscribe to live copies.
     async fn start(agents: usize) -> anyhow::Result<DeafMesh> {
-        let dir = tempfile::tempdir()?;
-        let conf = dir.path().join("users.conf");
-        std::fs::write(
-            &conf,
-            r#"authorization {
-  users = [
-    { user: svc, password: svc-password }
-    { user: deaf, password: deaf-password, permissions: { subscribe: { deny: ["dyschat.live.>"] } } }
-  ]
-}
-"#,
-        )?;
-        let conf = conf.display().to_string();
-        let nats = NatsServer::start_with_args(&["-c", &conf]).await?;
-        let vars = |user: &str, password: &str| {
-            vec![
-                ("DYSCHAT_NATS_USER".to_string(), user.to_string()),
-                ("DYSCHAT_NATS_PASSWORD".to_string(), password.to_string()),
-            ]
-        };
-        let mut mesh = Mesh::start_on(nats, agents, vars("svc", "svc-password")).await?;
+        let mut deaf = permissions::grant(Service::WsAgent);
+        deaf.deny_subscribe.push("dyschat.live.>".into());
+        let nats = NatsServer::start_secured_with(&[("deaf", "deaf-password", deaf)]).await?;
+        let mut mesh = Mesh::start_on(nats, agents, Vec::new()).await?;
         let env = (mesh.env.clone())
             .with("DYSCHAT_NATS_USER", "deaf")
             .with("DYSCHAT_NATS_PASSWORD", "deaf-password");
         let deaf = mesh.start_agent_with(env).await?;
-        Ok(DeafMesh {
-            _conf: dir,
-            mesh,
-            deaf,
-        })
+        Ok(DeafMesh { mesh, deaf })
     }
 }
 
@@ -134,11 +113,7 @@ impl DeafMesh {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -> anyhow::Result<()>
 {
-    let DeafMesh {
-        _conf,
-        mut mesh,
-        deaf,
-    } = DeafMesh::start(0).await?;
+    let DeafMesh { mut mesh, deaf } = DeafMesh::start(0).await?;
 
     let api = Api::new(mesh.agent(deaf).http());
     let user = api.register_and_login("unheard").await?;
@@ -188,11 +163,7 @@ async fn an_acked_message_whose_live_copy_never_comes_is_read_from_jetstream() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_on_an_agent_that_hears_nothing_live_still_knows_its_prev_seq() -> anyhow::Result<()>
 {
-    let DeafMesh {
-        _conf,
-        mut mesh,
-        deaf,
-    } = DeafMesh::start(1).await?;
+    let DeafMesh { mut mesh, deaf } = DeafMesh::start(1).await?;
     let api = Api::new(mesh.agent(0).http());
     let user = api.register_and_login("poster").await?;
     let room = api.create_room(&user.token, "quiet").await?;

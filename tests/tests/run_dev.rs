@@ -16,6 +16,7 @@ use dyschat_tests::{free_port, nats_server_bin, redis_server_bin, repo_root};
 struct Run {
     child: Child,
     dir: tempfile::TempDir,
+    nats_monitor_port: u16,
 }
 
 impl Run {
@@ -24,6 +25,7 @@ impl Run {
     fn start() -> anyhow::Result<Run> {
         let dir = tempfile::tempdir()?;
         let root = repo_root();
+        let nats_monitor_port = free_port();
         let child = Command::new("bash")
             .arg("-c")
             .arg(r#"scripts/run-dev.sh 2>&1 | tee "$RUN_DEV_DIR/tee.log" >/dev/null"#)
@@ -34,7 +36,7 @@ impl Run {
             .env("RUN_DEV_BIN_DIR", root.join("target/debug"))
             .env("RUN_DEV_DIR", dir.path())
             .env("RUN_DEV_NATS_PORT", free_port().to_string())
-            .env("RUN_DEV_NATS_MONITOR_PORT", free_port().to_string())
+            .env("RUN_DEV_NATS_MONITOR_PORT", nats_monitor_port.to_string())
             .env("RUN_DEV_REDIS_PORT", free_port().to_string())
             .env(
                 "DYSCHAT_WS_AGENT_PORT",
@@ -45,7 +47,11 @@ impl Run {
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()?;
-        let run = Run { child, dir };
+        let run = Run {
+            child,
+            dir,
+            nats_monitor_port,
+        };
         let deadline = Instant::now() + Duration::from_secs(90);
         while !run.log().contains("DYSCHAT is ready") {
             ensure!(
@@ -152,4 +158,44 @@ fn a_killed_script_takes_what_it_started_with_it() -> anyhow::Result<()> {
         run.signal("KILL", pid)?;
     }
     wait_all_gone(&pids, Duration::from_secs(40))
+}
+
+/// The nats-server's `/connz?auth=1`: every client connection with the user it logged in as.
+fn connections(monitor_port: u16) -> anyhow::Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", monitor_port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.write_all(b"GET /connz?auth=1 HTTP/1.0\r\nHost: nats\r\n\r\n")?;
+    let mut response = String::new();
+    tcp.read_to_string(&mut response)?;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("a response without a body")?;
+    Ok(serde_json::from_str(body)?)
+}
+
+#[test]
+fn each_service_logs_in_to_nats_as_itself() -> anyhow::Result<()> {
+    let mut run = Run::start()?;
+    let connz = connections(run.nats_monitor_port)?;
+    let users: std::collections::BTreeSet<String> = connz["connections"]
+        .as_array()
+        .context("connections")?
+        .iter()
+        .filter_map(|c| c["authorized_user"].as_str())
+        .map(String::from)
+        .collect();
+    run.signal("INT", &format!("-{}", run.child.id()))?;
+    let _ = run.child.wait();
+    let expected: std::collections::BTreeSet<String> = dyschat_protocol::permissions::Service::ALL
+        .iter()
+        .map(|s| s.user().to_string())
+        .collect();
+    ensure!(users == expected, "NATS users of the dev mesh: {users:?}");
+    let nats_log = std::fs::read_to_string(run.dir.path().join("logs/nats.log"))?;
+    ensure!(
+        !nats_log.contains("Violation"),
+        "the dev NATS refused a service:\n{nats_log}"
+    );
+    Ok(())
 }

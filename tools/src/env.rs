@@ -94,7 +94,8 @@ impl Env {
         let (nats, nats_url) = match &opts.nats_url {
             Some(url) => (None, url.clone()),
             None => {
-                let n = NatsServer::start().await?;
+                // The services' own users and permissions, as in production.
+                let n = NatsServer::start_secured().await?;
                 let url = n.url();
                 (Some(n), url)
             }

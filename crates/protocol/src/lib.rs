@@ -9,6 +9,7 @@
 pub mod error;
 pub mod ids;
 pub mod layout;
+pub mod permissions;
 pub mod policy;
 pub mod subjects;
 pub mod text;

@@ -67,6 +67,12 @@ pub fn service_ping(service: &str) -> String {
     format!("$SRV.PING.{service}")
 }
 
+/// The NATS service API's description of the micro service `service` (`$SRV.INFO.<service>`):
+/// its endpoints and their subjects.
+pub fn service_info(service: &str) -> String {
+    format!("$SRV.INFO.{service}")
+}
+
 fn with_id(prefix: &str, id: &str) -> String {
     debug_assert!(is_valid_id(id), "unvalidated id in a subject: {id:?}");
     format!("{prefix}.{id}")

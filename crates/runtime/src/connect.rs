@@ -92,6 +92,9 @@ pub async fn nats_with_reconnects(
         let options = security
             .apply(async_nats::ConnectOptions::new())?
             .name(name)
+            // Replies come back under the client's own prefix, which its NATS user may read
+            // (see `dyschat_protocol::permissions`).
+            .custom_inbox_prefix(dyschat_protocol::permissions::inbox_prefix(name))
             .connection_timeout(Duration::from_secs(2))
             .max_reconnects(None)
             .event_callback({
@@ -104,6 +107,10 @@ pub async fn nats_with_reconnects(
                             async_nats::Event::Connected => {
                                 tracing::info!("NATS connected");
                                 connected.send_modify(|n| *n += 1);
+                            }
+                            // A permissions violation or another refusal of the server.
+                            async_nats::Event::ServerError(e) => {
+                                tracing::error!(error = %e, "NATS server error")
                             }
                             other => tracing::debug!(event = %other, "NATS event"),
                         }

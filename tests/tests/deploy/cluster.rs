@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::dashboards::{dashboard_paths, exprs, metric_names};
+use dyschat_protocol::permissions::Service;
 use dyschat_tests::child::OwnedChild;
+use dyschat_tests::nats_users::{self, service_env};
 
 /// One nats-server of the test cluster, killed when dropped.
 struct Node {
@@ -12,8 +14,7 @@ struct Node {
     log: PathBuf,
 }
 
-const NATS_USER: &str = "dyschat";
-const NATS_PASSWORD: &str = "deploy-test-password";
+const OPERATOR_PASSWORD: &str = "deploy-test-operator";
 
 fn prod_conf() -> PathBuf {
     repo_root().join("deploy/nats/nats-prod.conf")
@@ -40,8 +41,8 @@ fn start_prod_cluster(dir: &Path) -> anyhow::Result<Vec<Node>> {
             .env_clear()
             .env("NATS_SERVER_NAME", &name)
             .env("NATS_STORE_DIR", &store)
-            .env("NATS_USER", NATS_USER)
-            .env("NATS_PASSWORD", NATS_PASSWORD)
+            .envs(Service::ALL.map(|s| (s.password_var(), nats_users::password(s))))
+            .env(nats_users::OPERATOR_PASSWORD_VAR, OPERATOR_PASSWORD)
             .env("NATS_CLUSTER_USER", "cluster")
             .env("NATS_CLUSTER_PASSWORD", "deploy-test-cluster")
             .env(
@@ -107,19 +108,28 @@ impl Services {
         let mut tokens = Vec::new();
         let mut tasks = Vec::new();
         let t = CancellationToken::new();
-        let (c, tt) = (dyschat_auth::Config::from_env(&env)?, t.clone());
+        let (c, tt) = (
+            dyschat_auth::Config::from_env(&service_env(&env, Service::Auth))?,
+            t.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             dyschat_auth::run(c, tt).await.map_err(|e| e.to_string())
         }));
         tokens.push(t);
         let t = CancellationToken::new();
-        let (c, tt) = (dyschat_rooms::Config::from_env(&env)?, t.clone());
+        let (c, tt) = (
+            dyschat_rooms::Config::from_env(&service_env(&env, Service::Rooms))?,
+            t.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             dyschat_rooms::run(c, tt).await.map_err(|e| e.to_string())
         }));
         tokens.push(t);
         let t = CancellationToken::new();
-        let (c, tt) = (dyschat_msg_writer::Config::from_env(&env)?, t.clone());
+        let (c, tt) = (
+            dyschat_msg_writer::Config::from_env(&service_env(&env, Service::MsgWriter))?,
+            t.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             dyschat_msg_writer::run(c, tt)
                 .await
@@ -129,7 +139,10 @@ impl Services {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let agent = listener.local_addr()?;
         let t = CancellationToken::new();
-        let (c, tt) = (dyschat_ws_agent::Config::from_env(&env)?, t.clone());
+        let (c, tt) = (
+            dyschat_ws_agent::Config::from_env(&service_env(&env, Service::WsAgent))?,
+            t.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             dyschat_ws_agent::serve(c, listener, tt)
                 .await
@@ -137,7 +150,7 @@ impl Services {
         }));
         tokens.push(t);
         for service in ["dyschat-auth", "dyschat-rooms"] {
-            let subject = format!("$SRV.PING.{service}");
+            let subject = dyschat_protocol::subjects::service_ping(service);
             let answered = wait_until(Duration::from_secs(60), service, || async {
                 matches!(
                     tokio::time::timeout(
@@ -201,8 +214,6 @@ impl OnCluster {
         let mut config = Env::from_pairs(
             [
                 ("DYSCHAT_NATS_URL", urls.join(",")),
-                ("DYSCHAT_NATS_USER", NATS_USER.to_string()),
-                ("DYSCHAT_NATS_PASSWORD", NATS_PASSWORD.to_string()),
                 ("DYSCHAT_STREAM_REPLICAS", "3".to_string()),
                 ("DYSCHAT_REDIS_ADDR", redis.addr()),
                 ("DYSCHAT_AUTH_METRICS_ADDR", String::new()),
@@ -216,8 +227,8 @@ impl OnCluster {
             config = config.with(key, *value);
         }
         let client = async_nats::ConnectOptions::with_user_and_password(
-            NATS_USER.to_string(),
-            NATS_PASSWORD.to_string(),
+            nats_users::OPERATOR_USER.to_string(),
+            OPERATOR_PASSWORD.to_string(),
         )
         .connect(urls.as_slice())
         .await?;

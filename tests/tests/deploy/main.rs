@@ -20,6 +20,7 @@
 
 mod cluster;
 mod dashboards;
+mod generated;
 mod healthcheck;
 mod nginx;
 

@@ -7,6 +7,7 @@ mod connections;
 mod credentials;
 mod injection;
 mod limits;
+mod nats_users;
 mod origins;
 
 use std::sync::{Arc, Mutex};

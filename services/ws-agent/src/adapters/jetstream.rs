@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self,
     consumer::{pull::OrderedConfig, DeliverPolicy},
+    context::ConsumerInfoErrorKind,
     message::PublishMessage,
     stream::{LastRawMessageErrorKind, Stream},
 };
@@ -225,10 +226,17 @@ impl MessageStream for JetStreamMessages {
                 self.stream.consumer_info(layout::WRITER_CONSUMER),
             )
             .await
-            .map_err(|_| PortError::Timeout)?
-            .map_err(PortError::failed)?;
-            let floor = info.ack_floor.stream_sequence;
-            let behind_since_ms = if info.num_pending == 0 && info.num_ack_pending == 0 {
+            .map_err(|_| PortError::Timeout)?;
+            // No writer has started yet: it has stored nothing.
+            let (floor, idle) = match info {
+                Ok(info) => (
+                    info.ack_floor.stream_sequence,
+                    info.num_pending == 0 && info.num_ack_pending == 0,
+                ),
+                Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => (0, false),
+                Err(e) => return Err(PortError::failed(e)),
+            };
+            let behind_since_ms = if idle {
                 None
             } else {
                 // The oldest message the writer has not stored: the first one after its floor.

@@ -36,6 +36,10 @@ struct Entry {
     /// `None`: not a member.
     role: Option<Role>,
     revision: u64,
+    /// The newest revision whose event was turned into frames here: this agent's own join
+    /// reply records the state at revision R before the event at R arrives, and that event must
+    /// still be announced (`member_joined`, sockets detached), once.
+    announced: u64,
     checked: Instant,
 }
 
@@ -139,6 +143,7 @@ impl AccessCache {
                 *entry = Entry {
                     role,
                     revision,
+                    announced: entry.announced,
                     checked: now,
                 };
             } else if revision == entry.revision {
@@ -149,15 +154,34 @@ impl AccessCache {
         let entry = Entry {
             role,
             revision,
+            announced: 0,
             checked: now,
         };
         entries.insert(room_id, user_id, entry, self.max);
         role
     }
 
-    /// Applies a join (`joined`) or leave at `revision`; returns whether it was newer than what
-    /// is cached (a stale one changes nothing and should be ignored by the caller too).
+    /// Applies a join (`joined`) or leave at `revision` answered to this agent's own request;
+    /// returns whether it was newer than what is cached.
     pub(crate) fn change(&self, room_id: &str, user_id: &str, joined: bool, revision: u64) -> bool {
+        self.record(room_id, user_id, joined, revision, false)
+    }
+
+    /// Applies a membership event at `revision`; returns whether it is to be announced: it is not
+    /// older than what is cached and no event at its revision was announced before (a duplicate
+    /// or late event changes nothing, frames included).
+    pub(crate) fn event(&self, room_id: &str, user_id: &str, joined: bool, revision: u64) -> bool {
+        self.record(room_id, user_id, joined, revision, true)
+    }
+
+    fn record(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        joined: bool,
+        revision: u64,
+        announce: bool,
+    ) -> bool {
         let now = Instant::now();
         let mut entries = self.lock();
         let role_after = |before: Option<Role>| match (joined, before) {
@@ -165,20 +189,35 @@ impl AccessCache {
             (true, Some(role)) => Some(role),
             (true, None) => Some(Role::Member),
         };
-        if let Some(entry) = entries.get_mut(room_id, user_id) {
-            if !newer(revision, entry.revision) {
-                return false;
+        let announced = |before: u64| {
+            if announce {
+                before.max(revision)
+            } else {
+                before
             }
-            *entry = Entry {
-                role: role_after(entry.role),
-                revision,
-                checked: now,
-            };
-            return true;
+        };
+        if let Some(entry) = entries.get_mut(room_id, user_id) {
+            if newer(revision, entry.revision) {
+                *entry = Entry {
+                    role: role_after(entry.role),
+                    revision,
+                    announced: announced(entry.announced),
+                    checked: now,
+                };
+                return true;
+            }
+            // The state at this revision is known already (e.g. from this agent's own join
+            // reply); its event is announced unless it was before.
+            let due = announce && revision == entry.revision && revision > entry.announced;
+            if due {
+                entry.announced = revision;
+            }
+            return due;
         }
         let entry = Entry {
             role: role_after(None),
             revision,
+            announced: announced(0),
             checked: now,
         };
         entries.insert(room_id, user_id, entry, self.max);
@@ -259,7 +298,7 @@ impl Membership {
     /// Applies a membership event; `false` if it is older than what is known (ignore it).
     pub(crate) fn apply(&self, event: &MembershipEvent) -> bool {
         self.cache
-            .change(&event.room_id, &event.user_id, event.joined, event.revision)
+            .event(&event.room_id, &event.user_id, event.joined, event.revision)
     }
 
     pub(crate) fn knows_member(&self, room_id: &str, user_id: &str) -> bool {
@@ -318,6 +357,30 @@ mod tests {
             cache.answer("r", "a", Some(Role::Member), 8),
             Some(Role::Member)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_event_of_an_own_change_is_announced_once() {
+        let cache = AccessCache::new(100);
+        // This agent's join reply arrives before the event of the same revision.
+        assert!(cache.change("r", "a", true, 3));
+        assert!(
+            cache.event("r", "a", true, 3),
+            "announced although already applied"
+        );
+        assert!(
+            !cache.event("r", "a", true, 3),
+            "a duplicate is not announced again"
+        );
+        // The same for a leave, and an older event is never announced.
+        assert!(cache.change("r", "a", false, 4));
+        assert!(!cache.event("r", "a", true, 3));
+        assert!(cache.event("r", "a", false, 4));
+        assert_eq!(cache.fresh("r", "a"), Some(None));
+        // An event ahead of the reply is announced once, and the reply does not undo it.
+        assert!(cache.event("r", "a", true, 6));
+        assert!(!cache.change("r", "a", true, 6));
+        assert!(!cache.event("r", "a", true, 6));
     }
 
     #[tokio::test(start_paused = true)]
