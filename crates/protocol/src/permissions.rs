@@ -110,6 +110,15 @@ impl Grant {
         ])
     }
 
+    /// Follows the KV bucket `bucket` with a watch (reads, and answers the flow-control requests
+    /// of its ordered push consumer, `$JS.FC.<stream>.>`) without writing to it.
+    fn watches_bucket(&mut self, bucket: &str) -> &mut Self {
+        let stream = kv_stream(bucket);
+        self.ensures(&stream)
+            .reads(&stream)
+            .publish([format!("$JS.FC.{stream}.>")])
+    }
+
     /// May look at the durable `consumer` of `stream` but not take its messages, acknowledge,
     /// replace or delete it (the writer's consumer, for everyone but the writer).
     fn only_watches(&mut self, stream: &str, consumer: &str) -> &mut Self {
@@ -153,7 +162,9 @@ pub fn grant(service: Service) -> Grant {
     match service {
         Service::Auth => {
             g.serves(subjects::auth::SERVICE, subjects::auth::GROUP)
-                .owns_bucket(layout::USERS_BUCKET);
+                .owns_bucket(layout::USERS_BUCKET)
+                // The only writer of revocations (logout).
+                .owns_bucket(layout::REVOKED_BUCKET);
         }
         Service::Rooms => {
             g.serves(subjects::rooms::SERVICE, subjects::rooms::GROUP)
@@ -188,6 +199,8 @@ pub fn grant(service: Service) -> Grant {
                 .only_watches(stream, layout::WRITER_CONSUMER)
                 .owns_bucket(layout::PRESENCE_BUCKET)
                 .owns_bucket(layout::AGENTS_BUCKET)
+                // Revocations are auth's to write; every agent ensures and watches them.
+                .watches_bucket(layout::REVOKED_BUCKET)
                 .publish([
                     subjects::ROOM_MESSAGES_WILDCARD.to_string(),
                     format!("{}.>", subjects::auth::GROUP),
@@ -314,6 +327,9 @@ mod tests {
             "$JS.ACK.DYSCHAT_MESSAGES.msg-writer.1.2.3.4.5.6",
             "$JS.API.CONSUMER.DELETE.DYSCHAT_MESSAGES.msg-writer",
             "$JS.API.CONSUMER.CREATE.DYSCHAT_MESSAGES.msg-writer.dyschat.msg.room.*",
+            "$KV.dyschat_revoked.0123abcd",
+            "$JS.API.STREAM.PURGE.KV_dyschat_revoked",
+            "$JS.API.STREAM.MSG.DELETE.KV_dyschat_revoked",
         ] {
             assert!(
                 !may_publish(&agent, forbidden),
@@ -328,6 +344,17 @@ mod tests {
             &agent,
             "$JS.API.CONSUMER.INFO.DYSCHAT_MESSAGES.msg-writer"
         ));
+        for revoked in [
+            "$JS.API.DIRECT.GET.KV_dyschat_revoked.$KV.dyschat_revoked.0123abcd",
+            "$JS.API.CONSUMER.CREATE.KV_dyschat_revoked.xYz12.$KV.dyschat_revoked.>",
+            "$JS.API.STREAM.INFO.KV_dyschat_revoked",
+            "$JS.FC.KV_dyschat_revoked.xYz12.1",
+        ] {
+            assert!(
+                may_publish(&agent, revoked),
+                "agent may not publish {revoked}"
+            );
+        }
         for forbidden in [
             "dyschat.auth.login",
             "dyschat.rooms.join",
@@ -351,6 +378,14 @@ mod tests {
                 "$JS.API.DIRECT.GET.KV_dyschat_users",
             );
             assert_eq!(reads, service == Service::Auth, "{service:?}");
+        }
+    }
+
+    #[test]
+    fn only_auth_writes_revocations() {
+        for service in Service::ALL {
+            let writes = may_publish(&grant(service), "$KV.dyschat_revoked.0123abcd");
+            assert_eq!(writes, service == Service::Auth, "{service:?}");
         }
     }
 
