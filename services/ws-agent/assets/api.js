@@ -10,8 +10,9 @@ export class ApiError extends Error {
   }
 }
 
-/** One request; `token` adds the Bearer header. Resolves to the parsed JSON body. */
-export async function request(method, path, { token, body } = {}) {
+/** One request; `token` adds the Bearer header, `timeoutMs` bounds the wait. Resolves to the
+ * parsed JSON body (null when there is none, as for a 204). */
+export async function request(method, path, { token, body, timeoutMs } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -21,6 +22,7 @@ export async function request(method, path, { token, body } = {}) {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
     });
   } catch (e) {
     throw new ApiError(0, 'offline', 'The server cannot be reached. Check your connection.');
@@ -47,6 +49,8 @@ export const register = (username, password) =>
   request('POST', '/api/v1/auth/register', { body: { username, password } });
 export const login = (username, password) =>
   request('POST', '/api/v1/auth/login', { body: { username, password } });
+/** Revokes `token` on the server (every agent refuses it and closes its sockets): 204. */
+export const logout = (token) => request('POST', '/api/v1/auth/logout', { token, timeoutMs: 10000 });
 export const me = (token) => request('GET', '/api/v1/me', { token });
 export const createRoom = (token, name, topic) =>
   request('POST', '/api/v1/rooms', { token, body: topic ? { name, topic } : { name } });

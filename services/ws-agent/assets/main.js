@@ -58,7 +58,8 @@ async function onAuthSubmit(ev) {
   }
 }
 
-function logout() {
+/** Forgets the session on this page and shows the sign-in form (the token is not revoked). */
+function endSession() {
   localStorage.removeItem(SESSION_KEY);
   if (app.conn) app.conn.stop();
   app.session = null;
@@ -70,6 +71,38 @@ function logout() {
   view.setConnection('', '');
   view.showAuth(true);
   document.getElementById('auth-username').focus();
+}
+
+/** The "Log out" button: the server revokes the token (every agent refuses it from then on and
+ * closes its sockets, on every device that shares it), then this page forgets it. When the server
+ * cannot be told, the page still forgets the token and says that it stays valid until it expires. */
+async function logOut() {
+  const session = app.session;
+  if (!session) return;
+  const button = document.getElementById('logout');
+  button.disabled = true;
+  if (app.conn) app.conn.stop(); // no reconnect while the token is being revoked
+  let failure = null;
+  try {
+    await api.logout(session.token);
+  } catch (e) {
+    // Already refused (expired, or revoked elsewhere) means already logged out.
+    if (e.code !== 'unauthorized') failure = e;
+  } finally {
+    button.disabled = false;
+  }
+  endSession();
+  if (failure) {
+    el.authError.textContent =
+      `Signed out on this device, but the server could not be told (${api.describe(failure)}): ` +
+      'that session stays valid until it expires.';
+  }
+}
+
+/** The server refused the token (expired, or revoked by a logout elsewhere). */
+function sessionEnded() {
+  endSession();
+  el.authError.textContent = 'Your session ended; please log in again.';
 }
 
 async function start(session) {
@@ -89,6 +122,7 @@ async function start(session) {
   });
   app.conn.addEventListener('ready', onReady);
   app.conn.addEventListener('down', onDown);
+  app.conn.addEventListener('unauthorized', sessionEnded);
   app.conn.addEventListener('frame', (ev) => onFrame(ev.detail));
   app.conn.start();
   const first = [...app.joined][0];
@@ -98,15 +132,14 @@ async function start(session) {
 
 async function onDown(ev) {
   view.setConnection('down', navigator.onLine === false ? 'Offline — will reconnect' : 'Reconnecting…');
-  // A socket refused at once, repeatedly, may mean the token expired: check it over HTTP.
-  if (ev.detail.attempt >= 2 && app.session) {
+  // Closed with 1008 (the token expired or was revoked), or refused at once repeatedly: check the
+  // token over HTTP.
+  if ((ev.detail.tokenEnded || ev.detail.attempt >= 2) && app.session) {
+    const token = app.session.token;
     try {
-      await api.me(app.session.token);
+      await api.me(token);
     } catch (e) {
-      if (e.code === 'unauthorized') {
-        logout();
-        el.authError.textContent = 'Your session expired; please log in again.';
-      }
+      if (e.code === 'unauthorized' && app.session && app.session.token === token) sessionEnded();
     }
   }
 }
@@ -125,7 +158,7 @@ async function refreshRooms() {
     app.rooms = new Map(rooms.map((r) => [r.room_id, r]));
     render();
   } catch (e) {
-    if (e.code === 'unauthorized') return logout();
+    if (e.code === 'unauthorized') return sessionEnded();
     view.notify(`Could not load rooms. ${api.describe(e)}`);
   }
 }
@@ -421,7 +454,7 @@ function render() {
 // ---- start -------------------------------------------------------------------------------
 
 document.getElementById('auth-form').addEventListener('submit', onAuthSubmit);
-document.getElementById('logout').addEventListener('click', logout);
+document.getElementById('logout').addEventListener('click', logOut);
 document.getElementById('create-form').addEventListener('submit', createRoom);
 document.getElementById('refresh-rooms').addEventListener('click', refreshRooms);
 el.composer.addEventListener('submit', submitMessage);

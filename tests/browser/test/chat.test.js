@@ -1,7 +1,8 @@
 // The web client in headless Chromium against a real mesh: two users chat in a room and see the
 // same messages in the same order; a reload keeps history; one user's network is dropped while
 // the other sends, and when it returns nothing is lost, duplicated or out of order and the sends
-// made while offline are confirmed.
+// made while offline are confirmed. "Log out" revokes the token on the server: its sockets close,
+// it is refused, the sign-in form shows; a logout made elsewhere ends the page's session too.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -258,6 +259,104 @@ test('two users chat, reload keeps history, a dropped network loses nothing', as
     console.error(mesh.logs());
     await alice.page.screenshot({ path: join(SHOTS, 'failure-alice.png') }).catch(() => {});
     await bob.page.screenshot({ path: join(SHOTS, 'failure-bob.png') }).catch(() => {});
+    throw e;
+  }
+});
+
+const sessionToken = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('dyschat.session')).token);
+
+/** `GET /api/v1/me` with `token`: its status. */
+const meStatus = async (token) =>
+  (await fetch(`${mesh.url}/api/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).status;
+
+test('"Log out" revokes the token: its sockets close, it is refused, the sign-in form shows', async () => {
+  const suffix = Date.now().toString(36).slice(-6);
+  const carol = await openUser();
+  const socketUrls = [];
+  carol.page.on('websocket', (ws) => socketUrls.push(ws.url()));
+  try {
+    await register(carol.page, `carol_${suffix}`, 'correct horse battery');
+    const token = await sessionToken(carol.page);
+    assert.ok(socketUrls.length > 0, 'the page opened a socket');
+    assert.ok(socketUrls.every((u) => !u.includes(token) && !u.includes('token=')), `token in a URL: ${socketUrls}`);
+    assert.equal(await meStatus(token), 200);
+
+    // Another socket on the same token (as another tab would have), and the page's own one.
+    await carol.page.evaluate(
+      (t) =>
+        new Promise((ok, fail) => {
+          window.witness = { frames: [], code: null };
+          const ws = new WebSocket(`ws://${location.host}/ws`);
+          ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token: t, ref: 'w' }));
+          ws.onmessage = (ev) => {
+            const f = JSON.parse(ev.data);
+            window.witness.frames.push(f);
+            if (f.type === 'ready') ok();
+          };
+          ws.onclose = (ev) => {
+            window.witness.code = ev.code;
+          };
+          ws.onerror = () => fail(new Error('the witness socket failed'));
+        }),
+      token,
+    );
+    await carol.page.evaluate(() => {
+      window.ownClosed = false;
+      window.dyschat.conn.ws.addEventListener('close', () => {
+        window.ownClosed = true;
+      });
+    });
+
+    await carol.page.click('#logout');
+    await carol.page.waitForSelector('#auth-view:not([hidden])', WAIT);
+    assert.ok(await carol.page.isHidden('#chat-view'), 'the chat is hidden');
+    assert.ok(await carol.page.isHidden('#whoami'), 'no "signed in as"');
+    assert.equal(await carol.page.textContent('#auth-error'), '', 'the server was told');
+    await carol.page.waitForFunction(() => window.ownClosed && window.witness.code !== null, null, WAIT);
+    const witness = await carol.page.evaluate(() => window.witness);
+    assert.equal(witness.code, 1008, 'the server closed the other socket on the token');
+    assert.ok(
+      witness.frames.some((f) => f.type === 'error' && f.code === 'unauthorized' && f.message === 'token revoked'),
+      JSON.stringify(witness.frames),
+    );
+    assert.equal(await meStatus(token), 401, 'the token is refused');
+    assert.equal(await carol.page.evaluate(() => localStorage.getItem('dyschat.session')), null);
+    await carol.page.screenshot({ path: join(SHOTS, '5-carol-logged-out.png') });
+
+    // Still signed out after a reload; signing in again gives a new token that works.
+    await carol.page.reload();
+    await carol.page.waitForSelector('#auth-view:not([hidden])', WAIT);
+    await carol.page.fill('#auth-username', `carol_${suffix}`);
+    await carol.page.fill('#auth-password', 'correct horse battery');
+    await carol.page.click('#login-btn');
+    await carol.page.waitForSelector('#conn[data-state="up"]', WAIT);
+    const fresh = await sessionToken(carol.page);
+    assert.notEqual(fresh, token);
+    assert.equal(await meStatus(fresh), 200);
+  } catch (e) {
+    console.error(mesh.logs());
+    await carol.page.screenshot({ path: join(SHOTS, 'failure-carol.png') }).catch(() => {});
+    throw e;
+  }
+});
+
+test('a logout made elsewhere ends the page\'s session', async () => {
+  const suffix = Date.now().toString(36).slice(-6);
+  const dave = await openUser();
+  try {
+    await register(dave.page, `dave_${suffix}`, 'correct horse battery');
+    const token = await sessionToken(dave.page);
+    const r = await fetch(`${mesh.url}/api/v1/auth/logout`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    assert.equal(r.status, 204);
+    await dave.page.waitForSelector('#auth-view:not([hidden])', WAIT);
+    assert.match(await dave.page.textContent('#auth-error'), /session ended/);
+    assert.equal(await dave.page.evaluate(() => localStorage.getItem('dyschat.session')), null);
+  } catch (e) {
+    console.error(mesh.logs());
+    await dave.page.screenshot({ path: join(SHOTS, 'failure-dave.png') }).catch(() => {});
     throw e;
   }
 });
