@@ -10,7 +10,8 @@
 #      dashboard data sources.
 #   4. deploy/prometheus/*.yml pass `promtool check config`.
 #   5. The dashboards are what scripts/gen-dashboards.py writes.
-#   6. deploy/nginx/nginx.conf passes `nginx -t` (upstream names pointed at loopback).
+#   6. deploy/nginx/nginx.conf passes `nginx -t` (upstream names pointed at loopback), and its
+#      access log format logs no query string (tokens may come in `/ws?token=`).
 #   7. Shell syntax of the scripts the images and make targets run.
 #
 # Tools come from scripts/ensure-servers.sh (nats-server) and scripts/ensure-deploy-tools.sh
@@ -166,6 +167,26 @@ for f in deploy/grafana/dashboards/*.json; do
 done
 
 # ---- 5. nginx ---------------------------------------------------------------------------------
+section "nginx access log (no query strings, so no token)"
+nginx_conf="$(sed -e 's/#.*//' deploy/nginx/nginx.conf)"
+log_format="$(tr '\n' ' ' <<<"$nginx_conf" | grep -o 'log_format[[:space:]]\+dyschat[^;]*;' || true)"
+if [ -z "$log_format" ]; then
+  fail "deploy/nginx/nginx.conf has no \`log_format dyschat\`"
+elif grep -Eq '\$\{?(request|request_uri|args|query_string|is_args|arg_[A-Za-z0-9_]+|http_referer)([^A-Za-z0-9_]|$)' <<<"$log_format"; then
+  fail "log_format dyschat logs a query string (\$request, \$request_uri, \$args, \$arg_*, \$http_referer): $log_format"
+else
+  ok "log_format dyschat logs paths without their query string"
+fi
+access_logs="$(grep -E '^[[:space:]]*access_log[[:space:]]' <<<"$nginx_conf" || true)"
+bad_logs="$(grep -Ev 'access_log[[:space:]]+(off|[^[:space:];]+[[:space:]]+dyschat)([[:space:]][^;]*)?;' <<<"$access_logs" || true)"
+if [ -z "$access_logs" ]; then
+  fail "deploy/nginx/nginx.conf sets no access_log (nginx's default format logs the query string)"
+elif [ -n "$bad_logs" ]; then
+  fail "access_log without the dyschat format: $(tr -s ' ' <<<"$bad_logs")"
+else
+  ok "every access_log uses the dyschat format (or is off)"
+fi
+
 section "nginx config (nginx -t)"
 if [ -n "$NGINX" ]; then
   mkdir -p "$TMP/nginx"

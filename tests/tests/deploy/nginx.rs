@@ -165,6 +165,36 @@ async fn nginx_config_balances_http_and_websockets_over_the_agents() -> anyhow::
     assert!(body["error"]["retry_after_ms"].is_number(), "{body}");
     assert!(retry_after.is_some(), "429 carries Retry-After");
 
+    // The access log has both sockets (logged when they closed) but not the tokens their URLs
+    // carried (`/ws?token=`), nor any other query string.
+    let (_, _) = get_text(&format!("{base}/healthz?probe=query-not-logged")).await?;
+    let access_log = dir.path().join("nginx.log");
+    let read_log = || std::fs::read_to_string(&access_log).unwrap_or_default();
+    wait_until(
+        Duration::from_secs(10),
+        "both sockets in the access log",
+        || {
+            let log = read_log();
+            async move {
+                log.matches("\"GET /ws HTTP/1.1\" 101").count() >= 2 && log.contains("/healthz")
+            }
+        },
+    )
+    .await
+    .with_context(read_log)?;
+    let log = read_log();
+    for secret in [
+        alice.token.as_str(),
+        bob.token.as_str(),
+        "token=",
+        "query-not-logged",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "the access log shows {secret:?}:\n{log}"
+        );
+    }
+
     mesh.stop_all().await?;
     Ok(())
 }
