@@ -196,6 +196,7 @@ fn asyncapi_names_every_subject() {
     for subject in [
         subjects::auth::REGISTER_SUBJECT,
         subjects::auth::LOGIN_SUBJECT,
+        subjects::auth::LOGOUT_SUBJECT,
         subjects::DEAD_LETTER,
     ] {
         assert!(
