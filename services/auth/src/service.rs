@@ -1,11 +1,12 @@
-//! NATS wiring: connect, ensure the users bucket, expose `register` and `login` as endpoints of
-//! the `dyschat-auth` micro service (discoverable through `$SRV`), and drain on shutdown.
+//! NATS wiring: connect, ensure the users bucket and the public directory, expose `register`,
+//! `login`, `search` and `user` as endpoints of the `dyschat-auth` micro service (discoverable
+//! through `$SRV`), backfill the directory in the background, and drain on shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use dyschat_protocol::wire::Credentials;
+use dyschat_protocol::wire::{Credentials, UserRequest, UserSearchRequest};
 use dyschat_protocol::{subjects::auth, ApiError};
 use dyschat_runtime::service::{self, Endpoints};
 use dyschat_runtime::{connect, prometheus, topology};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::directory::{self, Directory};
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
 use crate::password::Hasher;
@@ -27,9 +29,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client = connect::nats(&config.common, &config.nats, auth::SERVICE) => client?,
     };
     let js = jetstream::new(client.clone());
-    let users = UserStore::new(
-        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)).await?,
-    );
+    let (users_kv, usernames_kv, ids_kv) = tokio::try_join!(
+        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)),
+        topology::ensure_bucket(&js, topology::usernames_bucket(&config.topology)),
+        topology::ensure_bucket(&js, topology::user_ids_bucket(&config.topology)),
+    )?;
+    let users = UserStore::new(users_kv);
+    let directory = Directory::new(usernames_kv, ids_kv, client.clone());
     let tokens = Arc::new(TokenSettings {
         secret: config.auth.auth_secret.clone(),
         ttl_secs: config.auth.token_ttl_secs,
@@ -52,11 +58,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let register = {
         let users = users.clone();
         let hasher = hasher.clone();
+        let directory = directory.clone();
         move |creds: Credentials| {
             let users = users.clone();
             let hasher = hasher.clone();
+            let directory = directory.clone();
             async move {
-                handlers::register(&users, &hasher, creds)
+                handlers::register(&users, &directory, &hasher, creds)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
+    let search = {
+        let directory = directory.clone();
+        move |req: UserSearchRequest| {
+            let directory = directory.clone();
+            async move {
+                handlers::search(&directory, req)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
+    let user = {
+        let directory = directory.clone();
+        move |req: UserRequest| {
+            let directory = directory.clone();
+            async move {
+                handlers::user(&directory, req)
                     .await
                     .map_err(ApiError::from)
             }
@@ -86,12 +116,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let endpoints = Endpoints::new()
         .route(auth::REGISTER, register)
         .route(auth::LOGIN, login)
+        .route(auth::SEARCH, search)
+        .route(auth::USER, user)
         .bind(&service.group(auth::GROUP))
         .await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "dyschat-auth serving");
 
     let metrics_server = prometheus::spawn_for(&config.auth.auth_metrics_addr, &shutdown);
     let tracker = TaskTracker::new();
+    tracker.spawn(backfill(directory, client.clone(), shutdown.clone()));
     endpoints.serve(&tracker, &shutdown).await;
 
     service::finish(
@@ -104,4 +137,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     )
     .await;
     Ok(())
+}
+
+/// Lists the users registered before the directory existed (or whose listing failed), in the
+/// background: the service answers meanwhile, and a shutdown stops it.
+async fn backfill(directory: Directory, client: async_nats::Client, shutdown: CancellationToken) {
+    let run = tokio::time::timeout(directory::BACKFILL_BOUND, directory.backfill(&client));
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        done = run => match done {
+            Ok(Ok(0)) => tracing::debug!("user directory complete"),
+            Ok(Ok(added)) => tracing::info!(added, "users added to the directory"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "user directory backfill failed"),
+            Err(_) => tracing::warn!("user directory backfill ran out of time"),
+        },
+    }
 }
