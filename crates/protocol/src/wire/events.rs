@@ -17,6 +17,10 @@ pub struct MembershipEvent {
     /// later change.
     #[serde(default)]
     pub revision: u64,
+    /// The user's standing in the room after the change (at `revision`): replaces what an agent
+    /// cached for the pair when `revision` is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
 }
 
 /// What changed in a room besides joins and leaves, published by rooms on
