@@ -5,8 +5,16 @@
 //! helpers. The auth service runs next to rooms: rooms asks it whether a user exists.
 
 mod access;
+mod direct;
+mod eviction;
+mod lifecycle;
+mod listing;
+mod matrix;
 mod membership;
+mod moderation;
+mod ops;
 mod pages;
+mod quotas;
 mod rooms;
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,8 +23,9 @@ use std::time::Duration;
 
 use dyschat_protocol::policy::Visibility;
 use dyschat_protocol::wire::{
-    Access, AccessRequest, CreateRoomRequest, ListRoomsRequest, MemberList, MembersRequest,
-    MembershipEvent, MembershipReply, MembershipRequest, Room, RoomList, RoomRequest,
+    Access, AccessRequest, CreateRoomRequest, Credentials, ListRoomsRequest, MemberList,
+    MembersRequest, MembershipEvent, MembershipReply, MembershipRequest, Room, RoomEvent, RoomList,
+    RoomRequest, UserView,
 };
 use dyschat_protocol::{subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, topology};
@@ -81,6 +90,26 @@ impl Harness {
         }
     }
 
+    /// Registers `username` with auth: a user rooms can look up.
+    async fn register(&self, username: &str) -> UserView {
+        rpc::request(
+            &self.client,
+            subjects::auth::REGISTER_SUBJECT.to_string(),
+            &Credentials {
+                username: username.into(),
+                password: "password-1".into(),
+            },
+            TIMEOUT,
+        )
+        .await
+        .expect("register")
+    }
+
+    /// A registered user's id, by username.
+    async fn user(&self, username: &str) -> String {
+        self.register(username).await.user_id
+    }
+
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         endpoint: &str,
@@ -97,6 +126,12 @@ impl Harness {
 
     async fn create(&self, owner: &str, name: &str) -> Result<Room, ApiError> {
         self.create_with(owner, name, Visibility::Public).await
+    }
+
+    async fn create_private(&self, owner: &str, name: &str) -> Room {
+        self.create_with(owner, name, Visibility::Private)
+            .await
+            .expect("create a private room")
     }
 
     async fn create_with(
@@ -266,4 +301,23 @@ async fn next_event(events: &mut async_nats::Subscriber) -> MembershipEvent {
         .expect("an event in time")
         .expect("subscription open");
     serde_json::from_slice(&message.payload).expect("a MembershipEvent")
+}
+
+/// The room events of `room_id` from now on.
+async fn room_events(h: &Harness, room_id: &str) -> async_nats::Subscriber {
+    let events = h
+        .client
+        .subscribe(subjects::room_events(room_id))
+        .await
+        .unwrap();
+    h.client.flush().await.unwrap();
+    events
+}
+
+async fn next_room_event(events: &mut async_nats::Subscriber) -> RoomEvent {
+    let message = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event in time")
+        .expect("subscription open");
+    serde_json::from_slice(&message.payload).expect("a RoomEvent")
 }
