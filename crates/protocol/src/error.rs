@@ -15,6 +15,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     UsernameTaken,
+    /// 409: the request contradicts the state of the thing (the owner leaving their room).
+    Conflict,
     RateLimited,
     TooLarge,
     Unavailable,
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::UsernameTaken => 409,
+            ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Unavailable => "unavailable",
@@ -88,6 +92,10 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
     }
@@ -117,6 +125,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::UsernameTaken,
+            ErrorCode::Conflict,
             ErrorCode::RateLimited,
             ErrorCode::TooLarge,
             ErrorCode::Unavailable,

@@ -53,6 +53,22 @@ pub const REVOKED_MARKER_TTL: Duration = Duration::from_secs(60);
 /// by up to this much.
 pub const REVOKED_GRACE: Duration = Duration::from_secs(60);
 
+/// One ban per (room, user): `<room_id>.<user_id>` (see [`room_user_key`]), so a room's bans are
+/// one filter and a ban check one get.
+pub const BANS_BUCKET: &str = "dyschat_bans";
+/// One invitation per (room, user): `<room_id>.<user_id>`; joining uses it up.
+pub const INVITES_BUCKET: &str = "dyschat_invites";
+/// The one direct room of two users: [`dm_key`] of the pair -> its room id, written with a KV
+/// `create`, so both orders and any race agree on one room.
+pub const DMS_BUCKET: &str = "dyschat_dms";
+/// Who blocks whom: `<blocker>.<blocked>` (see [`block_key`]).
+pub const BLOCKS_BUCKET: &str = "dyschat_blocks";
+/// The public usernames index (auth writes it, anyone may read it: no password hashes), keyed by
+/// [`username_index_key`] so that a username prefix is a subject filter.
+pub const USERNAMES_BUCKET: &str = "dyschat_usernames";
+/// The public user directory by id (auth writes it): `<user_id>` -> `{user_id, username}`.
+pub const USER_IDS_BUCKET: &str = "dyschat_user_ids";
+
 /// NATS counters (a stream with `allow_msg_counter`): one subject per counted thing, see
 /// [`crate::subjects::member_count`]. A counter needs no compare-and-set, so a room of 100,000
 /// members counts its joins without contention.
@@ -137,6 +153,70 @@ pub fn revoked_key(token_id: &str) -> &str {
 /// The expiry (unix seconds) a revocation entry holds, `None` for a value not written by auth.
 pub fn parse_revoked_value(value: &[u8]) -> Option<i64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
+/// The key of a record about one user in one room (`<room_id>.<user_id>`): bans, invitations.
+/// Same shape as [`member_key`], so [`members_filter`] and [`parse_member_key`] serve them too.
+pub fn room_user_key(room_id: &str, user_id: &str) -> String {
+    member_key(room_id, user_id)
+}
+
+/// The key of the direct room of two users: their ids in sorted order, so either user asking
+/// finds the same key.
+pub fn dm_key(a: &str, b: &str) -> String {
+    debug_assert!(is_valid_id(a) && is_valid_id(b));
+    if a <= b {
+        format!("{a}.{b}")
+    } else {
+        format!("{b}.{a}")
+    }
+}
+
+/// The key of `blocker` blocking `blocked`.
+pub fn block_key(blocker: &str, blocked: &str) -> String {
+    debug_assert!(is_valid_id(blocker) && is_valid_id(blocked));
+    format!("{blocker}.{blocked}")
+}
+
+/// The KV key filter of everyone `blocker` blocks.
+pub fn blocks_filter(blocker: &str) -> String {
+    format!("{blocker}.*")
+}
+
+/// The blocked user of a block key.
+pub fn parse_block_key(key: &str) -> Option<(&str, &str)> {
+    parse_member_key(key)
+}
+
+/// The key of a username in [`USERNAMES_BUCKET`]: one token per lower-cased character, `.` as
+/// `=` (a `.` would split tokens), so `Al.ic` is `a.l.=.i.c` and every name starting with `al`
+/// matches the filter `a.l.>`. `None` for a string that holds a character no username has.
+pub fn username_index_key(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
+    let mut key = String::with_capacity(name.len() * 2);
+    for b in name.bytes() {
+        let token = match b {
+            b'.' => b'=',
+            b'_' | b'-' => b,
+            b if b.is_ascii_alphanumeric() => b.to_ascii_lowercase(),
+            _ => return None,
+        };
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.push(char::from(token));
+    }
+    Some(key)
+}
+
+/// The index keys of usernames starting with `prefix`: the exact key, and the filter of every
+/// longer name (`<exact>.>`). `None` when no username can start with `prefix`.
+pub fn username_prefix(prefix: &str) -> Option<(String, String)> {
+    let exact = username_index_key(prefix)?;
+    let longer = format!("{exact}.>");
+    Some((exact, longer))
 }
 
 /// The Redis key of a shared rate-limit bucket named `bucket` (`<limit>:<user or address>`);
@@ -246,5 +326,28 @@ mod tests {
         assert_eq!(parse_revoked_value(b"1700000000"), Some(1_700_000_000));
         assert_eq!(parse_revoked_value(b"soon"), None);
         assert_eq!(parse_revoked_value(&[0xff]), None);
+    }
+
+    #[test]
+    fn pair_keys_sort_and_parse() {
+        assert_eq!(dm_key("b", "a"), "a.b");
+        assert_eq!(dm_key("a", "b"), "a.b");
+        assert_eq!(room_user_key("r", "u"), "r.u");
+        assert_eq!(block_key("alice", "bob"), "alice.bob");
+        assert_eq!(blocks_filter("alice"), "alice.*");
+        assert_eq!(parse_block_key("alice.bob"), Some(("alice", "bob")));
+    }
+
+    #[test]
+    fn username_keys_make_prefixes_filters() {
+        assert_eq!(username_index_key("Al.ic").as_deref(), Some("a.l.=.i.c"));
+        assert_eq!(username_index_key("x_Y-9").as_deref(), Some("x._.y.-.9"));
+        assert_eq!(username_index_key(""), None);
+        for bad in ["a b", "a*", "a>", "é"] {
+            assert_eq!(username_index_key(bad), None, "{bad}");
+        }
+        let (exact, longer) = username_prefix("AL").unwrap();
+        assert_eq!((exact.as_str(), longer.as_str()), ("a.l", "a.l.>"));
+        assert!(username_index_key("alice").unwrap().starts_with("a.l."));
     }
 }

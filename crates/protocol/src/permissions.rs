@@ -133,6 +133,11 @@ impl Grant {
         self
     }
 
+    /// Removes messages of `stream` by subject (room deletion); never deletes the stream.
+    fn purges(&mut self, stream: &str) -> &mut Self {
+        self.publish([format!("{API}.STREAM.PURGE.{stream}")])
+    }
+
     /// Ensures, reads and writes the KV bucket `bucket`.
     fn owns_bucket(&mut self, bucket: &str) -> &mut Self {
         let stream = kv_stream(bucket);
@@ -163,6 +168,8 @@ pub fn grant(service: Service) -> Grant {
         Service::Auth => {
             g.serves(subjects::auth::SERVICE, subjects::auth::GROUP)
                 .owns_bucket(layout::USERS_BUCKET)
+                .owns_bucket(layout::USERNAMES_BUCKET)
+                .owns_bucket(layout::USER_IDS_BUCKET)
                 // The only writer of revocations (logout).
                 .owns_bucket(layout::REVOKED_BUCKET);
         }
@@ -172,12 +179,31 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::ROOM_INDEX_BUCKET)
                 .owns_bucket(layout::MEMBERS_BUCKET)
                 .owns_bucket(layout::MEMBERSHIPS_BUCKET)
+                .owns_bucket(layout::BANS_BUCKET)
+                .owns_bucket(layout::INVITES_BUCKET)
+                .owns_bucket(layout::DMS_BUCKET)
+                .owns_bucket(layout::BLOCKS_BUCKET)
+                // A room's deletion removes its messages and its (room, user) records.
+                .purges(layout::MESSAGES_STREAM)
+                .purges(&kv_stream(layout::MEMBERS_BUCKET))
+                .purges(&kv_stream(layout::INVITES_BUCKET))
+                .purges(&kv_stream(layout::BANS_BUCKET))
                 // Presence is written by the agents; rooms ensures and reads it for member pages.
                 .ensures(&kv_stream(layout::PRESENCE_BUCKET))
                 .reads(&kv_stream(layout::PRESENCE_BUCKET))
+                // The live agents (written by them) are who must confirm an eviction.
+                .ensures(&kv_stream(layout::AGENTS_BUCKET))
+                .reads(&kv_stream(layout::AGENTS_BUCKET))
                 .ensures(layout::COUNTERS_STREAM)
                 .reads(layout::COUNTERS_STREAM)
-                .publish([subjects::COUNTERS_WILDCARD, subjects::MEMBERSHIP_WILDCARD]);
+                .publish([
+                    subjects::COUNTERS_WILDCARD,
+                    subjects::MEMBERSHIP_WILDCARD,
+                    subjects::ROOM_EVENTS_WILDCARD,
+                    subjects::EVICTION_WILDCARD,
+                    // Usernames of invitees and direct-room peers.
+                    subjects::auth::USER_SUBJECT,
+                ]);
         }
         Service::MsgWriter => {
             let stream = layout::MESSAGES_STREAM;

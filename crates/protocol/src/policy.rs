@@ -16,6 +16,8 @@
 //! - Roles: owner > moderator > member. Acting on another member needs a higher role.
 //! - A direct room has no owner: it cannot be managed, moderated or left (`Forbidden`).
 //! - The owner cannot leave (`Conflict`) until ownership passes to someone else.
+//! - While the other member of a direct room blocks the user, the user reads it but does not
+//!   post into it (nor opens it: opening a direct room is the first step of posting).
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,9 @@ pub struct Standing {
     pub role: Option<Role>,
     pub banned: bool,
     pub invited: bool,
+    /// In a direct room: the other member blocks this user.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 /// What a user wants to do in a room.
@@ -95,6 +100,29 @@ impl Standing {
     }
 }
 
+impl Denied {
+    /// The error a refusal answers. A hidden room's message is the one of a room that does not
+    /// exist, so nothing tells the two apart.
+    pub fn error(self) -> crate::ApiError {
+        match self {
+            Denied::NotFound => crate::ApiError::not_found(ROOM_NOT_FOUND),
+            Denied::Forbidden => crate::ApiError::forbidden("not allowed in this room"),
+            Denied::Conflict => crate::ApiError::conflict(
+                "the owner cannot leave; pass ownership on or delete the room",
+            ),
+        }
+    }
+}
+
+impl From<Denied> for crate::ApiError {
+    fn from(denied: Denied) -> Self {
+        denied.error()
+    }
+}
+
+/// The message of every `not_found` about a room, hidden or missing alike.
+pub const ROOM_NOT_FOUND: &str = "room not found";
+
 /// The decision for `action` by a user whose standing in the room is `standing`.
 pub fn decide(standing: &Standing, action: Action) -> Result<(), Denied> {
     if standing.is_outsider() {
@@ -126,7 +154,8 @@ pub fn decide(standing: &Standing, action: Action) -> Result<(), Denied> {
                 Ok(())
             }
         }
-        Action::Read | Action::Post => allow(member && !standing.banned),
+        Action::Read => allow(member && !standing.banned),
+        Action::Post => allow(member && !standing.banned && !(direct && standing.blocked)),
         Action::Update | Action::Manage => allow(!direct && at_least(Role::Moderator)),
         Action::Delete | Action::Appoint => allow(!direct && at_least(Role::Owner)),
         Action::Moderate { target } => allow(!direct && at_least(Role::Moderator) && role > target),
@@ -145,6 +174,7 @@ mod tests {
             role,
             banned: false,
             invited: false,
+            blocked: false,
         }
     }
 
@@ -299,5 +329,41 @@ mod tests {
             ..standing(PRIVATE, None)
         };
         assert_eq!(decide(&stranger, Read), Err(Denied::NotFound));
+    }
+
+    #[test]
+    fn a_blocked_peer_reads_but_does_not_post() {
+        let blocked = Standing {
+            kind: RoomKind::Direct,
+            blocked: true,
+            ..standing(PRIVATE, Some(Role::Member))
+        };
+        assert_eq!(decide(&blocked, Read), Ok(()));
+        assert_eq!(decide(&blocked, Join), Ok(()));
+        assert_eq!(decide(&blocked, Post), Err(Denied::Forbidden));
+        // Blocking is about direct rooms only.
+        let in_a_room = Standing {
+            kind: RoomKind::Room,
+            ..blocked
+        };
+        assert_eq!(decide(&in_a_room, Post), Ok(()));
+    }
+
+    #[test]
+    fn refusals_map_to_the_contract_codes() {
+        use crate::ErrorCode;
+        assert_eq!(Denied::NotFound.error().code, ErrorCode::NotFound);
+        assert_eq!(Denied::NotFound.error().message, ROOM_NOT_FOUND);
+        assert_eq!(Denied::Forbidden.error().code, ErrorCode::Forbidden);
+        assert_eq!(Denied::Conflict.error().code, ErrorCode::Conflict);
+    }
+
+    #[test]
+    fn standings_read_without_later_fields() {
+        let old: Standing = serde_json::from_str(
+            r#"{"visibility":"private","kind":"room","role":null,"banned":false,"invited":true}"#,
+        )
+        .unwrap();
+        assert!(old.invited && !old.blocked && !old.is_outsider());
     }
 }

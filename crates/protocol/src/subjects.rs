@@ -21,6 +21,16 @@ pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
 /// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
 pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
 
+/// What changed in a room besides who is in it (`dyschat.events.room.<room_id>`, a
+/// [`crate::wire::RoomEvent`]), published by rooms: roles, standings, updates, deletion.
+pub const ROOM_EVENTS_WILDCARD: &str = "dyschat.events.room.*";
+
+/// Evictions (`dyschat.evict.<room_id>`, a [`crate::wire::Eviction`]), sent by rooms as a
+/// request with a reply inbox. Every ws-agent subscribes (not in a queue group) and replies once
+/// it has detached the sockets concerned, so rooms answers a kick, ban or deletion only after
+/// every live agent confirmed.
+pub const EVICTION_WILDCARD: &str = "dyschat.evict.*";
+
 /// Member counts (`dyschat.count.members.<room_id>`), NATS counters of the `DYSCHAT_COUNTERS`
 /// stream: published with `Nats-Incr`, read as the subject's last message.
 pub const COUNTERS_WILDCARD: &str = "dyschat.count.>";
@@ -41,6 +51,12 @@ pub mod auth {
     pub const REGISTER_SUBJECT: &str = "dyschat.auth.register";
     pub const LOGIN_SUBJECT: &str = "dyschat.auth.login";
     pub const LOGOUT_SUBJECT: &str = "dyschat.auth.logout";
+    /// Users whose username starts with a prefix (`GET /api/v1/users?q=`).
+    pub const SEARCH: &str = "search";
+    pub const SEARCH_SUBJECT: &str = "dyschat.auth.search";
+    /// One user by id (`{user_id, username}` or `not_found`), for the other services.
+    pub const USER: &str = "user";
+    pub const USER_SUBJECT: &str = "dyschat.auth.user";
 }
 
 /// Request-reply endpoints of the rooms service.
@@ -54,6 +70,21 @@ pub mod rooms {
     pub const LEAVE: &str = "leave";
     pub const MEMBERS: &str = "members";
     pub const ACCESS: &str = "access";
+    pub const UPDATE: &str = "update";
+    pub const DELETE: &str = "delete";
+    pub const INVITE: &str = "invite";
+    pub const UNINVITE: &str = "uninvite";
+    pub const SET_ROLE: &str = "set_role";
+    pub const TRANSFER_OWNER: &str = "transfer_owner";
+    pub const KICK: &str = "kick";
+    pub const BAN: &str = "ban";
+    pub const UNBAN: &str = "unban";
+    pub const BANS: &str = "bans";
+    pub const MY_ROOMS: &str = "my_rooms";
+    pub const OPEN_DM: &str = "open_dm";
+    pub const BLOCK: &str = "block";
+    pub const UNBLOCK: &str = "unblock";
+    pub const BLOCKS: &str = "blocks";
 
     /// The full subject of an endpoint, e.g. `dyschat.rooms.join`.
     pub fn subject(endpoint: &str) -> String {
@@ -84,6 +115,10 @@ const MEMBERSHIP_PREFIX: &str = "dyschat.events.membership";
 const TYPING_PREFIX: &str = "dyschat.events.typing";
 const PRESENCE_PREFIX: &str = "dyschat.events.presence";
 const MEMBER_COUNT_PREFIX: &str = "dyschat.count.members";
+const OWNED_COUNT_PREFIX: &str = "dyschat.count.owned";
+const JOINED_COUNT_PREFIX: &str = "dyschat.count.joined";
+const ROOM_EVENTS_PREFIX: &str = "dyschat.events.room";
+const EVICTION_PREFIX: &str = "dyschat.evict";
 
 pub fn room_messages(room_id: &str) -> String {
     with_id(ROOM_MESSAGES_PREFIX, room_id)
@@ -108,6 +143,45 @@ pub fn presence(user_id: &str) -> String {
 /// The counter of a room's members.
 pub fn member_count(room_id: &str) -> String {
     with_id(MEMBER_COUNT_PREFIX, room_id)
+}
+
+/// The counter of rooms a user owns (quota `DYSCHAT_MAX_ROOMS_PER_USER`).
+pub fn owned_count(user_id: &str) -> String {
+    with_id(OWNED_COUNT_PREFIX, user_id)
+}
+
+/// The counter of rooms a user is a member of (quota `DYSCHAT_MAX_ROOMS_JOINED`).
+pub fn joined_count(user_id: &str) -> String {
+    with_id(JOINED_COUNT_PREFIX, user_id)
+}
+
+/// Where rooms publishes a room's [`crate::wire::RoomEvent`]s.
+pub fn room_events(room_id: &str) -> String {
+    with_id(ROOM_EVENTS_PREFIX, room_id)
+}
+
+/// The room of a subject built by [`room_events`].
+pub fn parse_room_events(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == ROOM_EVENTS_PREFIX && is_valid_id(id)).then_some(id)
+}
+
+/// Where rooms sends an eviction from `room_id` (see [`EVICTION_WILDCARD`]).
+pub fn eviction(room_id: &str) -> String {
+    with_id(EVICTION_PREFIX, room_id)
+}
+
+/// The room of a subject built by [`eviction`].
+pub fn parse_eviction(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == EVICTION_PREFIX && is_valid_id(id)).then_some(id)
+}
+
+/// Every subject of the messages stream that belongs to `room_id` (messages today; their change
+/// events and tombstones when issue 12 adds them under the same filter): what a room deletion
+/// purges.
+pub fn room_stream_filter(room_id: &str) -> String {
+    room_messages(room_id)
 }
 
 /// The room of a counter subject built by [`member_count`].
@@ -189,6 +263,25 @@ mod tests {
         assert_eq!(EventSubject::parse("dyschat.events.other.x"), None);
         assert_eq!(EventSubject::parse("dyschat.events.typing.a*"), None);
         assert_eq!(rooms::subject(rooms::JOIN), "dyschat.rooms.join");
+        assert_eq!(owned_count("u1"), "dyschat.count.owned.u1");
+        assert_eq!(joined_count("u1"), "dyschat.count.joined.u1");
+        assert_eq!(parse_member_count(&owned_count("u1")), None);
+        assert_eq!(room_events("r1"), "dyschat.events.room.r1");
+        assert_eq!(parse_room_events(&room_events("r1")), Some("r1"));
+        assert_eq!(EventSubject::parse(&room_events("r1")), None);
+        assert_eq!(eviction("r1"), "dyschat.evict.r1");
+        assert_eq!(parse_eviction(&eviction("r1")), Some("r1"));
+        assert_eq!(parse_eviction(&room_events("r1")), None);
+        assert!(eviction("r1").starts_with(EVICTION_WILDCARD.trim_end_matches('*')));
+        assert_eq!(room_stream_filter("r1"), room_messages("r1"));
+        assert_eq!(
+            format!("{}.{}", auth::GROUP, auth::SEARCH),
+            auth::SEARCH_SUBJECT
+        );
+        assert_eq!(
+            format!("{}.{}", auth::GROUP, auth::USER),
+            auth::USER_SUBJECT
+        );
         assert_eq!(
             format!("{}.{}", auth::GROUP, auth::LOGIN),
             auth::LOGIN_SUBJECT

@@ -34,11 +34,14 @@ pub struct Identity<'a> {
 
 /// The life of a request-reply service once connected: starts the micro service, adds every
 /// endpoint of `endpoints`, serves them (and `/metrics`) until `shutdown`, then [`finish`]es
-/// within `drain`. Auth and rooms differ only in what they pass here.
+/// within `drain`. Auth and rooms differ only in what they pass here. `tracker` holds the
+/// service's background tasks (spawned by the caller before or while serving); requests join it,
+/// and the drain waits for all of them.
 pub async fn run(
     client: async_nats::Client,
     identity: Identity<'_>,
     endpoints: Endpoints,
+    tracker: TaskTracker,
     drain: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
@@ -51,7 +54,6 @@ pub async fn run(
     );
 
     let metrics_server = crate::prometheus::spawn_for(identity.metrics_addr, shutdown);
-    let tracker = TaskTracker::new();
     endpoints.serve(&tracker, shutdown).await;
 
     finish(

@@ -15,11 +15,14 @@ use async_nats::jetstream::{
     ErrorCode,
 };
 
-use dyschat_protocol::layout::{self, *};
+use dyschat_protocol::layout::*;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::MAX_FRAME_BYTES;
 
 use crate::config::TopologySettings;
+
+mod buckets;
+pub use buckets::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -130,89 +133,6 @@ pub fn writer_consumer_config() -> pull::Config {
         max_ack_pending: WRITER_MAX_ACK_PENDING,
         filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
         ..Default::default()
-    }
-}
-
-fn bucket(config: &TopologySettings, name: &str, description: &str) -> kv::Config {
-    kv::Config {
-        bucket: name.into(),
-        description: description.into(),
-        history: 1,
-        storage: StorageType::File,
-        num_replicas: config.stream_replicas,
-        ..Default::default()
-    }
-}
-
-pub fn users_bucket(config: &TopologySettings) -> kv::Config {
-    bucket(
-        config,
-        USERS_BUCKET,
-        "DYSCHAT users by lower-cased username",
-    )
-}
-
-pub fn rooms_bucket(config: &TopologySettings) -> kv::Config {
-    bucket(config, ROOMS_BUCKET, "DYSCHAT rooms by room id")
-}
-
-pub fn members_bucket(config: &TopologySettings) -> kv::Config {
-    bucket(
-        config,
-        MEMBERS_BUCKET,
-        "DYSCHAT room members: <room_id>.<user_id>",
-    )
-}
-
-pub fn memberships_bucket(config: &TopologySettings) -> kv::Config {
-    bucket(
-        config,
-        MEMBERSHIPS_BUCKET,
-        "DYSCHAT rooms of each user: <user_id>.<room_id>",
-    )
-}
-
-pub fn room_index_bucket(config: &TopologySettings) -> kv::Config {
-    bucket(
-        config,
-        ROOM_INDEX_BUCKET,
-        "DYSCHAT room list in creation order: room id",
-    )
-}
-
-pub fn agents_bucket(config: &TopologySettings) -> kv::Config {
-    kv::Config {
-        max_age: layout::PRESENCE_TTL,
-        storage: StorageType::Memory,
-        ..bucket(config, AGENTS_BUCKET, "DYSCHAT live ws-agents: <agent_id>")
-    }
-}
-
-pub fn presence_bucket(config: &TopologySettings) -> kv::Config {
-    kv::Config {
-        max_age: layout::PRESENCE_TTL,
-        storage: StorageType::Memory,
-        ..bucket(
-            config,
-            PRESENCE_BUCKET,
-            "DYSCHAT online users: <user_id>.<agent_id>",
-        )
-    }
-}
-
-/// Revoked tokens (logout): auth writes each with a per-message TTL ending when the token would
-/// have expired (`limit_markers` turns per-message TTLs on; nats-server 2.11 or newer), so the
-/// bucket holds only revocations that still matter and needs no sweeping. No bucket-wide
-/// `max_age`: auth and every agent ensure this bucket, and its configuration must not depend
-/// on a variable (the token lifetime) that only auth reads.
-pub fn revoked_bucket(config: &TopologySettings) -> kv::Config {
-    kv::Config {
-        limit_markers: Some(layout::REVOKED_MARKER_TTL),
-        ..bucket(
-            config,
-            REVOKED_BUCKET,
-            "DYSCHAT revoked tokens: <token id> -> expiry",
-        )
     }
 }
 

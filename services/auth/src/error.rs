@@ -23,6 +23,9 @@ pub enum AuthError {
     /// Unknown user or wrong password: deliberately one variant, so callers cannot tell which.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// A lookup by id found nobody.
+    #[error("user not found")]
+    UnknownUser,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -48,6 +51,7 @@ impl From<AuthError> for ApiError {
                 ApiError::new(ErrorCode::UsernameTaken, "username is taken")
             }
             AuthError::InvalidCredentials => ApiError::unauthorized("invalid username or password"),
+            AuthError::UnknownUser => ApiError::not_found("user not found"),
             AuthError::Store(StoreError::Taken) => {
                 ApiError::new(ErrorCode::UsernameTaken, "username is taken")
             }
@@ -76,6 +80,7 @@ mod tests {
         assert_eq!(code(AuthError::UsernameTaken), ErrorCode::UsernameTaken);
         assert_eq!(code(StoreError::Taken.into()), ErrorCode::UsernameTaken);
         assert_eq!(code(AuthError::InvalidCredentials), ErrorCode::Unauthorized);
+        assert_eq!(code(AuthError::UnknownUser), ErrorCode::NotFound);
         assert_eq!(
             code(ApiError::bad_request("x").into()),
             ErrorCode::BadRequest

@@ -1,10 +1,13 @@
-//! The two operations of the service, free of transport: they take a decoded body and return a
+//! The operations of the service, free of transport: they take a decoded body and return a
 //! typed result, and [`crate::service`] wires them to NATS.
 
-use dyschat_protocol::wire::{Credentials, LoginReply, UserView};
-use dyschat_protocol::{ids, time};
+use dyschat_protocol::wire::{
+    Credentials, LoginReply, UserList, UserRequest, UserSearchRequest, UserView,
+};
+use dyschat_protocol::{ids, time, ApiError};
 use dyschat_runtime::token;
 
+use crate::directory::Directory;
 use crate::error::AuthError;
 use crate::password::{self, Hasher};
 use crate::store::{UserRecord, UserStore};
@@ -25,8 +28,12 @@ impl std::fmt::Debug for TokenSettings {
 }
 
 /// Creates a user. The name is unique ignoring case; the case given here is kept for display.
+/// Then lists them in the public directory: the account exists once its record is stored, so a
+/// directory that could not be written is logged (the backfill at the next start lists them)
+/// rather than failing a registration that cannot be retried.
 pub async fn register(
     users: &UserStore,
+    directory: &Directory,
     hasher: &Hasher,
     creds: Credentials,
 ) -> Result<UserView, AuthError> {
@@ -44,10 +51,43 @@ pub async fn register(
         other => AuthError::Store(other),
     })?;
     tracing::info!(user_id = %record.user_id, username = %record.username, "user registered");
-    Ok(UserView {
+    let user = UserView {
         user_id: record.user_id,
         username: record.username,
+    };
+    if let Err(e) = directory.record(&user).await {
+        tracing::warn!(error = %e, user_id = %user.user_id, "user not listed in the directory yet");
+    }
+    Ok(user)
+}
+
+/// Users whose username starts with `q` ignoring case (`q` 1 to 32 characters, `limit` 1..=50,
+/// default 20).
+pub async fn search(directory: &Directory, req: UserSearchRequest) -> Result<UserList, AuthError> {
+    type R = UserSearchRequest;
+    let chars = req.q.chars().count();
+    if !(1..=R::MAX_QUERY_CHARS).contains(&chars) {
+        return Err(ApiError::bad_request("q must be 1 to 32 characters").into());
+    }
+    let limit = match req.limit {
+        0 => R::DEFAULT_LIMIT,
+        n if n <= R::MAX_LIMIT => n,
+        _ => return Err(ApiError::bad_request("limit must be 1 to 50").into()),
+    };
+    let users = directory.search(&req.q, limit).await?;
+    Ok(UserList {
+        users,
+        next_cursor: None,
     })
+}
+
+/// One user by id, `not_found` for an unknown one.
+pub async fn user(directory: &Directory, req: UserRequest) -> Result<UserView, AuthError> {
+    ids::validate_id("user_id", &req.user_id)?;
+    directory
+        .lookup(&req.user_id)
+        .await?
+        .ok_or(AuthError::UnknownUser)
 }
 
 /// Checks a password and issues a token valid from `now_unix`.

@@ -1,18 +1,21 @@
-//! NATS wiring: connect, ensure the users and revoked buckets, expose `register`, `login` and
-//! `logout` as endpoints of the `dyschat-auth` micro service (discoverable through `$SRV`), and
-//! drain on shutdown.
+//! NATS wiring: connect, ensure the users, revoked and public directory buckets, expose
+//! `register`, `login`, `logout`, `search` and `user` as endpoints of the `dyschat-auth` micro
+//! service (discoverable through `$SRV`), backfill the directory in the background, and drain
+//! on shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use dyschat_protocol::wire::{Credentials, LogoutRequest};
+use dyschat_protocol::wire::{Credentials, LogoutRequest, UserRequest, UserSearchRequest};
 use dyschat_protocol::{subjects::auth, ApiError};
 use dyschat_runtime::service::{self, Endpoints};
 use dyschat_runtime::{connect, topology};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::directory::{self, Directory};
 use crate::error::Error;
 use crate::handlers::{self, TokenSettings};
 use crate::logout::Revoker;
@@ -28,13 +31,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client = connect::nats(&config.common, &config.nats, auth::SERVICE) => client?,
     };
     let js = jetstream::new(client.clone());
-    let users = UserStore::new(
-        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)).await?,
-    );
-    let revoker = Revoker::new(
-        topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
-        config.auth.auth_secret.clone(),
-    );
+    let (users_kv, usernames_kv, ids_kv, revoked_kv) = tokio::try_join!(
+        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)),
+        topology::ensure_bucket(&js, topology::usernames_bucket(&config.topology)),
+        topology::ensure_bucket(&js, topology::user_ids_bucket(&config.topology)),
+        topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)),
+    )?;
+    let users = UserStore::new(users_kv);
+    let directory = Directory::new(usernames_kv, ids_kv, client.clone());
+    let revoker = Revoker::new(revoked_kv, config.auth.auth_secret.clone());
     let tokens = Arc::new(TokenSettings {
         secret: config.auth.auth_secret.clone(),
         ttl_secs: config.auth.token_ttl_secs,
@@ -51,11 +56,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let register = {
         let users = users.clone();
         let hasher = hasher.clone();
+        let directory = directory.clone();
         move |creds: Credentials| {
             let users = users.clone();
             let hasher = hasher.clone();
+            let directory = directory.clone();
             async move {
-                handlers::register(&users, &hasher, creds)
+                handlers::register(&users, &directory, &hasher, creds)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
+    let search = {
+        let directory = directory.clone();
+        move |req: UserSearchRequest| {
+            let directory = directory.clone();
+            async move {
+                handlers::search(&directory, req)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
+    let user = {
+        let directory = directory.clone();
+        move |req: UserRequest| {
+            let directory = directory.clone();
+            async move {
+                handlers::user(&directory, req)
                     .await
                     .map_err(ApiError::from)
             }
@@ -93,14 +122,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let endpoints = Endpoints::new()
         .route(auth::REGISTER, register)
         .route(auth::LOGIN, login)
-        .route(auth::LOGOUT, logout);
+        .route(auth::LOGOUT, logout)
+        .route(auth::SEARCH, search)
+        .route(auth::USER, user);
+    let tracker = TaskTracker::new();
+    tracker.spawn(backfill(directory, client.clone(), shutdown.clone()));
     let identity = service::Identity {
         name: auth::SERVICE,
-        description: "DYSCHAT accounts: register, login and logout",
+        description: "DYSCHAT accounts: register, login, logout and the user directory",
         group: auth::GROUP,
         metrics_addr: &config.auth.auth_metrics_addr,
     };
     let drain = config.common.drain_timeout();
-    service::run(client, identity, endpoints, drain, &shutdown).await?;
+    service::run(client, identity, endpoints, tracker, drain, &shutdown).await?;
     Ok(())
+}
+
+/// Lists the users registered before the directory existed (or whose listing failed), in the
+/// background: the service answers meanwhile, and a shutdown stops it.
+async fn backfill(directory: Directory, client: async_nats::Client, shutdown: CancellationToken) {
+    let run = tokio::time::timeout(directory::BACKFILL_BOUND, directory.backfill(&client));
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        done = run => match done {
+            Ok(Ok(0)) => tracing::debug!("user directory complete"),
+            Ok(Ok(added)) => tracing::info!(added, "users added to the directory"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "user directory backfill failed"),
+            Err(_) => tracing::warn!("user directory backfill ran out of time"),
+        },
+    }
 }

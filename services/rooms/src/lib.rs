@@ -5,16 +5,24 @@
 //! count, and batched direct gets for pages (members, their presence, the room list) instead of
 //! reading whole sets. The `store` module documents the layout.
 //!
-//! `records` holds what is stored and `paging` the cursor and page logic (pure, unit-tested),
-//! `store` the buckets and streams, `handlers` the operations and `service` the NATS wiring.
+//! Who may do what is decided by `dyschat_protocol::policy` over the user's standing in the
+//! room, which this service reads and answers (`access`) so every ws-agent decides with the
+//! same function; a kick, ban or deletion is answered only after the live agents confirmed the
+//! sockets concerned left the room.
+//!
+//! `records` holds what is stored, `rules` the rules that are not authorization and `paging`
+//! the cursor and page logic (pure, unit-tested), `store` the buckets and streams, `users` the
+//! auth service's user lookups, `endpoints` the operations and `service` the NATS wiring.
 
 mod config;
+mod endpoints;
 mod error;
-mod handlers;
 mod paging;
 mod records;
+mod rules;
 mod service;
 mod store;
+mod users;
 
 pub use config::{Config, RoomsSettings};
 pub use error::Error;

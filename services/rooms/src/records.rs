@@ -2,10 +2,11 @@
 //! Nothing here touches the network, so it is all unit-tested.
 //!
 //! Every field added after the first version of a record is `#[serde(default)]`, so records
-//! written before it still read (the next issues add room visibility, bans and invitations).
+//! written before it still read (a room of issue 9 is a public room of kind `room`).
 
 use bytes::Bytes;
-use dyschat_protocol::wire::{Member, Role, Room};
+use dyschat_protocol::policy::{RoomKind, Visibility};
+use dyschat_protocol::wire::{Ban, Member, Role, Room, UserView};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::store::StoreError;
@@ -18,6 +19,17 @@ pub(crate) struct RoomRecord {
     pub topic: String,
     pub owner_id: String,
     pub created_at: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub kind: RoomKind,
+    /// Set first when the room is deleted: from then on the room is `not_found` everywhere,
+    /// while its records are removed; the record itself goes last.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// A direct room's two users, in the order of their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<UserView>,
 }
 
 impl RoomRecord {
@@ -30,7 +42,17 @@ impl RoomRecord {
             owner_id: self.owner_id,
             created_at: self.created_at,
             member_count,
+            visibility: self.visibility,
+            kind: self.kind,
         }
+    }
+
+    /// The other user of a direct room, `None` in a room or for a user who is not one of them.
+    pub fn peer_of(&self, user_id: &str) -> Option<&UserView> {
+        if self.kind != RoomKind::Direct || !self.peers.iter().any(|p| p.user_id == user_id) {
+            return None;
+        }
+        self.peers.iter().find(|p| p.user_id != user_id)
     }
 
     /// The role a user joining this room gets: its creator is its owner, anyone else a member.
@@ -46,6 +68,7 @@ impl RoomRecord {
         RoomIndexEntry {
             name: self.name.clone(),
             created_at: self.created_at.clone(),
+            kind: self.kind,
         }
     }
 }
@@ -79,17 +102,67 @@ impl MemberRecord {
 pub(crate) struct MembershipEntry {
     #[serde(default)]
     pub joined_at: String,
+    #[serde(default)]
+    pub kind: RoomKind,
 }
 
 /// A room's entry in `dyschat_room_index`, written once when the room is created: small, so a
 /// list page reads little, and never rewritten, so the list's order (the index stream's
-/// sequence) is creation order and stays stable across pages.
+/// sequence) is creation order and stays stable across pages. What may change later (name,
+/// visibility) is read from the room records of the page; `name` is what the room was created
+/// as, for an operator. Direct rooms get no entry: the list never shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RoomIndexEntry {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub created_at: String,
+    #[serde(default)]
+    pub kind: RoomKind,
+}
+
+/// An invitation, under `<room_id>.<user_id>` in `dyschat_invites`; joining uses it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct InviteRecord {
+    pub by: String,
+    pub at: String,
+}
+
+/// A ban, under `<room_id>.<user_id>` in `dyschat_bans`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BanRecord {
+    pub user_id: String,
+    pub username: String,
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+    pub at: String,
+}
+
+impl BanRecord {
+    pub fn view(self) -> Ban {
+        Ban {
+            user_id: self.user_id,
+            username: self.username,
+            by: self.by,
+            reason: self.reason,
+            at: self.at,
+        }
+    }
+}
+
+/// The direct room of two users, under their sorted pair in `dyschat_dms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DmEntry {
+    pub room_id: String,
+}
+
+/// A block, under `<blocker>.<blocked>` in `dyschat_blocks`: the blocked user's name, for the
+/// blocker's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BlockRecord {
+    pub username: String,
+    pub at: String,
 }
 
 /// The payload of a NATS counter's last message, `{"val":"<decimal>"}`.
@@ -141,7 +214,54 @@ mod tests {
             topic: String::new(),
             owner_id: "u1".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
+            visibility: Visibility::Public,
+            kind: RoomKind::Room,
+            deleted: false,
+            peers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn rooms_of_issue_nine_read_as_public_rooms() {
+        let old: RoomRecord = decode(
+            "01J",
+            br#"{"room_id":"01J","name":"General","topic":"","owner_id":"u1","created_at":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.visibility, old.kind),
+            (Visibility::Public, RoomKind::Room)
+        );
+        assert!(!old.deleted && old.peers.is_empty());
+        // Defaults are not written, so a record stays as small as it was.
+        let bytes = encode("01J", &room()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("deleted"));
+        let entry: RoomIndexEntry = decode("01J", br#"{"name":"General"}"#).unwrap();
+        assert_eq!(entry.kind, RoomKind::Room);
+    }
+
+    #[test]
+    fn a_direct_room_knows_each_users_peer() {
+        let view = |id: &str| UserView {
+            user_id: id.into(),
+            username: format!("name-{id}"),
+        };
+        let dm = RoomRecord {
+            kind: RoomKind::Direct,
+            visibility: Visibility::Private,
+            owner_id: String::new(),
+            peers: vec![view("a"), view("b")],
+            ..room()
+        };
+        assert_eq!(dm.peer_of("a").map(|p| p.user_id.as_str()), Some("b"));
+        assert_eq!(dm.peer_of("b").map(|p| p.user_id.as_str()), Some("a"));
+        assert_eq!(dm.peer_of("c"), None);
+        assert_eq!(room().peer_of("u1"), None);
+        let shown = dm.view(2);
+        assert_eq!(
+            (shown.kind, shown.visibility),
+            (RoomKind::Direct, Visibility::Private)
+        );
     }
 
     #[test]

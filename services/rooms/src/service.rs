@@ -8,10 +8,11 @@ use dyschat_protocol::subjects::rooms as api;
 use dyschat_runtime::connect;
 use dyschat_runtime::service::{self, Endpoints};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::endpoints::{Limits, Rooms};
 use crate::error::{Error, RoomsError};
-use crate::handlers::Rooms;
 use crate::store::Store;
 
 /// Runs the rooms service until `shutdown` is cancelled, then stops taking requests, lets the
@@ -22,7 +23,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client = connect::nats(&config.common, &config.nats, api::SERVICE) => client?,
     };
     let store = Store::open(&client, &config.topology).await?;
-    let rooms = Rooms::new(store, client.clone());
+    let limits = Limits {
+        max_owned: config.rooms.max_rooms_per_user,
+        max_joined: config.rooms.max_rooms_joined,
+        evict_timeout: config.rooms.evict_timeout(),
+        list_scan: config.rooms.rooms_list_scan,
+    };
+    // Requests and the clean-ups of deleted rooms share one tracker, drained at shutdown.
+    let tracker = TaskTracker::new();
+    let rooms = Rooms::new(store, client.clone(), limits, tracker.clone());
 
     let identity = service::Identity {
         name: api::SERVICE,
@@ -31,7 +40,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         metrics_addr: &config.rooms.rooms_metrics_addr,
     };
     let drain = config.common.drain_timeout();
-    service::run(client, identity, endpoints(&rooms), drain, &shutdown).await?;
+    service::run(
+        client,
+        identity,
+        endpoints(&rooms),
+        tracker,
+        drain,
+        &shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -45,6 +62,21 @@ fn endpoints(rooms: &Rooms) -> Endpoints {
         .route(api::LEAVE, with(rooms, Rooms::leave))
         .route(api::MEMBERS, with(rooms, Rooms::members))
         .route(api::ACCESS, with(rooms, Rooms::access))
+        .route(api::UPDATE, with(rooms, Rooms::update))
+        .route(api::DELETE, with(rooms, Rooms::delete))
+        .route(api::INVITE, with(rooms, Rooms::invite))
+        .route(api::UNINVITE, with(rooms, Rooms::uninvite))
+        .route(api::SET_ROLE, with(rooms, Rooms::set_role))
+        .route(api::TRANSFER_OWNER, with(rooms, Rooms::transfer_owner))
+        .route(api::KICK, with(rooms, Rooms::kick))
+        .route(api::BAN, with(rooms, Rooms::ban))
+        .route(api::UNBAN, with(rooms, Rooms::unban))
+        .route(api::BANS, with(rooms, Rooms::bans))
+        .route(api::MY_ROOMS, with(rooms, Rooms::my_rooms))
+        .route(api::OPEN_DM, with(rooms, Rooms::open_dm))
+        .route(api::BLOCK, with(rooms, Rooms::block))
+        .route(api::UNBLOCK, with(rooms, Rooms::unblock))
+        .route(api::BLOCKS, with(rooms, Rooms::blocks))
 }
 
 /// An operation as a handler: each request gets its own handle on the service state.

@@ -48,10 +48,9 @@ async fn access_follows_joins_and_leaves_with_growing_revisions() {
         rejoined.revision
     );
 
-    // The creator stays the owner across a leave and a rejoin.
-    h.leave(&room_id, "owner").await.unwrap();
-    assert_eq!(h.access(&room_id, "owner").await.unwrap().role, None);
-    h.join(&room_id, "owner").await.unwrap();
+    // The owner stays: leaving is refused (v2), joining again changes nothing.
+    assert_eq!(code(h.leave(&room_id, "owner").await), ErrorCode::Conflict);
+    assert!(!h.join(&room_id, "owner").await.unwrap().changed);
     assert_eq!(
         h.access(&room_id, "owner").await.unwrap().role,
         Some(Role::Owner)

@@ -2,19 +2,30 @@
 //! NATS like ws-agent does.
 //!
 //! One test target (`cargo test --test rooms_service`) split by theme; this file holds the
-//! helpers.
+//! helpers. The auth service runs next to rooms: rooms asks it whether a user exists.
 
 mod access;
+mod direct;
+mod eviction;
+mod lifecycle;
+mod listing;
+mod matrix;
 mod membership;
+mod moderation;
+mod ops;
 mod pages;
+mod quotas;
 mod rooms;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use dyschat_protocol::policy::Visibility;
 use dyschat_protocol::wire::{
-    Access, AccessRequest, CreateRoomRequest, ListRoomsRequest, MemberList, MembersRequest,
-    MembershipEvent, MembershipReply, MembershipRequest, Room, RoomList, RoomRequest,
+    Access, AccessRequest, CreateRoomRequest, Credentials, ListRoomsRequest, MemberList,
+    MembersRequest, MembershipEvent, MembershipReply, MembershipRequest, Room, RoomEvent, RoomList,
+    RoomRequest, UserView,
 };
 use dyschat_protocol::{subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, topology};
@@ -29,30 +40,52 @@ struct Harness {
     client: async_nats::Client,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<Result<(), dyschat_rooms::Error>>>,
+    auth: tokio::task::JoinHandle<Result<(), dyschat_auth::Error>>,
+    /// The owner of each room this harness created: who reads its members by default.
+    owners: Mutex<HashMap<String, String>>,
     nats: NatsServer,
 }
 
+/// Who asks when a test does not say: someone with no standing anywhere.
+const OBSERVER: &str = "observer";
+
 impl Harness {
-    /// A nats-server and `instances` rooms services sharing it (requests are spread over them).
+    /// A nats-server, `instances` rooms services sharing it (requests are spread over them) and
+    /// an auth service.
     async fn start(instances: usize) -> Harness {
+        Harness::start_with(instances, &[]).await
+    }
+
+    /// [`Harness::start`] with extra `DYSCHAT_*` variables for the rooms services.
+    async fn start_with(instances: usize, vars: &[(&str, &str)]) -> Harness {
         let nats = NatsServer::start().await.expect("start nats-server");
         let shutdown = CancellationToken::new();
+        let mut env = nats_only_env(&nats);
+        for (k, v) in vars {
+            env = env.with(k, *v);
+        }
         let tasks = (0..instances)
             .map(|_| {
-                let config = dyschat_rooms::Config::from_env(&nats_only_env(&nats)).expect("valid");
+                let config = dyschat_rooms::Config::from_env(&env).expect("valid");
                 tokio::spawn(dyschat_rooms::run(config, shutdown.clone()))
             })
             .collect();
+        let auth_config = dyschat_auth::Config::from_env(&nats_only_env(&nats)).expect("valid");
+        let auth = tokio::spawn(dyschat_auth::run(auth_config, shutdown.clone()));
         let client = async_nats::connect(nats.url())
             .await
             .expect("connect to test nats");
-        wait_for_service(&client, subjects::rooms::SERVICE)
-            .await
-            .expect("the service comes up");
+        for service in [subjects::rooms::SERVICE, subjects::auth::SERVICE] {
+            wait_for_service(&client, service)
+                .await
+                .expect("the service comes up");
+        }
         Harness {
             client,
             shutdown,
             tasks,
+            auth,
+            owners: Mutex::new(HashMap::new()),
             nats,
         }
     }
@@ -67,6 +100,26 @@ impl Harness {
             .unwrap();
         self.client.flush().await.unwrap();
         events
+    }
+
+    /// Registers `username` with auth: a user rooms can look up.
+    async fn register(&self, username: &str) -> UserView {
+        rpc::request(
+            &self.client,
+            subjects::auth::REGISTER_SUBJECT.to_string(),
+            &Credentials {
+                username: username.into(),
+                password: "password-1".into(),
+            },
+            TIMEOUT,
+        )
+        .await
+        .expect("register")
+    }
+
+    /// A registered user's id, by username.
+    async fn user(&self, username: &str) -> String {
+        self.register(username).await.user_id
     }
 
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -84,28 +137,78 @@ impl Harness {
     }
 
     async fn create(&self, owner: &str, name: &str) -> Result<Room, ApiError> {
-        self.call(
-            subjects::rooms::CREATE,
-            &CreateRoomRequest {
-                owner_id: owner.into(),
-                owner_name: format!("name-{owner}"),
-                name: name.into(),
-                topic: String::new(),
-            },
-        )
-        .await
+        self.create_with(owner, name, Visibility::Public).await
     }
 
+    async fn create_private(&self, owner: &str, name: &str) -> Room {
+        self.create_with(owner, name, Visibility::Private)
+            .await
+            .expect("create a private room")
+    }
+
+    async fn create_with(
+        &self,
+        owner: &str,
+        name: &str,
+        visibility: Visibility,
+    ) -> Result<Room, ApiError> {
+        let room: Room = self
+            .call(
+                subjects::rooms::CREATE,
+                &CreateRoomRequest {
+                    owner_id: owner.into(),
+                    owner_name: format!("name-{owner}"),
+                    name: name.into(),
+                    topic: String::new(),
+                    visibility,
+                },
+            )
+            .await?;
+        self.owners
+            .lock()
+            .unwrap()
+            .insert(room.room_id.clone(), owner.to_string());
+        Ok(room)
+    }
+
+    /// The room as someone with no standing in it sees it.
     async fn get(&self, room_id: &str) -> Result<Room, ApiError> {
-        self.call(subjects::rooms::GET, &room(room_id)).await
+        self.get_as(room_id, OBSERVER).await
+    }
+
+    async fn get_as(&self, room_id: &str, user: &str) -> Result<Room, ApiError> {
+        self.call(subjects::rooms::GET, &room_as(room_id, user))
+            .await
     }
 
     async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<RoomList, ApiError> {
+        self.list_as(OBSERVER, limit, cursor, None).await
+    }
+
+    async fn list_as(
+        &self,
+        user: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        q: Option<&str>,
+    ) -> Result<RoomList, ApiError> {
         let req = ListRoomsRequest {
             limit,
             cursor: cursor.map(String::from),
+            q: q.map(String::from),
+            user_id: user.into(),
         };
         self.call(subjects::rooms::LIST, &req).await
+    }
+
+    /// Who reads a room's members when a test does not say: its creator.
+    fn reader(&self, room_id: &str) -> String {
+        self.owners
+            .lock()
+            .unwrap()
+            .get(room_id)
+            .cloned()
+            .unwrap_or_else(|| OBSERVER.to_string())
     }
 
     async fn join(&self, room_id: &str, user: &str) -> Result<MembershipReply, ApiError> {
@@ -118,8 +221,11 @@ impl Harness {
             .await
     }
 
+    /// The first page of members, asked for with only `{room_id, user_id}`.
     async fn members(&self, room_id: &str) -> Result<MemberList, ApiError> {
-        self.call(subjects::rooms::MEMBERS, &room(room_id)).await
+        let reader = self.reader(room_id);
+        self.call(subjects::rooms::MEMBERS, &room_as(room_id, &reader))
+            .await
     }
 
     /// One page of members, asked for the way a paging client does.
@@ -133,6 +239,7 @@ impl Harness {
             room_id: room_id.into(),
             limit,
             cursor: cursor.map(String::from),
+            user_id: self.reader(room_id),
         };
         self.call(subjects::rooms::MEMBERS, &req).await
     }
@@ -165,6 +272,11 @@ impl Harness {
 
     async fn stop(self) {
         self.shutdown.cancel();
+        let auth = tokio::time::timeout(Duration::from_secs(10), self.auth)
+            .await
+            .expect("auth returns after shutdown")
+            .expect("auth did not panic");
+        assert!(auth.is_ok(), "{auth:?}");
         for task in self.tasks {
             let result = tokio::time::timeout(Duration::from_secs(10), task)
                 .await
@@ -176,9 +288,10 @@ impl Harness {
     }
 }
 
-fn room(room_id: &str) -> RoomRequest {
+fn room_as(room_id: &str, user: &str) -> RoomRequest {
     RoomRequest {
         room_id: room_id.into(),
+        user_id: user.into(),
     }
 }
 
@@ -200,4 +313,23 @@ async fn next_event(events: &mut async_nats::Subscriber) -> MembershipEvent {
         .expect("an event in time")
         .expect("subscription open");
     serde_json::from_slice(&message.payload).expect("a MembershipEvent")
+}
+
+/// The room events of `room_id` from now on.
+async fn room_events(h: &Harness, room_id: &str) -> async_nats::Subscriber {
+    let events = h
+        .client
+        .subscribe(subjects::room_events(room_id))
+        .await
+        .unwrap();
+    h.client.flush().await.unwrap();
+    events
+}
+
+async fn next_room_event(events: &mut async_nats::Subscriber) -> RoomEvent {
+    let message = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event in time")
+        .expect("subscription open");
+    serde_json::from_slice(&message.payload).expect("a RoomEvent")
 }

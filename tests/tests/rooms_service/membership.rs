@@ -39,10 +39,13 @@ async fn join_and_leave_are_idempotent_and_announced() {
     let extra = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
     assert!(extra.is_err(), "unexpected event: {extra:?}");
 
-    // The owner may leave too; the room stays.
-    assert!(h.leave(&room_id, "owner").await.unwrap().changed);
-    assert_eq!(h.get(&room_id).await.unwrap().member_count, 0);
-    assert!(h.members(&room_id).await.unwrap().members.is_empty());
+    // The owner cannot leave (v2): ownership passes first, or the room is deleted.
+    assert_eq!(code(h.leave(&room_id, "owner").await), ErrorCode::Conflict);
+    assert_eq!(h.get(&room_id).await.unwrap().member_count, 1);
+    assert_eq!(
+        h.member_ids(&room_id).await,
+        BTreeSet::from(["owner".to_string()])
+    );
     h.stop().await;
 }
 

@@ -23,8 +23,11 @@ async fn create_get_and_list_in_pages() {
             username: "name-owner1".into(),
             joined: true,
             revision: event.revision,
+            standing: event.standing,
         }
     );
+    let standing = event.standing.expect("the event carries the standing");
+    assert_eq!(standing.role, Some(dyschat_protocol::wire::Role::Owner));
 
     let with_topic: Room = h
         .call(
@@ -34,6 +37,7 @@ async fn create_get_and_list_in_pages() {
                 owner_name: "Owner2".into(),
                 name: "Random".into(),
                 topic: "anything goes".into(),
+                visibility: Default::default(),
             },
         )
         .await
@@ -100,6 +104,7 @@ async fn bad_requests_and_unknown_rooms() {
                 owner_name: "Owner".into(),
                 name: "Room".into(),
                 topic: "t".repeat(501),
+                visibility: Default::default(),
             },
         )
         .await;
@@ -147,6 +152,21 @@ async fn the_service_is_discoverable() {
         subjects::rooms::LEAVE,
         subjects::rooms::MEMBERS,
         subjects::rooms::ACCESS,
+        subjects::rooms::UPDATE,
+        subjects::rooms::DELETE,
+        subjects::rooms::INVITE,
+        subjects::rooms::UNINVITE,
+        subjects::rooms::SET_ROLE,
+        subjects::rooms::TRANSFER_OWNER,
+        subjects::rooms::KICK,
+        subjects::rooms::BAN,
+        subjects::rooms::UNBAN,
+        subjects::rooms::BANS,
+        subjects::rooms::MY_ROOMS,
+        subjects::rooms::OPEN_DM,
+        subjects::rooms::BLOCK,
+        subjects::rooms::UNBLOCK,
+        subjects::rooms::BLOCKS,
     ]
     .into_iter()
     .map(subjects::rooms::subject)

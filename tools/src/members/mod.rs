@@ -125,6 +125,8 @@ impl Rooms {
                 api::GET,
                 &RoomRequest {
                     room_id: room.into(),
+                    // The rooms are public: anyone may read their count.
+                    user_id: "bench-observer".into(),
                 },
             )
             .await?;
@@ -168,6 +170,7 @@ pub async fn measure(
                     owner_name: owner.username.clone(),
                     name: format!("{tag} {name}"),
                     topic: String::new(),
+                    visibility: Default::default(),
                 },
             )
             .await?;
@@ -229,12 +232,14 @@ pub async fn measure(
     ensure_count(&rooms, &small, spec.small).await?;
 
     let mut pages = h();
-    let page_through_big = page_through(&rooms, &big, spec.big, &mut pages[0]).await?;
+    let (big_owner, small_owner) = (&owners[0].username, &owners[1].username);
+    let page_through_big = page_through(&rooms, &big, big_owner, spec.big, &mut pages[0]).await?;
     // The small room is one page: page through it as often as the big room has pages, so both
     // page latencies have as many samples.
-    let mut page_through_small = page_through(&rooms, &small, spec.small, &mut pages[1]).await?;
+    let mut page_through_small =
+        page_through(&rooms, &small, small_owner, spec.small, &mut pages[1]).await?;
     for _ in 1..page_through_big.pages {
-        let again = page_through(&rooms, &small, spec.small, &mut pages[1]).await?;
+        let again = page_through(&rooms, &small, small_owner, spec.small, &mut pages[1]).await?;
         page_through_small.total_secs = page_through_small.total_secs.max(again.total_secs);
         page_through_small.per_page = again.per_page;
     }
@@ -307,11 +312,12 @@ async fn ensure_count(rooms: &Rooms, room: &str, expected: usize) -> anyhow::Res
     Ok(())
 }
 
-/// Every page of the room's members; fails unless each member is listed exactly once and the
-/// last page says so.
+/// Every page of the room's members, read by the member `reader`; fails unless each member is
+/// listed exactly once and the last page says so.
 async fn page_through(
     rooms: &Rooms,
     room: &str,
+    reader: &str,
     expected: usize,
     per_page: &mut Histogram<u64>,
 ) -> anyhow::Result<PageThrough> {
@@ -324,6 +330,7 @@ async fn page_through(
             room_id: room.into(),
             limit: MembersRequest::MAX_LIMIT,
             cursor: cursor.take(),
+            user_id: reader.into(),
         };
         let t = Instant::now();
         let page: MemberList = rooms.call(api::MEMBERS, &req).await?;

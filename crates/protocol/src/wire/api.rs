@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::policy::{RoomKind, Standing, Visibility};
 use crate::wire::Message;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +54,9 @@ pub struct CreateRoomBody {
     pub name: String,
     #[serde(default)]
     pub topic: Option<String>,
+    /// `public` when not given.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,10 @@ pub struct Room {
     pub owner_id: String,
     pub created_at: String,
     pub member_count: u64,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub kind: RoomKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,17 +158,32 @@ pub struct CreateRoomRequest {
     pub owner_name: String,
     pub name: String,
     pub topic: String,
+    #[serde(default)]
+    pub visibility: Visibility,
 }
 
+/// A request about one room by one user (get, delete): `user_id` is who asks, and what the
+/// room is to them decides the answer (a private room is `not_found` to an outsider). A missing
+/// `user_id` is refused (400), never taken for a trusted caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomRequest {
     pub room_id: String,
+    #[serde(default)]
+    pub user_id: String,
 }
 
+/// One page of the rooms `user_id` may see (public ones, and private ones they are a member of
+/// or invited to; never direct or deleted ones), with `q` (case-insensitive substring of the
+/// name) when given. One request scans a bounded stretch of the room index: a page may be
+/// shorter than `limit` while `next_cursor` is not null; only a null cursor is the end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListRoomsRequest {
     pub limit: usize,
     pub cursor: Option<String>,
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub user_id: String,
 }
 
 /// One page of a room's members (`limit` 1..=1000, `cursor` from the previous page).
@@ -174,6 +197,9 @@ pub struct MembersRequest {
     pub limit: usize,
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Who asks: members only (policy `Read`).
+    #[serde(default)]
+    pub user_id: String,
 }
 
 impl MembersRequest {
@@ -194,9 +220,21 @@ pub struct AccessRequest {
 pub struct Access {
     pub room_id: String,
     pub user_id: String,
-    /// The member's role, `None` for a non-member.
+    /// The member's role, `None` for a non-member (the same as `standing.role`, kept for the
+    /// agents that read only this).
     pub role: Option<Role>,
+    /// The revision of the (room, user) key: every change to the user's standing in the room
+    /// (join, leave, kick, ban, unban, invitation, role, a block in a direct room) moves it, and
+    /// every event about the pair carries the revision it produced.
     pub revision: u64,
+    /// Everything [`crate::policy::decide`] needs about the user in the room, read at
+    /// `revision` or later: decide every frame and route with it.
+    #[serde(default)]
+    pub standing: Standing,
+    /// The revision of the room record the standing's `visibility` was read from; a
+    /// `room_updated` event with a newer one replaces it.
+    #[serde(default)]
+    pub room_revision: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

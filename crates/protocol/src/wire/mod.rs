@@ -5,9 +5,11 @@
 pub mod api;
 pub mod events;
 pub mod frames;
+pub mod manage;
 pub mod message;
 
 pub use api::*;
 pub use events::*;
 pub use frames::*;
+pub use manage::*;
 pub use message::*;

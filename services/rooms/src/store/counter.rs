@@ -1,10 +1,13 @@
-//! Member counts as NATS counters (`DYSCHAT_COUNTERS`, subject `dyschat.count.members.<room_id>`).
+//! Counts as NATS counters (`DYSCHAT_COUNTERS`): a room's members
+//! (`dyschat.count.members.<room_id>`), the rooms a user owns (`dyschat.count.owned.<user_id>`)
+//! and the rooms a user is in (`dyschat.count.joined.<user_id>`).
 //!
 //! An increment is a publish with `Nats-Incr`; the server adds it to the subject's total, so any
-//! number of joins count at once without a compare-and-set. The count changes only when a join
-//! really created a member record (+1) or a leave really deleted one (-1); each change carries a
-//! `Nats-Msg-Id` naming that record revision, so an increment retried after a lost ack counts
-//! once.
+//! number of joins count at once without a compare-and-set. The member count changes only when a
+//! join really created a member record (+1) or a leave really deleted one (-1); each change
+//! carries a `Nats-Msg-Id` naming that record revision, so an increment retried after a lost ack
+//! counts once. The quota counters are taken before the thing they count (the ack's total says
+//! whether the user is past the quota) and given back when it did not happen.
 
 use std::collections::HashMap;
 
@@ -28,7 +31,17 @@ impl Store {
         delta: i64,
         change_id: &str,
     ) -> Result<Option<u64>, StoreError> {
-        let subject = subjects::member_count(room_id);
+        self.add(subjects::member_count(room_id), delta, change_id)
+            .await
+    }
+
+    /// Adds `delta` to the counter `subject` (see [`Store::add_members`]).
+    pub async fn add(
+        &self,
+        subject: String,
+        delta: i64,
+        change_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
         let mut last_error = None;
         for _ in 0..INCREMENT_ATTEMPTS {
             let mut headers = HeaderMap::new();
@@ -77,5 +90,20 @@ impl Store {
     pub async fn member_count(&self, room_id: &str) -> Result<u64, StoreError> {
         let counts = self.member_counts(&[room_id]).await?;
         Ok(counts.get(room_id).copied().unwrap_or(0))
+    }
+
+    /// Removes the counter `subject` (a deleted room's member count).
+    pub async fn forget_counter(&self, subject: String) -> Result<(), StoreError> {
+        let stream = self
+            .js
+            .get_stream_no_info(COUNTERS_STREAM)
+            .await
+            .map_err(|e| unavailable(COUNTERS_STREAM, e))?;
+        stream
+            .purge()
+            .filter(subject)
+            .await
+            .map_err(|e| unavailable(COUNTERS_STREAM, e))?;
+        Ok(())
     }
 }

@@ -1,5 +1,9 @@
-//! Member records (`dyschat_members`, `<room_id>.<user_id>`) and each user's membership index
-//! (`dyschat_memberships`, `<user_id>.<room_id>`).
+//! Member records (`dyschat_members`, `<room_id>.<user_id>`).
+//!
+//! The key of (room, user) is also what orders every change to the user's standing in the
+//! room: a change stored elsewhere (an invitation, a ban, a block in a direct room) is followed
+//! by a [`Store::touch`] of the key, so its revision moves and the events and `access` answers
+//! about the pair stay ordered by one number.
 //!
 //! A join creates the member record, a leave deletes it at the revision it read: both are
 //! conditional writes on one key, so two rooms services joining the same user at once make one
@@ -10,17 +14,17 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
-use dyschat_protocol::layout::{
-    kv_stream, kv_subject, member_key, members_filter, membership_key, MEMBERSHIPS_BUCKET,
-    MEMBERS_BUCKET,
-};
+use dyschat_protocol::layout::{kv_stream, kv_subject, member_key, members_filter, MEMBERS_BUCKET};
+use dyschat_protocol::wire::Role;
 
 use dyschat_runtime::direct::{DirectError, StoredMessage, MAX_RESULTS};
 
 use super::{entry, unavailable, Store, StoreError, MAX_ATTEMPTS};
 use crate::paging::{snapshot_page, Cursor};
-use crate::records::{decode, encode, MemberRecord, MembershipEntry};
+use crate::records::{decode, encode, MemberRecord};
 
 /// What a join or leave did to a member record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +54,7 @@ pub(crate) enum MemberState {
 pub(crate) const SNAPSHOT_MEMBERS: u64 = 500;
 
 /// The pause before retry `attempt` of a write that lost a race: short, growing, bounded.
-fn retry_pause(attempt: u32) -> Duration {
+pub(super) fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt.min(10)) * 2)
 }
 
@@ -179,55 +183,97 @@ impl Store {
             .await
     }
 
-    /// The index entry of a join, written before the member record (and again after a join that
-    /// created it, see [`Store::index_leave`]).
-    pub async fn index_join(
-        &self,
-        user_id: &str,
-        room_id: &str,
-        entry: &MembershipEntry,
-    ) -> Result<(), StoreError> {
-        let key = membership_key(user_id, room_id);
-        self.memberships
-            .put(&key, encode(&key, entry)?)
-            .await
-            .map_err(|e| unavailable(MEMBERSHIPS_BUCKET, e))?;
-        Ok(())
-    }
-
-    /// The revision of the user's index entry for the room, read by a leave *before* it deletes
-    /// the member record.
-    pub async fn index_revision(
-        &self,
-        user_id: &str,
-        room_id: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        let key = membership_key(user_id, room_id);
-        Ok(entry(&self.memberships, MEMBERSHIPS_BUCKET, &key)
-            .await?
-            .filter(|e| e.operation == Operation::Put)
-            .map(|e| e.revision))
-    }
-
-    /// Removes the index entry after the member record, only if it is still at `revision` (read
-    /// before the record was deleted). A join racing this leave rewrites the entry after creating
-    /// its record, so either that rewrite comes later, or it moved the revision and this delete
-    /// does nothing: a member's entry is never lost.
-    pub async fn index_leave(
-        &self,
-        user_id: &str,
-        room_id: &str,
-        revision: u64,
-    ) -> Result<(), StoreError> {
-        let key = membership_key(user_id, room_id);
-        if self
-            .delete_at(MEMBERSHIPS_BUCKET, &key, revision)
-            .await?
-            .is_none()
-        {
-            tracing::debug!(%user_id, %room_id, "membership index entry rewritten meanwhile, kept");
+    /// Moves the (room, user) key to a new revision without changing what it says (a member's
+    /// record is written again, anyone else's key gets a fresh delete marker): the change just
+    /// stored elsewhere is now ordered after everything before it. Returns the new revision.
+    pub async fn touch(&self, room_id: &str, user_id: &str) -> Result<u64, StoreError> {
+        let key = member_key(room_id, user_id);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
+            let found = entry(&self.members, MEMBERS_BUCKET, &key).await?;
+            let written = match found {
+                Some(e) if e.operation == Operation::Put => {
+                    match self.members.update(&key, e.value, e.revision).await {
+                        Ok(revision) => Some(revision),
+                        Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => None,
+                        Err(e) => return Err(unavailable(MEMBERS_BUCKET, e)),
+                    }
+                }
+                other => {
+                    let revision = other.map_or(0, |e| e.revision);
+                    self.delete_at(MEMBERS_BUCKET, &key, revision).await?
+                }
+            };
+            if let Some(revision) = written {
+                return Ok(revision);
+            }
         }
-        Ok(())
+        Err(StoreError::Contended {
+            key,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Gives the member `role`: the new record and revision, or `None` when the user is not a
+    /// member (any more).
+    pub async fn set_role(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> Result<Option<(MemberRecord, u64)>, StoreError> {
+        let key = member_key(room_id, user_id);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
+            let (mut record, revision) = match self.member(room_id, user_id).await? {
+                MemberState::Member { record, revision } => (record, revision),
+                MemberState::Absent { .. } => return Ok(None),
+            };
+            if record.role == role {
+                return Ok(Some((record, revision)));
+            }
+            record.role = role;
+            match self
+                .members
+                .update(&key, encode(&key, &record)?, revision)
+                .await
+            {
+                Ok(revision) => return Ok(Some((record, revision))),
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
+                Err(e) => return Err(unavailable(MEMBERS_BUCKET, e)),
+            }
+        }
+        Err(StoreError::Contended {
+            key,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The member record of `user_id` in each of `room_ids` (at most
+    /// [`MAX_RESULTS`]), by room: one batch for a page of the user's rooms.
+    pub async fn member_of_each(
+        &self,
+        room_ids: &[String],
+        user_id: &str,
+    ) -> Result<HashMap<String, MemberRecord>, StoreError> {
+        let keys: Vec<String> = room_ids.iter().map(|r| member_key(r, user_id)).collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        for (key, message) in self.last_of(MEMBERS_BUCKET, &keys).await? {
+            if message.operation != Operation::Put {
+                continue;
+            }
+            if let Some((room_id, _)) = dyschat_protocol::layout::parse_member_key(&key) {
+                found.insert(room_id.to_string(), decode(&key, &message.payload)?);
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -8,15 +8,27 @@
 //! `multi_last` of its keys, a large room's a page at a time from a stream-sequence cursor).
 //!
 //! * [`rooms`]: room records, the room index and the room list.
-//! * [`members`]: member records, a member page, each user's membership index.
-//! * [`counter`]: member counts.
+//! * [`members`]: member records, a member page, each user's membership index, and the
+//!   revision of each (room, user) key, which orders every change to a user's standing.
+//! * [`counter`]: member counts and the per-user quota counters.
 //! * [`presence`]: who of a page is online (`dyschat_presence`, written by ws-agents).
+//! * [`standing`]: invitations and bans, one key per (room, user), read one at a time or for a
+//!   page of rooms at once.
+//! * [`direct`]: direct rooms by pair of users, and blocks.
+//! * [`agents`]: the live ws-agents (`dyschat_agents`), which must confirm an eviction.
+//! * [`purge`]: what a room deletion removes.
 
+mod agents;
 mod counter;
+mod direct;
 mod members;
+mod memberships;
 mod presence;
+mod purge;
 mod rooms;
+mod standing;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, kv};
@@ -26,7 +38,9 @@ use dyschat_runtime::config::TopologySettings;
 use dyschat_runtime::direct::{DirectError, DirectGet, StoredMessage};
 use dyschat_runtime::topology::{self, TopologyError};
 
+pub(crate) use agents::LiveAgents;
 pub(crate) use members::{Change, MemberState};
+pub(crate) use standing::Presence;
 
 use crate::paging::{Cursor, Page};
 
@@ -66,11 +80,15 @@ pub(crate) struct Store {
     room_index: kv::Store,
     members: kv::Store,
     memberships: kv::Store,
+    bans: kv::Store,
+    invites: kv::Store,
+    dms: kv::Store,
+    blocks: kv::Store,
 }
 
 impl Store {
-    /// Ensures every bucket and stream the service uses (presence too: ws-agents write it, and
-    /// the services may start in any order).
+    /// Ensures every bucket and stream the service uses (presence and agents too: ws-agents
+    /// write them, and the services may start in any order).
     pub async fn open(
         client: &async_nats::Client,
         config: &TopologySettings,
@@ -78,12 +96,19 @@ impl Store {
         let js = jetstream::new(client.clone());
         let bucket = |c| topology::ensure_bucket(&js, c);
         // At once: on a cluster each creation waits for its replicas to elect a leader.
-        let (rooms, room_index, members, memberships, _presence, _counters) = tokio::try_join!(
+        let (rooms, room_index, members, memberships, bans, invites) = tokio::try_join!(
             bucket(topology::rooms_bucket(config)),
             bucket(topology::room_index_bucket(config)),
             bucket(topology::members_bucket(config)),
             bucket(topology::memberships_bucket(config)),
+            bucket(topology::bans_bucket(config)),
+            bucket(topology::invites_bucket(config)),
+        )?;
+        let (dms, blocks, _presence, _agents, _counters) = tokio::try_join!(
+            bucket(topology::dms_bucket(config)),
+            bucket(topology::blocks_bucket(config)),
             bucket(topology::presence_bucket(config)),
+            bucket(topology::agents_bucket(config)),
             topology::ensure_counters_stream(&js, config),
         )?;
         Ok(Store {
@@ -93,7 +118,35 @@ impl Store {
             room_index,
             members,
             memberships,
+            bans,
+            invites,
+            dms,
+            blocks,
         })
+    }
+
+    /// The last entry of each of `keys` of `bucket` that has one (values and markers), in one
+    /// batch (at most [`dyschat_runtime::direct::MAX_RESULTS`] keys), by key.
+    async fn last_of(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, StoredMessage>, StoreError> {
+        let subjects: Vec<String> = keys.iter().map(|k| layout::kv_subject(bucket, k)).collect();
+        let batch = self
+            .direct
+            .multi_last(
+                &layout::kv_stream(bucket),
+                &subjects,
+                subjects.len().max(1),
+                None,
+            )
+            .await?;
+        Ok(batch
+            .messages
+            .into_iter()
+            .filter_map(|m| Some((layout::kv_key(bucket, &m.subject)?.to_string(), m)))
+            .collect())
     }
 
     /// Deletes `key` of `bucket` (a delete marker, so the key keeps a revision) if its last
@@ -157,4 +210,49 @@ async fn entry(
     key: &str,
 ) -> Result<Option<kv::Entry>, StoreError> {
     store.entry(key).await.map_err(|e| unavailable(what, e))
+}
+
+/// The value of `key` and its revision, `None` for a key never written or deleted.
+async fn value<T: serde::de::DeserializeOwned>(
+    store: &kv::Store,
+    what: &'static str,
+    key: &str,
+) -> Result<Option<(T, u64)>, StoreError> {
+    match entry(store, what, key).await? {
+        Some(e) if e.operation == kv::Operation::Put => {
+            Ok(Some((crate::records::decode(key, &e.value)?, e.revision)))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn put(
+    store: &kv::Store,
+    what: &'static str,
+    key: &str,
+    value: bytes::Bytes,
+) -> Result<u64, StoreError> {
+    store
+        .put(key, value)
+        .await
+        .map_err(|e| unavailable(what, e))
+}
+
+/// Leaves a delete marker on `key` (a no-op for readers when it holds nothing).
+async fn delete(store: &kv::Store, what: &'static str, key: &str) -> Result<(), StoreError> {
+    store.delete(key).await.map_err(|e| unavailable(what, e))
+}
+
+/// Creates `key` if it holds nothing (never written, or deleted): `false` when it holds a value.
+async fn create(
+    store: &kv::Store,
+    what: &'static str,
+    key: &str,
+    value: bytes::Bytes,
+) -> Result<bool, StoreError> {
+    match store.create(key, value).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(unavailable(what, e)),
+    }
 }

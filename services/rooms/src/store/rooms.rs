@@ -1,102 +1,127 @@
 //! Room records (`dyschat_rooms`) and the room list's index (`dyschat_room_index`).
 //!
-//! The list pages the index's stream from the cursor with `next_by_subj`, then reads the page's
-//! room records and member counts in one `multi_last` each: three batched reads per page, however
-//! many rooms exist (the list used to read every key of the rooms bucket).
+//! The list walks the index's stream from the cursor with `next_by_subj` (creation order, one
+//! entry per room, never rewritten), then reads that stretch's room records in one `multi_last`:
+//! what may change (name, visibility, deletion) is decided on the records, so the index never
+//! needs rewriting and the list's order stays stable across pages.
 
 use std::collections::HashMap;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::kv::{self, UpdateErrorKind};
 use dyschat_protocol::layout::{kv_key, kv_stream, kv_subject, ROOMS_BUCKET, ROOM_INDEX_BUCKET};
+use dyschat_protocol::policy::RoomKind;
 
-use super::{entry, unavailable, Store, StoreError};
+use super::{create, delete, unavailable, value, Store, StoreError};
 use crate::paging::Cursor;
-use crate::records::{decode, encode, RoomRecord};
+use crate::records::{decode, encode, RoomIndexEntry, RoomRecord};
+
+/// One stretch of the room index: the rooms in creation order and where the next stretch
+/// starts (`None`: the index ends here).
+#[derive(Debug, Default)]
+pub(crate) struct IndexStretch {
+    /// `(sequence, room_id, kind)` of each entry (markers of removed entries skipped).
+    pub entries: Vec<(u64, String, RoomKind)>,
+    pub next: Option<Cursor>,
+}
 
 impl Store {
-    /// Stores a new room: its record, then its index entry, so a listed room always has a record.
-    pub async fn create_room(&self, record: &RoomRecord) -> Result<(), StoreError> {
+    /// Stores a new room: its record, then (unless it is a direct room, which no list shows)
+    /// its index entry, so a listed room always has a record. `false`: the record existed.
+    pub async fn create_room(&self, record: &RoomRecord) -> Result<bool, StoreError> {
         let key = record.room_id.as_str();
-        create(&self.rooms, ROOMS_BUCKET, key, encode(key, record)?).await?;
-        let entry = record.index_entry();
-        create(
-            &self.room_index,
-            ROOM_INDEX_BUCKET,
-            key,
-            encode(key, &entry)?,
-        )
-        .await
+        if !create(&self.rooms, ROOMS_BUCKET, key, encode(key, record)?).await? {
+            return Ok(false);
+        }
+        if record.kind != RoomKind::Direct {
+            let entry = record.index_entry();
+            create(
+                &self.room_index,
+                ROOM_INDEX_BUCKET,
+                key,
+                encode(key, &entry)?,
+            )
+            .await?;
+        }
+        Ok(true)
     }
 
-    pub async fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
-        match entry(&self.rooms, ROOMS_BUCKET, room_id).await? {
-            Some(e) if e.operation == kv::Operation::Put => decode(room_id, &e.value).map(Some),
-            _ => Ok(None),
+    /// The room's record (deleted ones too: the caller decides) and its revision.
+    pub async fn room(&self, room_id: &str) -> Result<Option<(RoomRecord, u64)>, StoreError> {
+        value(&self.rooms, ROOMS_BUCKET, room_id).await
+    }
+
+    /// Writes `record` if the room is still at `revision`: the new revision, or `None` when the
+    /// record changed meanwhile (read it again).
+    pub async fn update_room(
+        &self,
+        record: &RoomRecord,
+        revision: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let key = record.room_id.as_str();
+        match self.rooms.update(key, encode(key, record)?, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(unavailable(ROOMS_BUCKET, e)),
         }
     }
 
-    /// One page of rooms in creation order, from `cursor` on.
-    pub async fn room_page(
+    /// Up to `batch` entries of the room index from `cursor` on.
+    pub async fn index_stretch(
         &self,
         cursor: Cursor,
-        limit: usize,
-    ) -> Result<(Vec<RoomRecord>, Option<Cursor>), StoreError> {
-        let stream = kv_stream(ROOM_INDEX_BUCKET);
+        batch: usize,
+    ) -> Result<IndexStretch, StoreError> {
         let filter = kv_subject(ROOM_INDEX_BUCKET, "*");
-        let (ids, next) = self
-            .page_by_subject(&stream, &filter, cursor, limit, |m| {
-                Ok(kv_key(ROOM_INDEX_BUCKET, &m.subject).map(str::to_string))
-            })
-            .await?;
-        let mut records = self.rooms_by_id(&ids).await?;
-        let rooms = ids
-            .iter()
-            .filter_map(|id| {
-                let record = records.remove(id);
-                if record.is_none() {
-                    tracing::warn!(room_id = %id, "indexed room has no record");
-                }
-                record
-            })
-            .collect();
-        Ok((rooms, next))
-    }
-
-    /// The records of `ids` that exist, in one batch.
-    async fn rooms_by_id(&self, ids: &[String]) -> Result<HashMap<String, RoomRecord>, StoreError> {
-        let subjects: Vec<String> = ids.iter().map(|id| kv_subject(ROOMS_BUCKET, id)).collect();
-        let mut records = HashMap::with_capacity(ids.len());
-        if subjects.is_empty() {
-            return Ok(records);
-        }
-        let batch = self
+        let read = self
             .direct
-            .multi_last(&kv_stream(ROOMS_BUCKET), &subjects, subjects.len(), None)
+            .next_by_subject(&kv_stream(ROOM_INDEX_BUCKET), cursor.0, &filter, batch)
             .await?;
-        for message in batch.messages {
+        let next = match (read.next_sequence(), read.num_pending) {
+            (Some(next), pending) if pending > 0 => Some(Cursor(next)),
+            _ => None,
+        };
+        let mut entries = Vec::with_capacity(read.messages.len());
+        for message in read.messages {
             if message.operation != kv::Operation::Put {
                 continue;
             }
-            if let Some(id) = kv_key(ROOMS_BUCKET, &message.subject) {
-                records.insert(id.to_string(), decode(id, &message.payload)?);
+            let Some(id) = kv_key(ROOM_INDEX_BUCKET, &message.subject) else {
+                continue;
+            };
+            let entry: RoomIndexEntry = decode(id, &message.payload)?;
+            entries.push((message.sequence, id.to_string(), entry.kind));
+        }
+        Ok(IndexStretch { entries, next })
+    }
+
+    /// The records of `ids` that exist (deleted ones too), with their revisions, in one batch.
+    pub async fn rooms_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, (RoomRecord, u64)>, StoreError> {
+        let mut records = HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(records);
+        }
+        for (id, message) in self.last_of(ROOMS_BUCKET, ids).await? {
+            if message.operation == kv::Operation::Put {
+                let record = decode(&id, &message.payload)?;
+                records.insert(id, (record, message.sequence));
             }
         }
         Ok(records)
     }
-}
 
-/// Creates `key`, which must be new (room ids are fresh ULIDs).
-async fn create(
-    store: &kv::Store,
-    what: &'static str,
-    key: &str,
-    value: bytes::Bytes,
-) -> Result<(), StoreError> {
-    match store.create(key, value).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-            Err(StoreError::Exists(key.to_string()))
-        }
-        Err(e) => Err(unavailable(what, e)),
+    /// Takes the room out of the list.
+    pub async fn remove_index_entry(&self, room_id: &str) -> Result<(), StoreError> {
+        delete(&self.room_index, ROOM_INDEX_BUCKET, room_id).await
+    }
+
+    /// Removes the room record itself, the last step of a deletion.
+    pub async fn remove_room(&self, room_id: &str) -> Result<(), StoreError> {
+        self.rooms
+            .purge(room_id)
+            .await
+            .map_err(|e| unavailable(ROOMS_BUCKET, e))
     }
 }

@@ -195,6 +195,7 @@ impl Core {
             room_id: room_id.to_string(),
             limit,
             cursor,
+            user_id: user.user_id.clone(),
         };
         self.membership.members(&user.user_id, request).await
     }

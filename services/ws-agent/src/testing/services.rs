@@ -68,11 +68,19 @@ impl RoomsService for FakeRooms {
         let rooms = lock(&self.rooms);
         let result = rooms
             .get(&req.room_id)
-            .map(|members| Access {
-                role: members.get(&req.user_id).map(|(_, role)| *role),
-                room_id: req.room_id.clone(),
-                user_id: req.user_id.clone(),
-                revision: self.revision.load(Ordering::SeqCst),
+            .map(|members| {
+                let role = members.get(&req.user_id).map(|(_, role)| *role);
+                Access {
+                    role,
+                    room_id: req.room_id.clone(),
+                    user_id: req.user_id.clone(),
+                    revision: self.revision.load(Ordering::SeqCst),
+                    standing: dyschat_protocol::policy::Standing {
+                        role,
+                        ..Default::default()
+                    },
+                    room_revision: 0,
+                }
             })
             .ok_or_else(|| ApiError::not_found("room not found"));
         futures::future::ready(result).boxed()

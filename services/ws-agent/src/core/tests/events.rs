@@ -29,6 +29,7 @@ fn membership(user_id: &str, joined: bool, revision: u64) -> EventMessage {
         username: user_id.into(),
         joined,
         revision,
+        standing: None,
     };
     event(subjects::membership(ROOM), &payload)
 }

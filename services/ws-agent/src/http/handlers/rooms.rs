@@ -39,6 +39,7 @@ pub(crate) async fn create_room(
                 owner_name: user.username,
                 name: body.name,
                 topic,
+                visibility: body.visibility.unwrap_or_default(),
             },
         )
         .await?;
@@ -52,6 +53,8 @@ pub(crate) struct ListParams {
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only rooms whose name holds this, ignoring case.
+    q: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "List rooms", security(("bearer" = [])), params(ListParams),
@@ -59,7 +62,7 @@ pub(crate) struct ListParams {
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub(crate) async fn list_rooms(
     State(state): AppState,
-    AuthUser(_): AuthUser,
+    AuthUser(user): AuthUser,
     Query(params): Query<ListParams>,
 ) -> HttpResult<Json<RoomList>> {
     let limit = page_limit(params.limit)?;
@@ -70,7 +73,15 @@ pub(crate) async fn list_rooms(
     Ok(Json(
         state
             .services
-            .rooms(subjects::rooms::LIST, &ListRoomsRequest { limit, cursor })
+            .rooms(
+                subjects::rooms::LIST,
+                &ListRoomsRequest {
+                    limit,
+                    cursor,
+                    q: params.q,
+                    user_id: user.user_id,
+                },
+            )
             .await?,
     ))
 }
@@ -80,15 +91,16 @@ pub(crate) async fn list_rooms(
         (status = 404, body = ErrorBody, description = "not_found")))]
 pub(crate) async fn get_room(
     State(state): AppState,
-    AuthUser(_): AuthUser,
+    AuthUser(user): AuthUser,
     Path(room_id): Path<String>,
 ) -> HttpResult<Json<Room>> {
     let room_id = room_path(room_id)?;
+    let request = RoomRequest {
+        room_id,
+        user_id: user.user_id,
+    };
     Ok(Json(
-        state
-            .services
-            .rooms(subjects::rooms::GET, &RoomRequest { room_id })
-            .await?,
+        state.services.rooms(subjects::rooms::GET, &request).await?,
     ))
 }
 

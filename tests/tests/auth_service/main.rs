@@ -1,10 +1,15 @@
 //! The auth service against a real nats-server (the harness's [`NatsServer`]), exercised over
-//! NATS like ws-agent does.
+//! NATS like ws-agent does. The public directory (user search, lookups by id) is in
+//! [`directory`].
+
+mod directory;
 
 use std::time::Duration;
 
-use dyschat_protocol::wire::{Credentials, LoginReply, UserView};
-use dyschat_protocol::{subjects, ApiError, ErrorCode};
+use dyschat_protocol::wire::{
+    Credentials, LoginReply, UserList, UserRequest, UserSearchRequest, UserView,
+};
+use dyschat_protocol::{layout, subjects, ApiError, ErrorCode};
 use dyschat_runtime::{rpc, token};
 use dyschat_tests::{nats_only_env, service_endpoints, wait_for_service, NatsServer};
 use futures::StreamExt;
@@ -24,6 +29,11 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let nats = NatsServer::start().await.expect("start nats-server");
+        Harness::start_on(nats).await
+    }
+
+    /// The service on a server a test already prepared.
+    async fn start_on(nats: NatsServer) -> Harness {
         let config = dyschat_auth::Config::from_env(&nats_only_env(&nats)).expect("valid");
         let secret = config.auth.auth_secret.clone();
         let shutdown = CancellationToken::new();
@@ -58,6 +68,36 @@ impl Harness {
             &self.client,
             subjects::auth::LOGIN_SUBJECT.to_string(),
             &creds(username, password),
+            TIMEOUT,
+        )
+        .await
+    }
+
+    async fn search(&self, q: &str, limit: usize) -> Result<UserList, ApiError> {
+        let req = UserSearchRequest { q: q.into(), limit };
+        rpc::request(
+            &self.client,
+            subjects::auth::SEARCH_SUBJECT.to_string(),
+            &req,
+            TIMEOUT,
+        )
+        .await
+    }
+
+    /// The usernames a search finds, in its order.
+    async fn found(&self, q: &str, limit: usize) -> Vec<String> {
+        let list = self.search(q, limit).await.unwrap();
+        list.users.into_iter().map(|u| u.username).collect()
+    }
+
+    async fn lookup(&self, user_id: &str) -> Result<UserView, ApiError> {
+        let req = UserRequest {
+            user_id: user_id.into(),
+        };
+        rpc::request(
+            &self.client,
+            subjects::auth::USER_SUBJECT.to_string(),
+            &req,
             TIMEOUT,
         )
         .await
@@ -278,7 +318,9 @@ async fn the_service_is_discoverable_and_stops_cleanly() {
         [
             subjects::auth::LOGIN_SUBJECT,
             subjects::auth::LOGOUT_SUBJECT,
-            subjects::auth::REGISTER_SUBJECT
+            subjects::auth::REGISTER_SUBJECT,
+            subjects::auth::SEARCH_SUBJECT,
+            subjects::auth::USER_SUBJECT,
         ]
     );
     h.stop().await;

@@ -1,0 +1,58 @@
+//! What a room deletion removes from the streams: the room's messages from `DYSCHAT_MESSAGES`
+//! (one purge by the room's subject filter) and every (room, user) record of the members,
+//! invitations and bans buckets (one purge of each bucket's stream by `<room_id>.*`), whatever
+//! the room's size. The per-user records elsewhere (membership index entries, quota counters)
+//! are the caller's, member by member.
+
+use async_nats::jetstream::{kv, stream::PurgeErrorKind, ErrorCode};
+use dyschat_protocol::layout::{kv_subject, members_filter, MESSAGES_STREAM};
+use dyschat_protocol::subjects;
+
+use super::{unavailable, Store, StoreError};
+
+impl Store {
+    /// Removes every message of the room from the messages stream. A mesh whose stream does not
+    /// exist yet (no message was ever sent) has nothing to remove.
+    pub async fn purge_messages(&self, room_id: &str) -> Result<u64, StoreError> {
+        let stream = self
+            .js
+            .get_stream_no_info(MESSAGES_STREAM)
+            .await
+            .map_err(|e| unavailable(MESSAGES_STREAM, e))?;
+        match stream
+            .purge()
+            .filter(subjects::room_stream_filter(room_id))
+            .await
+        {
+            Ok(purged) => Ok(purged.purged),
+            Err(e) if matches!(e.kind(), PurgeErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+                Ok(0)
+            }
+            Err(e) => Err(unavailable(MESSAGES_STREAM, e)),
+        }
+    }
+
+    /// Removes every member record, invitation and ban of the room.
+    pub async fn purge_room_keys(&self, room_id: &str) -> Result<(), StoreError> {
+        tokio::try_join!(
+            purge_keys(&self.members, room_id),
+            purge_keys(&self.invites, room_id),
+            purge_keys(&self.bans, room_id),
+        )?;
+        Ok(())
+    }
+}
+
+/// Purges every key `<room_id>.*` of `bucket`'s stream.
+async fn purge_keys(bucket: &kv::Store, room_id: &str) -> Result<(), StoreError> {
+    bucket
+        .stream
+        .purge()
+        .filter(kv_subject(&bucket.name, &members_filter(room_id)))
+        .await
+        .map_err(|e| StoreError::Unavailable {
+            what: "room records",
+            detail: format!("purging {}: {e}", bucket.name),
+        })?;
+    Ok(())
+}
