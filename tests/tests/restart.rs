@@ -128,3 +128,30 @@ async fn ready_means_the_services_behind_the_agent_answer() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// A nats-server replaced by an empty one (its store lost): every service sets up its streams,
+/// buckets and consumers again after reconnecting, and a newcomer can register, log in, create a
+/// room, send and read history, without restarting any service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_server_replaced_by_an_empty_one_is_set_up_again() -> anyhow::Result<()> {
+    let mut mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    api.register_and_login("before").await?;
+
+    mesh.nats.stop().await;
+    std::fs::remove_dir_all(mesh.nats.store_dir()).context("emptying the store")?;
+    mesh.nats.start_again().await?;
+
+    let carol = wait_for_ok(|| api.register_and_login("carol")).await?;
+    let room = wait_for_ok(|| api.create_room(&carol.token, "fresh")).await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &carol.token).await?;
+    ws.join(&room, None).await?;
+    ws.send(json!({"type": "send", "room_id": room, "body": "on the new server"}))
+        .await?;
+    let seq = ws.recv_type("ack").await?["seq"].as_u64().context("seq")?;
+    let seqs = api
+        .history_seqs(&carol.token, &room, 1, Duration::from_secs(30))
+        .await?;
+    ensure!(seqs == vec![seq], "history {seqs:?}, sent {seq}");
+    Ok(())
+}

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, kv};
 use dyschat_protocol::wire::{Credentials, LogoutRequest, UserRequest, UserSearchRequest};
 use dyschat_protocol::{subjects::auth, ApiError};
+use dyschat_runtime::config::TopologySettings;
 use dyschat_runtime::service::{self, Endpoints};
 use dyschat_runtime::{connect, topology};
 use tokio_util::sync::CancellationToken;
@@ -26,17 +27,20 @@ use crate::throttle::{self, LoginThrottle};
 /// Runs the auth service until `shutdown` is cancelled, then stops taking requests, lets the
 /// ones in flight finish (at most `config.common.drain_timeout()`) and drains the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let client = tokio::select! {
+    let (client, reconnects) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        client = connect::nats(&config.common, &config.nats, auth::SERVICE) => client?,
+        client = connect::nats_with_reconnects(&config.common, &config.nats, auth::SERVICE) => client?,
     };
     let js = jetstream::new(client.clone());
-    let (users_kv, usernames_kv, ids_kv, revoked_kv) = tokio::try_join!(
-        topology::ensure_bucket(&js, topology::users_bucket(&config.topology)),
-        topology::ensure_bucket(&js, topology::usernames_bucket(&config.topology)),
-        topology::ensure_bucket(&js, topology::user_ids_bucket(&config.topology)),
-        topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)),
-    )?;
+    let (users_kv, usernames_kv, ids_kv, revoked_kv) =
+        ensure_buckets(&js, &config.topology).await?;
+    // A nats-server replaced by an empty one has none of the buckets: ensure them again after
+    // every reconnection (the handles above stay valid, they are names).
+    let (keep_js, keep_topology) = (js.clone(), config.topology.clone());
+    topology::keep(reconnects, shutdown.clone(), move || {
+        let (js, topology) = (keep_js.clone(), keep_topology.clone());
+        async move { ensure_buckets(&js, &topology).await.map(drop) }
+    });
     let users = UserStore::new(users_kv);
     let directory = Directory::new(usernames_kv, ids_kv, client.clone());
     let revoker = Revoker::new(revoked_kv, config.auth.auth_secret.clone());
@@ -136,6 +140,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let drain = config.common.drain_timeout();
     service::run(client, identity, endpoints, tracker, drain, &shutdown).await?;
     Ok(())
+}
+
+/// The users, usernames, user-ids and revoked buckets, created or checked at once.
+async fn ensure_buckets(
+    js: &jetstream::Context,
+    config: &TopologySettings,
+) -> Result<(kv::Store, kv::Store, kv::Store, kv::Store), topology::TopologyError> {
+    tokio::try_join!(
+        topology::ensure_bucket(js, topology::users_bucket(config)),
+        topology::ensure_bucket(js, topology::usernames_bucket(config)),
+        topology::ensure_bucket(js, topology::user_ids_bucket(config)),
+        topology::ensure_bucket(js, topology::revoked_bucket(config)),
+    )
 }
 
 /// Lists the users registered before the directory existed (or whose listing failed), in the

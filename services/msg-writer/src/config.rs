@@ -1,31 +1,20 @@
 //! The configuration dyschat-msg-writer reads: the shared sections it needs and its own.
 
 use dyschat_runtime::config::{
-    check_log_level, check_optional_addr, Common, ConfigError, Env, NatsSettings, RedisSettings,
+    check_log_level, check_optional_addr, Common, ConfigError, NatsSettings, RedisSettings,
     Section, TopologySettings,
 };
 use serde::Deserialize;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: Common,
-    pub nats: NatsSettings,
-    pub redis: RedisSettings,
-    pub topology: TopologySettings,
-    pub writer: WriterSettings,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let common = env.common()?;
-        Ok(Config {
-            nats: env.section(&common)?,
-            redis: env.section(&common)?,
-            topology: env.section(&common)?,
-            writer: env.section(&common)?,
-            common,
-        })
+dyschat_runtime::service_config! {
+    /// What dyschat-msg-writer reads.
+    pub struct Config {
+        nats: NatsSettings,
+        redis: RedisSettings,
+        topology: TopologySettings,
+        writer: WriterSettings,
     }
+    log_level: writer.msg_writer_log_level
 }
 
 /// The variables only msg-writer reads.
@@ -54,19 +43,10 @@ impl Section for WriterSettings {
     }
 }
 
-impl dyschat_runtime::process::ServiceConfig for Config {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn log_level(&self) -> &str {
-        &self.writer.msg_writer_log_level
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dyschat_runtime::config::Env;
 
     #[test]
     fn prod_needs_no_auth_secret() {

@@ -5,8 +5,8 @@
 use std::future::Future;
 
 use dyschat_protocol::subjects::rooms as api;
-use dyschat_runtime::connect;
 use dyschat_runtime::service::{self, Endpoints};
+use dyschat_runtime::{connect, topology};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,11 +18,18 @@ use crate::store::Store;
 /// Runs the rooms service until `shutdown` is cancelled, then stops taking requests, lets the
 /// ones in flight finish (at most `config.common.drain_timeout()`) and drains the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let client = tokio::select! {
+    let (client, reconnects) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        client = connect::nats(&config.common, &config.nats, api::SERVICE) => client?,
+        client = connect::nats_with_reconnects(&config.common, &config.nats, api::SERVICE) => client?,
     };
     let store = Store::open(&client, &config.topology).await?;
+    // A restarted nats-server has lost the memory buckets (presence, agents), a replaced one
+    // everything: ensure it all again after every reconnection.
+    let (keep_client, keep_topology) = (client.clone(), config.topology.clone());
+    topology::keep(reconnects, shutdown.clone(), move || {
+        let (client, topology) = (keep_client.clone(), keep_topology.clone());
+        async move { Store::open(&client, &topology).await.map(drop) }
+    });
     let limits = Limits {
         max_owned: config.rooms.max_rooms_per_user,
         max_joined: config.rooms.max_rooms_joined,
