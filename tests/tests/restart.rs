@@ -1,10 +1,11 @@
 //! After nats-server restarts, everything works again without restarting a service: the memory
 //! buckets (presence, agents) are gone with the old server and are ensured again, and new rooms,
-//! joins, sends, presence, member lists and logins all work.
+//! joins, sends, presence, member lists, logins and logouts all work.
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
+use dyschat_protocol::subjects;
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::wait_until;
@@ -136,7 +137,12 @@ async fn ready_means_the_services_behind_the_agent_answer() -> anyhow::Result<()
 async fn a_nats_server_replaced_by_an_empty_one_is_set_up_again() -> anyhow::Result<()> {
     let mut mesh = Mesh::start(1).await?;
     let api = Api::new(mesh.agent(0).http());
-    api.register_and_login("before").await?;
+    let before = api.register_and_login("before").await?;
+    // A revocation on the old server: the agent's watch has seen stream sequence 1 there.
+    let (status, _) = api
+        .call("POST", "/api/v1/auth/logout", Some(&before.token), None)
+        .await?;
+    ensure!(status == 204, "logout before: {status}");
 
     mesh.nats.stop().await;
     std::fs::remove_dir_all(mesh.nats.store_dir()).context("emptying the store")?;
@@ -153,5 +159,63 @@ async fn a_nats_server_replaced_by_an_empty_one_is_set_up_again() -> anyhow::Res
         .history_seqs(&carol.token, &room, 1, Duration::from_secs(30))
         .await?;
     ensure!(seqs == vec![seq], "history {seqs:?}, sent {seq}");
-    Ok(())
+
+    // Logouts work on the new server: auth ensured the revoked bucket again, and the agent
+    // watches it afresh (a token revoked straight through auth, which only the watch tells the
+    // agent about, is refused within moments, although its entry is sequence 1 of the new
+    // bucket, not after the old server's last one). The agent still refuses the token revoked on
+    // the old server: it held it.
+    let second = wait_for_ok(|| async {
+        let (status, body) = api
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "carol", "password": "correct horse"})),
+            )
+            .await?;
+        ensure!(status == 200, "login: {status} {body}");
+        Ok(body["token"].as_str().context("token")?.to_string())
+    })
+    .await?;
+    let client = mesh.client().await?;
+    let request = serde_json::to_vec(&json!({ "token": second }))?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(subjects::auth::LOGOUT_SUBJECT, request.into()),
+    )
+    .await??;
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    ensure!(
+        reply["ok"]["token_id"].is_string(),
+        "logout through auth: {reply}"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the agent to refuse the token",
+        || {
+            let (api, second) = (&api, &second);
+            async move {
+                matches!(
+                    api.call("GET", "/api/v1/me", Some(second), None).await,
+                    Ok((401, _))
+                )
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        api.call("GET", "/api/v1/me", Some(&before.token), None)
+            .await?
+            .0
+            == 401
+    );
+    let (status, _) = api
+        .call("POST", "/api/v1/auth/logout", Some(&carol.token), None)
+        .await?;
+    ensure!(status == 204, "logout over HTTP: {status}");
+    let error = ws.recv_type("error").await?;
+    ensure!(error["message"] == "token revoked", "{error}");
+    ensure!(ws.recv_close().await? == 1008);
+    mesh.stop_all().await
 }

@@ -112,6 +112,8 @@ pub async fn serve(
     let revoked = Arc::new(KvRevocations::new(
         topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
     ));
+    // The revoked tokens' watch starts over after every reconnection (see adapters/revoked.rs).
+    let revoked_reconnects = reconnects.clone();
     // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
     // again after every reconnection.
     let keeper = {
@@ -182,10 +184,14 @@ pub async fn serve(
     let registry_token = agent_shutdown.clone();
     let registry = tokio::spawn(async move { registry.run(agents_count, registry_token).await });
     // Logouts: every revocation in the bucket (the ones made before this agent started too),
-    // then each new one as it is made.
+    // then each new one as it is made; afresh after every reconnection.
     let revocations = core.revocations.clone();
     let revoked_token = agent_shutdown.clone();
-    let revoked = tokio::spawn(async move { revoked.follow(&revocations, revoked_token).await });
+    let revoked = tokio::spawn(async move {
+        revoked
+            .follow(&revocations, revoked_reconnects, revoked_token)
+            .await
+    });
     let presence_core = core.clone();
     let presence_token = agent_shutdown.clone();
     let presence =

@@ -8,11 +8,18 @@
 //! nothing pending after it, or the stream's last sequence reached (checked while catching up,
 //! which also covers an empty bucket, where no entry ever comes). A watch that fails is made
 //! again, with a growing pause, and the set is not current meanwhile.
+//!
+//! After every reconnection to NATS the watch is made afresh, replaying the whole bucket again,
+//! rather than left to its ordered consumer, which resumes after the last stream sequence it saw:
+//! on a nats-server replaced by an empty one the new bucket's sequences start over, and the
+//! revocations written there before they pass the old sequence would never be delivered. Until
+//! the fresh watch has caught up the set is not current, so tokens it does not hold are looked up.
 
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use dyschat_protocol::{ids, layout};
+use dyschat_runtime::connect::Reconnects;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -33,19 +40,36 @@ pub(crate) struct KvRevocations {
     kv: kv::Store,
 }
 
+/// Why a watch stopped without failing.
+enum Stopped {
+    Shutdown,
+    /// The client reconnected: the watch is made afresh (see the module doc).
+    Reconnected,
+}
+
 impl KvRevocations {
     pub(crate) fn new(kv: kv::Store) -> Self {
         KvRevocations { kv }
     }
 
-    /// Feeds `revocations` from the bucket until `shutdown`.
-    pub(crate) async fn follow(&self, revocations: &Revocations, shutdown: CancellationToken) {
+    /// Feeds `revocations` from the bucket until `shutdown`, watching afresh after each of
+    /// `reconnects`.
+    pub(crate) async fn follow(
+        &self,
+        revocations: &Revocations,
+        mut reconnects: Reconnects,
+        shutdown: CancellationToken,
+    ) {
         let mut pause = RETRY_MIN;
         loop {
             revocations.set_current(false);
             let started = tokio::time::Instant::now();
-            match self.watch(revocations, &shutdown).await {
-                Ok(()) => return,
+            match self.watch(revocations, &mut reconnects, &shutdown).await {
+                Ok(Stopped::Shutdown) => return,
+                Ok(Stopped::Reconnected) => {
+                    tracing::info!("NATS reconnected; watching revoked tokens afresh");
+                    pause = RETRY_MIN;
+                }
                 Err(e) => tracing::warn!(error = %e, "revoked tokens watch failed; watching again"),
             }
             if started.elapsed() >= HEALTHY_FOR {
@@ -59,19 +83,22 @@ impl KvRevocations {
         }
     }
 
-    /// One watch, until `shutdown` (`Ok`) or until it fails.
+    /// One watch, until `shutdown` or a reconnection (`Ok`), or until it fails.
     async fn watch(
         &self,
         revocations: &Revocations,
+        reconnects: &mut Reconnects,
         shutdown: &CancellationToken,
-    ) -> PortResult<()> {
+    ) -> PortResult<Stopped> {
         let mut watch = bounded(self.kv.watch_with_history(">")).await?;
         let mut seen = 0u64;
         let mut current = false;
         let mut check = tokio::time::interval(CATCH_UP_CHECK);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(Stopped::Shutdown),
+                // `None` (the client is gone) disables this branch; the watch then ends itself.
+                Some(_) = reconnects.next() => return Ok(Stopped::Reconnected),
                 _ = check.tick(), if !current => {
                     if self.caught_up(seen).await {
                         current = true;
