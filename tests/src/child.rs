@@ -112,6 +112,17 @@ fn sigterm(child: &Child) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Sends `signal` (a name `kill(1)` knows, e.g. `STOP`) to the process `pid`.
+pub(crate) fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed: {status}");
+    Ok(())
+}
+
 fn kill_and_reap(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();

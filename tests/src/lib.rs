@@ -292,6 +292,14 @@ impl Process {
         self.child.pid()
     }
 
+    /// SIGSTOP (`pause`) or SIGCONT: a server that stalls, its connections open and silent.
+    fn stall(&self, pause: bool) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.kind.name()))?;
+        child::signal(pid, if pause { "STOP" } else { "CONT" })
+    }
+
     fn is_running(&mut self) -> bool {
         self.child.is_running()
     }
@@ -441,6 +449,17 @@ impl NatsServer {
         self.process.pid()
     }
 
+    /// Stalls the server (SIGSTOP): it keeps its connections but answers nothing until
+    /// [`Self::resume`]. Dropping a stalled server still kills it.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.process.stall(true)
+    }
+
+    /// Lets a [`Self::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.process.stall(false)
+    }
+
     /// Whether the server process is alive.
     pub fn is_running(&mut self) -> bool {
         self.process.is_running()
@@ -522,6 +541,17 @@ impl RedisServer {
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
+    }
+
+    /// Stalls the server (SIGSTOP): it keeps its connections but answers nothing until
+    /// [`Self::resume`]. Dropping a stalled server still kills it.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.process.stall(true)
+    }
+
+    /// Lets a [`Self::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.process.stall(false)
     }
 
     /// Whether the server process is alive.

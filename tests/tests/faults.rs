@@ -284,3 +284,63 @@ async fn stream_leader_killed_in_a_three_node_cluster() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// nats-server stalled (SIGSTOP) for 4 s mid-load, its connections open and silent: publishes
+/// time out and are retried with their ids, live delivery stops and resumes, and afterwards
+/// acked == history == what every receiver got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_server_stalled_mid_load() -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
+    let mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 3, 2).await?;
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        2000,
+        Duration::from_millis(2),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    s.nats.pause()?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.nats.resume()?;
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    drop(mesh);
+    Ok(())
+}
+
+/// redis-server stalled (SIGSTOP) for 7 s mid-load, longer than a Redis command may take: sends
+/// and live delivery go on (they never wait on history), the writer retries until Redis answers,
+/// and afterwards history holds every acked message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stalled_mid_load() -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(
+        &s.nats.url(),
+        &s.redis.addr(),
+        &[("DYSCHAT_REDIS_TIMEOUT_MS", "1000")],
+    );
+    let mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 3, 2).await?;
+    let tasks = start_load(
+        &load,
+        &mesh.ws_urls(),
+        true,
+        2000,
+        Duration::from_millis(3),
+        deadline(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    s.redis.pause()?;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    s.redis.resume()?;
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    drop(mesh);
+    Ok(())
+}

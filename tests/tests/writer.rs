@@ -1,4 +1,4 @@
-//! msg-writer under trouble: a Redis that refuses writes (out of memory, no permission), a corrupt
+//! msg-writer under trouble: a Redis that refuses writes (out of memory, read-only, no permission), a corrupt
 //! room key, poison payloads, and a Redis that lost its data (flushed, restored from an old AOF).
 
 use std::time::Duration;
@@ -43,6 +43,16 @@ async fn dead_letters(mesh: &Mesh) -> anyhow::Result<u64> {
     let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
     let dead = js.get_stream("DYSCHAT_DEADLETTER").await?;
     Ok(dead.get_info().await?.state.messages)
+}
+
+/// How many messages of `room` Redis itself holds (not what the API answers, which reads what
+/// Redis lacks from the stream).
+async fn stored(conn: &redis::aio::MultiplexedConnection, room: &str) -> anyhow::Result<u64> {
+    let mut conn = conn.clone();
+    Ok(redis::cmd("ZCARD")
+        .arg(history::key(room))
+        .query_async(&mut conn)
+        .await?)
 }
 
 /// The consumer holds nothing back: every message delivered and acknowledged.
@@ -190,10 +200,23 @@ async fn a_redis_out_of_memory_or_refusing_writes_loses_nothing() -> anyhow::Res
         .arg("0")
         .query_async(&mut conn)
         .await?;
+    ensure!(
+        stored(&conn, &room).await? == 0,
+        "stored while out of memory"
+    );
+    ensure!(
+        api.all_messages(&user.token, &room).await?.len() == 20,
+        "history hides messages"
+    );
+    let recovered = std::time::Instant::now();
     wait_for("all 20 stored after the outage", || async {
-        Ok(api.all_messages(&user.token, &room).await?.len() == 20)
+        Ok(stored(&conn, &room).await? == 20)
     })
     .await?;
+    println!(
+        "out of memory 10 s, 20 acked: all in Redis {:?} after it accepted writes again",
+        recovered.elapsed()
+    );
 
     // The writer loses its write permission (NOPERM) for a while.
     let _: () = redis::cmd("ACL")
@@ -210,10 +233,66 @@ async fn a_redis_out_of_memory_or_refusing_writes_loses_nothing() -> anyhow::Res
         .arg("+@all")
         .query_async(&mut conn)
         .await?;
+    let recovered = std::time::Instant::now();
     wait_for("all 30 stored after NOPERM", || async {
-        Ok(api.all_messages(&user.token, &room).await?.len() == 30)
+        Ok(stored(&conn, &room).await? == 30)
     })
     .await?;
+    println!(
+        "NOPERM 3 s, 10 acked: all in Redis {:?} after it accepted writes again",
+        recovered.elapsed()
+    );
+    ensure!(
+        dead_letters(&mesh).await? == 0,
+        "valid messages dead-lettered"
+    );
+    writer_settled(&mesh).await
+}
+
+/// Redis turned into a replica of an unreachable master (read-only: every write answers
+/// READONLY) for 5 s: the acked messages wait in the stream, history is served whole meanwhile,
+/// and Redis holds them all once it is writable again; nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_only_redis_loses_nothing() -> anyhow::Result<()> {
+    let mesh = Mesh::start(1).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let user = api.register_and_login("readonly").await?;
+    let room = api.create_room(&user.token, "replica").await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
+    let mut conn = redis(&mesh).await?;
+    let nowhere = dyschat_tests::free_port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nowhere)
+        .query_async(&mut conn)
+        .await?;
+    let refused: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("probe")
+        .arg("x")
+        .query_async(&mut conn)
+        .await;
+    ensure!(refused.is_err(), "a replica accepted a write");
+    send_acked(&mut ws, &[&room], 20).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(stored(&conn, &room).await? == 0, "stored while read-only");
+    ensure!(
+        api.all_messages(&user.token, &room).await?.len() == 20,
+        "history hides what Redis lacks"
+    );
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await?;
+    let recovered = std::time::Instant::now();
+    wait_for("all 20 stored once writable", || async {
+        Ok(stored(&conn, &room).await? == 20)
+    })
+    .await?;
+    println!(
+        "read-only 5 s, 20 acked: all in Redis {:?} after it accepted writes again",
+        recovered.elapsed()
+    );
     ensure!(
         dead_letters(&mesh).await? == 0,
         "valid messages dead-lettered"
