@@ -26,6 +26,8 @@ let mesh;
 const browsers = [];
 /** Console errors about the Content-Security-Policy, from every page. */
 const cspViolations = [];
+// Files a page asked for and the agent does not have (e.g. a favicon): a console error each time.
+const missingFiles = [];
 const profiles = [];
 
 /** One user's browser: a persistent context on a fresh profile directory. */
@@ -43,6 +45,9 @@ async function openUser() {
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on('response', (r) => {
+    if (r.status() === 404 && r.request().resourceType() !== 'fetch') missingFiles.push(r.url());
   });
   await page.goto(mesh.url);
   return { context, page };
@@ -361,6 +366,7 @@ test('a logout made elsewhere ends the page\'s session', async () => {
   }
 });
 
-test('no page broke its Content-Security-Policy', () => {
+test('no page broke its Content-Security-Policy or asked for a missing file', () => {
   assert.deepEqual(cspViolations, []);
+  assert.deepEqual(missingFiles, []);
 });

@@ -55,6 +55,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/view.js"),
     },
     Asset {
+        path: "favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../../assets/favicon.svg"),
+    },
+    Asset {
         path: "docs.js",
         content_type: JS,
         bytes: include_bytes!("../../assets/docs.js"),
