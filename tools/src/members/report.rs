@@ -3,7 +3,7 @@
 use super::Members;
 
 /// The targets: the big room's median cost at most twice the small room's.
-pub fn targets(m: &Members) -> Vec<crate::Target> {
+pub fn targets(m: &Members) -> Vec<crate::report::Target> {
     [
         ("join", &m.join),
         ("leave", &m.leave),
@@ -11,7 +11,7 @@ pub fn targets(m: &Members) -> Vec<crate::Target> {
         ("send", &m.send),
     ]
     .into_iter()
-    .map(|(op, c)| crate::Target {
+    .map(|(op, c)| crate::report::Target {
         name: format!(
             "{op} in a {}-member room / in a {}-member room, p50",
             m.big_members, m.small_members
