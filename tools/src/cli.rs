@@ -67,6 +67,9 @@ pub(crate) struct MembersArgs {
     /// Measured requests per room and operation.
     #[arg(long, default_value_t = 300)]
     pub(crate) samples: usize,
+    /// Members of each room connected over the agents and receiving while sends are measured.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) connected: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             big_members: 100_000,
             small_members: 10,
             samples: 300,
+            connected: 300,
         },
         fanout_members: 5000,
         fanout_senders: 4,
@@ -249,6 +250,7 @@ async fn scenarios(
                 big_members: 2000,
                 small_members: 10,
                 samples: 20,
+                connected: 20,
             };
             results.members = Some(run_members(env, &m, tag).await?);
         }

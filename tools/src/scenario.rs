@@ -19,6 +19,7 @@ pub(crate) async fn run_members(
         big: m.big_members,
         small: m.small_members,
         samples: m.samples,
+        connected: m.connected,
     };
     let mut log = |l: &str| say(l);
     let r = members::measure(env, &spec, &mut log).await?;

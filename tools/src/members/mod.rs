@@ -45,6 +45,8 @@ pub struct MembersSpec {
     pub small: usize,
     /// Measured requests per room and operation.
     pub samples: usize,
+    /// Members of each room connected (over every agent) and receiving while sends are measured.
+    pub connected: usize,
 }
 
 /// One operation measured in both rooms.
@@ -84,6 +86,8 @@ pub struct Members {
     pub samples: usize,
     pub fill_secs: f64,
     pub fill_joins_per_sec: f64,
+    /// Sockets of members that received every measured message (both rooms together).
+    pub connected_sockets: usize,
     pub join: Compared,
     pub leave: Compared,
     pub check: Compared,
@@ -142,7 +146,7 @@ impl Rooms {
     }
 }
 
-fn member_id(tag: &str, room: char, i: usize) -> String {
+pub(super) fn member_id(tag: &str, room: char, i: usize) -> String {
     format!("{tag}{room}{i}")
 }
 
@@ -251,13 +255,14 @@ pub async fn measure(
         page_through_small.total_secs
     ));
 
-    let send = sends::measure(env, &owners, [&big, &small], spec).await?;
+    let (send, connected_sockets) = sends::measure(env, &owners, [&big, &small], spec).await?;
     Ok(Members {
         big_members: spec.big,
         small_members: spec.small,
         samples: spec.samples,
         fill_secs,
         fill_joins_per_sec: filled / fill_secs,
+        connected_sockets,
         join: Compared::of(&join[0], &join[1]),
         leave: Compared::of(&leave[0], &leave[1]),
         check: Compared::of(&check[0], &check[1]),

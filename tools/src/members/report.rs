@@ -27,8 +27,8 @@ pub fn targets(m: &Members) -> Vec<crate::report::Target> {
 /// The scenario's lines of the printed table.
 pub fn lines(m: &Members) -> Vec<String> {
     let mut out = vec![format!(
-        "members: a {}-member room against a {}-member room, {} samples each; filled at {:.0} joins/s",
-        m.big_members, m.small_members, m.samples, m.fill_joins_per_sec
+        "members: a {}-member room against a {}-member room, {} samples each; filled at {:.0} joins/s; {} member sockets connected, each received every message",
+        m.big_members, m.small_members, m.samples, m.fill_joins_per_sec, m.connected_sockets
     )];
     for (op, c) in [
         ("join", &m.join),

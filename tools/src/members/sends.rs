@@ -1,14 +1,16 @@
 //! The send of the members scenario: each room's owner on a WebSocket of an agent, one message at
-//! a time to its `ack`, the two rooms interleaved.
+//! a time to its `ack`, the two rooms interleaved, while members of each room are connected over
+//! every agent and joined (so a send of the big room fans out to real sockets). Every connected
+//! member must receive every message of its room: loss is counted, not assumed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use futures::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{order, MembersSpec};
+use super::{member_id, order, MembersSpec};
 use crate::client::{self, BenchUser};
 use crate::env::Env;
 use crate::stats;
@@ -16,21 +18,33 @@ use crate::stats;
 /// Sends per room before measuring (the agent's membership cache fills on the first).
 const WARM_UP_SENDS: usize = 5;
 
-/// Each owner's socket joins its room, then sends one message at a time, to its ack.
+/// How long a connected member may take to receive the last message after it was acked.
+const DELIVERY_WAIT: Duration = Duration::from_secs(30);
+
+/// Each owner's socket joins its room, then sends one message at a time, to its ack; meanwhile
+/// `spec.connected` members of the big room (and as many of the small room as it has) receive.
+/// Answers the send latencies and how many sockets received every message.
 pub(super) async fn measure(
     env: &Env,
     owners: &[BenchUser; 2],
     rooms: [&String; 2],
     spec: &MembersSpec,
-) -> anyhow::Result<[Histogram<u64>; 2]> {
+) -> anyhow::Result<([Histogram<u64>; 2], usize)> {
+    let expected = WARM_UP_SENDS + spec.samples;
+    let mut listeners = Vec::new();
+    for (side, (r, n)) in [('b', spec.big), ('s', spec.small)].into_iter().enumerate() {
+        for i in 1..=spec.connected.min(n - 1) {
+            let user = member_id(&spec.tag, r, i);
+            let user = BenchUser::mint(user.clone(), user)?;
+            let agent = env.ws_addr(i % env.agents.len());
+            let ws = joined(agent, &user.token, rooms[side]).await?;
+            listeners.push(tokio::spawn(receive(ws, expected)));
+        }
+    }
     let agent = env.ws_addr(0);
     let mut sockets = Vec::new();
     for (owner, room) in owners.iter().zip(rooms) {
-        let mut ws = client::connect(agent, &owner.token).await?;
-        let join = serde_json::json!({"type": "join", "room_id": room});
-        ws.send(WsMessage::Text(join.to_string().into())).await?;
-        wait_for(&mut ws, "joined").await?;
-        sockets.push(ws);
+        sockets.push(joined(agent, &owner.token, room).await?);
     }
     let mut sent = [stats::histogram(), stats::histogram()];
     for k in 0..WARM_UP_SENDS + spec.samples {
@@ -56,7 +70,46 @@ pub(super) async fn measure(
     for mut ws in sockets {
         let _ = ws.close(None).await;
     }
-    Ok(sent)
+    let connected = listeners.len();
+    for listener in listeners {
+        let got = listener.await??;
+        ensure!(
+            got == expected,
+            "a connected member received {got} of {expected} messages"
+        );
+    }
+    Ok((sent, connected))
+}
+
+/// A socket of `token`'s user on `agent`, joined to `room`.
+async fn joined(
+    agent: std::net::SocketAddr,
+    token: &str,
+    room: &str,
+) -> anyhow::Result<client::Ws> {
+    let mut ws = client::connect(agent, token).await?;
+    let join = serde_json::json!({"type": "join", "room_id": room});
+    ws.send(WsMessage::Text(join.to_string().into())).await?;
+    wait_for(&mut ws, "joined").await?;
+    Ok(ws)
+}
+
+/// Counts the messages a connected member receives until it has `expected` (each once, in
+/// order) or none comes for [`DELIVERY_WAIT`].
+async fn receive(mut ws: client::Ws, expected: usize) -> anyhow::Result<usize> {
+    let (mut got, mut last_seq) = (0, 0u64);
+    while got < expected {
+        let frame = match tokio::time::timeout(DELIVERY_WAIT, wait_for(&mut ws, "message")).await {
+            Ok(frame) => frame?,
+            Err(_) => break,
+        };
+        let seq = frame["seq"].as_u64().unwrap_or(0);
+        ensure!(seq > last_seq, "message {seq} after {last_seq}");
+        last_seq = seq;
+        got += 1;
+    }
+    let _ = ws.close(None).await;
+    Ok(got)
 }
 
 /// Reads frames until one of type `kind` (others, like the socket's own messages, are skipped).
