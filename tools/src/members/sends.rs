@@ -3,6 +3,8 @@
 //! every agent and joined (so a send of the big room fans out to real sockets). Every connected
 //! member must receive every message of its room: loss is counted, not assumed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
@@ -23,7 +25,10 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(30);
 
 /// Each owner's socket joins its room, then sends one message at a time, to its ack; meanwhile
 /// `spec.connected` members of the big room (and as many of the small room as it has) receive.
-/// Answers the send latencies and how many sockets received every message.
+/// The next send waits until every connected member got the previous message: the send is
+/// measured in a room with sockets to deliver to, not against the previous message's fan-out
+/// still running on the same two cores (the fan-out scenario measures that). Answers the send
+/// latencies and how many sockets received every message.
 pub(super) async fn measure(
     env: &Env,
     owners: &[BenchUser; 2],
@@ -31,6 +36,8 @@ pub(super) async fn measure(
     spec: &MembersSpec,
 ) -> anyhow::Result<([Histogram<u64>; 2], usize)> {
     let expected = WARM_UP_SENDS + spec.samples;
+    let delivered: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut per_side = [0usize; 2];
     let mut listeners = Vec::new();
     for (side, (r, n)) in [('b', spec.big), ('s', spec.small)].into_iter().enumerate() {
         for i in 1..=spec.connected.min(n - 1) {
@@ -38,7 +45,8 @@ pub(super) async fn measure(
             let user = BenchUser::mint(user.clone(), user)?;
             let agent = env.ws_addr(i % env.agents.len());
             let ws = joined(agent, &user.token, rooms[side]).await?;
-            listeners.push(tokio::spawn(receive(ws, expected)));
+            listeners.push(tokio::spawn(receive(ws, expected, delivered.clone(), side)));
+            per_side[side] += 1;
         }
     }
     let agent = env.ws_addr(0);
@@ -64,6 +72,15 @@ pub(super) async fn measure(
             );
             if k >= WARM_UP_SENDS {
                 stats::record(&mut sent[side], t.elapsed());
+            }
+            let all = (k + 1) * per_side[side];
+            let waited = Instant::now();
+            while delivered[side].load(Ordering::Relaxed) < all {
+                ensure!(
+                    waited.elapsed() < DELIVERY_WAIT,
+                    "message {k} not delivered to every connected member"
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
             }
         }
     }
@@ -96,7 +113,12 @@ async fn joined(
 
 /// Counts the messages a connected member receives until it has `expected` (each once, in
 /// order) or none comes for [`DELIVERY_WAIT`].
-async fn receive(mut ws: client::Ws, expected: usize) -> anyhow::Result<usize> {
+async fn receive(
+    mut ws: client::Ws,
+    expected: usize,
+    delivered: Arc<[AtomicUsize; 2]>,
+    side: usize,
+) -> anyhow::Result<usize> {
     let (mut got, mut last_seq) = (0, 0u64);
     while got < expected {
         let frame = match tokio::time::timeout(DELIVERY_WAIT, wait_for(&mut ws, "message")).await {
@@ -107,6 +129,7 @@ async fn receive(mut ws: client::Ws, expected: usize) -> anyhow::Result<usize> {
         ensure!(seq > last_seq, "message {seq} after {last_seq}");
         last_seq = seq;
         got += 1;
+        delivered[side].fetch_add(1, Ordering::Relaxed);
     }
     let _ = ws.close(None).await;
     Ok(got)
