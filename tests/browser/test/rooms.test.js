@@ -316,6 +316,10 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
 
     await t.test('a block stops the peer sending; unblocking lets them again', async () => {
       await bob.click('#block-btn');
+      await bob.waitForSelector('#block-btn:text-is("Unblock ' + names.alice + '")', WAIT);
+      if (!(await bob.evaluate(() => document.getElementById('blocked-panel').open))) {
+        await bob.click('#blocked-panel > summary');
+      }
       await bob.waitForSelector(`#blocked-list li[data-user="${ids.alice}"]`, WAIT);
       const blocks = await api(bob, 'GET', '/api/v1/me/blocks');
       assert.ok(blocks.body.users.some((u) => u.user_id === ids.alice), JSON.stringify(blocks.body));
