@@ -205,7 +205,9 @@ pub fn grant(service: Service) -> Grant {
                     format!("{API}.CONSUMER.MSG.NEXT.{stream}.{writer}"),
                     format!("$JS.ACK.{stream}.{writer}.>"),
                     subjects::DEAD_LETTER_WILDCARD.to_string(),
-                ]);
+                ])
+                // A deleted room's history leaves Redis.
+                .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
         Service::WsAgent => {
             let stream = layout::MESSAGES_STREAM;
@@ -228,7 +230,12 @@ pub fn grant(service: Service) -> Grant {
                     subjects::MEMBERSHIP_WILDCARD,
                     subjects::TYPING_WILDCARD,
                     subjects::PRESENCE_WILDCARD,
+                    subjects::ROOM_EVENTS_WILDCARD,
+                    // Every agent answers every eviction (not a queue group).
+                    subjects::EVICTION_WILDCARD,
                 ]);
+            // The eviction acknowledgement goes to the rooms service's reply inbox.
+            g.allow_responses = true;
         }
     }
     g

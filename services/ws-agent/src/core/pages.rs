@@ -18,7 +18,7 @@ use crate::ports::Sequenced;
 
 impl Core {
     /// The highest sequence up to which the store holds every message of every room.
-    async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
+    pub(super) async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
         let floor = self
             .stream
             .writer_position()

@@ -5,3 +5,4 @@ mod events;
 mod join;
 mod pages;
 mod send;
+mod standing;
