@@ -398,6 +398,8 @@ async function loadMembers(roomId) {
     c.members = new Map(
       members.map((m) => [m.user_id, { username: m.username, online: m.online, role: m.role || 'member' }]),
     );
+    const invited = app.invited.get(roomId);
+    if (invited) for (const id of c.members.keys()) invited.delete(id);
     const mine = c.members.get(app.session.user_id);
     const s = app.summaries.get(roomId);
     if (mine && s) s.role = mine.role;
@@ -827,6 +829,7 @@ function onFrame(f) {
     case 'read_marker':
       break;
     case 'member_joined':
+      if (app.invited.has(f.room_id)) app.invited.get(f.room_id).delete(f.user_id); // invitation used
       if (c) {
         const known = c.members.get(f.user_id);
         c.members.set(f.user_id, {

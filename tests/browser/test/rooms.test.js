@@ -286,6 +286,7 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
       await alice.waitForSelector(`#invited-list li[data-user="${ids.carol}"]`, WAIT);
       await joinRoom(carol, secretId, secret);
       await alice.waitForSelector(member(ids.carol), WAIT);
+      await alice.waitForSelector(`#invited-list li[data-user="${ids.carol}"]`, { state: 'detached', ...WAIT });
       await send(carol, 'hello secret');
       await waitForBodies(alice, ['hello secret']);
       await carol.screenshot({ path: join(SHOTS, 'rooms-3-private.png') });
