@@ -845,9 +845,11 @@ function onFrame(f) {
       break;
     case 'member_role':
       setMemberRole(f.room_id, f.user_id, f.role);
+      if (f.user_id === app.session.user_id) refreshMyRoomsSoon();
       break;
     case 'room_updated':
       if (f.room) roomUpdated(f.room);
+      refreshMyRoomsSoon();
       break;
     case 'kicked': {
       const room = roomOf(f.room_id);
