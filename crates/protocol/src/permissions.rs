@@ -177,6 +177,8 @@ pub fn grant(service: Service) -> Grant {
                 .purges(&kv_stream(layout::MEMBERS_BUCKET))
                 .purges(&kv_stream(layout::INVITES_BUCKET))
                 .purges(&kv_stream(layout::BANS_BUCKET))
+                // ... and its member count.
+                .purges(layout::COUNTERS_STREAM)
                 // Presence is written by the agents; rooms ensures and reads it for member pages.
                 .ensures(&kv_stream(layout::PRESENCE_BUCKET))
                 .reads(&kv_stream(layout::PRESENCE_BUCKET))
