@@ -59,7 +59,13 @@ impl SocketRooms {
         reference: Option<String>,
     ) -> Result<(), CoreError> {
         if !self.rooms.contains(room_id) && self.rooms.len() >= MAX_ROOMS_PER_SOCKET {
-            return Err(CoreError::Invalid("too many rooms joined on this socket"));
+            // Rooms this socket was evicted from (kicked, banned, deleted) no longer count.
+            let socket_id = self.socket.id();
+            self.rooms
+                .retain(|room| core.hub.is_attached(room, socket_id));
+            if self.rooms.len() >= MAX_ROOMS_PER_SOCKET {
+                return Err(CoreError::Invalid("too many rooms joined on this socket"));
+            }
         }
         core.membership.set(room_id, user, true).await?;
         if let Err(e) = core.hub.attach(room_id, &self.socket).await {

@@ -41,6 +41,12 @@ impl Hub {
         evicted
     }
 
+    /// Whether the socket is attached to the room.
+    pub(crate) fn is_attached(&self, room_id: &str, socket_id: u64) -> bool {
+        self.channel(room_id)
+            .is_some_and(|channel| lock(&channel.state).sockets.contains_key(&socket_id))
+    }
+
     /// Queues `frame` on the socket if it is still attached to the room; never waits.
     pub(crate) fn push_if_attached(&self, room_id: &str, socket_id: u64, frame: OutFrame) -> bool {
         let Some(channel) = self.channel(room_id) else {

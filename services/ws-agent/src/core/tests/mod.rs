@@ -2,6 +2,7 @@
 
 mod dedupe;
 mod events;
+mod evict;
 mod join;
 mod pages;
 mod send;
