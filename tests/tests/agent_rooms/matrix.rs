@@ -208,5 +208,75 @@ async fn who_gets_403_and_who_404_on_every_route_and_frame() -> anyhow::Result<(
     expect(s.api(), &users[2], "POST", &kick, None, 403).await?;
     let leave = format!("/api/v1/rooms/{private}/leave");
     expect(s.api(), &users[0], "POST", &leave, None, 409).await?;
+    // Every route that runs a room: a member is refused (403), an outsider of the private
+    // room does not learn it exists (404), and neither changes anything.
+    let target = &users[3].user_id;
+    let routes = [
+        ("PATCH", String::new(), Some(json!({"name": "x"}))),
+        ("DELETE", String::new(), None),
+        (
+            "POST",
+            "/invites".to_string(),
+            Some(json!({"user_id": target})),
+        ),
+        ("DELETE", format!("/invites/{target}"), None),
+        (
+            "PUT",
+            format!("/members/{}/role", users[1].user_id),
+            Some(json!({"role": "member"})),
+        ),
+        (
+            "POST",
+            "/owner".to_string(),
+            Some(json!({"user_id": users[1].user_id})),
+        ),
+        ("POST", format!("/members/{}/kick", users[1].user_id), None),
+        ("PUT", format!("/bans/{target}"), None),
+        ("DELETE", format!("/bans/{}", users[5].user_id), None),
+        ("GET", "/bans".to_string(), None),
+    ];
+    for (method, tail, body) in routes {
+        let path = format!("/api/v1/rooms/{private}{tail}");
+        expect(s.api(), &users[2], method, &path, body.clone(), 403).await?;
+        let answer = expect(&s.apis[1], &users[4], method, &path, body, 404).await?;
+        ensure!(answer["error"]["message"] == "room not found", "{answer}");
+    }
+    let bans = expect(
+        s.api(),
+        &users[1],
+        "GET",
+        &format!("/api/v1/rooms/{private}/bans"),
+        None,
+        200,
+    )
+    .await?;
+    ensure!(
+        bans["bans"][0]["user_id"] == users[5].user_id && bans["bans"][0]["reason"] == "spam",
+        "{bans}"
+    );
     s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_answers_429_to_that_user_only() -> anyhow::Result<()> {
+    let quota = vec![("DYSCHAT_MAX_ROOMS_PER_USER".to_string(), "2".to_string())];
+    let mesh = Mesh::start_with(1, quota).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let (greedy, other) = (
+        api.register_and_login("q_greedy").await?,
+        api.register_and_login("q_other").await?,
+    );
+    for n in 0..2 {
+        create(&api, &greedy, &format!("mine {n}"), "public").await?;
+    }
+    let body = Some(json!({"name": "one too many"}));
+    let answer = expect(&api, &greedy, "POST", "/api/v1/rooms", body, 429).await?;
+    ensure!(
+        answer["error"]["code"] == "rate_limited"
+            && answer["error"]["retry_after_ms"].as_u64() > Some(0),
+        "{answer}"
+    );
+    create(&api, &other, "theirs", "public").await?;
+    let mut mesh = mesh;
+    mesh.stop_all().await
 }
