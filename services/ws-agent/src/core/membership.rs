@@ -14,7 +14,7 @@ use dyschat_protocol::policy::{self, Action, Standing};
 use dyschat_protocol::wire::{
     AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
 };
-use dyschat_protocol::ApiError;
+use dyschat_protocol::{ApiError, ErrorCode};
 
 use super::standing::{Change, Lookup, StandingCache};
 use super::{CoreError, User};
@@ -57,7 +57,14 @@ impl Membership {
                 room_id: room_id.to_string(),
                 user_id: user_id.to_string(),
             })
-            .await?;
+            .await
+            .inspect_err(|e| {
+                // Remembered like a standing, so that probing for rooms that do not exist costs
+                // what probing a private room does.
+                if e.code == ErrorCode::NotFound {
+                    self.cache.missing(room_id, user_id);
+                }
+            })?;
         let standing = Standing {
             role: access.role,
             ..access.standing

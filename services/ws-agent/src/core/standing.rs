@@ -39,6 +39,9 @@ struct Entry {
     /// still be announced (`member_joined`, sockets detached), once.
     announced: u64,
     checked: Instant,
+    /// `false`: rooms answered `not_found` (no such room): an outsider probing ids is answered
+    /// from here like one probing a private room, in the same time.
+    exists: bool,
 }
 
 struct RoomEntries {
@@ -166,7 +169,13 @@ impl StandingCache {
         }
         let room = entries.rooms.get(room_id)?;
         let entry = room.users.get(user_id)?;
-        (entry.checked.elapsed() < MEMBERSHIP_TTL).then(|| Lookup::Standing(room.standing(entry)))
+        (entry.checked.elapsed() < MEMBERSHIP_TTL).then(|| {
+            if entry.exists {
+                Lookup::Standing(room.standing(entry))
+            } else {
+                Lookup::Gone
+            }
+        })
     }
 
     /// The pair's standing as far as the cache knows, fresh or not (for routing presence,
@@ -174,7 +183,33 @@ impl StandingCache {
     pub(crate) fn known(&self, room_id: &str, user_id: &str) -> Option<Standing> {
         let entries = self.lock();
         let room = entries.rooms.get(room_id)?;
-        room.users.get(user_id).map(|e| room.standing(e))
+        room.users
+            .get(user_id)
+            .filter(|e| e.exists)
+            .map(|e| room.standing(e))
+    }
+
+    /// Records that rooms answered `not_found` for the pair.
+    pub(crate) fn missing(&self, room_id: &str, user_id: &str) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if let Some(entry) = entries
+            .rooms
+            .get_mut(room_id)
+            .and_then(|room| room.users.get_mut(user_id))
+        {
+            entry.exists = false;
+            entry.checked = now;
+            return;
+        }
+        let entry = Entry {
+            standing: Standing::default(),
+            revision: 0,
+            announced: 0,
+            checked: now,
+            exists: false,
+        };
+        entries.insert(room_id, user_id, entry, self.max);
     }
 
     /// Records an `access` answer and returns what is known after: the answer, unless a newer
@@ -195,10 +230,11 @@ impl StandingCache {
         if let Some(room) = entries.rooms.get_mut(room_id) {
             room.see_visibility(standing.visibility, room_revision);
             if let Some(entry) = room.users.get_mut(user_id) {
-                if newer(revision, entry.revision) {
+                if newer(revision, entry.revision) || !entry.exists {
                     entry.standing = standing;
                     entry.revision = revision;
                     entry.checked = now;
+                    entry.exists = true;
                 } else if revision == entry.revision {
                     entry.checked = now;
                 }
@@ -216,6 +252,7 @@ impl StandingCache {
             revision,
             announced: 0,
             checked: now,
+            exists: true,
         };
         entries.insert(room_id, user_id, entry, self.max);
         entries.rooms.get(room_id).map(|room| room.standing(&entry))
@@ -281,17 +318,34 @@ impl StandingCache {
                 before
             }
         };
+        let mut forget = false;
         if let Some(room) = entries.rooms.get_mut(room_id) {
             if let Some(entry) = room.users.get_mut(user_id) {
-                if newer(revision, entry.revision) {
-                    if let Some(standing) = after(Some(entry.standing)) {
-                        entry.standing = standing;
+                if newer(revision, entry.revision) || !entry.exists {
+                    match after(entry.exists.then_some(entry.standing)) {
+                        Some(standing) => {
+                            entry.standing = standing;
+                            entry.exists = true;
+                            entry.revision = revision;
+                            entry.announced = announced(entry.announced);
+                            entry.checked = now;
+                            return true;
+                        }
+                        // A bare join or leave of a room thought missing: ask next time.
+                        None => forget = true,
                     }
-                    entry.revision = revision;
-                    entry.announced = announced(entry.announced);
-                    entry.checked = now;
-                    return true;
                 }
+            }
+            if forget {
+                room.users.remove(user_id);
+            }
+        }
+        if forget {
+            entries.len -= 1;
+            return true;
+        }
+        if let Some(room) = entries.rooms.get_mut(room_id) {
+            if let Some(entry) = room.users.get_mut(user_id) {
                 // The state at this revision is known already (e.g. from this agent's own
                 // join reply); its event is announced unless it was before.
                 let due = announce && revision == entry.revision && revision > entry.announced;
@@ -309,6 +363,7 @@ impl StandingCache {
                 revision,
                 announced: announced(0),
                 checked: now,
+                exists: true,
             };
             entries.insert(room_id, user_id, entry, self.max);
         }

@@ -164,3 +164,24 @@ async fn the_cache_is_bounded_and_drops_expired_entries_first() {
         assert!(cache.len() <= 64);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_room_is_remembered_until_something_says_otherwise() {
+    let cache = StandingCache::new(100);
+    cache.missing("r", "a");
+    assert_eq!(cache.fresh("r", "a"), Some(Lookup::Gone));
+    assert_eq!(cache.known("r", "a"), None, "not a member for presence");
+    tokio::time::advance(MEMBERSHIP_TTL).await;
+    assert_eq!(cache.fresh("r", "a"), None, "asked again after the TTL");
+    cache.missing("r", "a");
+    // An answer or an event with a standing replaces it; a bare join makes it asked again.
+    let member = as_role(Some(Role::Member));
+    assert_eq!(cache.answer("r", "a", member, 0, 0), Some(member));
+    cache.missing("r", "b");
+    assert!(cache.event("r", "b", Change::To(member), 3));
+    assert_eq!(role_of(&cache, "r", "b"), Some(Some(Role::Member)));
+    cache.missing("r", "c");
+    assert!(cache.change("r", "c", Change::Joined(true), 4));
+    assert_eq!(cache.fresh("r", "c"), None);
+    assert_eq!(cache.len(), 2);
+}
