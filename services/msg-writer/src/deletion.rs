@@ -30,6 +30,10 @@ const MAX_SCAN_STEPS: usize = 10_000;
 const SCAN_COUNT: usize = 1_000;
 /// How long the Redis marker of a deleted room is kept.
 const MARKER_SECS: u64 = 30 * 86_400;
+/// How long one removal of a room's keys may take.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long subscribing may take.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most deletions being carried out at once (past it, events wait in the subscription).
 const MAX_DELETING: usize = 64;
 
@@ -106,11 +110,12 @@ pub(crate) async fn delete_history(
 }
 
 async fn delete_logged(redis: &mut ConnectionManager, room_id: &str) {
-    match delete_history(redis, room_id).await {
-        Ok(()) => tracing::info!(room = %room_id, "deleted room's history removed"),
-        Err(e) => {
+    match tokio::time::timeout(DELETE_TIMEOUT, delete_history(redis, room_id)).await {
+        Ok(Ok(())) => tracing::info!(room = %room_id, "deleted room's history removed"),
+        Ok(Err(e)) => {
             tracing::warn!(room = %room_id, error = %e, "removing a deleted room's history failed")
         }
+        Err(_) => tracing::warn!(room = %room_id, "removing a deleted room's history timed out"),
     }
 }
 
@@ -121,13 +126,17 @@ pub(crate) async fn watch(
     deleted: Arc<DeletedRooms>,
     shutdown: CancellationToken,
 ) {
-    let mut events = match client
-        .subscribe(subjects::ROOM_EVENTS_WILDCARD.to_string())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
+    let subscribe = client.subscribe(subjects::ROOM_EVENTS_WILDCARD.to_string());
+    let mut events = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot subscribe to room events; deleted rooms keep their history");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(
+                "subscribing to room events timed out; deleted rooms keep their history"
+            );
             return;
         }
     };
@@ -165,4 +174,27 @@ pub(crate) async fn watch(
     }
     tasks.close();
     tasks.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_rooms_are_remembered_within_a_bound() {
+        let deleted = DeletedRooms::default();
+        deleted.insert("r0");
+        deleted.insert("r0");
+        assert!(deleted.contains("r0"));
+        for n in 1..=MAX_REMEMBERED {
+            deleted.insert(&format!("r{n}"));
+        }
+        assert!(!deleted.contains("r0"), "the oldest went first");
+        assert!(deleted.contains(&format!("r{MAX_REMEMBERED}")));
+        let inner = deleted.inner.lock().unwrap();
+        assert_eq!(
+            (inner.0.len(), inner.1.len()),
+            (MAX_REMEMBERED, MAX_REMEMBERED)
+        );
+    }
 }
