@@ -227,7 +227,10 @@ pub mod history {
     /// Present with the value [`MARKER_COMPLETE`] while Redis holds the whole history. A Redis
     /// that was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
     pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
-    pub const MARKER_COMPLETE: &str = "complete";
+    /// The value names the layout: a history written before the per-sender sets
+    /// ([`sent_key`]) existed says `complete`, which is not this value, so msg-writer rebuilds
+    /// it from the stream (writing the sets) and agents read the stream meanwhile.
+    pub const MARKER_COMPLETE: &str = "complete-v2";
     pub const MARKER_REBUILDING: &str = "rebuilding";
     /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
     pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";

@@ -79,3 +79,76 @@ async fn a_deleted_rooms_history_leaves_redis() -> anyhow::Result<()> {
     ensure!(marker, "the deletion is recorded");
     s.stop().await
 }
+
+/// A history written before the per-sender sets existed (marker `complete`, no sent sets) is
+/// rebuilt from the stream with them, and unread counts stay exact throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_history_of_the_old_layout_is_rebuilt_with_the_sent_sets() -> anyhow::Result<()> {
+    let s = Setup::start(1).await?;
+    let alice = s.user("o_alice").await?;
+    let bob = s.user("o_bob").await?;
+    let room = create(s.api(), &alice, "old layout", "public").await?;
+    s.api().join_room(&bob.token, &room).await?;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    for (user, n) in [(&alice, 0), (&bob, 1), (&bob, 2)] {
+        let body = Some(json!({"body": format!("m{n}")}));
+        expect(s.api(), user, "POST", &path, body, 201).await?;
+    }
+    let client = redis::Client::open(s.mesh.redis.url())?;
+    let mut redis = client.get_multiplexed_async_connection().await?;
+    let sent = history::sent_key(&room, &alice.user_id);
+    dyschat_tests::wait_until(Duration::from_secs(10), "the sent set", || {
+        let (mut redis, sent) = (redis.clone(), sent.clone());
+        async move {
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&sent)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(0);
+            n == 1
+        }
+    })
+    .await?;
+    // What an older writer left: the old marker, no sent sets.
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(history::MARKER_KEY)
+        .arg("complete")
+        .ignore()
+        .cmd("DEL")
+        .arg(&sent)
+        .ignore()
+        .query_async(&mut redis)
+        .await?;
+    let unread = |body: Value| {
+        body["rooms"]
+            .as_array()
+            .and_then(|rooms| rooms.iter().find(|r| r["room_id"] == room))
+            .and_then(|r| r["unread"].as_u64())
+    };
+    let mine = expect(s.api(), &bob, "GET", "/api/v1/me/rooms", None, 200).await?;
+    ensure!(
+        unread(mine.clone()) == Some(1),
+        "read from the stream meanwhile: {mine}"
+    );
+    dyschat_tests::wait_until(Duration::from_secs(15), "the rebuild", || {
+        let (mut redis, sent) = (redis.clone(), sent.clone());
+        async move {
+            let marker: Option<String> = redis::cmd("GET")
+                .arg(history::MARKER_KEY)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(None);
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&sent)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(0);
+            marker.as_deref() == Some(history::MARKER_COMPLETE) && n == 1
+        }
+    })
+    .await?;
+    let mine = expect(s.api(), &bob, "GET", "/api/v1/me/rooms", None, 200).await?;
+    ensure!(unread(mine.clone()) == Some(1), "{mine}");
+    s.stop().await
+}
