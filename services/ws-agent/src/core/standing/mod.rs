@@ -15,71 +15,23 @@
 //! room record's own revision and kept once per room. A deleted room is remembered (bounded) so
 //! that an `access` answer read before the deletion cannot bring it back.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use dyschat_protocol::policy::{Standing, Visibility};
 use tokio::time::Instant;
 
+mod entries;
+
+use entries::{Entries, Entry, RoomEntries};
+
 /// How long an entry is trusted without a fresh answer.
 pub(crate) const MEMBERSHIP_TTL: Duration = Duration::from_secs(30);
 /// The most (room, user) entries kept; past it, expired entries go first, then whole rooms.
 pub(crate) const MAX_ENTRIES: usize = 100_000;
-/// The most deleted rooms remembered (the oldest is forgotten first; its record is a tombstone
-/// in the rooms service anyway, so asking again answers `not_found`).
-const MAX_DELETED: usize = 10_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    standing: Standing,
-    revision: u64,
-    /// The newest revision whose event was turned into frames here: this agent's own join
-    /// reply records the state at revision R before the event at R arrives, and that event must
-    /// still be announced (`member_joined`, sockets detached), once.
-    announced: u64,
-    checked: Instant,
-    /// `false`: rooms answered `not_found` (no such room): an outsider probing ids is answered
-    /// from here like one probing a private room, in the same time.
-    exists: bool,
-}
-
-struct RoomEntries {
-    users: HashMap<String, Entry>,
-    visibility: Visibility,
-    room_revision: u64,
-    /// The newest room revision announced (`room_updated`).
-    room_announced: u64,
-}
-
-impl RoomEntries {
-    fn new(visibility: Visibility, room_revision: u64) -> Self {
-        RoomEntries {
-            users: HashMap::new(),
-            visibility,
-            room_revision,
-            room_announced: 0,
-        }
-    }
-
-    fn standing(&self, entry: &Entry) -> Standing {
-        Standing {
-            visibility: self.visibility,
-            ..entry.standing
-        }
-    }
-
-    /// Takes the visibility of an answer read at `room_revision` if it is newer.
-    fn see_visibility(&mut self, visibility: Visibility, room_revision: u64) {
-        if newer(room_revision, self.room_revision) {
-            self.visibility = visibility;
-            self.room_revision = room_revision;
-        }
-    }
-}
 
 /// Whether a change at `incoming` may replace what is known at `cached`.
-fn newer(incoming: u64, cached: u64) -> bool {
+pub(super) fn newer(incoming: u64, cached: u64) -> bool {
     incoming > cached || (incoming == 0 && cached == 0)
 }
 
@@ -98,49 +50,6 @@ pub(crate) enum Change {
     To(Standing),
     /// A join (`true`) or leave without a standing: applied to what is cached, if anything.
     Joined(bool),
-}
-
-#[derive(Default)]
-struct Entries {
-    rooms: HashMap<String, RoomEntries>,
-    len: usize,
-    deleted: HashSet<String>,
-    deleted_order: VecDeque<String>,
-}
-
-impl Entries {
-    /// Drops expired entries, then whole rooms, until the cache is at most 7/8 full: the sweep
-    /// is O(n) but runs once per n/8 insertions.
-    fn make_room(&mut self, now: Instant, max: usize) {
-        for room in self.rooms.values_mut() {
-            room.users
-                .retain(|_, e| now.saturating_duration_since(e.checked) < MEMBERSHIP_TTL);
-        }
-        self.rooms.retain(|_, room| !room.users.is_empty());
-        self.len = self.rooms.values().map(|r| r.users.len()).sum();
-        let target = max - max / 8;
-        while self.len > target {
-            let Some(room) = self.rooms.keys().next().cloned() else {
-                break;
-            };
-            if let Some(entries) = self.rooms.remove(&room) {
-                self.len -= entries.users.len();
-            }
-        }
-    }
-
-    fn insert(&mut self, room_id: &str, user_id: &str, entry: Entry, max: usize) {
-        if self.len >= max {
-            self.make_room(entry.checked, max);
-        }
-        let room = self
-            .rooms
-            .entry(room_id.to_string())
-            .or_insert_with(|| RoomEntries::new(entry.standing.visibility, 0));
-        if room.users.insert(user_id.to_string(), entry).is_none() {
-            self.len += 1;
-        }
-    }
 }
 
 /// The bounded per-(room, user) standing cache.
@@ -396,18 +305,7 @@ impl StandingCache {
 
     /// Forgets everything of a deleted room and remembers that it is gone.
     pub(crate) fn deleted(&self, room_id: &str) {
-        let mut entries = self.lock();
-        if let Some(room) = entries.rooms.remove(room_id) {
-            entries.len -= room.users.len();
-        }
-        if entries.deleted.insert(room_id.to_string()) {
-            entries.deleted_order.push_back(room_id.to_string());
-            if entries.deleted_order.len() > MAX_DELETED {
-                if let Some(oldest) = entries.deleted_order.pop_front() {
-                    entries.deleted.remove(&oldest);
-                }
-            }
-        }
+        self.lock().forget_room(room_id);
     }
 
     #[cfg(test)]
