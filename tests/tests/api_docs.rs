@@ -115,6 +115,29 @@ fn server_samples() -> Vec<wire::ServerFrame> {
             user_id: s(),
             username: s(),
         },
+        F::Kicked {
+            room_id: s(),
+            by: s(),
+            reason: s(),
+        },
+        F::RoomDeleted { room_id: s() },
+        F::RoomUpdated {
+            room: wire::Room {
+                room_id: s(),
+                name: s(),
+                topic: s(),
+                owner_id: s(),
+                created_at: s(),
+                member_count: 1,
+                visibility: Default::default(),
+                kind: Default::default(),
+            },
+        },
+        F::MemberRole {
+            room_id: s(),
+            user_id: s(),
+            role: wire::Role::Moderator,
+        },
         F::error(dyschat_protocol::ApiError::rate_limited(5), r()),
     ]
 }
@@ -210,6 +233,7 @@ fn asyncapi_names_every_subject() {
 fn concrete(path: &str) -> String {
     path.replace("{room_id}", "no_such_room")
         .replace("{file}", "app.css")
+        .replace("{user_id}", "no_such_user")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

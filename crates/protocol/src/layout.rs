@@ -250,7 +250,10 @@ pub mod history {
     /// Present with the value [`MARKER_COMPLETE`] while Redis holds the whole history. A Redis
     /// that was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
     pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
-    pub const MARKER_COMPLETE: &str = "complete";
+    /// The value names the layout: a history written before the per-sender sets
+    /// ([`sent_key`]) existed says `complete`, which is not this value, so msg-writer rebuilds
+    /// it from the stream (writing the sets) and agents read the stream meanwhile.
+    pub const MARKER_COMPLETE: &str = "complete-v2";
     pub const MARKER_REBUILDING: &str = "rebuilding";
     /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
     pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
@@ -275,6 +278,34 @@ pub mod history {
     /// without the stream holding a day of ids in memory.
     pub fn dedupe_key(room_id: &str, day: u64) -> String {
         format!("dyschat:dedupe:{{{room_id}}}:{day}")
+    }
+
+    /// The sorted set of the seqs of one sender's messages in one room (score = member = seq),
+    /// beside the history: a user's unread count is `ZCOUNT` of the history minus `ZCOUNT` of
+    /// their own set above the read marker, two O(log n) calls whatever the room's size.
+    pub fn sent_key(room_id: &str, sender_id: &str) -> String {
+        format!("dyschat:sent:{{{room_id}}}:{sender_id}")
+    }
+
+    /// The pattern of every per-sender set of a room (for the room's deletion).
+    pub fn sent_pattern(room_id: &str) -> String {
+        format!("dyschat:sent:{{{room_id}}}:*")
+    }
+
+    /// The pattern of every day of a room's retried-send index (for the room's deletion).
+    pub fn dedupe_pattern(room_id: &str) -> String {
+        format!("dyschat:dedupe:{{{room_id}}}:*")
+    }
+
+    /// Present once a room was deleted: its messages are never stored again (a late delivery
+    /// of one of them is acknowledged and dropped).
+    pub fn deleted_key(room_id: &str) -> String {
+        format!("dyschat:meta:deleted:{room_id}")
+    }
+
+    /// The sender of a send field ([`dedupe_field`]); ids hold no `:`.
+    pub fn sender_of(field: &str) -> &str {
+        field.split_once(':').map_or(field, |(sender, _)| sender)
     }
 
     /// The field of a send in [`dedupe_key`]: `<sender_id>:<client_msg_id>`.

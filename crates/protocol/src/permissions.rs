@@ -188,6 +188,8 @@ pub fn grant(service: Service) -> Grant {
                 .purges(&kv_stream(layout::MEMBERS_BUCKET))
                 .purges(&kv_stream(layout::INVITES_BUCKET))
                 .purges(&kv_stream(layout::BANS_BUCKET))
+                // ... and its member count.
+                .purges(layout::COUNTERS_STREAM)
                 // Presence is written by the agents; rooms ensures and reads it for member pages.
                 .ensures(&kv_stream(layout::PRESENCE_BUCKET))
                 .reads(&kv_stream(layout::PRESENCE_BUCKET))
@@ -216,7 +218,9 @@ pub fn grant(service: Service) -> Grant {
                     format!("{API}.CONSUMER.MSG.NEXT.{stream}.{writer}"),
                     format!("$JS.ACK.{stream}.{writer}.>"),
                     subjects::DEAD_LETTER_WILDCARD.to_string(),
-                ]);
+                ])
+                // A deleted room's history leaves Redis.
+                .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
         Service::WsAgent => {
             let stream = layout::MESSAGES_STREAM;
@@ -241,7 +245,12 @@ pub fn grant(service: Service) -> Grant {
                     subjects::MEMBERSHIP_WILDCARD,
                     subjects::TYPING_WILDCARD,
                     subjects::PRESENCE_WILDCARD,
+                    subjects::ROOM_EVENTS_WILDCARD,
+                    // Every agent answers every eviction (not a queue group).
+                    subjects::EVICTION_WILDCARD,
                 ]);
+            // The eviction acknowledgement goes to the rooms service's reply inbox.
+            g.allow_responses = true;
         }
     }
     g

@@ -7,6 +7,7 @@
 
 mod batch;
 pub mod config;
+mod deletion;
 pub mod rebuild;
 mod redis_store;
 mod store;
@@ -85,6 +86,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         keep_secs,
         shutdown.clone(),
     ));
+    let deleted = std::sync::Arc::new(deletion::DeletedRooms::default());
+    let deletions = tokio::spawn(deletion::watch(
+        client.clone(),
+        redis.clone(),
+        deleted.clone(),
+        shutdown.clone(),
+    ));
     let rebuilds = tokio_util::task::TaskTracker::new();
     let writer = Writer {
         js,
@@ -94,6 +102,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             rebuilds: rebuilds.clone(),
             shutdown: shutdown.clone(),
             keep_secs,
+            deleted,
         },
     };
     tracing::info!(
@@ -138,6 +147,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         return Err(e);
     }
     let _ = rebuild.await;
+    let _ = deletions.await;
     keeper.abort();
     rebuilds.close();
     rebuilds.wait().await;

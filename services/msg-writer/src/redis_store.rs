@@ -22,6 +22,8 @@ pub(crate) struct RedisHistory {
     pub shutdown: CancellationToken,
     /// How long a day of the retried-send index is kept (the dedupe window and a day).
     pub keep_secs: u64,
+    /// Rooms deleted meanwhile: their late messages are acknowledged, not stored.
+    pub deleted: std::sync::Arc<crate::deletion::DeletedRooms>,
 }
 
 /// Queues the writes of one room: its messages, then its retried-send index entries day by day;
@@ -33,6 +35,19 @@ pub(crate) fn queue_room(
 ) -> usize {
     history::queue_store_room(pipe, room.room_id, &room.messages);
     let mut replies = 1;
+    // Each sender's seqs, for exact unread counts.
+    let mut senders: Vec<(&str, Vec<u64>)> = Vec::new();
+    for (_, field, seq) in &room.sends {
+        let sender = layout::sender_of(field);
+        match senders.iter_mut().find(|(s, _)| *s == sender) {
+            Some((_, seqs)) => seqs.push(*seq),
+            None => senders.push((sender, vec![*seq])),
+        }
+    }
+    for (sender, seqs) in &senders {
+        history::queue_sent(pipe, room.room_id, sender, seqs);
+        replies += 1;
+    }
     let mut days: Vec<u64> = room.sends.iter().map(|(day, _, _)| *day).collect();
     days.sort_unstable();
     days.dedup();
@@ -81,6 +96,11 @@ impl HistoryStore for RedisHistory {
         let mut spans = Vec::with_capacity(rooms.len());
         let mut at = 0;
         for room in rooms {
+            if self.deleted.contains(room.room_id) {
+                // An empty span: stored as far as the chunk is concerned, so it is acked.
+                spans.push(at..at);
+                continue;
+            }
             let replies = queue_room(&mut pipe, room, self.keep_secs);
             spans.push(at..at + replies);
             at += replies;

@@ -52,10 +52,63 @@ export const login = (username, password) =>
 /** Revokes `token` on the server (every agent refuses it and closes its sockets): 204. */
 export const logout = (token) => request('POST', '/api/v1/auth/logout', { token, timeoutMs: 10000 });
 export const me = (token) => request('GET', '/api/v1/me', { token });
-export const createRoom = (token, name, topic) =>
-  request('POST', '/api/v1/rooms', { token, body: topic ? { name, topic } : { name } });
-export const members = (token, roomId) =>
-  request('GET', `/api/v1/rooms/${encodeURIComponent(roomId)}/members`, { token });
+const room = (roomId) => `/api/v1/rooms/${encodeURIComponent(roomId)}`;
+const user = (userId) => encodeURIComponent(userId);
+
+/** `visibility` is "public" or "private" (contract section 5). */
+export const createRoom = (token, name, topic, visibility) => {
+  const body = { name };
+  if (topic) body.topic = topic;
+  if (visibility) body.visibility = visibility;
+  return request('POST', '/api/v1/rooms', { token, body });
+};
+export const getRoom = (token, roomId) => request('GET', room(roomId), { token });
+export const joinRoom = (token, roomId) => request('POST', `${room(roomId)}/join`, { token });
+export const leaveRoom = (token, roomId) => request('POST', `${room(roomId)}/leave`, { token });
+/** `changes`: any of {name, topic, visibility}. Answers the Room. */
+export const updateRoom = (token, roomId, changes) => request('PATCH', room(roomId), { token, body: changes });
+export const deleteRoom = (token, roomId) => request('DELETE', room(roomId), { token });
+export const invite = (token, roomId, userId) =>
+  request('POST', `${room(roomId)}/invites`, { token, body: { user_id: userId } });
+export const uninvite = (token, roomId, userId) =>
+  request('DELETE', `${room(roomId)}/invites/${user(userId)}`, { token });
+export const setRole = (token, roomId, userId, role) =>
+  request('PUT', `${room(roomId)}/members/${user(userId)}/role`, { token, body: { role } });
+export const transferOwner = (token, roomId, userId) =>
+  request('POST', `${room(roomId)}/owner`, { token, body: { user_id: userId } });
+const reasonBody = (reason) => (reason ? { reason } : {});
+export const kick = (token, roomId, userId, reason) =>
+  request('POST', `${room(roomId)}/members/${user(userId)}/kick`, { token, body: reasonBody(reason) });
+export const ban = (token, roomId, userId, reason) =>
+  request('PUT', `${room(roomId)}/bans/${user(userId)}`, { token, body: reasonBody(reason) });
+export const unban = (token, roomId, userId) => request('DELETE', `${room(roomId)}/bans/${user(userId)}`, { token });
+export const bans = (token, roomId) => request('GET', `${room(roomId)}/bans`, { token });
+/** My rooms: `{rooms: [RoomSummary]}`, most recent activity first. */
+export const myRooms = (token) => request('GET', '/api/v1/me/rooms', { token });
+/** The direct Room of the caller and `userId`, created on first use. */
+export const openDm = (token, userId) => request('POST', '/api/v1/dms', { token, body: { user_id: userId } });
+export const block = (token, userId) => request('PUT', `/api/v1/me/blocks/${user(userId)}`, { token });
+export const unblock = (token, userId) => request('DELETE', `/api/v1/me/blocks/${user(userId)}`, { token });
+export const blocks = (token) => request('GET', '/api/v1/me/blocks', { token });
+/** Users whose name starts with `q` (ignoring case): `{users: [{user_id, username}]}`. */
+export const searchUsers = (token, q, limit = 10) =>
+  request('GET', `/api/v1/users?${new URLSearchParams({ q, limit: String(limit) })}`, { token });
+
+/** Every member (with `role`), following `next_cursor` a bounded number of pages. */
+export async function members(token, roomId, maxPages = 5) {
+  const all = [];
+  let cursor = null;
+  for (let page = 0; page < maxPages; page += 1) {
+    const q = new URLSearchParams();
+    if (cursor) q.set('cursor', cursor);
+    const qs = q.toString();
+    const reply = await request('GET', `${room(roomId)}/members${qs ? `?${qs}` : ''}`, { token });
+    all.push(...reply.members);
+    cursor = reply.next_cursor;
+    if (!cursor) break;
+  }
+  return { members: all };
+}
 
 /** Every room, following `next_cursor` (bounded, so a huge directory cannot stall the page). */
 export async function allRooms(token, maxPages = 20) {
@@ -81,6 +134,10 @@ export function describe(err) {
     }
     case 'forbidden':
       return `Not allowed: ${err.message}`;
+    case 'not_found':
+      return `Not found: ${err.message}`;
+    case 'conflict':
+      return `Not possible now: ${err.message}`;
     case 'unauthorized':
       return `Not signed in or wrong credentials: ${err.message}`;
     case 'offline':

@@ -1,6 +1,12 @@
-// Wires the pieces together: session (login), rooms, the WebSocket and the conversation view.
-// Resilience lives here: after every `ready` each joined room is rejoined with `since` = the
-// last seq seen and every unacknowledged send is retried with its original client_msg_id.
+// Wires the pieces together: session (login), my rooms, direct messages, moderation, the
+// WebSocket and the conversation view.
+//
+// "My rooms" comes from the server (`GET /api/v1/me/rooms`, the same on every device), never
+// from the browser: it is reloaded at start, after every `ready`, after anything that changes
+// membership, and every few seconds (a new direct room or an invitation sends no frame to a
+// socket that is not in the room yet). Every room of it is joined on the socket.
+// Resilience: after every `ready` each room is rejoined with `since` = the last seq seen and
+// every unacknowledged send is retried with its original client_msg_id.
 
 import * as api from './api.js';
 import { Connection } from './connection.js';
@@ -11,18 +17,56 @@ const { el } = view;
 const SESSION_KEY = 'dyschat.session';
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 5000;
+const MY_ROOMS_EVERY_MS = 5000;
+const DIRECTORY_EVERY_MS = 30000;
+const SEARCH_DELAY_MS = 200;
+const READ_EVERY_MS = 1500;
+/** A room joined this long ago is kept even when a my-rooms reply (maybe older) lacks it. */
+const JOIN_GRACE_MS = 10000;
 
 const app = {
   session: null, // {token, user_id, username, expires_at}
-  rooms: new Map(), // room_id -> Room
-  joined: new Set(),
+  rooms: new Map(), // room_id -> Room: the directory (GET /api/v1/rooms) and every room seen
+  summaries: new Map(), // room_id -> RoomSummary, in the server's order (most recent activity first)
+  order: [], // room ids of my rooms, in display order
+  joined: new Set(), // rooms subscribed on the socket (= my rooms)
+  joinedAt: new Map(), // room_id -> when this client joined it (see JOIN_GRACE_MS)
+  removedAt: new Map(), // room_id -> when this client was removed from it (never rejoined by a stale list)
   current: null,
   convs: new Map(),
   outbox: new Outbox(),
+  blocked: new Map(), // user_id -> username
+  invited: new Map(), // room_id -> Map(user_id -> username): invitations sent from this page
+  bans: new Map(), // room_id -> [Ban]
+  seen: {}, // room_id -> newest seq shown on this device
+  settingsOpen: false,
   lastTypingSent: 0,
+  lastReadSent: new Map(),
+  readTimers: new Map(),
+  timers: [],
   conn: null,
 };
 window.dyschat = app; // handy in the console and for the browser test
+
+const token = () => app.session && app.session.token;
+const roomOf = (id) => (app.summaries.get(id) || {}).room || app.rooms.get(id) || null;
+const isDirect = (id) => (roomOf(id) || {}).kind === 'direct';
+
+function myRole(id) {
+  const c = app.convs.get(id);
+  const mine = c && app.session && c.members.get(app.session.user_id);
+  if (mine && mine.role) return mine.role;
+  const s = app.summaries.get(id);
+  if (s && s.role) return s.role;
+  const r = roomOf(id);
+  return r && app.session && r.owner_id === app.session.user_id ? 'owner' : 'member';
+}
+
+function permissions(id) {
+  const role = myRole(id);
+  const staff = !isDirect(id) && (role === 'owner' || role === 'moderator');
+  return { settings: staff, invite: staff, bans: staff, delete: staff && role === 'owner' };
+}
 
 // ---- session -----------------------------------------------------------------------------
 
@@ -36,9 +80,20 @@ function loadSession() {
   return null;
 }
 
-const joinedKey = () => `dyschat.joined.${app.session.user_id}`;
-function saveJoined() {
-  localStorage.setItem(joinedKey(), JSON.stringify([...app.joined]));
+const userKey = (what) => `dyschat.${what}.${app.session.user_id}`;
+function loadLocal(what, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(userKey(what))) || fallback;
+  } catch {
+    return fallback;
+  }
+}
+function saveLocal(what, value) {
+  try {
+    localStorage.setItem(userKey(what), JSON.stringify(value));
+  } catch {
+    /* storage full or disabled: only this device's hints are lost */
+  }
 }
 
 async function onAuthSubmit(ev) {
@@ -62,10 +117,15 @@ async function onAuthSubmit(ev) {
 function endSession() {
   localStorage.removeItem(SESSION_KEY);
   if (app.conn) app.conn.stop();
+  for (const t of app.timers) clearInterval(t);
+  app.timers = [];
   app.session = null;
   app.convs.clear();
   app.joined.clear();
+  app.summaries.clear();
+  app.order = [];
   app.current = null;
+  app.settingsOpen = false;
   app.outbox = new Outbox();
   view.resetMessages();
   view.setConnection('', '');
@@ -107,15 +167,11 @@ function sessionEnded() {
 
 async function start(session) {
   app.session = session;
-  try {
-    app.joined = new Set(JSON.parse(localStorage.getItem(joinedKey())) || []);
-  } catch {
-    app.joined = new Set();
-  }
+  app.seen = loadLocal('seen', {});
   el.meName.textContent = session.username;
   view.showAuth(false);
-  await refreshRooms();
-  app.conn = new Connection(() => app.session && app.session.token);
+  await Promise.all([refreshMyRooms(), refreshRooms(), refreshBlocks()]);
+  app.conn = new Connection(token);
   app.conn.addEventListener('connecting', (ev) => {
     if (ev.detail.attempt > 0) view.setConnection('down', 'Reconnecting…');
     else view.setConnection('connecting', 'Connecting…');
@@ -125,7 +181,10 @@ async function start(session) {
   app.conn.addEventListener('unauthorized', sessionEnded);
   app.conn.addEventListener('frame', (ev) => onFrame(ev.detail));
   app.conn.start();
-  const first = [...app.joined][0];
+  app.timers.push(setInterval(() => document.visibilityState !== 'hidden' && refreshMyRooms(), MY_ROOMS_EVERY_MS));
+  app.timers.push(setInterval(() => document.visibilityState !== 'hidden' && refreshRooms(), DIRECTORY_EVERY_MS));
+  const last = loadLocal('current', null);
+  const first = last && app.joined.has(last) ? last : app.order[0];
   if (first) openRoom(first);
   else render();
 }
@@ -135,32 +194,158 @@ async function onDown(ev) {
   // Closed with 1008 (the token expired or was revoked), or refused at once repeatedly: check the
   // token over HTTP.
   if ((ev.detail.tokenEnded || ev.detail.attempt >= 2) && app.session) {
-    const token = app.session.token;
+    const checked = app.session.token;
     try {
-      await api.me(token);
+      await api.me(checked);
     } catch (e) {
-      if (e.code === 'unauthorized' && app.session && app.session.token === token) sessionEnded();
+      if (e.code === 'unauthorized' && app.session && app.session.token === checked) sessionEnded();
     }
   }
 }
 
-function onReady() {
+async function onReady() {
   view.setConnection('up', 'Connected');
+  // What changed while the socket was away (a kick, a deletion, a new direct room) is in my
+  // rooms: reload it first, so a room we were removed from is not joined again.
+  await refreshMyRooms({ subscribe: false });
   for (const roomId of app.joined) sendJoin(roomId);
-  for (const e of app.outbox.pending()) app.conn.send(sendFrame(e));
+  for (const e of app.outbox.pending()) if (app.joined.has(e.room_id)) app.conn.send(sendFrame(e));
 }
 
 // ---- rooms -------------------------------------------------------------------------------
 
 async function refreshRooms() {
+  if (!app.session) return;
   try {
-    const rooms = await api.allRooms(app.session.token);
-    app.rooms = new Map(rooms.map((r) => [r.room_id, r]));
+    const rooms = await api.allRooms(token());
+    const fresh = new Map(rooms.map((r) => [r.room_id, r]));
+    // Keep what we know of rooms we are in (direct rooms are never listed).
+    for (const id of app.joined) if (!fresh.has(id) && app.rooms.has(id)) fresh.set(id, app.rooms.get(id));
+    app.rooms = fresh;
+    for (const [id, s] of app.summaries) if (fresh.has(id)) s.room = { ...s.room, ...fresh.get(id) };
     render();
   } catch (e) {
     if (e.code === 'unauthorized') return sessionEnded();
     view.notify(`Could not load rooms. ${api.describe(e)}`);
   }
+}
+
+let myRoomsRun = null;
+let myRoomsAgain = false;
+/**
+ * Reloads my rooms (one request at a time; a call during one runs once more after it). New
+ * rooms are joined on the socket (unless `subscribe` is false: onReady joins them all), rooms
+ * no longer listed are dropped.
+ */
+function refreshMyRooms({ subscribe = true } = {}) {
+  if (myRoomsRun) {
+    myRoomsAgain = true;
+    return myRoomsRun;
+  }
+  myRoomsRun = (async () => {
+    try {
+      do {
+        myRoomsAgain = false;
+        await loadMyRooms(subscribe);
+      } while (myRoomsAgain);
+    } finally {
+      myRoomsRun = null;
+    }
+  })();
+  return myRoomsRun;
+}
+
+async function loadMyRooms(subscribe) {
+  if (!app.session) return;
+  let reply;
+  const asked = Date.now();
+  try {
+    reply = await api.myRooms(token());
+  } catch (e) {
+    if (e.code === 'unauthorized') return sessionEnded();
+    if (e.code !== 'offline') view.notify(`Could not load your rooms. ${api.describe(e)}`);
+    return;
+  }
+  if (!app.session) return;
+  const listed = new Map(reply.rooms.map((s) => [s.room.room_id, s]));
+  for (const id of [...app.joined]) {
+    if (listed.has(id)) continue;
+    const since = app.joinedAt.get(id) || 0;
+    if (asked - since < JOIN_GRACE_MS) continue; // joined after the server read the list
+    const name = (roomOf(id) || {}).name || 'a room';
+    forgetRoom(id, `You are no longer a member of “${name}”.`, { keepListing: true });
+  }
+  const order = reply.rooms.map((s) => s.room.room_id);
+  for (const id of app.order) if (!listed.has(id) && app.joined.has(id)) order.unshift(id);
+  for (const s of reply.rooms) {
+    const id = s.room.room_id;
+    // Removed (kicked, left, deleted) after this list was read: the list is stale for it, and
+    // joining it on the socket would make the user a member again.
+    if ((app.removedAt.get(id) || 0) >= asked - 2000) {
+      order.splice(order.indexOf(id), 1);
+      continue;
+    }
+    app.summaries.set(id, { ...s, fetchedAt: Date.now() });
+    if (s.room.kind !== 'direct') app.rooms.set(id, s.room);
+    if (!app.joined.has(id)) {
+      app.joined.add(id);
+      if (subscribe) sendJoin(id);
+    }
+  }
+  app.order = order;
+  render();
+}
+
+/** A room this page just created, joined or opened: shown at once, before my rooms says so. */
+function addSummary(room, role, peer) {
+  const id = room.room_id;
+  if (!app.summaries.has(id)) {
+    app.summaries.set(id, {
+      room,
+      role,
+      last_seq: 0,
+      last_read_seq: 0,
+      unread: 0,
+      mentions: 0,
+      last_message: null,
+      peer: peer || null,
+      fetchedAt: Date.now(),
+    });
+  }
+  app.order = [id, ...app.order.filter((x) => x !== id)];
+  if (room.kind !== 'direct') app.rooms.set(id, room);
+  app.joinedAt.set(id, Date.now());
+  app.removedAt.delete(id);
+  if (!app.joined.has(id)) {
+    app.joined.add(id);
+    sendJoin(id);
+  }
+}
+
+/**
+ * Drops a room this user is no longer in (left, kicked, banned, deleted): its conversation,
+ * pending sends, the open view when it was open. `message` tells the user why.
+ */
+function forgetRoom(roomId, message, { keepListing = false } = {}) {
+  const wasOpen = app.current === roomId;
+  app.removedAt.set(roomId, Date.now());
+  app.joinedAt.delete(roomId);
+  app.joined.delete(roomId);
+  app.summaries.delete(roomId);
+  app.order = app.order.filter((x) => x !== roomId);
+  app.convs.delete(roomId);
+  app.bans.delete(roomId);
+  app.invited.delete(roomId);
+  for (const [id, e] of app.outbox.entries) if (e.room_id === roomId) app.outbox.entries.delete(id);
+  if (!keepListing) app.rooms.delete(roomId);
+  if (wasOpen) {
+    app.current = null;
+    app.settingsOpen = false;
+    view.resetMessages();
+  }
+  if (message) view.notify(message, 'warn', 15000);
+  render();
+  if (wasOpen) document.getElementById('rooms-panel').open = true;
 }
 
 function conv(roomId) {
@@ -177,32 +362,45 @@ function sendJoin(roomId) {
   const frame = { type: 'join', room_id: roomId, ref: `join:${roomId}` };
   if (c.synced) frame.since = c.lastSeq;
   c.rejoining = true;
-  app.conn && app.conn.send(frame);
+  if (app.conn) app.conn.send(frame);
 }
 
-function joinRoom(roomId) {
-  app.joined.add(roomId);
-  saveJoined();
-  sendJoin(roomId);
+async function joinRoom(roomId) {
+  try {
+    await api.joinRoom(token(), roomId);
+  } catch (e) {
+    if (e.code === 'not_found') refreshRooms();
+    const why = e.code === 'forbidden' ? 'You are banned from this room or may not join it.' : api.describe(e);
+    return view.notify(`Could not join. ${why}`);
+  }
+  const room = app.rooms.get(roomId) || (await api.getRoom(token(), roomId).catch(() => null));
+  if (!room) return;
+  addSummary(room, 'member');
   openRoom(roomId);
+  refreshMyRooms();
 }
 
-function leaveRoom() {
+async function leaveRoom() {
   const roomId = app.current;
   if (!roomId) return;
-  app.conn.send({ type: 'leave', room_id: roomId, ref: `leave:${roomId}` });
-  app.joined.delete(roomId);
-  saveJoined();
-  app.convs.delete(roomId);
-  app.current = null;
-  view.resetMessages();
-  render();
+  try {
+    await api.leaveRoom(token(), roomId);
+  } catch (e) {
+    if (e.code === 'conflict') {
+      return view.notify('The owner cannot leave: hand ownership to another member first, or delete the room.');
+    }
+    if (e.code !== 'not_found') return view.notify(`Could not leave. ${api.describe(e)}`);
+  }
+  const name = (roomOf(roomId) || {}).name || 'the room';
+  forgetRoom(roomId, null, { keepListing: true });
+  view.announce(`You left ${name}.`);
   setTimeout(refreshRooms, 300);
 }
 
 async function openRoom(roomId) {
+  if (app.current !== roomId) app.settingsOpen = false;
   app.current = roomId;
-  conv(roomId).unread = 0;
+  saveLocal('current', roomId);
   // Switching rooms rebuilds the log: aria-busy keeps screen readers from reading it all out.
   el.messages.setAttribute('aria-busy', 'true');
   setTimeout(() => el.messages.removeAttribute('aria-busy'), 300);
@@ -216,13 +414,21 @@ async function openRoom(roomId) {
 
 async function loadMembers(roomId) {
   try {
-    const { members } = await api.members(app.session.token, roomId);
-    const c = conv(roomId);
-    c.members = new Map(members.map((m) => [m.user_id, { username: m.username, online: m.online }]));
-    if (roomId === app.current) view.renderMembers(c);
+    const { members } = await api.members(token(), roomId);
+    const c = app.convs.get(roomId);
+    if (!c) return;
+    c.members = new Map(
+      members.map((m) => [m.user_id, { username: m.username, online: m.online, role: m.role || 'member' }]),
+    );
+    const invited = app.invited.get(roomId);
+    if (invited) for (const id of c.members.keys()) invited.delete(id);
+    const mine = c.members.get(app.session.user_id);
+    const s = app.summaries.get(roomId);
+    if (mine && s) s.role = mine.role;
+    render();
   } catch (e) {
     // Right after a join the membership may not be visible yet; the join answer reloads it.
-    if (e.code !== 'forbidden') view.notify(`Could not load members. ${api.describe(e)}`);
+    if (e.code !== 'forbidden' && e.code !== 'not_found') view.notify(`Could not load members. ${api.describe(e)}`);
   }
 }
 
@@ -230,15 +436,275 @@ async function createRoom(ev) {
   ev.preventDefault();
   const name = document.getElementById('create-name').value.trim();
   const topic = document.getElementById('create-topic').value.trim();
+  const visibility = document.getElementById('create-visibility').value;
   if (!name) return view.notify('A room needs a name.');
   try {
-    const room = await api.createRoom(app.session.token, name, topic);
-    app.rooms.set(room.room_id, room);
+    const room = await api.createRoom(token(), name, topic, visibility);
     ev.target.reset();
-    joinRoom(room.room_id);
+    addSummary(room, 'owner');
+    openRoom(room.room_id);
+    refreshMyRooms();
   } catch (e) {
     view.notify(`Could not create the room. ${api.describe(e)}`);
   }
+}
+
+// ---- settings, invitations, bans -----------------------------------------------------------
+
+function toggleSettings() {
+  app.settingsOpen = !app.settingsOpen;
+  if (app.settingsOpen && app.current) {
+    const room = roomOf(app.current);
+    if (room) view.fillSettings(room);
+    if (permissions(app.current).bans) loadBans(app.current);
+  }
+  render();
+  if (app.settingsOpen) el.settingsName.focus();
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  const roomId = app.current;
+  const room = roomOf(roomId);
+  if (!room) return;
+  const changes = {};
+  const name = el.settingsName.value.trim();
+  const topic = el.settingsTopic.value.trim();
+  const visibility = el.settingsVisibility.value;
+  if (!name) return view.notify('A room needs a name.');
+  if (name !== room.name) changes.name = name;
+  if (topic !== (room.topic || '')) changes.topic = topic;
+  if (visibility !== (room.visibility || 'public')) changes.visibility = visibility;
+  if (!Object.keys(changes).length) return view.announce('Nothing to save.');
+  try {
+    const updated = await api.updateRoom(token(), roomId, changes);
+    roomUpdated(updated);
+    view.notify('Room settings saved.', 'info', 4000);
+  } catch (e) {
+    view.notify(`Could not save the settings. ${api.describe(e)}`);
+  }
+}
+
+function roomUpdated(room) {
+  const id = room.room_id;
+  const s = app.summaries.get(id);
+  if (s) s.room = { ...s.room, ...room };
+  if (room.kind !== 'direct' && (app.rooms.has(id) || s)) app.rooms.set(id, { ...(app.rooms.get(id) || {}), ...room });
+  const focused = el.settings.contains(document.activeElement);
+  if (app.settingsOpen && id === app.current && !focused) view.fillSettings(roomOf(id));
+  render();
+}
+
+async function deleteRoom() {
+  const roomId = app.current;
+  const name = (roomOf(roomId) || {}).name || 'the room';
+  try {
+    await api.deleteRoom(token(), roomId);
+  } catch (e) {
+    if (e.code !== 'not_found') return view.notify(`Could not delete the room. ${api.describe(e)}`);
+  }
+  forgetRoom(roomId, null);
+  view.notify(`The room “${name}” was deleted.`, 'info', 6000);
+}
+
+async function loadBans(roomId) {
+  try {
+    const { bans } = await api.bans(token(), roomId);
+    app.bans.set(roomId, bans);
+    render();
+  } catch (e) {
+    if (e.code !== 'forbidden' && e.code !== 'not_found') view.notify(`Could not load the bans. ${api.describe(e)}`);
+  }
+}
+
+async function inviteUser(user) {
+  const roomId = app.current;
+  try {
+    await api.invite(token(), roomId, user.user_id);
+  } catch (e) {
+    return view.notify(`Could not invite ${user.username}. ${api.describe(e)}`);
+  }
+  if (!app.invited.has(roomId)) app.invited.set(roomId, new Map());
+  app.invited.get(roomId).set(user.user_id, user.username);
+  el.inviteQ.value = '';
+  view.renderUserResults(el.inviteResults, null);
+  view.notify(`${user.username} is invited.`, 'info', 4000);
+  render();
+}
+
+async function revokeInvite(user) {
+  const roomId = app.current;
+  try {
+    await api.uninvite(token(), roomId, user.user_id);
+  } catch (e) {
+    return view.notify(`Could not revoke the invitation. ${api.describe(e)}`);
+  }
+  const list = app.invited.get(roomId);
+  if (list) list.delete(user.user_id);
+  view.announce(`Invitation of ${user.username} revoked.`);
+  render();
+}
+
+async function unbanUser(user) {
+  const roomId = app.current;
+  try {
+    await api.unban(token(), roomId, user.user_id);
+  } catch (e) {
+    return view.notify(`Could not unban ${user.username}. ${api.describe(e)}`);
+  }
+  view.notify(`${user.username} is no longer banned.`, 'info', 4000);
+  loadBans(roomId);
+}
+
+/** A member action from the member list: kick, ban, promote, demote or transfer. */
+async function memberAction(action, userId, username) {
+  const roomId = app.current;
+  const reason = el.modReason.value.trim();
+  const t = token();
+  try {
+    switch (action) {
+      case 'kick':
+        await api.kick(t, roomId, userId, reason);
+        view.notify(`${username} was kicked.`, 'info', 4000);
+        break;
+      case 'ban':
+        await api.ban(t, roomId, userId, reason);
+        view.notify(`${username} was banned.`, 'info', 4000);
+        loadBans(roomId);
+        break;
+      case 'promote':
+      case 'demote': {
+        const role = action === 'promote' ? 'moderator' : 'member';
+        await api.setRole(t, roomId, userId, role);
+        setMemberRole(roomId, userId, role);
+        view.announce(`${username} is now a ${role}.`);
+        break;
+      }
+      case 'transfer': {
+        const room = await api.transferOwner(t, roomId, userId);
+        setMemberRole(roomId, userId, 'owner');
+        setMemberRole(roomId, app.session.user_id, 'moderator');
+        roomUpdated(room);
+        view.notify(`${username} is now the owner; you are a moderator.`, 'info', 6000);
+        break;
+      }
+      default:
+        return;
+    }
+  } catch (e) {
+    return view.notify(`Could not ${action === 'transfer' ? 'hand over ownership' : action} ${username}. ${api.describe(e)}`);
+  }
+  if (action === 'kick' || action === 'ban') {
+    el.modReason.value = '';
+    const c = app.convs.get(roomId);
+    if (c) c.members.delete(userId);
+    render();
+  }
+}
+
+function setMemberRole(roomId, userId, role) {
+  const c = app.convs.get(roomId);
+  if (c && c.members.has(userId)) c.members.get(userId).role = role;
+  if (userId === app.session.user_id) {
+    const s = app.summaries.get(roomId);
+    if (s) s.role = role;
+    if (role !== 'owner' && role !== 'moderator' && roomId === app.current) app.settingsOpen = false;
+  }
+  if (role === 'owner') {
+    const r = roomOf(roomId);
+    if (r) r.owner_id = userId;
+  }
+  render();
+}
+
+// ---- people: search, direct messages, blocks -------------------------------------------------
+
+/** A search box over GET /api/v1/users?q=: results rendered as they come, the latest wins. */
+function userSearch(input, list, label, pick, exclude) {
+  let timer = null;
+  let asked = 0;
+  const run = async () => {
+    const q = input.value.trim();
+    const mine = ++asked;
+    if (!q) return view.renderUserResults(list, null);
+    try {
+      const { users } = await api.searchUsers(token(), q, 10);
+      if (mine !== asked) return;
+      const shown = users.filter((u) => !exclude(u));
+      view.renderUserResults(list, shown, label, pick, `Nobody found starting with “${q}”.`);
+    } catch (e) {
+      if (mine === asked) view.renderUserResults(list, [], label, pick, api.describe(e));
+    }
+  };
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, SEARCH_DELAY_MS);
+  });
+  input.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearTimeout(timer);
+    run();
+  });
+}
+
+async function openDm(user) {
+  try {
+    const room = await api.openDm(token(), user.user_id);
+    el.dmQ.value = '';
+    view.renderUserResults(el.dmResults, null);
+    addSummary(room, 'member', { user_id: user.user_id, username: user.username, online: false });
+    const s = app.summaries.get(room.room_id);
+    if (s && !s.peer) s.peer = { user_id: user.user_id, username: user.username, online: false };
+    openRoom(room.room_id);
+    refreshMyRooms();
+  } catch (e) {
+    const why = e.code === 'forbidden' ? `${user.username} does not accept messages from you.` : api.describe(e);
+    view.notify(`Could not open the conversation. ${why}`);
+  }
+}
+
+async function refreshBlocks() {
+  try {
+    const { users } = await api.blocks(token());
+    app.blocked = new Map(users.map((u) => [u.user_id, u.username]));
+    render();
+  } catch (e) {
+    if (e.code === 'unauthorized') sessionEnded();
+  }
+}
+
+function currentPeer() {
+  const s = app.current && app.summaries.get(app.current);
+  return s && s.room.kind === 'direct' ? s.peer : null;
+}
+
+async function toggleBlock() {
+  const peer = currentPeer();
+  if (!peer) return;
+  if (app.blocked.has(peer.user_id)) await unblockUser(peer);
+  else await blockUser(peer);
+}
+
+async function blockUser(user) {
+  try {
+    await api.block(token(), user.user_id);
+  } catch (e) {
+    return view.notify(`Could not block ${user.username}. ${api.describe(e)}`);
+  }
+  app.blocked.set(user.user_id, user.username);
+  view.notify(`${user.username} is blocked: they cannot message you.`, 'info', 5000);
+  render();
+}
+
+async function unblockUser(user) {
+  try {
+    await api.unblock(token(), user.user_id);
+  } catch (e) {
+    return view.notify(`Could not unblock ${user.username}. ${api.describe(e)}`);
+  }
+  app.blocked.delete(user.user_id);
+  view.notify(`${user.username} is unblocked.`, 'info', 4000);
+  render();
 }
 
 // ---- messages ----------------------------------------------------------------------------
@@ -290,7 +756,57 @@ function loadOlder() {
   if (!sent) c.loadingOlder = false;
 }
 
+/** Unread of a room: the server's count, or this device's when it has read further. */
+function unreadOf(id) {
+  if (id === app.current) return 0;
+  const s = app.summaries.get(id);
+  const c = app.convs.get(id);
+  const me = app.session.user_id;
+  const seen = app.seen[id] || 0;
+  const serverRead = s ? s.last_read_seq || 0 : 0;
+  const fromOthers = (after) => {
+    if (!c) return 0;
+    let n = 0;
+    for (const m of c.messages.values()) if (m.seq > after && m.sender_id !== me && !m.deleted) n += 1;
+    return n;
+  };
+  if (seen > serverRead) return fromOthers(seen);
+  return (s ? s.unread || 0 : 0) + fromOthers(s ? Math.max(s.last_seq || 0, seen) : seen);
+}
+
+let seenSaveTimer = null;
+/** The open room was seen up to its newest message: remember it, and tell the server (section 8). */
+function markSeen(id) {
+  const c = app.convs.get(id);
+  if (!c) return;
+  const newest = c.newestSeq();
+  if (newest > (app.seen[id] || 0)) {
+    app.seen[id] = newest;
+    clearTimeout(seenSaveTimer);
+    seenSaveTimer = setTimeout(() => app.session && saveLocal('seen', app.seen), 500);
+  }
+  const s = app.summaries.get(id);
+  const read = Math.max(s ? s.last_read_seq || 0 : 0, app.lastReadSent.get(id) || 0);
+  if (!s || newest <= read || app.readTimers.has(id)) return;
+  // At most one read marker per room every READ_EVERY_MS: they share the user's frame budget.
+  app.readTimers.set(
+    id,
+    setTimeout(() => {
+      app.readTimers.delete(id);
+      const seq = app.convs.has(id) ? app.convs.get(id).newestSeq() : 0;
+      if (!seq || !app.joined.has(id) || !app.conn) return;
+      if (app.conn.send({ type: 'read', room_id: id, seq, ref: `read:${id}` })) app.lastReadSent.set(id, seq);
+    }, READ_EVERY_MS),
+  );
+}
+
 // ---- frames ------------------------------------------------------------------------------
+
+let myRoomsSoon = null;
+function refreshMyRoomsSoon(ms = 800) {
+  clearTimeout(myRoomsSoon);
+  myRoomsSoon = setTimeout(() => refreshMyRooms(), ms);
+}
 
 function onFrame(f) {
   const c = f.room_id ? app.convs.get(f.room_id) : null;
@@ -300,11 +816,13 @@ function onFrame(f) {
       break;
     case 'message': {
       if (!c) break;
-      const fresh = !c.messages.has(f.seq);
-      const gap = c.receive(f);
-      if (fresh && f.room_id !== app.current && f.sender_id !== app.session.user_id) c.unread += 1;
+      c.receive(f) !== null && !c.rejoining && sendJoin(f.room_id);
       if (f.sender_id === app.session.user_id) app.outbox.entries.delete(f.client_msg_id);
-      if (gap !== null && !c.rejoining) sendJoin(f.room_id);
+      const s = app.summaries.get(f.room_id);
+      if (s && (!s.last_message || f.seq > s.last_message.seq)) {
+        s.last_message = f;
+        app.order = [f.room_id, ...app.order.filter((x) => x !== f.room_id)];
+      }
       break;
     }
     case 'ack': {
@@ -330,18 +848,50 @@ function onFrame(f) {
       onHistory(f, c);
       break;
     case 'left':
+    case 'read_marker':
       break;
     case 'member_joined':
-    case 'member_left':
+      if (app.invited.has(f.room_id)) app.invited.get(f.room_id).delete(f.user_id); // invitation used
       if (c) {
-        if (f.type === 'member_joined') {
-          const known = c.members.get(f.user_id);
-          c.members.set(f.user_id, { username: f.username, online: known ? known.online : true });
-        } else c.members.delete(f.user_id);
+        const known = c.members.get(f.user_id);
+        c.members.set(f.user_id, {
+          username: f.username,
+          online: known ? known.online : true,
+          role: known ? known.role : 'member',
+        });
       }
       break;
+    case 'member_left':
+      if (c) c.members.delete(f.user_id);
+      if (f.user_id === app.session.user_id && app.joined.has(f.room_id)) refreshMyRoomsSoon(0); // left elsewhere
+      break;
+    case 'member_role':
+      setMemberRole(f.room_id, f.user_id, f.role);
+      if (f.user_id === app.session.user_id) refreshMyRoomsSoon();
+      break;
+    case 'room_updated':
+      if (f.room) roomUpdated(f.room);
+      refreshMyRoomsSoon();
+      break;
+    case 'kicked': {
+      const room = roomOf(f.room_id);
+      const name = room ? room.name : 'a room';
+      const who = c && f.by && c.members.get(f.by) ? c.members.get(f.by).username : null;
+      const reason = f.reason ? ` Reason: ${f.reason}` : '';
+      forgetRoom(f.room_id, `You were removed from “${name}”${who ? ` by ${who}` : ''}.${reason}`, { keepListing: true });
+      setTimeout(refreshRooms, 300);
+      break;
+    }
+    case 'room_deleted': {
+      const room = roomOf(f.room_id);
+      if (app.joined.has(f.room_id) || room) {
+        forgetRoom(f.room_id, `The room “${room ? room.name : f.room_id}” was deleted.`);
+      }
+      break;
+    }
     case 'presence':
       if (c && c.members.has(f.user_id)) c.members.get(f.user_id).online = f.online;
+      for (const s of app.summaries.values()) if (s.peer && s.peer.user_id === f.user_id) s.peer.online = f.online;
       break;
     case 'typing':
       if (c && f.user_id !== app.session.user_id) {
@@ -373,7 +923,7 @@ function onJoined(f) {
     app.conn.send({ type: 'history', room_id: f.room_id, limit: 50, ref: `initial:${f.room_id}` });
   }
   if (f.room_id === app.current) loadMembers(f.room_id);
-  if (!app.rooms.has(f.room_id)) refreshRooms();
+  if (!roomOf(f.room_id)) refreshMyRooms();
 }
 
 function onHistory(f, c) {
@@ -399,6 +949,7 @@ function onHistory(f, c) {
 
 function onError(f) {
   const ref = f.ref || '';
+  if (ref.startsWith('read:')) return; // read markers are best effort (an agent without section 8)
   if (ref.startsWith('send:')) {
     const e = app.outbox.entries.get(ref.slice(5));
     if (!e) return;
@@ -408,8 +959,13 @@ function onError(f) {
       retrySend(e.client_msg_id, wait);
     } else {
       e.state = 'failed';
-      e.error = f.code === 'forbidden' ? 'you are not a member of this room' : f.message;
-      view.notify(`Message not sent: ${e.error}`);
+      e.error =
+        f.code === 'forbidden'
+          ? isDirect(e.room_id)
+            ? 'this person does not accept your messages'
+            : 'you may not send to this room'
+          : f.message;
+      view.notify(`Message not sent: ${e.error}.`);
     }
     return;
   }
@@ -418,11 +974,11 @@ function onError(f) {
     const c = app.convs.get(roomId);
     if (c) c.rejoining = false;
     if (f.code === 'not_found' || f.code === 'forbidden') {
-      app.joined.delete(roomId);
-      saveJoined();
-      app.convs.delete(roomId);
-      if (app.current === roomId) app.current = null;
-    } else if (f.code === 'rate_limited' || f.code === 'unavailable') {
+      const name = (roomOf(roomId) || {}).name || 'a room';
+      forgetRoom(roomId, `You can no longer open “${name}”: ${f.message}`, { keepListing: f.code === 'forbidden' });
+      return;
+    }
+    if (f.code === 'rate_limited' || f.code === 'unavailable') {
       setTimeout(() => app.joined.has(roomId) && sendJoin(roomId), f.retry_after_ms || 1000);
     }
   }
@@ -437,18 +993,64 @@ function onError(f) {
 
 function render() {
   if (!app.session) return;
-  const all = [...app.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const mine = [...app.joined].map((id) => ({
-    ...(app.rooms.get(id) || { room_id: id, name: id, topic: '', member_count: 0 }),
-    unread: app.convs.has(id) ? app.convs.get(id).unread : 0,
-  }));
-  const others = all.filter((r) => !app.joined.has(r.room_id));
-  view.renderRooms(mine, others, app.current, { open: openRoom, join: joinRoom });
-  const c = app.current ? conv(app.current) : null;
-  view.renderRoomHeader(app.current ? app.rooms.get(app.current) || { name: app.current, topic: '' } : null);
+  const summaries = app.order.map((id) => app.summaries.get(id)).filter(Boolean);
+  const withUnread = summaries.map((s) => ({ ...s, unread: unreadOf(s.room.room_id) }));
+  const mine = withUnread.filter((s) => s.room.kind !== 'direct');
+  const dms = withUnread.filter((s) => s.room.kind === 'direct');
+  const others = [...app.rooms.values()]
+    .filter((r) => r.kind !== 'direct' && !app.joined.has(r.room_id))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  view.renderRooms(mine, dms, others, app.current, { open: openRoom, join: joinRoom });
+  view.renderUserActions(
+    el.blockedList,
+    [...app.blocked].map(([user_id, username]) => ({ user_id, username })),
+    'Unblock',
+    unblockUser,
+    'Nobody.',
+  );
+
+  const id = app.current;
+  const c = id ? conv(id) : null;
+  const room = id ? roomOf(id) || { room_id: id, name: id, topic: '' } : null;
+  const direct = id ? isDirect(id) : false;
+  const role = id ? myRole(id) : null;
+  const perm = id ? permissions(id) : { settings: false };
+  const peer = currentPeer();
+  view.renderRoomHeader(room, {
+    title: direct && peer ? peer.username : room && room.name,
+    kind: direct
+      ? `Direct messages${peer ? ` with ${peer.username}${peer.online ? ' (online)' : ''}` : ''}`
+      : room
+        ? `${room.visibility === 'private' ? 'Private' : 'Public'} room · you are ${role === 'owner' ? 'the owner' : `a ${role}`}`
+        : '',
+    canSettings: perm.settings,
+    canLeave: !direct && role !== 'owner',
+    blockLabel: peer ? (app.blocked.has(peer.user_id) ? `Unblock ${peer.username}` : `Block ${peer.username}`) : null,
+  });
+  if (app.settingsOpen && !perm.settings) app.settingsOpen = false;
+  view.renderSettings(app.settingsOpen, perm);
+  if (app.settingsOpen) {
+    const invited = app.invited.get(id) || new Map();
+    view.renderUserActions(
+      el.invitedList,
+      [...invited].map(([user_id, username]) => ({ user_id, username })),
+      'Revoke',
+      revokeInvite,
+      'No invitation sent from here.',
+    );
+    view.renderUserActions(
+      el.banList,
+      app.bans.get(id) || [],
+      'Unban',
+      unbanUser,
+      'Nobody is banned.',
+      (b) => `banned ${b.at}${b.reason ? `: ${b.reason}` : ''}`,
+    );
+  }
   view.renderMessages(c, app.outbox, app.session);
-  view.renderMembers(c);
+  view.renderMembers(c, { me: app.session.user_id, myRole: role, direct, act: memberAction });
   view.renderTyping(c);
+  if (id && document.visibilityState !== 'hidden') markSeen(id);
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -456,9 +1058,26 @@ function render() {
 document.getElementById('auth-form').addEventListener('submit', onAuthSubmit);
 document.getElementById('logout').addEventListener('click', logOut);
 document.getElementById('create-form').addEventListener('submit', createRoom);
-document.getElementById('refresh-rooms').addEventListener('click', refreshRooms);
+document.getElementById('refresh-rooms').addEventListener('click', () => {
+  refreshRooms();
+  refreshMyRooms();
+});
 el.composer.addEventListener('submit', submitMessage);
 el.leaveBtn.addEventListener('click', leaveRoom);
+el.settingsBtn.addEventListener('click', toggleSettings);
+el.settingsForm.addEventListener('submit', saveSettings);
+el.blockBtn.addEventListener('click', toggleBlock);
+el.deleteBtn.addEventListener('click', () => {
+  el.deleteConfirmBox.hidden = false;
+  el.deleteBtn.hidden = true;
+  el.deleteCancel.focus();
+});
+el.deleteCancel.addEventListener('click', () => {
+  el.deleteConfirmBox.hidden = true;
+  el.deleteBtn.hidden = false;
+  el.deleteBtn.focus();
+});
+el.deleteConfirm.addEventListener('click', deleteRoom);
 el.olderBtn.addEventListener('click', loadOlder);
 el.input.addEventListener('input', onTypingInput);
 el.input.addEventListener('keydown', (ev) => {
@@ -469,6 +1088,17 @@ el.input.addEventListener('keydown', (ev) => {
 });
 el.scroller.addEventListener('scroll', () => {
   if (el.scroller.scrollTop < 80) loadOlder();
+});
+userSearch(el.dmQ, el.dmResults, 'Message', openDm, (u) => u.user_id === app.session.user_id);
+userSearch(el.inviteQ, el.inviteResults, 'Invite', inviteUser, (u) => {
+  const c = app.current && app.convs.get(app.current);
+  return u.user_id === app.session.user_id || !!(c && c.members.has(u.user_id));
+});
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && app.session) {
+    refreshMyRooms();
+    render();
+  }
 });
 
 const saved = loadSession();

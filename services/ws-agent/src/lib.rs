@@ -167,7 +167,10 @@ pub async fn serve(
 
     let mut events = Vec::new();
     for wildcards in [
-        &[subjects::MEMBERSHIP_WILDCARD][..],
+        &[
+            subjects::MEMBERSHIP_WILDCARD,
+            subjects::ROOM_EVENTS_WILDCARD,
+        ][..],
         &[subjects::TYPING_WILDCARD, subjects::PRESENCE_WILDCARD][..],
     ] {
         let stream = bus
@@ -179,6 +182,21 @@ pub async fn serve(
             core::events::run(&events_core, stream).await
         }));
     }
+    // Subscribed before the agent registers, so an agent rooms counts always answers.
+    let evictions = adapters::evictions::Evictions::subscribe(nats.clone(), agent_id.clone())
+        .await
+        .map_err(|e| Error::Subscribe(e.to_string()))?;
+    let evictions = {
+        let (core, token) = (core.clone(), agent_shutdown.clone());
+        tokio::spawn(async move {
+            evictions
+                .run(token, |eviction| {
+                    let evicted = core.evict(eviction);
+                    tracing::debug!(room = %eviction.room_id, evicted, "eviction applied");
+                })
+                .await
+        })
+    };
     let registry = adapters::agents::AgentRegistry::new(agents_kv, nats.clone(), agent_id.clone());
     let agents_count = core.limits.agents.clone();
     let registry_token = agent_shutdown.clone();
@@ -221,6 +239,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(drain, presence).await;
     let _ = tokio::time::timeout(drain, registry).await;
     let _ = tokio::time::timeout(drain, revoked).await;
+    let _ = tokio::time::timeout(drain, evictions).await;
     keeper.abort();
     for task in events {
         if let Err(e) = task.await {

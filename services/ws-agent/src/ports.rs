@@ -15,7 +15,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MessagePage, PresenceEvent, StoredMessage, TypingEvent,
+    MessagePage, MyRoomList, PageRequest, PresenceEvent, StoredMessage, TypingEvent,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::{PageQuery, StoreState};
@@ -147,6 +147,16 @@ pub(crate) trait HistoryStore: Send + Sync {
         query: PageQuery,
         limit: usize,
     ) -> BoxFuture<'a, PortResult<MessagePage>>;
+    /// How many of the room's stored messages have `after < seq <= up_to`, and how many of
+    /// those `sender_id` sent (msg-writer keeps a sorted set of each sender's seqs beside the
+    /// history): two `ZCOUNT`s in one round trip.
+    fn counts<'a>(
+        &'a self,
+        room_id: &'a str,
+        sender_id: &'a str,
+        after: u64,
+        up_to: u64,
+    ) -> BoxFuture<'a, PortResult<(u64, u64)>>;
 }
 
 /// The rooms service's answers, in the contract's error type: a `not_found` from rooms is the
@@ -156,6 +166,8 @@ pub(crate) trait RoomsService: Send + Sync {
     fn join(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>>;
     fn leave(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>>;
     fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>>;
+    /// One page of the rooms the user is a member of.
+    fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>>;
 }
 
 /// One message of a room's live feed (the stream's RePublish), with its `Nats-Sequence` and

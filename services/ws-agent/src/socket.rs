@@ -115,12 +115,12 @@ impl SocketHandle {
         }
     }
 
-    /// Queues a frame, waiting for room (used for replays, which are bounded and come from the
-    /// socket's own task). Gives up if the socket closes meanwhile.
-    pub(crate) async fn push_wait(&self, frame: OutFrame) -> bool {
+    /// Waits for room in the queue (the caller then decides whether to use it); `None` if the
+    /// socket closes meanwhile.
+    pub(crate) async fn reserve(&self) -> Option<mpsc::Permit<'_, OutFrame>> {
         tokio::select! {
-            sent = self.inner.tx.send(frame) => sent.is_ok(),
-            _ = self.inner.closing.cancelled() => false,
+            permit = self.inner.tx.reserve() => permit.ok(),
+            _ = self.inner.closing.cancelled() => None,
         }
     }
 

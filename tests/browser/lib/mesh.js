@@ -1,5 +1,6 @@
 // Starts a real DYSCHAT mesh for the browser test: nats-server (JetStream) and redis-server on
-// free ports in a temporary directory, then the four service binaries from target/debug. Every
+// free ports in a temporary directory, then the four service binaries from target/debug
+// (`new Mesh({ agents: 2 })` starts a second ws-agent on its own port: `mesh.urls`). Every
 // process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
 
 import { spawn } from 'node:child_process';
@@ -80,23 +81,26 @@ function tcpOpen(port) {
 }
 
 export class Mesh {
-  constructor() {
+  constructor({ agents = 1 } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'dyschat-browser-'));
-    this.procs = []; // {name, child, log}
+    this.procs = []; // {name, child, log, service}
+    this.agents = Math.max(1, agents);
+    this.urls = [];
   }
 
-  spawn(name, bin, args, env = {}) {
+  spawn(name, bin, args, env = {}, service = false) {
     const log = join(this.dir, `${name}.log`);
     const fd = openSync(log, 'a');
     const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-    this.procs.push({ name, child, log });
+    this.procs.push({ name, child, log, service });
     return child;
   }
 
   async start() {
     const natsPort = await freePort();
     const redisPort = await freePort();
-    const httpPort = await freePort();
+    const httpPorts = [];
+    for (let i = 0; i < this.agents; i += 1) httpPorts.push(await freePort());
     this.spawn('nats', natsBin(), ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(this.dir, 'nats')]);
     this.spawn('redis', redisBin(), [
       '--port', String(redisPort), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no',
@@ -106,7 +110,7 @@ export class Mesh {
     const env = {
       DYSCHAT_NATS_URL: `nats://127.0.0.1:${natsPort}`,
       DYSCHAT_REDIS_ADDR: `127.0.0.1:${redisPort}`,
-      DYSCHAT_WS_AGENT_PORT: `127.0.0.1:${httpPort}`,
+      DYSCHAT_WS_AGENT_PORT: `127.0.0.1:${httpPorts[0]}`,
       DYSCHAT_LOGIN_ATTEMPTS_PER_MIN: '10000',
       DYSCHAT_LOGIN_ATTEMPTS_PER_ADDR_PER_MIN: '10000',
       DYSCHAT_SEND_RATE_PER_SEC: '1000',
@@ -118,9 +122,18 @@ export class Mesh {
       DYSCHAT_ROOMS_METRICS_ADDR: '',
       DYSCHAT_MSG_WRITER_METRICS_ADDR: '',
     };
-    for (const s of SERVICES) this.spawn(s, serviceBin(s), [], env);
-    this.url = `http://127.0.0.1:${httpPort}`;
-    await waitFor('ws-agent /readyz', async () => (await fetch(`${this.url}/readyz`)).status === 200, 60000);
+    for (const s of SERVICES) this.spawn(s, serviceBin(s), [], env, true);
+    for (let i = 1; i < this.agents; i += 1) {
+      this.spawn(`ws-agent-${i + 1}`, serviceBin('ws-agent'), [], {
+        ...env,
+        DYSCHAT_WS_AGENT_PORT: `127.0.0.1:${httpPorts[i]}`,
+      }, true);
+    }
+    this.urls = httpPorts.map((p) => `http://127.0.0.1:${p}`);
+    this.url = this.urls[0];
+    for (const url of this.urls) {
+      await waitFor(`ws-agent ${url}/readyz`, async () => (await fetch(`${url}/readyz`)).status === 200, 60000);
+    }
     // auth and rooms answer over NATS; wait until a request goes through end to end.
     await waitFor('auth service', async () => {
       const r = await fetch(`${this.url}/api/v1/auth/login`, {
@@ -150,7 +163,7 @@ export class Mesh {
 
   async stop() {
     // Services first (they drain), then the servers; each by its own PID.
-    for (const group of [this.procs.filter((p) => SERVICES.includes(p.name)), this.procs.filter((p) => !SERVICES.includes(p.name))]) {
+    for (const group of [this.procs.filter((p) => p.service), this.procs.filter((p) => !p.service)]) {
       await Promise.all(group.map((p) => stopChild(p.child)));
     }
     if (!process.env.KEEP_BROWSER_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::wire::Message;
+use crate::wire::{Message, Role, Room};
 
 /// The largest text frame accepted; bigger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -168,6 +168,27 @@ pub enum ServerFrame {
         user_id: String,
         username: String,
     },
+    /// The socket's user was kicked or banned from the room (`by`: a user id; `reason`: `""`
+    /// when none was given): the last frame of that room on this socket.
+    Kicked {
+        room_id: String,
+        by: String,
+        reason: String,
+    },
+    /// The room was deleted: the last frame of that room on this socket.
+    RoomDeleted {
+        room_id: String,
+    },
+    /// The room's name, topic, visibility or owner changed.
+    RoomUpdated {
+        room: Room,
+    },
+    /// A member's role changed.
+    MemberRole {
+        room_id: String,
+        user_id: String,
+        role: Role,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -193,6 +214,10 @@ impl ServerFrame {
             ServerFrame::MemberLeft { .. } => "member_left",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Kicked { .. } => "kicked",
+            ServerFrame::RoomDeleted { .. } => "room_deleted",
+            ServerFrame::RoomUpdated { .. } => "room_updated",
+            ServerFrame::MemberRole { .. } => "member_role",
             ServerFrame::Error { .. } => "error",
         }
     }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Visibility;
-use crate::wire::{Role, Room, UserView};
+use crate::wire::{Message, Role, Room, UserView};
 
 // ---- HTTP bodies ----
 
@@ -143,6 +143,45 @@ pub struct MyRoomList {
     pub rooms: Vec<MyRoom>,
     /// The `cursor` of the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// The other member of a direct room, and whether they are online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Peer {
+    pub user_id: String,
+    pub username: String,
+    pub online: bool,
+}
+
+/// One room of `GET /api/v1/me/rooms`: the Room, the user's role and read state, the room's
+/// newest message, and for a direct room the other member. The Room is given both ways a client
+/// may read "the Room, plus ...": its fields at the top level, and whole as `room`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomSummary {
+    #[serde(flatten)]
+    pub fields: Room,
+    pub room: Room,
+    pub role: Role,
+    /// The room's newest `seq` (0 for an empty room).
+    pub last_seq: u64,
+    /// The user's read marker (0 until read markers exist).
+    pub last_read_seq: u64,
+    /// Messages of others with `seq > last_read_seq`.
+    pub unread: u64,
+    /// Of those, the ones mentioning the user (0 until mentions exist).
+    pub mentions: u64,
+    pub last_message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+}
+
+/// `{rooms}` of `GET /api/v1/me/rooms`, most recent activity first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomSummaryList {
+    pub rooms: Vec<RoomSummary>,
 }
 
 // ---- requests to the rooms service ----

@@ -3,6 +3,7 @@
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
 pub(crate) mod agents;
+pub(crate) mod evictions;
 pub(crate) mod jetstream;
 pub(crate) mod nats;
 pub(crate) mod presence;

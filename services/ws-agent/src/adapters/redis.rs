@@ -127,6 +127,29 @@ impl HistoryStore for RedisHistory {
         }
         .boxed()
     }
+
+    fn counts<'a>(
+        &'a self,
+        room_id: &'a str,
+        sender_id: &'a str,
+        after: u64,
+        up_to: u64,
+    ) -> BoxFuture<'a, PortResult<(u64, u64)>> {
+        async move {
+            let mut redis = self.redis.clone();
+            let started = Instant::now();
+            let result = self
+                .breaker
+                .call(
+                    READ_TIMEOUT,
+                    history::counts(&mut redis, room_id, sender_id, after, up_to),
+                )
+                .await;
+            prometheus::redis_timing("unread", started);
+            result
+        }
+        .boxed()
+    }
 }
 
 /// How long a rate limit may wait for Redis before the agent limits on its own: a frame must

@@ -9,6 +9,7 @@ use std::time::Duration;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
+    MyRoomList, PageRequest,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::{metric, rpc};
@@ -86,6 +87,10 @@ impl RoomsService for Services {
 
     fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>> {
         async move { self.rooms(subjects::rooms::MEMBERS, &req).await }.boxed()
+    }
+
+    fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>> {
+        async move { self.rooms(subjects::rooms::MY_ROOMS, &req).await }.boxed()
     }
 }
 

@@ -11,8 +11,9 @@ pub(crate) enum CoreError {
     /// rooms (e.g. `not_found` for an unknown room).
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("you are not a member of this room")]
-    NotMember,
+    /// Refused by `policy::decide` over the user's standing in the room.
+    #[error("refused: {0:?}")]
+    Denied(dyschat_protocol::policy::Denied),
     /// A request the core refuses for what it asks (400).
     #[error("{0}")]
     Invalid(&'static str),
@@ -48,7 +49,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         match e {
             CoreError::Api(e) => e,
-            CoreError::NotMember => ApiError::forbidden(e.to_string()),
+            CoreError::Denied(denied) => denied.error(),
             CoreError::Invalid(why) => ApiError::bad_request(why),
             CoreError::Unavailable { op, .. } => {
                 ApiError::unavailable(format!("{op} failed, try again"))
@@ -71,7 +72,14 @@ mod tests {
                 CoreError::from(ApiError::not_found("x")),
                 ErrorCode::NotFound,
             ),
-            (CoreError::NotMember, ErrorCode::Forbidden),
+            (
+                CoreError::Denied(dyschat_protocol::policy::Denied::Forbidden),
+                ErrorCode::Forbidden,
+            ),
+            (
+                CoreError::Denied(dyschat_protocol::policy::Denied::NotFound),
+                ErrorCode::NotFound,
+            ),
             (CoreError::Invalid("no"), ErrorCode::BadRequest),
             (
                 CoreError::unavailable("publish")(PortError::Timeout),

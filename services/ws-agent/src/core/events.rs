@@ -1,21 +1,24 @@
-//! Mesh events an agent reacts to: membership changes (from rooms), typing and presence (from
-//! agents). Each is routed by its parsed subject ([`EventSubject`]) and turned into frames for
-//! the local sockets joined to the room concerned.
+//! Mesh events an agent reacts to: membership changes and room events (roles, standings, room
+//! updates, deletions, from rooms), typing and presence (from agents). Each is routed by its
+//! parsed subject ([`EventSubject`], [`subjects::parse_room_events`]), applied to the standing
+//! cache and turned into frames for the local sockets joined to the room concerned.
 //!
-//! A membership event is applied only if it is newer than what this agent knows of the
-//! (room, user) pair; a stale one changes nothing, frames included. It carries the trace context
+//! A membership or room event is applied only if it is newer than what this agent knows of the
+//! (room, user) pair (a room update: of the room); a stale one changes nothing, frames included. It carries the trace context
 //! of the rooms request that caused it, so its handling here (`events.membership`) shows up in
 //! that request's trace.
 
 use dyschat_protocol::{
-    subjects::EventSubject,
-    wire::{MembershipEvent, PresenceEvent, ServerFrame, TypingEvent},
+    policy::Action,
+    subjects::{self, EventSubject},
+    wire::{MembershipEvent, PresenceEvent, RoomEvent, ServerFrame, TypingEvent},
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::standing::Change;
 use super::Core;
 use crate::ports::EventMessage;
 
@@ -46,6 +49,12 @@ fn decode<T: DeserializeOwned>(message: &EventMessage) -> Option<T> {
 /// Routes one event by its subject. An event whose payload names another room or user than its
 /// subject is ignored.
 pub(crate) async fn handle(core: &Core, message: &EventMessage) {
+    if let Some(room_id) = subjects::parse_room_events(&message.subject) {
+        if let Some(event) = decode::<RoomEvent>(message).filter(|e| e.room_id() == room_id) {
+            on_room_event(core, event);
+        }
+        return;
+    }
     match EventSubject::parse(&message.subject) {
         Some(EventSubject::Membership { room_id }) => {
             if let Some(event) = decode::<MembershipEvent>(message).filter(|e| e.room_id == room_id)
@@ -87,7 +96,14 @@ fn membership_span(event: &MembershipEvent, message: &EventMessage) -> tracing::
 }
 
 async fn on_membership(core: &Core, event: MembershipEvent) {
-    if !core.membership.apply(&event) {
+    let change = event
+        .standing
+        .map_or(Change::Joined(event.joined), Change::To);
+    if !core
+        .membership
+        .cache
+        .event(&event.room_id, &event.user_id, change, event.revision)
+    {
         tracing::debug!(room = %event.room_id, user = %event.user_id, revision = event.revision, "stale membership event ignored");
         return;
     }
@@ -114,6 +130,56 @@ async fn on_membership(core: &Core, event: MembershipEvent) {
     }
 }
 
+fn on_room_event(core: &Core, event: RoomEvent) {
+    let cache = &core.membership.cache;
+    match event {
+        RoomEvent::MemberRole {
+            room_id,
+            user_id,
+            role,
+            revision,
+            standing,
+            ..
+        } => {
+            if cache.event(&room_id, &user_id, Change::To(standing), revision) {
+                let frame = ServerFrame::MemberRole {
+                    room_id: room_id.clone(),
+                    user_id,
+                    role,
+                };
+                core.hub.broadcast(&room_id, &frame);
+            }
+        }
+        RoomEvent::Standing {
+            room_id,
+            user_id,
+            revision,
+            standing,
+        } => {
+            cache.event(&room_id, &user_id, Change::To(standing), revision);
+        }
+        RoomEvent::RoomUpdated {
+            room,
+            room_revision,
+        } => {
+            if cache.room_updated(&room.room_id, room.visibility, room_revision) {
+                let room_id = room.room_id.clone();
+                core.hub
+                    .broadcast(&room_id, &ServerFrame::RoomUpdated { room });
+            }
+        }
+        RoomEvent::RoomDeleted { room_id } => {
+            // The eviction before the delete's answer detached the room's sockets already; an
+            // agent that missed it does it now.
+            cache.deleted(&room_id);
+            let frame = ServerFrame::RoomDeleted {
+                room_id: room_id.clone(),
+            };
+            core.hub.evict(&room_id, None, &frame);
+        }
+    }
+}
+
 fn on_typing(core: &Core, event: TypingEvent) {
     // Once per 2 s per user and room whatever number of agents the typist's sockets are on.
     if !core
@@ -134,7 +200,10 @@ fn on_typing(core: &Core, event: TypingEvent) {
 
 fn on_presence(core: &Core, event: PresenceEvent) {
     for room_id in core.hub.room_ids() {
-        if core.membership.knows_member(&room_id, &event.user_id) {
+        if core
+            .membership
+            .allows_cached(&room_id, &event.user_id, Action::Read)
+        {
             core.hub.broadcast(
                 &room_id,
                 &ServerFrame::Presence {

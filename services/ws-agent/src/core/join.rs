@@ -10,12 +10,19 @@
 //!    `recovered: false`);
 //! 5. the socket is activated: buffered messages newer than `L` are released, and it goes live.
 //!
+//! Between steps 2 and 3 the user's standing is decided again (`Read`, from the cache): a kick,
+//! ban or deletion records the new standing before it detaches the room's sockets, so a join
+//! attached after such an eviction sees it and undoes itself. Every frame of steps 3 to 5 is
+//! queued only while the socket is still attached ([`crate::hub::Hub::push_if_attached`]): an
+//! eviction during the join leaves `kicked` / `room_deleted` as the room's last frame.
+//!
 //! Anything that fails after step 2 detaches the socket again, so a failed join leaves nothing
 //! behind. [`SocketRooms`] is the set of rooms one socket is joined to, bounded, kept here with
 //! the steps that change it.
 
 use std::collections::HashSet;
 
+use dyschat_protocol::policy::Action;
 use dyschat_protocol::wire::{Message, ServerFrame};
 
 use super::{Core, CoreError, User};
@@ -52,7 +59,13 @@ impl SocketRooms {
         reference: Option<String>,
     ) -> Result<(), CoreError> {
         if !self.rooms.contains(room_id) && self.rooms.len() >= MAX_ROOMS_PER_SOCKET {
-            return Err(CoreError::Invalid("too many rooms joined on this socket"));
+            // Rooms this socket was evicted from (kicked, banned, deleted) no longer count.
+            let socket_id = self.socket.id();
+            self.rooms
+                .retain(|room| core.hub.is_attached(room, socket_id));
+            if self.rooms.len() >= MAX_ROOMS_PER_SOCKET {
+                return Err(CoreError::Invalid("too many rooms joined on this socket"));
+            }
         }
         core.membership.set(room_id, user, true).await?;
         if let Err(e) = core.hub.attach(room_id, &self.socket).await {
@@ -60,7 +73,15 @@ impl SocketRooms {
             return Err(CoreError::unavailable("room subscription")(e));
         }
         self.rooms.insert(room_id.to_string());
-        if let Err(e) = catch_up(core, &self.socket, room_id, since, reference).await {
+        let allowed = core
+            .membership
+            .decide(room_id, &user.user_id, Action::Read)
+            .await;
+        let caught_up = match allowed {
+            Ok(_) => catch_up(core, &self.socket, room_id, since, reference).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = caught_up {
             self.rooms.remove(room_id);
             core.hub.detach(room_id, self.socket.id());
             return Err(e);
@@ -116,7 +137,8 @@ async fn catch_up(
     let since = match since {
         Some(since) if since < last_seq => since,
         _ => {
-            socket.push(joined(true));
+            core.hub
+                .push_if_attached(room_id, socket.id(), joined(true));
             core.hub.activate(room_id, socket.id(), last_seq);
             return Ok(());
         }
@@ -144,10 +166,16 @@ async fn catch_up(
         .map_err(CoreError::unavailable("replay"))?;
     match replay {
         None => {
-            socket.push(joined(false));
+            core.hub
+                .push_if_attached(room_id, socket.id(), joined(false));
         }
         Some(messages) => {
-            socket.push(joined(true));
+            if !core
+                .hub
+                .push_if_attached(room_id, socket.id(), joined(true))
+            {
+                return Ok(());
+            }
             let mut prev = prev_of_first;
             for m in messages {
                 let seq = m.seq;
@@ -157,7 +185,7 @@ async fn catch_up(
                 prev = seq;
                 // Bounded (the recovery limit) and on the socket's own task: waiting for room
                 // in its queue slows only this socket.
-                if !socket.push_wait(frame).await {
+                if !core.hub.push_wait_if_attached(room_id, socket, frame).await {
                     return Ok(());
                 }
             }

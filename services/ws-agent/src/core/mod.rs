@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use dyschat_protocol::{
     ids,
+    policy::Action,
     wire::{MemberList, MembersRequest, MembershipReply, MessagePage, TypingEvent},
     ApiError,
 };
@@ -22,17 +23,20 @@ use tokio_util::task::TaskTracker;
 use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
-use crate::ports::{Bus, HistoryStore, MessageStream, Ports};
+use crate::ports::{Bus, HistoryStore, MessageStream, Ports, RoomsService};
 
 mod dedupe;
 mod error;
 pub(crate) mod events;
+mod evict;
 pub(crate) mod join;
 mod membership;
+mod my_rooms;
 mod pages;
 mod presence;
 pub(crate) mod revocation;
 mod send;
+pub(crate) mod standing;
 
 pub(crate) use error::CoreError;
 pub(crate) use join::SocketRooms;
@@ -84,6 +88,7 @@ pub(crate) struct Core {
     pub(crate) hub: Arc<Hub>,
     stream: Arc<dyn MessageStream>,
     history: Arc<dyn HistoryStore>,
+    rooms: Arc<dyn RoomsService>,
     bus: Arc<dyn Bus>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -116,7 +121,8 @@ impl Core {
             replays: tokio::sync::Semaphore::new(settings.max_concurrent_replays),
             dedupe_window,
             limits: Limits::new(settings, ports.rates.clone()),
-            membership: Membership::new(ports.rooms, membership::MAX_ENTRIES),
+            membership: Membership::new(ports.rooms.clone(), membership::MAX_ENTRIES),
+            rooms: ports.rooms,
             presence: Presence::new(ports.presence),
             revocations: Revocations::new(ports.revoked, revocation::MAX_HELD),
             hub,
@@ -169,7 +175,9 @@ impl Core {
         query: PageQuery,
         limit: usize,
     ) -> Result<MessagePage, CoreError> {
-        self.membership.authorize(room_id, &user.user_id).await?;
+        self.membership
+            .decide(room_id, &user.user_id, Action::Read)
+            .await?;
         self.history_page(room_id, query, limit).await
     }
 
@@ -202,7 +210,9 @@ impl Core {
 
     /// Tells the room's other subscribed members that `user` is typing.
     pub(crate) async fn typing(&self, user: &User, room_id: &str) -> Result<(), CoreError> {
-        self.membership.authorize(room_id, &user.user_id).await?;
+        self.membership
+            .decide(room_id, &user.user_id, Action::Post)
+            .await?;
         // Accepted either way; passed on at most once per 2 s per user and room.
         if !self
             .limits

@@ -18,13 +18,23 @@ use crate::ports::Sequenced;
 
 impl Core {
     /// The highest sequence up to which the store holds every message of every room.
-    async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
-        let floor = self
+    pub(super) async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
+        let floor = self.writer_floor().await?;
+        self.trusted_below(room_id, floor).await
+    }
+
+    /// The writer's ack floor (see [`crate::ports::WriterPosition`]).
+    pub(super) async fn writer_floor(&self) -> Result<u64, CoreError> {
+        Ok(self
             .stream
             .writer_position()
             .await
             .map_err(CoreError::unavailable("history"))?
-            .floor;
+            .floor)
+    }
+
+    /// What the store may be trusted with for the room, given the writer's ack `floor`.
+    pub(super) async fn trusted_below(&self, room_id: &str, floor: u64) -> Result<u64, CoreError> {
         let state = match self.history.state(room_id).await {
             Ok(state) => state,
             Err(e) => {
@@ -82,7 +92,7 @@ impl Core {
     }
 
     /// The newest `limit` messages below `before` (all when `None`), oldest first.
-    async fn page_before(
+    pub(super) async fn page_before(
         &self,
         room_id: &str,
         before: Option<u64>,

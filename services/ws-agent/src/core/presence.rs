@@ -33,6 +33,14 @@ impl Presence {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `user_id` has a socket open here or on another agent (a direct room's peer).
+    pub(crate) async fn online(&self, user_id: &str) -> bool {
+        if self.counts().get(user_id).is_some_and(|n| *n > 0) {
+            return true;
+        }
+        self.store.online_elsewhere(user_id).await.unwrap_or(false)
+    }
+
     /// A socket of `user_id` authenticated.
     pub(crate) async fn opened(&self, user_id: &str) {
         let first = {

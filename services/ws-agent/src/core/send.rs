@@ -90,7 +90,11 @@ impl Core {
         };
         self.limits.check(Class::Send, &user.user_id).await?;
         self.membership
-            .authorize(&out.room_id, &user.user_id)
+            .decide(
+                &out.room_id,
+                &user.user_id,
+                dyschat_protocol::policy::Action::Post,
+            )
             .await?;
         // A retry older than the stream's own window is answered from the index (a duplicate
         // costs no quota and is not published again).

@@ -98,6 +98,32 @@ where
     }
 }
 
+/// An optional JSON object body (`{reason?}` of a kick or ban): no body at all is the default
+/// value; a body is read like [`JsonBody`].
+pub(crate) struct MaybeJsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for MaybeJsonBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
+        let headers = req.headers();
+        let empty = !headers.contains_key(header::TRANSFER_ENCODING)
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(MaybeJsonBody(T::default()));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(body)| MaybeJsonBody(body))
+    }
+}
+
 /// Query parameters; a bad one is a `bad_request`.
 pub(crate) struct Query<T>(pub T);
 

@@ -50,10 +50,26 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
             handlers::rooms::create_room,
             handlers::rooms::list_rooms
         ))
-        .routes(routes!(handlers::rooms::get_room))
+        .routes(routes!(
+            handlers::rooms::get_room,
+            handlers::manage::update_room,
+            handlers::manage::delete_room
+        ))
         .routes(routes!(handlers::rooms::join_room))
         .routes(routes!(handlers::rooms::leave_room))
         .routes(routes!(handlers::rooms::members))
+        .routes(routes!(handlers::manage::invite))
+        .routes(routes!(handlers::manage::uninvite))
+        .routes(routes!(handlers::manage::set_role))
+        .routes(routes!(handlers::manage::transfer_owner))
+        .routes(routes!(handlers::manage::kick))
+        .routes(routes!(handlers::manage::ban, handlers::manage::unban))
+        .routes(routes!(handlers::manage::bans))
+        .routes(routes!(handlers::me::my_rooms))
+        .routes(routes!(handlers::me::open_dm))
+        .routes(routes!(handlers::me::block, handlers::me::unblock))
+        .routes(routes!(handlers::me::blocks))
+        .routes(routes!(handlers::me::search_users))
         .routes(routes!(
             handlers::messages::messages,
             handlers::messages::post_message

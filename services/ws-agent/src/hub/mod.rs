@@ -32,6 +32,7 @@ use crate::ports::{Bus, MessageStream, PortError};
 use crate::socket::{OutFrame, SocketHandle};
 
 mod deliver;
+mod evict;
 mod room;
 #[cfg(test)]
 mod tests;

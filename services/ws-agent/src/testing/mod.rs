@@ -17,7 +17,7 @@ mod stream;
 
 pub(crate) use revoked::FakeRevoked;
 pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
-pub(crate) use stream::{FakeBus, FakeStream};
+pub(crate) use stream::{message as stream_message, FakeBus, FakeStream};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

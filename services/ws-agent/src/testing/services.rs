@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use dyschat_protocol::wire::{
     Access, AccessRequest, Member, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MessagePage, PresenceEvent, Role,
+    MessagePage, MyRoom, MyRoomList, PageRequest, PresenceEvent, Role, Room,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::PageQuery;
@@ -92,6 +92,37 @@ impl RoomsService for FakeRooms {
 
     fn leave(&self, req: MembershipRequest) -> BoxFuture<'_, Result<MembershipReply, ApiError>> {
         futures::future::ready(self.change(req, false)).boxed()
+    }
+
+    fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>> {
+        let rooms = lock(&self.rooms);
+        let mut mine: Vec<MyRoom> = rooms
+            .iter()
+            .filter_map(|(room_id, members)| {
+                let (_, role) = members.get(&req.user_id)?;
+                Some(MyRoom {
+                    room: Room {
+                        room_id: room_id.clone(),
+                        name: room_id.clone(),
+                        topic: String::new(),
+                        owner_id: String::new(),
+                        created_at: "2026-01-01T00:00:00.000Z".into(),
+                        member_count: members.len() as u64,
+                        visibility: Default::default(),
+                        kind: Default::default(),
+                    },
+                    role: *role,
+                    joined_at: "2026-01-01T00:00:00.000Z".into(),
+                    peer: None,
+                })
+            })
+            .collect();
+        mine.sort_by(|a, b| a.room.room_id.cmp(&b.room.room_id));
+        futures::future::ready(Ok(MyRoomList {
+            rooms: mine,
+            next_cursor: None,
+        }))
+        .boxed()
     }
 
     fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>> {
@@ -204,6 +235,36 @@ impl HistoryStore for FakeHistory {
             page_of(&held, query, limit)
         });
         futures::future::ready(page).boxed()
+    }
+
+    fn counts<'a>(
+        &'a self,
+        room_id: &'a str,
+        sender_id: &'a str,
+        after: u64,
+        up_to: u64,
+    ) -> BoxFuture<'a, PortResult<(u64, u64)>> {
+        let counts = self
+            .fail()
+            .map(|()| self.count_sent(room_id, sender_id, after, up_to));
+        futures::future::ready(counts).boxed()
+    }
+}
+
+impl FakeHistory {
+    fn count_sent(&self, room_id: &str, sender_id: &str, after: u64, up_to: u64) -> (u64, u64) {
+        let held = self
+            .stream
+            .room_messages(room_id, self.stored_up_to.load(Ordering::SeqCst));
+        let range: Vec<_> = held
+            .iter()
+            .filter(|(seq, _)| *seq > after && *seq <= up_to)
+            .collect();
+        let mine = range
+            .iter()
+            .filter(|(_, m)| m.sender_id == sender_id)
+            .count();
+        (range.len() as u64, mine as u64)
     }
 }
 

@@ -3,8 +3,9 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use dyschat_protocol::policy::{Action, Standing};
 use dyschat_protocol::subjects;
-use dyschat_protocol::wire::{MembershipEvent, PresenceEvent, TypingEvent};
+use dyschat_protocol::wire::{MembershipEvent, PresenceEvent, Role, TypingEvent};
 use serde::Serialize;
 
 use crate::core::events::handle;
@@ -29,7 +30,10 @@ fn membership(user_id: &str, joined: bool, revision: u64) -> EventMessage {
         username: user_id.into(),
         joined,
         revision,
-        standing: None,
+        standing: Some(Standing {
+            role: joined.then_some(Role::Member),
+            ..Default::default()
+        }),
     };
     event(subjects::membership(ROOM), &payload)
 }
@@ -78,7 +82,7 @@ async fn a_stale_event_changes_nothing() {
     assert_eq!(f.core.hub.sockets_of(ROOM, member.user_id()).len(), 1);
     f.core
         .membership
-        .authorize(ROOM, member.user_id())
+        .decide(ROOM, member.user_id(), Action::Post)
         .await
         .unwrap();
     assert_eq!(

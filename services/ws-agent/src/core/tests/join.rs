@@ -40,10 +40,11 @@ async fn a_join_without_since_answers_the_position_then_goes_live() {
     let got = next_messages(&mut rx, 1).await;
     assert_eq!(assert_chain(&got, last), vec![live]);
     // The joiner is a member now.
-    assert!(f
-        .core
-        .membership
-        .knows_member(ROOM, &user("joiner").user_id));
+    assert!(f.core.membership.allows_cached(
+        ROOM,
+        &user("joiner").user_id,
+        dyschat_protocol::policy::Action::Read
+    ));
 }
 
 #[tokio::test]
@@ -189,10 +190,10 @@ async fn leaving_detaches_the_socket_and_ends_the_membership() {
     let e = f
         .core
         .membership
-        .authorize(ROOM, &me.user_id)
+        .decide(ROOM, &me.user_id, dyschat_protocol::policy::Action::Read)
         .await
         .unwrap_err();
-    assert!(matches!(e, CoreError::NotMember));
+    assert!(matches!(e, CoreError::Denied(_)));
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 
 mod dedupe;
 mod events;
+mod evict;
 mod join;
 mod pages;
 mod revocation;
 mod send;
+mod standing;

@@ -9,6 +9,8 @@ use dyschat_protocol::{ids, ApiError};
 use crate::state::AgentState;
 
 pub(super) mod auth;
+pub(super) mod manage;
+pub(super) mod me;
 pub(super) mod messages;
 pub(super) mod ops;
 pub(super) mod rooms;
