@@ -33,7 +33,7 @@ pub(crate) struct PageParams {
     params(("room_id" = String, Path, description = "The room id"), PageParams),
     responses((status = 200, body = MessagePage, description = "Oldest first; by default the newest 50"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
-        (status = 403, body = ErrorBody, description = "forbidden: not a member"), (status = 404, body = ErrorBody, description = "not_found")))]
+        (status = 403, body = ErrorBody, description = "forbidden: not a member, or banned (a private room: not_found)"), (status = 404, body = ErrorBody, description = "not_found: no such room, or a private room to an outsider")))]
 pub(crate) async fn messages(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -58,7 +58,7 @@ pub(crate) async fn messages(
     params(("room_id" = String, Path, description = "The room id")), request_body = PostMessageBody,
     responses((status = 201, body = Message, description = "Stored, and delivered live like a WebSocket send"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
-        (status = 403, body = ErrorBody, description = "forbidden: not a member"), (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 403, body = ErrorBody, description = "forbidden: not a member, or banned (a private room: not_found)"), (status = 404, body = ErrorBody, description = "not_found: no such room, or a private room to an outsider"),
         (status = 429, body = ErrorBody, description = "rate_limited, with retry_after_ms and Retry-After")))]
 pub(crate) async fn post_message(
     State(state): AppState,

@@ -1,5 +1,6 @@
-//! Rooms and membership. Create, get and list pass on to the rooms service; join, leave and the
-//! member list go through the core, which keeps the agent's membership cache in step.
+//! Rooms and membership. Create, get and list pass on to the rooms service (which decides them:
+//! a private room is `not_found` to outsiders); join, leave and the member list go through the
+//! core, which keeps the agent's standing cache in step and decides the member list with it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,8 +21,9 @@ use crate::http::error::HttpResult;
 use crate::http::extract::{AuthUser, JsonBody, Query};
 
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", summary = "Create a room", security(("bearer" = [])), request_body = CreateRoomBody,
-    responses((status = 201, body = Room, description = "Created; the creator is a member"),
-        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
+    responses((status = 201, body = Room, description = "Created; the creator is its owner"),
+        (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 429, body = ErrorBody, description = "rate_limited: the user owns or joined as many rooms as allowed")))]
 pub(crate) async fn create_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -58,7 +60,7 @@ pub(crate) struct ListParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "List rooms", security(("bearer" = [])), params(ListParams),
-    responses((status = 200, body = RoomList, description = "Every room (rooms are public), paged"),
+    responses((status = 200, body = RoomList, description = "Public rooms, and the private ones the user is a member of or invited to (never direct rooms), paged; a page may be short while `next_cursor` is not null"),
         (status = 400, body = ErrorBody, description = "bad_request"), (status = 401, body = ErrorBody, description = "unauthorized")))]
 pub(crate) async fn list_rooms(
     State(state): AppState,
@@ -105,8 +107,10 @@ pub(crate) async fn get_room(
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room_id}/join", tag = "rooms", summary = "Join a room", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
-    responses((status = 200, body = JoinState, description = "A member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
-        (status = 404, body = ErrorBody, description = "not_found")))]
+    responses((status = 200, body = JoinState, description = "A member (idempotent); joining a private room uses the invitation up"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: banned, or a direct room"),
+        (status = 404, body = ErrorBody, description = "not_found (also a private room without an invitation)"),
+        (status = 429, body = ErrorBody, description = "rate_limited: as many rooms joined as allowed")))]
 pub(crate) async fn join_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -122,7 +126,8 @@ pub(crate) async fn join_room(
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room_id}/leave", tag = "rooms", summary = "Leave a room", security(("bearer" = [])), params(("room_id" = String, Path, description = "The room id")),
     responses((status = 200, body = JoinState, description = "Not a member (idempotent)"), (status = 401, body = ErrorBody, description = "unauthorized"),
-        (status = 404, body = ErrorBody, description = "not_found")))]
+        (status = 403, body = ErrorBody, description = "forbidden: a direct room"), (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 409, body = ErrorBody, description = "conflict: the owner cannot leave")))]
 pub(crate) async fn leave_room(
     State(state): AppState,
     AuthUser(user): AuthUser,
@@ -149,7 +154,7 @@ pub(crate) struct MemberParams {
     params(("room_id" = String, Path, description = "The room id"), MemberParams),
     responses((status = 200, body = MemberList, description = "A page of members and whether each is online; `next_cursor` is null on the last page"),
         (status = 400, body = ErrorBody, description = "bad_request: a bad limit or cursor"),
-        (status = 401, body = ErrorBody, description = "unauthorized"), (status = 403, body = ErrorBody, description = "forbidden: not a member"),
+        (status = 401, body = ErrorBody, description = "unauthorized"), (status = 403, body = ErrorBody, description = "forbidden: not a member, or banned"),
         (status = 404, body = ErrorBody, description = "not_found")))]
 pub(crate) async fn members(
     State(state): AppState,
