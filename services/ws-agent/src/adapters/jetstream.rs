@@ -201,6 +201,11 @@ impl MessageStream for JetStreamMessages {
                 let info = message.info().map_err(PortError::failed)?;
                 pending = info.pending;
                 let seq = info.stream_sequence;
+                // An ordered consumer that was reset (a leader change) may deliver again what
+                // it delivered before: a page holds each message once, in order.
+                if seq <= out.last().map_or(after, |m: &Sequenced| m.seq) {
+                    continue;
+                }
                 match serde_json::from_slice::<StoredMessage>(&message.payload) {
                     Ok(stored) => out.push(Sequenced { seq, stored }),
                     Err(e) => {

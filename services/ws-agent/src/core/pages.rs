@@ -222,14 +222,46 @@ impl Core {
     }
 }
 
-/// Messages read in order from the stream, each with the previous one's seq as `prev_seq`.
+/// Messages read in order from the stream, each with the previous one's seq as `prev_seq`; one
+/// read twice or out of order (a reader that started again) is left out, so a page holds each
+/// message once, in `seq` order.
 fn chain(room_id: &str, read: Vec<Sequenced>, mut prev: u64) -> Vec<Message> {
-    read.into_iter()
-        .filter(|s| s.stored.room_id == room_id)
-        .map(|s| {
-            let message = Message::from_stored(s.stored, s.seq, prev);
-            prev = s.seq;
-            message
-        })
-        .collect()
+    let mut out = Vec::with_capacity(read.len());
+    for s in read {
+        if s.stored.room_id != room_id || s.seq <= prev {
+            continue;
+        }
+        let seq = s.seq;
+        out.push(Message::from_stored(s.stored, seq, prev));
+        prev = seq;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(room_id: &str, seq: u64) -> Sequenced {
+        let stored = crate::testing::stream_message(room_id, "x");
+        Sequenced { seq, stored }
+    }
+
+    #[test]
+    fn a_chain_holds_each_message_of_the_room_once_in_order() {
+        let got = chain(
+            "r",
+            vec![
+                read("r", 5),
+                read("r", 7),
+                read("x", 8),
+                read("r", 7),
+                read("r", 6),
+                read("r", 9),
+            ],
+            3,
+        );
+        let seqs: Vec<(u64, u64)> = got.iter().map(|m| (m.seq, m.prev_seq)).collect();
+        assert_eq!(seqs, vec![(5, 3), (7, 5), (9, 7)]);
+    }
 }
