@@ -38,17 +38,21 @@ pub(super) async fn measure(
     let expected = WARM_UP_SENDS + spec.samples;
     let delivered: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut per_side = [0usize; 2];
-    let mut listeners = Vec::new();
+    let mut members = Vec::new();
     for (side, (r, n)) in [('b', spec.big), ('s', spec.small)].into_iter().enumerate() {
         for i in 1..=spec.connected.min(n - 1) {
             let user = member_id(&spec.tag, r, i);
             let user = BenchUser::mint(user.clone(), user)?;
-            let agent = env.ws_addr(i % env.agents.len());
-            let ws = joined(agent, &user.token, rooms[side]).await?;
-            listeners.push(tokio::spawn(receive(ws, expected, delivered.clone(), side)));
+            members.push((
+                env.ws_addr(i % env.agents.len()),
+                user.token,
+                rooms[side].clone(),
+                side,
+            ));
             per_side[side] += 1;
         }
     }
+    let listeners = listen(members, expected, delivered.clone()).await?;
     let agent = env.ws_addr(0);
     let mut sockets = Vec::new();
     for (owner, room) in owners.iter().zip(rooms) {
@@ -87,15 +91,72 @@ pub(super) async fn measure(
     for mut ws in sockets {
         let _ = ws.close(None).await;
     }
-    let connected = listeners.len();
-    for listener in listeners {
-        let got = listener.await??;
+    let connected = per_side[0] + per_side[1];
+    let received = listeners
+        .await
+        .map_err(|_| anyhow::anyhow!("the listeners' thread ended early"))??;
+    for got in received {
         ensure!(
             got == expected,
             "a connected member received {got} of {expected} messages"
         );
     }
     Ok((sent, connected))
+}
+
+/// The members' sockets on a runtime of their own, in a thread of their own: reading their
+/// deliveries must not put the owners' acks behind hundreds of reads in one runtime's queue
+/// (the OS shares the cores between the two instead). Answers once every socket has joined;
+/// the returned receiver gives each socket's count of messages when all are done.
+async fn listen(
+    members: Vec<(std::net::SocketAddr, String, String, usize)>,
+    expected: usize,
+    delivered: Arc<[AtomicUsize; 2]>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<Vec<usize>>>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("members-listeners".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let mut tasks = Vec::new();
+                for (agent, token, room, side) in members {
+                    match joined(agent, &token, &room).await {
+                        Ok(ws) => {
+                            tasks.push(tokio::spawn(receive(ws, expected, delivered.clone(), side)))
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                let mut counts = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    match task.await {
+                        Ok(Ok(n)) => counts.push(n),
+                        Ok(Err(e)) => return drop(done_tx.send(Err(e))),
+                        Err(e) => return drop(done_tx.send(Err(e.into()))),
+                    }
+                }
+                let _ = done_tx.send(Ok(counts));
+            });
+        })?;
+    ready_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the listeners' thread ended early"))??;
+    Ok(done_rx)
 }
 
 /// A socket of `token`'s user on `agent`, joined to `room`.
