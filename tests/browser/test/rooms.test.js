@@ -339,8 +339,10 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
 
     await t.test('phone width: settings and members stay usable', async () => {
       await alice.setViewportSize({ width: 390, height: 844 });
-      const roomLink = await alice.$('#my-rooms [data-room]');
-      if (roomLink) {
+      // A locator, not an element handle: the list is rendered again whenever my rooms refresh,
+      // and a handle to the old row would be detached.
+      const roomLink = alice.locator('#my-rooms [data-room]').first();
+      if ((await roomLink.count()) > 0) {
         if (!(await roomLink.isVisible())) await alice.click('#rooms-panel > summary');
         await roomLink.click();
       }

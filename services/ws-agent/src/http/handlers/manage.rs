@@ -86,11 +86,7 @@ pub(crate) async fn invite(
     Path(room_id): Path<String>,
     JsonBody(body): JsonBody<UserIdBody>,
 ) -> HttpResult<Json<InviteState>> {
-    let request = TargetRequest {
-        room_id: room_path(room_id)?,
-        actor_id: user.user_id,
-        user_id: user_id("user_id", body.user_id)?,
-    };
+    let request = about_member(room_id, user.user_id, body.user_id)?;
     Ok(Json(
         state
             .services
@@ -109,11 +105,7 @@ pub(crate) async fn uninvite(
     AuthUser(user): AuthUser,
     Path((room_id, target)): Path<(String, String)>,
 ) -> HttpResult<Json<InviteState>> {
-    let request = TargetRequest {
-        room_id: room_path(room_id)?,
-        actor_id: user.user_id,
-        user_id: user_id("user_id", target)?,
-    };
+    let request = about_member(room_id, user.user_id, target)?;
     Ok(Json(
         state
             .services
@@ -159,17 +151,26 @@ pub(crate) async fn transfer_owner(
     Path(room_id): Path<String>,
     JsonBody(body): JsonBody<UserIdBody>,
 ) -> HttpResult<Json<Room>> {
-    let request = TargetRequest {
-        room_id: room_path(room_id)?,
-        actor_id: user.user_id,
-        user_id: user_id("user_id", body.user_id)?,
-    };
+    let request = about_member(room_id, user.user_id, body.user_id)?;
     Ok(Json(
         state
             .services
             .rooms(subjects::rooms::TRANSFER_OWNER, &request)
             .await?,
     ))
+}
+
+/// A request of `actor_id` about the member `user_id` of a room, both ids checked.
+fn about_member(
+    room_id: String,
+    actor_id: String,
+    target: String,
+) -> Result<TargetRequest, ApiError> {
+    Ok(TargetRequest {
+        room_id: room_path(room_id)?,
+        actor_id,
+        user_id: user_id("user_id", target)?,
+    })
 }
 
 fn moderate(
@@ -233,11 +234,7 @@ pub(crate) async fn unban(
     AuthUser(user): AuthUser,
     Path((room_id, target)): Path<(String, String)>,
 ) -> HttpResult<Json<BanState>> {
-    let request = TargetRequest {
-        room_id: room_path(room_id)?,
-        actor_id: user.user_id,
-        user_id: user_id("user_id", target)?,
-    };
+    let request = about_member(room_id, user.user_id, target)?;
     Ok(Json(
         state
             .services
