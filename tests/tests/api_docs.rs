@@ -138,6 +138,11 @@ fn server_samples() -> Vec<wire::ServerFrame> {
             user_id: s(),
             role: wire::Role::Moderator,
         },
+        F::ReadMarker {
+            room_id: s(),
+            seq: 1,
+            reference: r(),
+        },
         F::error(dyschat_protocol::ApiError::rate_limited(5), r()),
     ]
 }
@@ -201,6 +206,7 @@ fn asyncapi_names_every_subject() {
         (subjects::membership("X"), "{room_id}"),
         (subjects::typing("X"), "{room_id}"),
         (subjects::presence("X"), "{user_id}"),
+        (subjects::user_events("X"), "{user_id}"),
     ] {
         let address = format!("address: {}", subject.replace(".X", &format!(".{param}")));
         assert!(ASYNCAPI.contains(&address), "no channel `{address}`");

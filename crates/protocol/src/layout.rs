@@ -68,6 +68,10 @@ pub const BLOCKS_BUCKET: &str = "dyschat_blocks";
 pub const USERNAMES_BUCKET: &str = "dyschat_usernames";
 /// The public user directory by id (auth writes it): `<user_id>` -> `{user_id, username}`.
 pub const USER_IDS_BUCKET: &str = "dyschat_user_ids";
+/// Read markers: [`read_key`] -> the `seq` read up to (decimal text), moved forward only by
+/// compare-and-set; written and read by the agents. A user's markers are one filter
+/// ([`read_filter`]), so `GET /api/v1/me/rooms` reads them all in one batch.
+pub const READ_BUCKET: &str = "dyschat_read";
 
 /// NATS counters (a stream with `allow_msg_counter`): one subject per counted thing, see
 /// [`crate::subjects::member_count`]. A counter needs no compare-and-set, so a room of 100,000
@@ -123,6 +127,23 @@ pub fn presence_filter(user_id: &str) -> String {
 pub fn presence_user(key: &str) -> Option<&str> {
     let (user, agent) = key.split_once('.')?;
     (is_valid_id(user) && is_valid_id(agent)).then_some(user)
+}
+
+/// The key of a read marker: `<user_id>.<room_id>`.
+pub fn read_key(user_id: &str, room_id: &str) -> String {
+    debug_assert!(is_valid_id(user_id) && is_valid_id(room_id));
+    format!("{user_id}.{room_id}")
+}
+
+/// The key filter of every read marker of `user_id`.
+pub fn read_filter(user_id: &str) -> String {
+    format!("{user_id}.*")
+}
+
+/// The room of `user_id`'s read marker key, `None` for a key not made by [`read_key`] for them.
+pub fn read_room<'a>(user_id: &str, key: &'a str) -> Option<&'a str> {
+    let room = key.strip_prefix(user_id)?.strip_prefix('.')?;
+    is_valid_id(room).then_some(room)
 }
 
 /// The key of one member record: `<room_id>.<user_id>`, so that every member of a room is one
@@ -340,6 +361,10 @@ mod tests {
         assert_eq!(presence_user("u1.a1"), Some("u1"));
         assert_eq!(presence_user("junk"), None);
         assert_eq!(presence_user("u1.a.b"), None);
+        assert_eq!(read_key("u1", "r1"), "u1.r1");
+        assert_eq!(read_room("u1", &read_key("u1", "r1")), Some("r1"));
+        assert_eq!(read_room("u1", "u2.r1"), None);
+        assert_eq!(read_room("u1", "u1.r.x"), None);
         assert_eq!(member_key("r1", "u1"), "r1.u1");
         assert_eq!(parse_member_key("r1.u1"), Some(("r1", "u1")));
         assert_eq!(parse_member_key("r1"), None);

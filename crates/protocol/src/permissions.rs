@@ -229,6 +229,7 @@ pub fn grant(service: Service) -> Grant {
                 .only_watches(stream, layout::WRITER_CONSUMER)
                 .owns_bucket(layout::PRESENCE_BUCKET)
                 .owns_bucket(layout::AGENTS_BUCKET)
+                .owns_bucket(layout::READ_BUCKET)
                 // Revocations are auth's to write; every agent ensures and watches them.
                 .watches_bucket(layout::REVOKED_BUCKET)
                 .publish([
@@ -239,12 +240,15 @@ pub fn grant(service: Service) -> Grant {
                     subjects::service_ping(subjects::rooms::SERVICE),
                     subjects::TYPING_WILDCARD.to_string(),
                     subjects::PRESENCE_WILDCARD.to_string(),
+                    subjects::USER_EVENTS_WILDCARD.to_string(),
                 ])
                 .subscribe([
                     subjects::LIVE_WILDCARD,
                     subjects::MEMBERSHIP_WILDCARD,
                     subjects::TYPING_WILDCARD,
                     subjects::PRESENCE_WILDCARD,
+                    // Each user's subject, while the agent holds a socket of theirs.
+                    subjects::USER_EVENTS_WILDCARD,
                     subjects::ROOM_EVENTS_WILDCARD,
                     // Every agent answers every eviction (not a queue group).
                     subjects::EVICTION_WILDCARD,

@@ -20,6 +20,10 @@ pub const MEMBERSHIP_WILDCARD: &str = "dyschat.events.membership.*";
 pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
 /// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
 pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
+/// Events for one user's sockets on every agent (`dyschat.events.user.<user_id>`, see
+/// [`user_events`]): an agent subscribes to a user's subject only while it holds a socket of
+/// theirs, so each event reaches only the agents that need it.
+pub const USER_EVENTS_WILDCARD: &str = "dyschat.events.user.>";
 
 /// What changed in a room besides who is in it (`dyschat.events.room.<room_id>`, a
 /// [`crate::wire::RoomEvent`]), published by rooms: roles, standings, updates, deletion.
@@ -114,6 +118,7 @@ const LIVE_PREFIX: &str = "dyschat.live.room";
 const MEMBERSHIP_PREFIX: &str = "dyschat.events.membership";
 const TYPING_PREFIX: &str = "dyschat.events.typing";
 const PRESENCE_PREFIX: &str = "dyschat.events.presence";
+const USER_EVENTS_PREFIX: &str = "dyschat.events.user";
 const MEMBER_COUNT_PREFIX: &str = "dyschat.count.members";
 const OWNED_COUNT_PREFIX: &str = "dyschat.count.owned";
 const JOINED_COUNT_PREFIX: &str = "dyschat.count.joined";
@@ -138,6 +143,17 @@ pub fn typing(room_id: &str) -> String {
 
 pub fn presence(user_id: &str) -> String {
     with_id(PRESENCE_PREFIX, user_id)
+}
+
+/// Where an agent publishes an event for every socket of `user_id` (a read marker moved).
+pub fn user_events(user_id: &str) -> String {
+    with_id(USER_EVENTS_PREFIX, user_id)
+}
+
+/// The user of a subject built by [`user_events`].
+pub fn parse_user_events(subject: &str) -> Option<&str> {
+    let (prefix, id) = subject.rsplit_once('.')?;
+    (prefix == USER_EVENTS_PREFIX && is_valid_id(id)).then_some(id)
 }
 
 /// The counter of a room's members.
@@ -274,6 +290,11 @@ mod tests {
         assert_eq!(parse_eviction(&room_events("r1")), None);
         assert!(eviction("r1").starts_with(EVICTION_WILDCARD.trim_end_matches('*')));
         assert_eq!(room_stream_filter("r1"), room_messages("r1"));
+        assert_eq!(user_events("u1"), "dyschat.events.user.u1");
+        assert_eq!(parse_user_events(&user_events("u1")), Some("u1"));
+        assert_eq!(parse_user_events(&presence("u1")), None);
+        assert_eq!(EventSubject::parse(&user_events("u1")), None);
+        assert!(user_events("u1").starts_with(USER_EVENTS_WILDCARD.trim_end_matches('>')));
         assert_eq!(
             format!("{}.{}", auth::GROUP, auth::SEARCH),
             auth::SEARCH_SUBJECT

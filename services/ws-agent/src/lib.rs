@@ -43,6 +43,7 @@ use crate::adapters::{
     jetstream::JetStreamMessages,
     nats::NatsBus,
     presence::KvPresence,
+    read::{KvReadMarkers, NatsUserEvents},
     redis::{RedisHistory, RedisRates},
     revoked::KvRevocations,
     services::Services,
@@ -112,6 +113,7 @@ pub async fn serve(
     let revoked = Arc::new(KvRevocations::new(
         topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
     ));
+    let read_kv = topology::ensure_bucket(&js, topology::read_bucket(&config.topology)).await?;
     // The revoked tokens' watch starts over after every reconnection (see adapters/revoked.rs).
     let revoked_reconnects = reconnects.clone();
     // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
@@ -125,6 +127,7 @@ pub async fn serve(
                 topology::ensure_bucket(&js, topology::presence_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::agents_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::revoked_bucket(&topology)).await?;
+                topology::ensure_bucket(&js, topology::read_bucket(&topology)).await?;
                 Ok(())
             }
         })
@@ -147,6 +150,8 @@ pub async fn serve(
         bus: Arc::new(bus.clone()),
         presence: Arc::new(KvPresence::new(presence_kv, nats.clone(), agent_id.clone())),
         revoked: revoked.clone(),
+        read_markers: Arc::new(KvReadMarkers::new(read_kv, nats.clone())),
+        user_events: Arc::new(NatsUserEvents::new(nats.clone())),
     };
     let core = Core::new(
         &config.agent,

@@ -1,6 +1,7 @@
 //! What the domain core ([`crate::core`]) and the hub ([`crate::hub`]) need from the outside
 //! world, as small traits (ports): the message stream (JetStream), history (Redis), the rooms
-//! service, the live feed and event bus (core NATS), presence and revoked tokens (KV). The real implementations
+//! service, the live feed and event bus (core NATS), presence, revoked tokens and read markers (KV), the
+//! per-user event subjects. The real implementations
 //! are in [`crate::adapters`]; unit tests run the same core over in-memory fakes.
 //!
 //! Why trait objects and not generics: an operation behind a port (a publish, a replay, an access
@@ -15,7 +16,8 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MessagePage, MyRoomList, PageRequest, PresenceEvent, StoredMessage, TypingEvent,
+    MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, StoredMessage,
+    TypingEvent,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::{PageQuery, StoreState};
@@ -218,6 +220,53 @@ pub(crate) trait RevocationStore: Send + Sync {
     fn is_revoked<'a>(&'a self, token_id: &'a str) -> BoxFuture<'a, PortResult<bool>>;
 }
 
+/// A read marker as stored: the `seq` read up to and the entry's revision (what a
+/// compare-and-set expects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredMarker {
+    pub seq: u64,
+    pub revision: u64,
+}
+
+/// The read-marker bucket. The forward-only rule and its retries are the core's
+/// ([`crate::core::read`]); this only reads and writes by compare-and-set.
+pub(crate) trait ReadMarkerStore: Send + Sync {
+    /// The user's marker in the room, `None` when they never read it.
+    fn marker<'a>(
+        &'a self,
+        user_id: &'a str,
+        room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<Option<StoredMarker>>>;
+    /// Writes `seq` if the entry is still at `expected` (`None`: the key must be new); `false`
+    /// when another write came first.
+    fn put_if<'a>(
+        &'a self,
+        user_id: &'a str,
+        room_id: &'a str,
+        seq: u64,
+        expected: Option<u64>,
+    ) -> BoxFuture<'a, PortResult<bool>>;
+    /// The user's markers in `room_ids`, `(room_id, seq)`, rooms never read left out: one
+    /// batched read per 1,024 rooms.
+    fn markers<'a>(
+        &'a self,
+        user_id: &'a str,
+        room_ids: &'a [String],
+    ) -> BoxFuture<'a, PortResult<Vec<(String, u64)>>>;
+}
+
+/// The per-user event subjects (`dyschat.events.user.<user_id>`): an agent subscribes to a
+/// user's only while it holds a socket of theirs ([`crate::core::UserSockets`]).
+pub(crate) trait UserEvents: Send + Sync {
+    /// Subscribes to the user's events (payloads as they arrive); dropping it unsubscribes.
+    /// Once this returns, the subscription is registered with the server.
+    fn subscribe<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<BoxStream<'static, Bytes>>>;
+    fn publish_read<'a>(&'a self, event: &'a ReadMarkerEvent) -> BoxFuture<'a, PortResult<()>>;
+}
+
 /// What a shared token bucket granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Grant {
@@ -249,4 +298,6 @@ pub(crate) struct Ports {
     pub presence: Arc<dyn PresenceStore>,
     pub rates: Arc<dyn RateStore>,
     pub revoked: Arc<dyn RevocationStore>,
+    pub read_markers: Arc<dyn ReadMarkerStore>,
+    pub user_events: Arc<dyn UserEvents>,
 }

@@ -1,12 +1,13 @@
 //! Contract sections 5, 6 and 9 (`GET /api/v1/users`, `GET /api/v1/rooms?q=`) at the agents'
 //! edge, against real servers and the whole mesh: who gets 403 and who 404 on every route and
 //! frame the agents decide, kicks, bans and deletions stopping every frame of the room on every
-//! agent from the moment they are answered, `GET /api/v1/me/rooms` with exact unread counts,
+//! agent from the moment they are answered, `GET /api/v1/me/rooms` with exact unread counts, read markers (section 8),
 //! direct rooms used like any room, and the user directory.
 
 mod deletion;
 mod eviction;
 mod matrix;
+mod read;
 mod summaries;
 
 use anyhow::{ensure, Context};

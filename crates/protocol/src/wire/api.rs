@@ -143,6 +143,21 @@ pub struct PostMessageBody {
     pub client_msg_id: Option<String>,
 }
 
+/// `POST /api/v1/rooms/{room_id}/read`: move the read marker forward to `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadBody {
+    pub seq: u64,
+}
+
+/// The user's read marker in a room after a `read` (the current one when `seq` was lower).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadReply {
+    pub room_id: String,
+    pub last_read_seq: u64,
+}
+
 /// `{"error": {...}}`: every HTTP error body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

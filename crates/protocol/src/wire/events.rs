@@ -23,6 +23,16 @@ pub struct MembershipEvent {
     pub standing: Option<Standing>,
 }
 
+/// Published by an agent on `dyschat.events.user.<user_id>` ([`crate::subjects::user_events`])
+/// after it moved the user's read marker in a room: every agent holding a socket of the user
+/// sends those sockets `read_marker {room_id, seq}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarkerEvent {
+    pub user_id: String,
+    pub room_id: String,
+    pub seq: u64,
+}
+
 /// What changed in a room besides joins and leaves, published by rooms on
 /// `dyschat.events.room.<room_id>` ([`crate::subjects::room_events`]) after the change is stored.
 /// Per-user changes carry the (room, user) revision they produced, like [`MembershipEvent`]:

@@ -42,6 +42,11 @@ pub enum ClientFrame {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Moves the user's read marker in the room forward to `seq`.
+    Read {
+        room_id: String,
+        seq: u64,
+    },
     Ping {},
 }
 
@@ -55,6 +60,7 @@ impl ClientFrame {
             ClientFrame::Send { .. } => "send",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::History { .. } => "history",
+            ClientFrame::Read { .. } => "read",
             ClientFrame::Ping {} => "ping",
         }
     }
@@ -189,6 +195,14 @@ pub enum ServerFrame {
         user_id: String,
         role: Role,
     },
+    /// The user's read marker in the room: the answer to `read` (with its `ref`), and sent to
+    /// every socket of the user, on every agent, when the marker moves.
+    ReadMarker {
+        room_id: String,
+        seq: u64,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -218,6 +232,7 @@ impl ServerFrame {
             ServerFrame::RoomDeleted { .. } => "room_deleted",
             ServerFrame::RoomUpdated { .. } => "room_updated",
             ServerFrame::MemberRole { .. } => "member_role",
+            ServerFrame::ReadMarker { .. } => "read_marker",
             ServerFrame::Error { .. } => "error",
         }
     }
@@ -256,6 +271,14 @@ mod tests {
                 room_id: "r".into(),
                 body: "hi".into(),
                 client_msg_id: None
+            }
+        );
+        let i = decode_client_frame(r#"{"type":"read","room_id":"r","seq":3}"#).unwrap();
+        assert_eq!(
+            i.frame,
+            ClientFrame::Read {
+                room_id: "r".into(),
+                seq: 3
             }
         );
         let i = decode_client_frame(r#"{"type":"ping"}"#).unwrap();

@@ -166,7 +166,7 @@ pub struct RoomSummary {
     pub role: Role,
     /// The room's newest `seq` (0 for an empty room).
     pub last_seq: u64,
-    /// The user's read marker (0 until read markers exist).
+    /// The user's read marker: the `seq` they read up to (0 when they never read the room).
     pub last_read_seq: u64,
     /// Messages of others with `seq > last_read_seq`.
     pub unread: u64,

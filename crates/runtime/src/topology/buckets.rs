@@ -75,6 +75,15 @@ pub fn presence_bucket(config: &TopologySettings) -> kv::Config {
     }
 }
 
+/// Read markers (file storage: they outlive restarts), written by the agents.
+pub fn read_bucket(config: &TopologySettings) -> kv::Config {
+    bucket(
+        config,
+        READ_BUCKET,
+        "DYSCHAT read markers: <user_id>.<room_id> -> seq",
+    )
+}
+
 pub fn bans_bucket(config: &TopologySettings) -> kv::Config {
     bucket(config, BANS_BUCKET, "DYSCHAT bans: <room_id>.<user_id>")
 }

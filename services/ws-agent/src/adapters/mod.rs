@@ -1,5 +1,5 @@
 //! The real implementations of the [ports](crate::ports): JetStream, Redis, the auth and rooms
-//! services, core NATS, the presence and revoked buckets. Outside this module only the wiring in `lib.rs`
+//! services, core NATS, the presence, revoked and read-marker buckets. Outside this module only the wiring in `lib.rs`
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
 pub(crate) mod agents;
@@ -7,6 +7,7 @@ pub(crate) mod evictions;
 pub(crate) mod jetstream;
 pub(crate) mod nats;
 pub(crate) mod presence;
+pub(crate) mod read;
 pub(crate) mod redis;
 pub(crate) mod revoked;
 pub(crate) mod services;

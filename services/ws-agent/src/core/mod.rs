@@ -4,7 +4,7 @@
 //! requests and frames into calls here and results into responses and frames. Everything with a
 //! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
 //! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
-//! presence ([`presence`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
+//! presence ([`presence`]), read markers ([`read`], [`user_sockets`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
 //! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
 
 use std::sync::Arc;
@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
-use crate::ports::{Bus, HistoryStore, MessageStream, Ports, RoomsService};
+use crate::ports::{
+    Bus, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService, UserEvents,
+};
 
 mod dedupe;
 mod error;
@@ -34,9 +36,11 @@ mod membership;
 mod my_rooms;
 mod pages;
 mod presence;
+mod read;
 pub(crate) mod revocation;
 mod send;
 pub(crate) mod standing;
+mod user_sockets;
 
 pub(crate) use error::CoreError;
 pub(crate) use join::SocketRooms;
@@ -44,6 +48,7 @@ pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
 pub(crate) use revocation::Revocations;
 pub(crate) use send::{send_span, Outgoing, Reply};
+pub(crate) use user_sockets::UserSockets;
 
 /// The default and largest page of a member list.
 pub(crate) const MAX_MEMBER_PAGE: usize = 1000;
@@ -85,11 +90,15 @@ pub(crate) struct Core {
     pub(crate) membership: Membership,
     pub(crate) presence: Presence,
     pub(crate) revocations: Arc<Revocations>,
+    /// Each local user's sockets, and their subscription to the user's events.
+    pub(crate) user_sockets: Arc<UserSockets>,
     pub(crate) hub: Arc<Hub>,
     stream: Arc<dyn MessageStream>,
     history: Arc<dyn HistoryStore>,
     rooms: Arc<dyn RoomsService>,
     bus: Arc<dyn Bus>,
+    read_markers: Arc<dyn ReadMarkerStore>,
+    user_events: Arc<dyn UserEvents>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }
@@ -125,10 +134,17 @@ impl Core {
             rooms: ports.rooms,
             presence: Presence::new(ports.presence),
             revocations: Revocations::new(ports.revoked, revocation::MAX_HELD),
+            user_sockets: UserSockets::new(
+                ports.user_events.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ),
             hub,
             stream: ports.stream,
             history: ports.history,
             bus: ports.bus,
+            read_markers: ports.read_markers,
+            user_events: ports.user_events,
             shutdown,
             tracker,
         })

@@ -3,11 +3,14 @@
 //!
 //! The rooms service knows the rooms, roles and peers; the agent adds each room's newest message
 //! (a one-message history page, which never hides an acknowledged message behind a lagging
-//! store) and the exact unread count: messages of others with `seq > last_read_seq`. The store
+//! store), the user's read marker (all of them in one batched read) and the exact unread count:
+//! messages of others with `seq > last_read_seq`. The store
 //! part costs two O(log n) `ZCOUNT`s (the history and the user's own sent set, see
 //! `layout::history::sent_key`); what the store may not be trusted with yet (above the writer's
 //! ack floor, or all of it while Redis is rebuilt) is counted from the stream, at most
 //! [`UNREAD_SCAN_LIMIT`] messages per room, past which the answer is 503: never a wrong count.
+
+use std::collections::HashMap;
 
 use dyschat_protocol::policy::RoomKind;
 use dyschat_protocol::wire::{MyRoom, MyRoomList, PageRequest, Peer, RoomSummary, RoomSummaryList};
@@ -43,10 +46,22 @@ impl Core {
                 break;
             }
         }
-        // One look at the writer's position for every room of the answer.
+        // One look at the writer's position and one batched read of the read markers for every
+        // room of the answer.
         let floor = self.writer_floor().await?;
+        let room_ids: Vec<String> = rooms.iter().map(|r| r.room.room_id.clone()).collect();
+        let markers: HashMap<String, u64> = self
+            .read_markers
+            .markers(&user.user_id, &room_ids)
+            .await
+            .map_err(CoreError::unavailable("read markers"))?
+            .into_iter()
+            .collect();
         let mut summaries: Vec<(String, RoomSummary)> = futures::stream::iter(rooms)
-            .map(|room| self.summary(user, room, floor))
+            .map(|room| {
+                let marker = markers.get(&room.room.room_id).copied().unwrap_or(0);
+                self.summary(user, room, marker, floor)
+            })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
@@ -62,6 +77,7 @@ impl Core {
         &self,
         user: &User,
         mine: MyRoom,
+        last_read_seq: u64,
         floor: u64,
     ) -> Result<(String, RoomSummary), CoreError> {
         let room_id = mine.room.room_id.clone();
@@ -69,7 +85,6 @@ impl Core {
         let page = self.page_before(&room_id, None, 1, trusted).await?;
         let last_message = page.messages.into_iter().last();
         let last_seq = last_message.as_ref().map_or(0, |m| m.seq);
-        let last_read_seq = 0;
         let unread = self
             .count_unread(&room_id, &user.user_id, last_read_seq, last_seq, trusted)
             .await?;

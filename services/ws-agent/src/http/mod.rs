@@ -74,6 +74,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
             handlers::messages::messages,
             handlers::messages::post_message
         ))
+        .routes(routes!(handlers::messages::read))
 }
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.

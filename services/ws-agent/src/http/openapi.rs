@@ -120,6 +120,7 @@ mod tests {
         ("get", "/api/v1/users"),
         ("get", "/api/v1/rooms/{room_id}/messages"),
         ("post", "/api/v1/rooms/{room_id}/messages"),
+        ("post", "/api/v1/rooms/{room_id}/read"),
     ];
 
     fn document() -> serde_json::Value {

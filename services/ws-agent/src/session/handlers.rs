@@ -144,4 +144,20 @@ impl Session {
         });
         Ok(())
     }
+
+    pub(super) async fn read(
+        &mut self,
+        room_id: &str,
+        seq: u64,
+        reference: Option<String>,
+    ) -> Result<(), CoreError> {
+        ids::validate_id("room_id", room_id)?;
+        let seq = self.core.read(&self.user, room_id, seq).await?;
+        self.reply(ServerFrame::ReadMarker {
+            room_id: room_id.to_string(),
+            seq,
+            reference,
+        });
+        Ok(())
+    }
 }

@@ -85,6 +85,8 @@ where
     // Listed under its token from now on: a logout of that token closes this socket.
     let token = core.revocations.attach(&user.token_id, socket.clone());
     Box::pin(core.presence.opened(&user.user_id)).await;
+    // Before `ready`: a read on another device right after it reaches this socket too.
+    core.user_sockets.attach(&socket).await;
     socket.push(OutFrame::new(&ServerFrame::Ready {
         user_id: user.user_id.clone(),
         username: user.username.clone(),
@@ -102,6 +104,7 @@ where
     session.read_loop(&mut reader).await;
 
     session.rooms.detach_all(&core);
+    core.user_sockets.detach(&socket);
     Box::pin(core.presence.closed(&session.user.user_id)).await;
     metrics::gauge!(metric::WS_SOCKETS_OPEN).decrement(1.0);
     socket.close(1000);
@@ -307,6 +310,7 @@ impl Session {
                 self.history(&room_id, before, limit, reference.clone())
                     .await
             }
+            ClientFrame::Read { room_id, seq } => self.read(&room_id, seq, reference.clone()).await,
             ClientFrame::Ping {} => {
                 self.reply(ServerFrame::Pong {
                     reference: reference.clone(),

@@ -11,10 +11,12 @@ use crate::core::{Core, User};
 use crate::ports::Ports;
 use crate::socket::OutFrame;
 
+mod read;
 mod revoked;
 mod services;
 mod stream;
 
+pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
 pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
 pub(crate) use stream::{message as stream_message, FakeBus, FakeStream};
@@ -32,6 +34,8 @@ pub(crate) struct Fixture {
     pub presence: Arc<FakePresence>,
     pub history: Arc<FakeHistory>,
     pub revoked: Arc<FakeRevoked>,
+    pub read_markers: Arc<FakeReadMarkers>,
+    pub user_events: Arc<FakeUserEvents>,
     pub shutdown: CancellationToken,
 }
 
@@ -63,6 +67,8 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let presence = Arc::new(FakePresence::default());
     let history = Arc::new(FakeHistory::new(stream.clone()));
     let revoked = Arc::new(FakeRevoked::default());
+    let read_markers = Arc::new(FakeReadMarkers::default());
+    let user_events = Arc::new(FakeUserEvents::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -72,6 +78,8 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         presence: presence.clone(),
         rates: Arc::new(FakeRates::default()),
         revoked: revoked.clone(),
+        read_markers: read_markers.clone(),
+        user_events: user_events.clone(),
     };
     let core = Core::new(
         &settings,
@@ -88,6 +96,8 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         presence,
         history,
         revoked,
+        read_markers,
+        user_events,
         shutdown,
     }
 }

@@ -5,6 +5,7 @@ mod events;
 mod evict;
 mod join;
 mod pages;
+mod read;
 mod revocation;
 mod send;
 mod standing;

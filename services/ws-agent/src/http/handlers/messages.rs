@@ -1,11 +1,12 @@
-//! Room history and sending over HTTP. A post takes the same path as a WebSocket `send`
-//! ([`crate::core::Core::send`]) and answers the whole Message.
+//! Room history, sending and read markers over HTTP. A post takes the same path as a WebSocket
+//! `send` ([`crate::core::Core::send`]) and answers the whole Message; a read the same path as a
+//! WebSocket `read` ([`crate::core::Core::read`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use dyschat_protocol::{
-    wire::{ErrorBody, Message, MessagePage, PostMessageBody},
+    wire::{ErrorBody, Message, MessagePage, PostMessageBody, ReadBody, ReadReply},
     ApiError,
 };
 use dyschat_runtime::history::PageQuery;
@@ -80,4 +81,23 @@ pub(crate) async fn post_message(
     .instrument(span)
     .await?;
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/read", tag = "messages", summary = "Move the read marker forward", security(("bearer" = [])),
+    params(("room_id" = String, Path, description = "The room id")), request_body = ReadBody,
+    responses((status = 200, body = ReadReply, description = "The marker; a lower seq changes nothing and answers the current one. Every socket of the user gets read_marker when it moves"),
+        (status = 400, body = ErrorBody, description = "bad_request: seq above the room's newest message"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: not a member, or banned (a private room: not_found)"), (status = 404, body = ErrorBody, description = "not_found: no such room, or a private room to an outsider")))]
+pub(crate) async fn read(
+    State(state): AppState,
+    AuthUser(user): AuthUser,
+    Path(room_id): Path<String>,
+    JsonBody(body): JsonBody<ReadBody>,
+) -> HttpResult<Json<ReadReply>> {
+    let room_id = room_path(room_id)?;
+    let last_read_seq = state.core.read(&user, &room_id, body.seq).await?;
+    Ok(Json(ReadReply {
+        room_id,
+        last_read_seq,
+    }))
 }
