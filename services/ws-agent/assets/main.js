@@ -800,6 +800,27 @@ function markSeen(id) {
   );
 }
 
+/**
+ * The server moved this user's read marker (a read here or on another device): the room's
+ * `last_read_seq` follows, and so does its badge. Read up to the newest message known, nothing
+ * is unread; read part of the way, the exact count comes from the server (my rooms).
+ */
+function onReadMarker(f) {
+  const s = app.summaries.get(f.room_id);
+  if (!s || !(f.seq > (s.last_read_seq || 0))) return;
+  s.last_read_seq = f.seq;
+  if (f.seq > (app.lastReadSent.get(f.room_id) || 0)) app.lastReadSent.set(f.room_id, f.seq);
+  if (f.seq > (app.seen[f.room_id] || 0)) app.seen[f.room_id] = f.seq;
+  const c = app.convs.get(f.room_id);
+  const newest = Math.max(s.last_seq || 0, c ? c.newestSeq() || 0 : 0);
+  if (f.seq >= newest) {
+    s.last_seq = newest;
+    s.unread = 0;
+  } else {
+    refreshMyRoomsSoon(200);
+  }
+}
+
 // ---- frames ------------------------------------------------------------------------------
 
 let myRoomsSoon = null;
@@ -847,8 +868,10 @@ function onFrame(f) {
     case 'history':
       onHistory(f, c);
       break;
-    case 'left':
     case 'read_marker':
+      onReadMarker(f);
+      break;
+    case 'left':
       break;
     case 'member_joined':
       if (app.invited.has(f.room_id)) app.invited.get(f.room_id).delete(f.user_id); // invitation used
