@@ -219,7 +219,34 @@ impl WsClient {
         }
     }
 
-    /// Waits for the close frame and returns its code.
+    /// Sends a text frame the server is expected to refuse part-way; a connection reset before
+    /// all of it was written (the server stopped reading, as it should) is not an error.
+    pub async fn send_refused(&mut self, text: String) -> anyhow::Result<()> {
+        match self.stream.send(WsMessage::Text(text.into())).await {
+            Err(e) if !is_reset(&e) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The close code, or `None` when the server reset the connection instead: a server that
+    /// closes while the peer's unread bytes are still in its buffer resets the connection, and
+    /// the peer's kernel then drops the close frame it had received.
+    pub async fn recv_close_or_reset(&mut self) -> anyhow::Result<Option<u16>> {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .context("timed out waiting for close")?;
+            match next {
+                Some(Ok(WsMessage::Close(Some(frame)))) => return Ok(Some(frame.code.into())),
+                Some(Ok(WsMessage::Close(None))) => return Ok(Some(1005)),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) if is_reset(&e) => return Ok(None),
+                Some(Err(e)) => bail!("socket error before close: {e}"),
+                None => bail!("socket ended without a close frame"),
+            }
+        }
+    }
+
     pub async fn recv_close(&mut self) -> anyhow::Result<u16> {
         loop {
             let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
@@ -302,5 +329,20 @@ where
             Some(Err(e)) => bail!("socket error: {e}"),
             None => bail!("socket ended"),
         }
+    }
+}
+
+/// Whether a WebSocket error is the connection reset by the peer (by its kind, not its text).
+fn is_reset(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    match e {
+        Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+        ),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        _ => false,
     }
 }
