@@ -285,32 +285,61 @@ async fn stream_leader_killed_in_a_three_node_cluster() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which server a stall test freezes.
+#[derive(Clone, Copy)]
+enum Stalled {
+    Nats,
+    Redis,
+}
+
+impl Stalled {
+    /// Stalls (`paused`) or lets go of the server.
+    fn set(self, s: &Servers, paused: bool) -> anyhow::Result<()> {
+        match (self, paused) {
+            (Stalled::Nats, true) => s.nats.pause(),
+            (Stalled::Nats, false) => s.nats.resume(),
+            (Stalled::Redis, true) => s.redis.pause(),
+            (Stalled::Redis, false) => s.redis.resume(),
+        }
+    }
+}
+
+/// 3 senders × 2,000 messages at `pace` over two agents; 1.5 s in, `which` server is stalled
+/// (SIGSTOP) for `stall`, then let go; afterwards acked == history == what every receiver got.
+async fn stalled_mid_load(
+    which: Stalled,
+    stall: Duration,
+    pace: Duration,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let s = servers().await?;
+    let env = mesh_env(&s.nats.url(), &s.redis.addr(), extra);
+    let mesh = ProcMesh::start(env, 1, 2).await?;
+    let load = prepare(&mesh, 3, 2).await?;
+    let tasks = start_load(&load, &mesh.ws_urls(), true, 2000, pace, deadline());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure_running(&tasks)?;
+    which.set(&s, true)?;
+    tokio::time::sleep(stall).await;
+    which.set(&s, false)?;
+    let report = finish(&load, tasks).await?;
+    ensure!(report.acked().len() == 6000);
+    drop(mesh);
+    Ok(())
+}
+
 /// nats-server stalled (SIGSTOP) for 4 s mid-load, its connections open and silent: publishes
 /// time out and are retried with their ids, live delivery stops and resumes, and afterwards
 /// acked == history == what every receiver got.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_server_stalled_mid_load() -> anyhow::Result<()> {
-    let s = servers().await?;
-    let env = mesh_env(&s.nats.url(), &s.redis.addr(), &[]);
-    let mesh = ProcMesh::start(env, 1, 2).await?;
-    let load = prepare(&mesh, 3, 2).await?;
-    let tasks = start_load(
-        &load,
-        &mesh.ws_urls(),
-        true,
-        2000,
+    stalled_mid_load(
+        Stalled::Nats,
+        Duration::from_secs(4),
         Duration::from_millis(2),
-        deadline(),
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    ensure_running(&tasks)?;
-    s.nats.pause()?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    s.nats.resume()?;
-    let report = finish(&load, tasks).await?;
-    ensure!(report.acked().len() == 6000);
-    drop(mesh);
-    Ok(())
+        &[],
+    )
+    .await
 }
 
 /// redis-server stalled (SIGSTOP) for 7 s mid-load, longer than a Redis command may take: sends
@@ -318,29 +347,11 @@ async fn nats_server_stalled_mid_load() -> anyhow::Result<()> {
 /// and afterwards history holds every acked message exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_stalled_mid_load() -> anyhow::Result<()> {
-    let s = servers().await?;
-    let env = mesh_env(
-        &s.nats.url(),
-        &s.redis.addr(),
-        &[("DYSCHAT_REDIS_TIMEOUT_MS", "1000")],
-    );
-    let mesh = ProcMesh::start(env, 1, 2).await?;
-    let load = prepare(&mesh, 3, 2).await?;
-    let tasks = start_load(
-        &load,
-        &mesh.ws_urls(),
-        true,
-        2000,
+    stalled_mid_load(
+        Stalled::Redis,
+        Duration::from_secs(7),
         Duration::from_millis(3),
-        deadline(),
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    ensure_running(&tasks)?;
-    s.redis.pause()?;
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    s.redis.resume()?;
-    let report = finish(&load, tasks).await?;
-    ensure!(report.acked().len() == 6000);
-    drop(mesh);
-    Ok(())
+        &[("DYSCHAT_REDIS_TIMEOUT_MS", "1000")],
+    )
+    .await
 }

@@ -55,6 +55,26 @@ async fn stored(conn: &redis::aio::MultiplexedConnection, room: &str) -> anyhow:
         .await?)
 }
 
+/// Waits until Redis holds `count` messages of `room` once it accepts writes again, and prints
+/// how long that took after `fault` ended.
+async fn caught_up(
+    conn: &redis::aio::MultiplexedConnection,
+    room: &str,
+    count: u64,
+    fault: &str,
+) -> anyhow::Result<()> {
+    let recovered = std::time::Instant::now();
+    wait_for(&format!("all {count} stored after {fault}"), || async {
+        Ok(stored(conn, room).await? == count)
+    })
+    .await?;
+    println!(
+        "{fault}: all in Redis {:?} after it accepted writes again",
+        recovered.elapsed()
+    );
+    Ok(())
+}
+
 /// The consumer holds nothing back: every message delivered and acknowledged.
 async fn writer_settled(mesh: &Mesh) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
@@ -208,15 +228,7 @@ async fn a_redis_out_of_memory_or_refusing_writes_loses_nothing() -> anyhow::Res
         api.all_messages(&user.token, &room).await?.len() == 20,
         "history hides messages"
     );
-    let recovered = std::time::Instant::now();
-    wait_for("all 20 stored after the outage", || async {
-        Ok(stored(&conn, &room).await? == 20)
-    })
-    .await?;
-    println!(
-        "out of memory 10 s, 20 acked: all in Redis {:?} after it accepted writes again",
-        recovered.elapsed()
-    );
+    caught_up(&conn, &room, 20, "out of memory 10 s, 20 acked").await?;
 
     // The writer loses its write permission (NOPERM) for a while.
     let _: () = redis::cmd("ACL")
@@ -233,15 +245,7 @@ async fn a_redis_out_of_memory_or_refusing_writes_loses_nothing() -> anyhow::Res
         .arg("+@all")
         .query_async(&mut conn)
         .await?;
-    let recovered = std::time::Instant::now();
-    wait_for("all 30 stored after NOPERM", || async {
-        Ok(stored(&conn, &room).await? == 30)
-    })
-    .await?;
-    println!(
-        "NOPERM 3 s, 10 acked: all in Redis {:?} after it accepted writes again",
-        recovered.elapsed()
-    );
+    caught_up(&conn, &room, 30, "NOPERM 3 s, 10 acked").await?;
     ensure!(
         dead_letters(&mesh).await? == 0,
         "valid messages dead-lettered"
@@ -284,15 +288,7 @@ async fn a_read_only_redis_loses_nothing() -> anyhow::Result<()> {
         .arg("ONE")
         .query_async(&mut conn)
         .await?;
-    let recovered = std::time::Instant::now();
-    wait_for("all 20 stored once writable", || async {
-        Ok(stored(&conn, &room).await? == 20)
-    })
-    .await?;
-    println!(
-        "read-only 5 s, 20 acked: all in Redis {:?} after it accepted writes again",
-        recovered.elapsed()
-    );
+    caught_up(&conn, &room, 20, "read-only 5 s, 20 acked").await?;
     ensure!(
         dead_letters(&mesh).await? == 0,
         "valid messages dead-lettered"
