@@ -67,6 +67,18 @@ impl RedisHistory {
             breaker: Breaker::default(),
         }
     }
+
+    /// One read of history, within [`READ_TIMEOUT`] and the breaker, timed as `op`.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> PortResult<T> {
+        let started = Instant::now();
+        let result = self.breaker.call(READ_TIMEOUT, call).await;
+        prometheus::redis_timing(op, started);
+        result
+    }
 }
 
 impl HistoryStore for RedisHistory {
@@ -78,16 +90,11 @@ impl HistoryStore for RedisHistory {
     ) -> BoxFuture<'a, PortResult<(Option<u64>, history::StoreState)>> {
         async move {
             let mut redis = self.redis.clone();
-            let started = Instant::now();
-            let result = self
-                .breaker
-                .call(
-                    READ_TIMEOUT,
-                    history::dedupe_lookup(&mut redis, room_id, field, days),
-                )
-                .await;
-            prometheus::redis_timing("dedupe", started);
-            result
+            self.timed(
+                "dedupe",
+                history::dedupe_lookup(&mut redis, room_id, field, days),
+            )
+            .await
         }
         .boxed()
     }
@@ -95,13 +102,8 @@ impl HistoryStore for RedisHistory {
     fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<history::StoreState>> {
         async move {
             let mut redis = self.redis.clone();
-            let started = Instant::now();
-            let result = self
-                .breaker
-                .call(READ_TIMEOUT, history::state(&mut redis, room_id))
-                .await;
-            prometheus::redis_timing("history_state", started);
-            result
+            self.timed("history_state", history::state(&mut redis, room_id))
+                .await
         }
         .boxed()
     }
@@ -114,16 +116,8 @@ impl HistoryStore for RedisHistory {
     ) -> BoxFuture<'a, PortResult<MessagePage>> {
         async move {
             let mut redis = self.redis.clone();
-            let started = Instant::now();
-            let result = self
-                .breaker
-                .call(
-                    READ_TIMEOUT,
-                    history::page(&mut redis, room_id, query, limit),
-                )
-                .await;
-            prometheus::redis_timing("history", started);
-            result
+            self.timed("history", history::page(&mut redis, room_id, query, limit))
+                .await
         }
         .boxed()
     }
@@ -137,16 +131,11 @@ impl HistoryStore for RedisHistory {
     ) -> BoxFuture<'a, PortResult<(u64, u64)>> {
         async move {
             let mut redis = self.redis.clone();
-            let started = Instant::now();
-            let result = self
-                .breaker
-                .call(
-                    READ_TIMEOUT,
-                    history::counts(&mut redis, room_id, sender_id, after, up_to),
-                )
-                .await;
-            prometheus::redis_timing("unread", started);
-            result
+            self.timed(
+                "unread",
+                history::counts(&mut redis, room_id, sender_id, after, up_to),
+            )
+            .await
         }
         .boxed()
     }
