@@ -12,6 +12,7 @@ use dyschat_protocol::wire::{MembershipEvent, RoomEvent};
 use serde::Serialize;
 
 use super::Rooms;
+use crate::error::RoomsError;
 
 impl Rooms {
     /// Announces that `user_id` joined (or stopped being a member of) the room, at `revision`.
@@ -40,6 +41,20 @@ impl Rooms {
     pub(super) async fn announce(&self, event: RoomEvent) {
         let subject = subjects::room_events(event.room_id());
         self.publish(subject, &event).await;
+    }
+
+    /// Moves `user_id`'s standing in the room to a new revision (its record touched) and
+    /// announces it as `standing`.
+    pub(super) async fn restand(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        standing: Standing,
+    ) -> Result<(), RoomsError> {
+        let revision = self.store.touch(room_id, user_id).await?;
+        self.announce_standing(room_id, user_id, revision, standing)
+            .await;
+        Ok(())
     }
 
     /// Announces a change of `user_id`'s standing that no socket sees as a frame.

@@ -49,10 +49,8 @@ impl Rooms {
             self.store
                 .put_invite(&room.room_id, &req.user_id, &invite)
                 .await?;
-            let revision = self.store.touch(&room.room_id, &req.user_id).await?;
             let standing = rules::standing(&room, None, true, target.standing.banned, false);
-            self.announce_standing(&room.room_id, &req.user_id, revision, standing)
-                .await;
+            self.restand(&room.room_id, &req.user_id, standing).await?;
         }
         Ok(InviteState {
             room_id: req.room_id,
@@ -69,10 +67,8 @@ impl Rooms {
             self.store
                 .remove_invite(&room.room_id, &req.user_id)
                 .await?;
-            let revision = self.store.touch(&room.room_id, &req.user_id).await?;
             let standing = rules::standing(&room, None, false, target.standing.banned, false);
-            self.announce_standing(&room.room_id, &req.user_id, revision, standing)
-                .await;
+            self.restand(&room.room_id, &req.user_id, standing).await?;
         }
         Ok(InviteState {
             room_id: req.room_id,
@@ -218,9 +214,7 @@ impl Rooms {
             )
             .await?;
         } else {
-            let revision = self.store.touch(&room.room_id, &req.user_id).await?;
-            self.announce_standing(&room.room_id, &req.user_id, revision, standing)
-                .await;
+            self.restand(&room.room_id, &req.user_id, standing).await?;
         }
         Ok(BanState {
             room_id: req.room_id,
@@ -236,10 +230,8 @@ impl Rooms {
         check(&actor.standing, Action::Manage)?;
         if target.standing.banned {
             self.store.remove_ban(&room.room_id, &req.user_id).await?;
-            let revision = self.store.touch(&room.room_id, &req.user_id).await?;
             let standing = rules::standing(&room, None, target.standing.invited, false, false);
-            self.announce_standing(&room.room_id, &req.user_id, revision, standing)
-                .await;
+            self.restand(&room.room_id, &req.user_id, standing).await?;
         }
         Ok(BanState {
             room_id: req.room_id,

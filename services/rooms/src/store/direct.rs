@@ -12,7 +12,7 @@ use dyschat_protocol::layout::{
 use dyschat_protocol::wire::UserView;
 
 use super::{create, delete, put, value, Store, StoreError, MAX_ATTEMPTS};
-use crate::paging::{Cursor, Page};
+use crate::paging::Cursor;
 use crate::records::{decode, encode, BlockRecord, DmEntry};
 
 impl Store {
@@ -82,28 +82,20 @@ impl Store {
     ) -> Result<(Vec<UserView>, Option<Cursor>), StoreError> {
         let stream = kv_stream(BLOCKS_BUCKET);
         let filter = kv_subject(BLOCKS_BUCKET, &blocks_filter(blocker));
-        let mut page = Page::new(cursor, limit);
-        while let Some((from, batch)) = page.next_read() {
-            let batch = self
-                .direct
-                .next_by_subject(&stream, from, &filter, batch)
-                .await?;
-            page.absorb(batch, |m| {
-                if m.operation != Operation::Put {
-                    return Ok(None);
-                }
-                let Some((_, blocked)) =
-                    kv_key(BLOCKS_BUCKET, &m.subject).and_then(parse_block_key)
-                else {
-                    return Ok(None);
-                };
-                let record: BlockRecord = decode(&m.subject, &m.payload)?;
-                Ok::<_, StoreError>(Some(UserView {
-                    user_id: blocked.to_string(),
-                    username: record.username,
-                }))
-            })?;
-        }
-        Ok(page.finish())
+        self.page_by_subject(&stream, &filter, cursor, limit, |m| {
+            if m.operation != Operation::Put {
+                return Ok(None);
+            }
+            let Some((_, blocked)) = kv_key(BLOCKS_BUCKET, &m.subject).and_then(parse_block_key)
+            else {
+                return Ok(None);
+            };
+            let record: BlockRecord = decode(&m.subject, &m.payload)?;
+            Ok::<_, StoreError>(Some(UserView {
+                user_id: blocked.to_string(),
+                username: record.username,
+            }))
+        })
+        .await
     }
 }

@@ -14,7 +14,7 @@ use dyschat_protocol::layout::{
 };
 
 use super::{delete, put, value, Store, StoreError};
-use crate::paging::{Cursor, Page};
+use crate::paging::Cursor;
 use crate::records::{decode, encode, BanRecord, InviteRecord};
 
 /// What is known of one user in each of a page of rooms (see [`Store::standings_in`]).
@@ -77,15 +77,10 @@ impl Store {
     ) -> Result<(Vec<BanRecord>, Option<Cursor>), StoreError> {
         let stream = kv_stream(BANS_BUCKET);
         let filter = kv_subject(BANS_BUCKET, &members_filter(room_id));
-        let mut page = Page::new(cursor, limit);
-        while let Some((from, batch)) = page.next_read() {
-            let batch = self
-                .direct
-                .next_by_subject(&stream, from, &filter, batch)
-                .await?;
-            page.absorb(batch, |m| decode(&m.subject, &m.payload).map(Some))?;
-        }
-        Ok(page.finish())
+        self.page_by_subject(&stream, &filter, cursor, limit, |m| {
+            decode(&m.subject, &m.payload).map(Some)
+        })
+        .await
     }
 
     /// Whether `user_id` is a member of, invited to and banned from each of `room_ids` (at most
