@@ -5,53 +5,20 @@
 // it is refused, the sign-in form shows; a logout made elsewhere ends the page's session too.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
+import { Browsers, WAIT } from '../lib/browser.js';
 import { Mesh } from '../lib/mesh.js';
 
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const WAIT = { timeout: 20000 };
-
 let mesh;
-const browsers = [];
-/** Console errors about the Content-Security-Policy, from every page. */
-const cspViolations = [];
-// Files a page asked for and the agent does not have (e.g. a favicon): a console error each time.
-const missingFiles = [];
-const profiles = [];
+const browsers = new Browsers();
 
-/** One user's browser: a persistent context on a fresh profile directory. */
-async function openUser() {
-  const profile = mkdtempSync(join(tmpdir(), 'dyschat-chromium-'));
-  profiles.push(profile);
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1100, height: 720 },
-  });
-  browsers.push(context);
-  const page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  page.on('response', (r) => {
-    if (r.status() === 404 && r.request().resourceType() !== 'fetch') missingFiles.push(r.url());
-  });
-  await page.goto(mesh.url);
-  return { context, page };
-}
+/** One user's browser on the mesh's agent. */
+const openUser = () => browsers.open(mesh.url, { width: 1100, height: 720 });
 
 async function register(page, username, password) {
   await page.fill('#auth-username', username);
@@ -105,8 +72,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const b of browsers) await b.close().catch(() => {});
-  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+  await browsers.close();
   if (mesh) await mesh.stop();
 });
 
@@ -367,6 +333,6 @@ test('a logout made elsewhere ends the page\'s session', async () => {
 });
 
 test('no page broke its Content-Security-Policy or asked for a missing file', () => {
-  assert.deepEqual(cspViolations, []);
-  assert.deepEqual(missingFiles, []);
+  assert.deepEqual(browsers.cspViolations, []);
+  assert.deepEqual(browsers.missingFiles, []);
 });

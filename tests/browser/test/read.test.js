@@ -4,42 +4,18 @@
 // receives read_marker), and me/rooms says the same.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 
+import { Browsers, WAIT } from '../lib/browser.js';
 import { Mesh } from '../lib/mesh.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const WAIT = { timeout: 20000 };
 const PASSWORD = 'correct horse battery';
 
 let mesh;
-const contexts = [];
-const profiles = [];
-const pageErrors = [];
+const browsers = new Browsers();
 
-async function openPage(url) {
-  const profile = mkdtempSync(join(tmpdir(), 'dyschat-chromium-'));
-  profiles.push(profile);
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1200, height: 800 },
-  });
-  contexts.push(context);
-  const page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(url);
-  return page;
-}
+/** One device of a user, on the agent at `url`. */
+const openPage = async (url) => (await browsers.open(url)).page;
 
 async function enter(page, username, button) {
   await page.fill('#auth-username', username);
@@ -83,8 +59,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+  await browsers.close();
   if (mesh) await mesh.stop();
 });
 
@@ -134,5 +109,5 @@ test('reading a room on one device clears its unread badge on the other, across 
   assert.equal(summary.unread, 0, JSON.stringify(summary));
   assert.equal(summary.last_read_seq, summary.last_seq, JSON.stringify(summary));
   assert.equal(markers.at(-1), summary.last_read_seq);
-  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(browsers.pageErrors, []);
 });

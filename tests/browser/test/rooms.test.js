@@ -5,51 +5,22 @@
 // unread badge, and a block that stops the peer's messages.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
+import { Browsers, WAIT } from '../lib/browser.js';
 import { Mesh } from '../lib/mesh.js';
 
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const WAIT = { timeout: 20000 };
 const PASSWORD = 'correct horse battery';
 
 let mesh;
-const browsers = [];
-const profiles = [];
-const cspViolations = [];
-const pageErrors = [];
+const browsers = new Browsers();
 
-async function openUser(url) {
-  const profile = mkdtempSync(join(tmpdir(), 'dyschat-chromium-'));
-  profiles.push(profile);
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1200, height: 800 },
-  });
-  browsers.push(context);
-  const page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => {
-    pageErrors.push(e.message);
-    console.error(`[page error] ${e.message}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  await page.goto(url);
-  return page;
-}
+/** One user's browser on the agent at `url`. */
+const openUser = async (url) => (await browsers.open(url)).page;
 
 async function register(page, username) {
   await page.fill('#auth-username', username);
@@ -148,8 +119,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const b of browsers) await b.close().catch(() => {});
-  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+  await browsers.close();
   if (mesh) await mesh.stop();
 });
 
@@ -361,6 +331,6 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
 });
 
 test('no page broke its Content-Security-Policy or threw', () => {
-  assert.deepEqual(cspViolations, []);
-  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(browsers.cspViolations, []);
+  assert.deepEqual(browsers.pageErrors, []);
 });
