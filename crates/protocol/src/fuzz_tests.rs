@@ -103,7 +103,9 @@ fn arb_frame() -> impl Strategy<Value = (ClientFrame, Value)> {
             ClientFrame::Send {
                 room_id: room_id.clone(),
                 body: body.clone(),
-                client_msg_id: cmid.clone()
+                client_msg_id: cmid.clone(),
+                reply_to: None,
+                attachments: None,
             },
             json!({"type": "send", "room_id": room_id, "body": body, "client_msg_id": cmid})
         )),

@@ -14,6 +14,10 @@ use crate::ids::is_valid_id;
 pub const MESSAGES_STREAM: &str = "DYSCHAT_MESSAGES";
 /// msg-writer's durable pull consumer on [`MESSAGES_STREAM`].
 pub const WRITER_CONSUMER: &str = "msg-writer";
+/// The largest entry the messages stream stores: a message is at most a frame (64 KiB), but a
+/// change event carries the message's whole state, reactions and who made them included. A
+/// change whose state would be larger is refused (409).
+pub const MAX_STORED_BYTES: usize = 512 * 1024;
 /// The stream's own de-duplication window: it catches retries racing each other and the short
 /// while before msg-writer indexes a send; older retries are found in the retried-send index
 /// (see [`history::dedupe_key`]), so the server never holds a day of message ids in memory.

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod ids;
 pub mod layout;
+pub mod mentions;
 pub mod permissions;
 pub mod policy;
 pub mod subjects;

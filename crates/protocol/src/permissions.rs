@@ -138,6 +138,13 @@ impl Grant {
         self.publish([format!("{API}.STREAM.PURGE.{stream}")])
     }
 
+    /// Erases single messages of `stream` (a deleted chat message, and the older change events
+    /// of it, which a purge of its change subject keeping the last one removes).
+    fn erases(&mut self, stream: &str) -> &mut Self {
+        self.purges(stream)
+            .publish([format!("{API}.STREAM.MSG.DELETE.{stream}")])
+    }
+
     /// Ensures, reads and writes the KV bucket `bucket`.
     fn owns_bucket(&mut self, bucket: &str) -> &mut Self {
         let stream = kv_stream(bucket);
@@ -212,6 +219,8 @@ pub fn grant(service: Service) -> Grant {
             let writer = layout::WRITER_CONSUMER;
             g.ensures(stream)
                 .reads(stream)
+                // Applying a deletion erases the message and its older change events.
+                .erases(stream)
                 .ensures(layout::DEAD_LETTER_STREAM)
                 .publish([
                     format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.{writer}"),
@@ -234,6 +243,7 @@ pub fn grant(service: Service) -> Grant {
                 .watches_bucket(layout::REVOKED_BUCKET)
                 .publish([
                     subjects::ROOM_MESSAGES_WILDCARD.to_string(),
+                    subjects::ROOM_CHANGES_WILDCARD.to_string(),
                     format!("{}.>", subjects::auth::GROUP),
                     format!("{}.>", subjects::rooms::GROUP),
                     subjects::service_ping(subjects::auth::SERVICE),
@@ -244,6 +254,7 @@ pub fn grant(service: Service) -> Grant {
                 ])
                 .subscribe([
                     subjects::LIVE_WILDCARD,
+                    subjects::LIVE_CHANGES_WILDCARD,
                     subjects::MEMBERSHIP_WILDCARD,
                     subjects::TYPING_WILDCARD,
                     subjects::PRESENCE_WILDCARD,

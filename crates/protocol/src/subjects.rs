@@ -11,8 +11,17 @@ pub const ROOM_MESSAGES_WILDCARD: &str = "dyschat.msg.room.*";
 /// The stream re-publishes each stored message here (`dyschat.live.room.<room_id>`) with
 /// `Nats-Sequence` and `Nats-Last-Sequence`; ws-agents subscribe per room.
 pub const LIVE_WILDCARD: &str = "dyschat.live.room.*";
-/// RePublish destination template (`{{wildcard(1)}}` is the room id).
-pub const LIVE_REPUBLISH_DEST: &str = "dyschat.live.room.{{wildcard(1)}}";
+/// A room's change events (edits, deletions, reactions) are published on the changed message's
+/// own subject, `dyschat.msg.room.<room_id>.chg.<seq>` ([`room_change`]), stored by the same
+/// stream in the same sequence: the last event of a subject is the message's current state.
+pub const ROOM_CHANGES_WILDCARD: &str = "dyschat.msg.room.*.chg.*";
+/// Where the stream re-publishes change events (`dyschat.live.room.<room_id>.chg.<seq>`).
+pub const LIVE_CHANGES_WILDCARD: &str = "dyschat.live.room.*.chg.*";
+/// What the stream re-publishes: everything it stores, messages and changes.
+pub const LIVE_REPUBLISH_SOURCE: &str = "dyschat.msg.room.>";
+/// RePublish destination: a message of room `R` arrives on `dyschat.live.room.R`
+/// ([`live`]), a change of its message `S` on `dyschat.live.room.R.chg.S` ([`live_changes`]).
+pub const LIVE_REPUBLISH_DEST: &str = "dyschat.live.room.>";
 
 /// Membership changes (`dyschat.events.membership.<room_id>`), published by rooms.
 pub const MEMBERSHIP_WILDCARD: &str = "dyschat.events.membership.*";
@@ -133,6 +142,33 @@ pub fn live(room_id: &str) -> String {
     with_id(LIVE_PREFIX, room_id)
 }
 
+/// The change events of the room's message `seq`.
+pub fn room_change(room_id: &str, seq: u64) -> String {
+    format!("{}.chg.{seq}", room_messages(room_id))
+}
+
+/// Every change event of the room (what the room's last change is looked up with, and the
+/// subject the expected-last-sequence of a new change is checked against).
+pub fn room_changes(room_id: &str) -> String {
+    format!("{}.chg.*", room_messages(room_id))
+}
+
+/// Where the stream re-publishes the room's change events.
+pub fn live_changes(room_id: &str) -> String {
+    format!("{}.chg.*", live(room_id))
+}
+
+/// The room and message of a change subject, stored ([`room_change`]) or re-published.
+pub fn parse_change(subject: &str) -> Option<(&str, u64)> {
+    let rest = subject
+        .strip_prefix(ROOM_MESSAGES_PREFIX)
+        .or_else(|| subject.strip_prefix(LIVE_PREFIX))?
+        .strip_prefix('.')?;
+    let (room_id, seq) = rest.split_once(".chg.")?;
+    let seq = seq.parse().ok()?;
+    is_valid_id(room_id).then_some((room_id, seq))
+}
+
 pub fn membership(room_id: &str) -> String {
     with_id(MEMBERSHIP_PREFIX, room_id)
 }
@@ -193,11 +229,10 @@ pub fn parse_eviction(subject: &str) -> Option<&str> {
     (prefix == EVICTION_PREFIX && is_valid_id(id)).then_some(id)
 }
 
-/// Every subject of the messages stream that belongs to `room_id` (messages today; their change
-/// events and tombstones when issue 12 adds them under the same filter): what a room deletion
-/// purges.
-pub fn room_stream_filter(room_id: &str) -> String {
-    room_messages(room_id)
+/// Every subject of the messages stream that belongs to `room_id`, its messages and its change
+/// events: what a room deletion purges, and what a replay of the room's sequence reads.
+pub fn room_stream_filters(room_id: &str) -> [String; 2] {
+    [room_messages(room_id), room_changes(room_id)]
 }
 
 /// The room of a counter subject built by [`member_count`].
@@ -289,7 +324,16 @@ mod tests {
         assert_eq!(parse_eviction(&eviction("r1")), Some("r1"));
         assert_eq!(parse_eviction(&room_events("r1")), None);
         assert!(eviction("r1").starts_with(EVICTION_WILDCARD.trim_end_matches('*')));
-        assert_eq!(room_stream_filter("r1"), room_messages("r1"));
+        assert_eq!(
+            room_stream_filters("r1"),
+            ["dyschat.msg.room.r1", "dyschat.msg.room.r1.chg.*"]
+        );
+        assert_eq!(room_change("r1", 7), "dyschat.msg.room.r1.chg.7");
+        assert_eq!(parse_change(&room_change("r1", 7)), Some(("r1", 7)));
+        assert_eq!(parse_change("dyschat.live.room.r1.chg.7"), Some(("r1", 7)));
+        assert_eq!(parse_change(&room_messages("r1")), None);
+        assert_eq!(parse_change("dyschat.msg.room.r*.chg.7"), None);
+        assert_eq!(parse_live(&live_changes("r1")), None);
         assert_eq!(user_events("u1"), "dyschat.events.user.u1");
         assert_eq!(parse_user_events(&user_events("u1")), Some("u1"));
         assert_eq!(parse_user_events(&presence("u1")), None);

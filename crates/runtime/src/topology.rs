@@ -17,7 +17,6 @@ use async_nats::jetstream::{
 
 use dyschat_protocol::layout::*;
 use dyschat_protocol::subjects;
-use dyschat_protocol::wire::MAX_FRAME_BYTES;
 
 use crate::config::TopologySettings;
 
@@ -44,16 +43,19 @@ pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
     stream::Config {
         name: MESSAGES_STREAM.into(),
         description: Some("DYSCHAT room messages, one subject per room".into()),
-        subjects: vec![subjects::ROOM_MESSAGES_WILDCARD.into()],
+        subjects: vec![
+            subjects::ROOM_MESSAGES_WILDCARD.into(),
+            subjects::ROOM_CHANGES_WILDCARD.into(),
+        ],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
         num_replicas: config.stream_replicas,
         duplicate_window: STREAM_DEDUPE_WINDOW.min(Duration::from_secs(config.dedupe_window_secs)),
-        max_message_size: MAX_FRAME_BYTES as i32,
+        max_message_size: MAX_STORED_BYTES as i32,
         allow_direct: true,
         republish: Some(Republish {
-            source: subjects::ROOM_MESSAGES_WILDCARD.into(),
+            source: subjects::LIVE_REPUBLISH_SOURCE.into(),
             destination: subjects::LIVE_REPUBLISH_DEST.into(),
             headers_only: false,
         }),
@@ -250,16 +252,42 @@ where
     })
 }
 
+/// Ensures the messages stream. A stream of the first layout (messages only, 64 KiB, one
+/// subject filter) is brought to the current one in place: subjects, RePublish source and size
+/// are the only differences, and each of them a stream update may change.
 pub async fn ensure_messages_stream(
     js: &jetstream::Context,
     config: &TopologySettings,
 ) -> Result<stream::Stream, TopologyError> {
+    let wanted = messages_stream_config(config);
     retrying(|| async {
-        js.create_stream(messages_stream_config(config))
-            .await
-            .map_err(|e| classify("stream", MESSAGES_STREAM, &e))
+        match js.create_stream(wanted.clone()).await {
+            Ok(stream) => Ok(stream),
+            Err(e) => match classify("stream", MESSAGES_STREAM, &e) {
+                TopologyError::Conflict { .. } if first_layout(js).await => {
+                    tracing::info!("bringing stream {MESSAGES_STREAM} to the current layout");
+                    js.update_stream(wanted.clone())
+                        .await
+                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))?;
+                    js.get_stream(MESSAGES_STREAM)
+                        .await
+                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))
+                }
+                other => Err(other),
+            },
+        }
     })
     .await
+}
+
+/// Whether the existing messages stream has the first layout's subjects (messages only).
+async fn first_layout(js: &jetstream::Context) -> bool {
+    match js.get_stream(MESSAGES_STREAM).await {
+        Ok(mut stream) => stream.info().await.is_ok_and(|info| {
+            info.config.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
+        }),
+        Err(_) => false,
+    }
 }
 
 pub async fn ensure_writer_consumer(

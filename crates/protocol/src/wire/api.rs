@@ -141,6 +141,28 @@ pub struct PostMessageBody {
     pub body: String,
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// The `seq` of the message this one answers.
+    #[serde(default)]
+    pub reply_to: Option<u64>,
+    /// File ids uploaded to the room (contract section 9).
+    #[serde(default)]
+    pub attachments: Option<Vec<String>>,
+}
+
+/// `PATCH /api/v1/rooms/{room_id}/messages/{seq}`: the new body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EditBody {
+    pub body: String,
+}
+
+/// The answer to `DELETE /api/v1/rooms/{room_id}/messages/{seq}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletedReply {
+    pub room_id: String,
+    pub seq: u64,
+    pub deleted: bool,
 }
 
 /// `POST /api/v1/rooms/{room_id}/read`: move the read marker forward to `seq`.

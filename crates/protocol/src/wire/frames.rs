@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::wire::{Message, Role, Room};
+use crate::wire::{ChangeKind, Message, Role, Room};
 
 /// The largest text frame accepted; bigger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -31,6 +31,31 @@ pub enum ClientFrame {
         body: String,
         #[serde(default)]
         client_msg_id: Option<String>,
+        #[serde(default)]
+        reply_to: Option<u64>,
+        /// File ids (contract section 9).
+        #[serde(default)]
+        attachments: Option<Vec<String>>,
+    },
+    /// Replaces the body of the user's own message.
+    Edit {
+        room_id: String,
+        seq: u64,
+        body: String,
+    },
+    Delete {
+        room_id: String,
+        seq: u64,
+    },
+    React {
+        room_id: String,
+        seq: u64,
+        emoji: String,
+    },
+    Unreact {
+        room_id: String,
+        seq: u64,
+        emoji: String,
     },
     Typing {
         room_id: String,
@@ -58,6 +83,10 @@ impl ClientFrame {
             ClientFrame::Join { .. } => "join",
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Send { .. } => "send",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::React { .. } => "react",
+            ClientFrame::Unreact { .. } => "unreact",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::History { .. } => "history",
             ClientFrame::Read { .. } => "read",
@@ -119,6 +148,8 @@ pub enum ServerFrame {
     Joined {
         room_id: String,
         last_seq: u64,
+        /// The room's newest sequence value of either kind, message or change.
+        last_event_seq: u64,
         recovered: bool,
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
@@ -154,6 +185,45 @@ pub enum ServerFrame {
         reference: Option<String>,
     },
     Message(Message),
+    /// The answer to `edit`.
+    Edited {
+        room_id: String,
+        seq: u64,
+        edited_at: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// The answer to `delete`.
+    Deleted {
+        room_id: String,
+        seq: u64,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// The answer to `react`.
+    Reacted {
+        room_id: String,
+        seq: u64,
+        emoji: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// The answer to `unreact`.
+    Unreacted {
+        room_id: String,
+        seq: u64,
+        emoji: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// A change event of the room: `message` is the message's whole new state.
+    MessageUpdated {
+        room_id: String,
+        change: ChangeKind,
+        message: Message,
+        event_seq: u64,
+        prev_event_seq: u64,
+    },
     MemberJoined {
         room_id: String,
         user_id: String,
@@ -224,6 +294,11 @@ impl ServerFrame {
             ServerFrame::History { .. } => "history",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Message(_) => "message",
+            ServerFrame::Edited { .. } => "edited",
+            ServerFrame::Deleted { .. } => "deleted",
+            ServerFrame::Reacted { .. } => "reacted",
+            ServerFrame::Unreacted { .. } => "unreacted",
+            ServerFrame::MessageUpdated { .. } => "message_updated",
             ServerFrame::MemberJoined { .. } => "member_joined",
             ServerFrame::MemberLeft { .. } => "member_left",
             ServerFrame::Presence { .. } => "presence",
@@ -270,7 +345,9 @@ mod tests {
             ClientFrame::Send {
                 room_id: "r".into(),
                 body: "hi".into(),
-                client_msg_id: None
+                client_msg_id: None,
+                reply_to: None,
+                attachments: None,
             }
         );
         let i = decode_client_frame(r#"{"type":"read","room_id":"r","seq":3}"#).unwrap();

@@ -3,12 +3,14 @@
 //! The contract's field names are the serde names here; renaming a field is a contract change.
 
 pub mod api;
+pub mod change;
 pub mod events;
 pub mod frames;
 pub mod manage;
 pub mod message;
 
 pub use api::*;
+pub use change::*;
 pub use events::*;
 pub use frames::*;
 pub use manage::*;

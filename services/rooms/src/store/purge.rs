@@ -11,25 +11,26 @@ use dyschat_protocol::subjects;
 use super::{unavailable, Store, StoreError};
 
 impl Store {
-    /// Removes every message of the room from the messages stream. A mesh whose stream does not
-    /// exist yet (no message was ever sent) has nothing to remove.
+    /// Removes every message and change event of the room from the messages stream (one purge
+    /// per subject filter). A mesh whose stream does not exist yet (no message was ever sent)
+    /// has nothing to remove.
     pub async fn purge_messages(&self, room_id: &str) -> Result<u64, StoreError> {
         let stream = self
             .js
             .get_stream_no_info(MESSAGES_STREAM)
             .await
             .map_err(|e| unavailable(MESSAGES_STREAM, e))?;
-        match stream
-            .purge()
-            .filter(subjects::room_stream_filter(room_id))
-            .await
-        {
-            Ok(purged) => Ok(purged.purged),
-            Err(e) if matches!(e.kind(), PurgeErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
-                Ok(0)
+        let mut total = 0;
+        for filter in subjects::room_stream_filters(room_id) {
+            match stream.purge().filter(filter).await {
+                Ok(purged) => total += purged.purged,
+                Err(e) if matches!(e.kind(), PurgeErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+                    return Ok(0)
+                }
+                Err(e) => return Err(unavailable(MESSAGES_STREAM, e)),
             }
-            Err(e) => Err(unavailable(MESSAGES_STREAM, e)),
         }
+        Ok(total)
     }
 
     /// Removes every member record, invitation and ban of the room.
