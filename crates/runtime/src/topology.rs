@@ -264,7 +264,7 @@ pub async fn ensure_messages_stream(
         match js.create_stream(wanted.clone()).await {
             Ok(stream) => Ok(stream),
             Err(e) => match classify("stream", MESSAGES_STREAM, &e) {
-                TopologyError::Conflict { .. } if first_layout(js).await => {
+                TopologyError::Conflict { .. } if first_layout(js, &wanted).await => {
                     tracing::info!("bringing stream {MESSAGES_STREAM} to the current layout");
                     js.update_stream(wanted.clone())
                         .await
@@ -280,14 +280,27 @@ pub async fn ensure_messages_stream(
     .await
 }
 
-/// Whether the existing messages stream has the first layout's subjects (messages only).
-async fn first_layout(js: &jetstream::Context) -> bool {
-    match js.get_stream(MESSAGES_STREAM).await {
-        Ok(mut stream) => stream.info().await.is_ok_and(|info| {
-            info.config.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
-        }),
-        Err(_) => false,
-    }
+/// Whether the existing messages stream is the first layout's (messages only) and otherwise
+/// what `wanted` asks for: only then is it updated; any other difference is the operator's.
+async fn first_layout(js: &jetstream::Context, wanted: &stream::Config) -> bool {
+    let Ok(mut stream) = js.get_stream(MESSAGES_STREAM).await else {
+        return false;
+    };
+    let Ok(info) = stream.info().await else {
+        return false;
+    };
+    let have = &info.config;
+    let limit = |v: i64| v.max(0);
+    have.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
+        && have.retention == wanted.retention
+        && have.storage == wanted.storage
+        && have.discard == wanted.discard
+        && have.num_replicas == wanted.num_replicas
+        && have.duplicate_window == wanted.duplicate_window
+        && have.allow_direct == wanted.allow_direct
+        && limit(have.max_messages) == limit(wanted.max_messages)
+        && limit(have.max_bytes) == limit(wanted.max_bytes)
+        && have.max_age == wanted.max_age
 }
 
 pub async fn ensure_writer_consumer(
