@@ -128,12 +128,14 @@ pub fn writer_consumer_config() -> pull::Config {
     pull::Config {
         durable_name: Some(WRITER_CONSUMER.into()),
         description: Some("msg-writer: stores every room message in Redis".into()),
+        // No filter: the writer takes everything the stream holds, messages and their change
+        // events alike (a consumer of the first layout, filtered to messages, is updated in
+        // place by the create-or-update of `ensure_writer_consumer`).
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait: WRITER_ACK_WAIT,
         max_deliver: WRITER_MAX_DELIVER,
         max_ack_pending: WRITER_MAX_ACK_PENDING,
-        filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
         ..Default::default()
     }
 }
