@@ -60,6 +60,12 @@ fn server_samples() -> Vec<wire::ServerFrame> {
         sender_name: s(),
         body: s(),
         sent_at: s(),
+        reply_to: Some(1),
+        edited_at: Some(s()),
+        deleted: false,
+        reactions: vec![],
+        mentions: vec![],
+        attachments: vec![],
     };
     vec![
         F::Ready {
@@ -70,6 +76,7 @@ fn server_samples() -> Vec<wire::ServerFrame> {
         F::Joined {
             room_id: s(),
             last_seq: 1,
+            last_event_seq: 1,
             recovered: true,
             reference: r(),
         },

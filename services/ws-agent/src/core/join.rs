@@ -130,6 +130,7 @@ async fn catch_up(
         OutFrame::new(&ServerFrame::Joined {
             room_id: room_id.to_string(),
             last_seq,
+            last_event_seq: last_seq,
             recovered,
             reference: reference.clone(),
         })

@@ -120,15 +120,15 @@ impl Core {
             ),
             Reply::Ack => None,
         };
-        let stored = StoredMessage {
-            room_id: out.room_id,
-            message_id: ids::new_id(),
+        let stored = StoredMessage::sent(
+            out.room_id,
+            ids::new_id(),
             client_msg_id,
-            sender_id: user.user_id.clone(),
-            sender_name: user.username.clone(),
-            body: out.body,
-            sent_at: time::now(),
-        };
+            user.user_id.clone(),
+            user.username.clone(),
+            out.body,
+            time::now(),
+        );
         let span = tracing::Span::current();
         span.record("message.id", stored.message_id.as_str());
         span.record("message.client_id", stored.client_msg_id.as_str());

@@ -297,6 +297,8 @@ impl Session {
                 room_id,
                 body,
                 client_msg_id,
+                reply_to: _,
+                attachments: _,
             } => {
                 self.send(room_id, body, client_msg_id, reference.clone())
                     .await
@@ -311,6 +313,12 @@ impl Session {
                     .await
             }
             ClientFrame::Read { room_id, seq } => self.read(&room_id, seq, reference.clone()).await,
+            ClientFrame::Edit { .. }
+            | ClientFrame::Delete { .. }
+            | ClientFrame::React { .. }
+            | ClientFrame::Unreact { .. } => Err(crate::core::CoreError::Invalid(
+                "message changes are not served yet",
+            )),
             ClientFrame::Ping {} => {
                 self.reply(ServerFrame::Pong {
                     reference: reference.clone(),

@@ -79,7 +79,7 @@ struct Stored {
 /// Something that happens while a replay runs.
 enum DuringReplay {
     /// A message is published (it arrives live, after the replayed range).
-    Publish(StoredMessage),
+    Publish(Box<StoredMessage>),
     /// The live copy of an already stored message arrives (late).
     Live(u64),
 }
@@ -182,7 +182,7 @@ impl FakeStream {
     pub(crate) fn publish_during_next_replay(&self, room_id: &str, body: &str) {
         lock(&self.stored)
             .during_replay
-            .push(DuringReplay::Publish(message(room_id, body)));
+            .push(DuringReplay::Publish(Box::new(message(room_id, body))));
     }
 
     /// Re-publishes the message at `seq` when the next replay runs.
@@ -221,15 +221,15 @@ fn live_copy(stored: &StoredMessage, seq: u64, prev_seq: u64) -> LiveMessage {
 
 /// A message of `room_id` from a sender called `other`.
 pub(crate) fn message(room_id: &str, body: &str) -> StoredMessage {
-    StoredMessage {
-        room_id: room_id.to_string(),
-        message_id: ids::new_id(),
-        client_msg_id: ids::new_id(),
-        sender_id: "other".into(),
-        sender_name: "other".into(),
-        body: body.to_string(),
-        sent_at: time::now(),
-    }
+    StoredMessage::sent(
+        room_id.to_string(),
+        ids::new_id(),
+        ids::new_id(),
+        "other".into(),
+        "other".into(),
+        body.to_string(),
+        time::now(),
+    )
 }
 
 impl MessageStream for FakeStream {
@@ -384,7 +384,7 @@ impl MessageStream for FakeStream {
             for event in during {
                 match event {
                     DuringReplay::Publish(m) => {
-                        self.append(m);
+                        self.append(*m);
                     }
                     DuringReplay::Live(seq) => self.bus.inject(room_id, self.live_copy_of(seq)),
                 }
