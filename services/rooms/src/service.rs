@@ -39,6 +39,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     // Requests and the clean-ups of deleted rooms share one tracker, drained at shutdown.
     let tracker = TaskTracker::new();
     let rooms = Rooms::new(store, client.clone(), limits, tracker.clone());
+    tracker.spawn(rooms.feed().run(config.topology.clone(), shutdown.clone()));
 
     let identity = service::Identity {
         name: api::SERVICE,
@@ -84,6 +85,7 @@ fn endpoints(rooms: &Rooms) -> Endpoints {
         .route(api::BLOCK, with(rooms, Rooms::block))
         .route(api::UNBLOCK, with(rooms, Rooms::unblock))
         .route(api::BLOCKS, with(rooms, Rooms::blocks))
+        .route(api::MENTIONS, with(rooms, Rooms::mentions))
 }
 
 /// An operation as a handler: each request gets its own handle on the service state.
