@@ -121,6 +121,9 @@ mod tests {
         ("get", "/api/v1/rooms/{room_id}/messages"),
         ("post", "/api/v1/rooms/{room_id}/messages"),
         ("post", "/api/v1/rooms/{room_id}/read"),
+        ("get", "/api/v1/me/notifications"),
+        ("post", "/api/v1/me/notifications/read"),
+        ("get", "/api/v1/rooms/{room_id}/receipts"),
     ];
 
     fn document() -> serde_json::Value {

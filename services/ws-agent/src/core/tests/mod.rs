@@ -3,6 +3,7 @@
 mod dedupe;
 mod events;
 mod evict;
+mod feed;
 mod join;
 mod pages;
 mod read;
