@@ -6,6 +6,7 @@
 
 mod deletion;
 mod eviction;
+mod feed;
 mod matrix;
 mod read;
 mod summaries;
