@@ -28,7 +28,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let (keep_client, keep_topology) = (client.clone(), config.topology.clone());
     topology::keep(reconnects, shutdown.clone(), move || {
         let (client, topology) = (keep_client.clone(), keep_topology.clone());
-        async move { Store::open(&client, &topology).await.map(drop) }
+        async move {
+            Store::open(&client, &topology).await?;
+            crate::feed::ensure(&client, &topology).await.map(drop)
+        }
     });
     let limits = Limits {
         max_owned: config.rooms.max_rooms_per_user,

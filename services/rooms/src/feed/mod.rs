@@ -44,6 +44,21 @@ const RESTART_PAUSE: Duration = Duration::from_secs(1);
 /// emptied and filled again.
 const MAX_SHAPES: usize = 100_000;
 
+/// Ensures what the feed uses: the messages stream, the feed stream and the `feed` consumer
+/// (after a reconnection, too: a replaced nats-server has none of them, and the consumer's
+/// stream of messages pulls from the durable again once it exists).
+pub(crate) async fn ensure(
+    client: &async_nats::Client,
+    topology: &TopologySettings,
+) -> Result<jetstream::consumer::PullConsumer, topology::TopologyError> {
+    let js = jetstream::new(client.clone());
+    let (messages, _feed) = tokio::try_join!(
+        topology::ensure_messages_stream(&js, topology),
+        topology::ensure_feed_stream(&js, topology),
+    )?;
+    topology::ensure_feed_consumer(&messages).await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FeedError {
     #[error(transparent)]
@@ -64,6 +79,7 @@ enum Shape {
 #[derive(Clone)]
 pub(crate) struct Feed {
     store: Arc<Store>,
+    client: async_nats::Client,
     js: jetstream::Context,
     shapes: Arc<Mutex<HashMap<String, Shape>>>,
 }
@@ -72,7 +88,8 @@ impl Feed {
     pub(crate) fn new(store: Arc<Store>, client: async_nats::Client) -> Self {
         Feed {
             store,
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
             shapes: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -96,12 +113,7 @@ impl Feed {
         topology: &TopologySettings,
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
-        let (messages_stream, _feed) = tokio::try_join!(
-            topology::ensure_messages_stream(&self.js, topology),
-            topology::ensure_feed_stream(&self.js, topology),
-        )
-        .map_err(|e| e.to_string())?;
-        let consumer = topology::ensure_feed_consumer(&messages_stream)
+        let consumer = ensure(&self.client, topology)
             .await
             .map_err(|e| e.to_string())?;
         let messages = consumer
