@@ -209,7 +209,13 @@ pub fn grant(service: Service) -> Grant {
                 // The feed: its own durable consumer of room messages (messages only) and
                 // the stream of notifications it writes.
                 .ensures(layout::MESSAGES_STREAM)
+                // Whether a message was deleted before its notifications were made.
+                .reads(layout::MESSAGES_STREAM)
+                .only_watches(layout::MESSAGES_STREAM, layout::WRITER_CONSUMER)
                 .ensures(layout::FEED_STREAM)
+                // A deleted message's (or room's) notifications are erased.
+                .reads(layout::FEED_STREAM)
+                .erases(layout::FEED_STREAM)
                 .publish([
                     subjects::COUNTERS_WILDCARD.to_string(),
                     subjects::MEMBERSHIP_WILDCARD.to_string(),
@@ -220,6 +226,7 @@ pub fn grant(service: Service) -> Grant {
                     // Who a mention names.
                     subjects::auth::USERS_BY_NAME_SUBJECT.to_string(),
                     subjects::FEED_WILDCARD.to_string(),
+                    subjects::NOTIFIED_WILDCARD.to_string(),
                     format!("{API}.CONSUMER.DURABLE.CREATE.{messages}.{feed}"),
                     format!("{API}.CONSUMER.CREATE.{messages}.{feed}"),
                     format!("{API}.CONSUMER.CREATE.{messages}.{feed}.>"),

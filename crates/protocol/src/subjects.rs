@@ -41,6 +41,11 @@ pub const FEED_WILDCARD: &str = "dyschat.feed.*";
 /// kind [`UserEventKind::Notification`], with `Nats-Sequence` (the `notification_id`).
 pub const FEED_REPUBLISH_DEST: &str = "dyschat.events.user.{{wildcard(1)}}.feed";
 
+/// Which notifications a message made (`dyschat.notified.<room_id>.<seq>`, [`notified`]), kept
+/// by the `DYSCHAT_FEED` stream beside them: what erasing a deleted message's (or room's)
+/// notifications reads. Written by rooms.
+pub const NOTIFIED_WILDCARD: &str = "dyschat.notified.*.*";
+
 /// Read receipts (`dyschat.events.receipt.<room_id>`, a [`crate::wire::ReceiptEvent`]),
 /// published by ws-agents for rooms of at most 100 members.
 pub const RECEIPT_WILDCARD: &str = "dyschat.events.receipt.*";
@@ -146,6 +151,7 @@ const PRESENCE_PREFIX: &str = "dyschat.events.presence";
 const USER_EVENTS_PREFIX: &str = "dyschat.events.user";
 const FEED_PREFIX: &str = "dyschat.feed";
 const RECEIPT_PREFIX: &str = "dyschat.events.receipt";
+const NOTIFIED_PREFIX: &str = "dyschat.notified";
 const MEMBER_COUNT_PREFIX: &str = "dyschat.count.members";
 const OWNED_COUNT_PREFIX: &str = "dyschat.count.owned";
 const JOINED_COUNT_PREFIX: &str = "dyschat.count.joined";
@@ -242,6 +248,16 @@ pub fn parse_user_event(subject: &str) -> Option<(&str, UserEventKind)> {
 /// The feed subject of `user_id` in the `DYSCHAT_FEED` stream.
 pub fn feed(user_id: &str) -> String {
     with_id(FEED_PREFIX, user_id)
+}
+
+/// The record of the notifications message `seq` of `room_id` made.
+pub fn notified(room_id: &str, seq: u64) -> String {
+    format!("{}.{seq}", with_id(NOTIFIED_PREFIX, room_id))
+}
+
+/// Every record of the notifications of `room_id`'s messages.
+pub fn notified_in(room_id: &str) -> String {
+    format!("{}.*", with_id(NOTIFIED_PREFIX, room_id))
 }
 
 /// Where agents announce a read receipt of the room.
@@ -415,6 +431,8 @@ mod tests {
             user_event("u1", UserEventKind::Notification)
         );
         assert_eq!(feed("u1"), "dyschat.feed.u1");
+        assert_eq!(notified("r1", 7), "dyschat.notified.r1.7");
+        assert_eq!(notified_in("r1"), "dyschat.notified.r1.*");
         assert_eq!(receipt("r1"), "dyschat.events.receipt.r1");
         assert_eq!(
             EventSubject::parse(&receipt("r1")),

@@ -2,7 +2,8 @@
 //! a mention, a reply, a direct message and an invitation reach every socket of the user on
 //! both agents within a second; none for oneself, none from a blocked user, one per message
 //! (a mention that is also a reply is one `mention`), none for an edit; a user who was offline
-//! finds them later, paged newest first; read marking and `unread_notifications`; receipts in a
+//! finds them later, paged newest first; read marking and `unread_notifications`; a deleted
+//! message's (and room's) notifications erased with it; receipts in a
 //! small room and none in a room of 101 members; who may read receipts.
 //!
 //! Mentions and replies are filled in by the send path (`reply_to_sender`, `mentions`); until it
@@ -99,6 +100,19 @@ async fn feed(api: &Api, user: &LoggedIn, query: &str) -> anyhow::Result<Value> 
 async fn unread(api: &Api, user: &LoggedIn) -> anyhow::Result<u64> {
     let me = expect(api, user, "GET", "/api/v1/me", None, 200).await?;
     me["unread_notifications"].as_u64().context("unread")
+}
+
+/// The user's feed once it holds exactly `n` notifications (within 10 s).
+async fn wait_for_feed(api: &Api, user: &LoggedIn, n: usize) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = feed(api, user, "").await?;
+        if ids_of(&page).len() == n {
+            return Ok(page);
+        }
+        ensure!(Instant::now() < deadline, "never {n} notifications: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn ids_of(page: &Value) -> Vec<String> {
@@ -283,14 +297,7 @@ async fn notifications_reach_every_device_once_and_wait_for_the_offline() -> any
     for n in 0..3 {
         publish(&js, &room, &alice, &format!("@f_dave {n}"), &[&dave], None).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let all = loop {
-        let page = feed(&s.apis[1], &dave, "").await?;
-        if ids_of(&page).len() == 4 || Instant::now() > deadline {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let all = wait_for_feed(&s.apis[1], &dave, 4).await?;
     let all_ids = ids_of(&all);
     ensure!(all_ids.len() == 4 && all["next_cursor"].is_null(), "{all}");
     let kinds: Vec<&str> = all["notifications"]
@@ -370,6 +377,66 @@ async fn notifications_reach_every_device_once_and_wait_for_the_offline() -> any
     )
     .await?;
     ensure!(unread(s.api(), &bob).await? == 2);
+
+    // A deleted message's notifications go with its text; a deleted room's too.
+    let mentions: Vec<u64> = all["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["kind"] == "mention")
+        .filter_map(|n| n["seq"].as_u64())
+        .collect();
+    let mut erased = StoredMessage::sent(
+        room.clone(),
+        ids::new_id(),
+        ids::new_id(),
+        alice.user_id.clone(),
+        alice.username.clone(),
+        String::new(),
+        time::now(),
+    );
+    erased.deleted = true;
+    let deletion = StoredChange {
+        room_id: room.clone(),
+        seq: mentions[0],
+        prev_seq: 0,
+        change: ChangeKind::Deleted,
+        prev_event_seq: 0,
+        by: alice.user_id.clone(),
+        at: time::now(),
+        message: erased,
+    };
+    js.publish(
+        subjects::room_change(&room, mentions[0]),
+        serde_json::to_vec(&deletion)?.into(),
+    )
+    .await?
+    .await?;
+    let left = wait_for_feed(s.api(), &dave, 3).await?;
+    ensure!(
+        left["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|n| n["seq"] != mentions[0]),
+        "{left}"
+    );
+    expect(
+        s.api(),
+        &alice,
+        "DELETE",
+        &format!("/api/v1/rooms/{room}"),
+        None,
+        200,
+    )
+    .await?;
+    let left = wait_for_feed(s.api(), &dave, 1).await?;
+    ensure!(
+        left["notifications"][0]["kind"] == "invite" && left["notifications"][0]["read"] == true,
+        "{left}"
+    );
+    // The one unread (the newest mention) went with the room.
+    ensure!(unread(s.api(), &dave).await? == 0);
 
     for socket in [bob0, bob1, alice0, carol1] {
         socket.close().await;

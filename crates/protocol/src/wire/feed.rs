@@ -59,6 +59,13 @@ impl StoredNotification {
     }
 }
 
+/// The notifications one message made (`dyschat.notified.<room_id>.<seq>` in the feed stream):
+/// their `notification_id`s, which a deletion of the message (or of its room) erases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notified {
+    pub ids: Vec<u64>,
+}
+
 /// The first [`PREVIEW_CHARS`] characters of `body`.
 pub fn preview(body: &str) -> String {
     body.chars().take(PREVIEW_CHARS).collect()

@@ -23,7 +23,10 @@ pub fn feed_stream_config(config: &TopologySettings) -> stream::Config {
     stream::Config {
         name: FEED_STREAM.into(),
         description: Some("DYSCHAT notifications, one subject per user".into()),
-        subjects: vec![subjects::FEED_WILDCARD.into()],
+        subjects: vec![
+            subjects::FEED_WILDCARD.into(),
+            subjects::NOTIFIED_WILDCARD.into(),
+        ],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
@@ -54,8 +57,9 @@ pub async fn ensure_feed_stream(
     .await
 }
 
-/// Room messages only (not their change events: an edit makes no notification), from the
-/// moment the consumer is first made (a new feed does not notify about old messages).
+/// Room messages and their change events (a message makes notifications, its deletion erases
+/// them; an edit or a reaction makes none), from the moment the consumer is first made (a new
+/// feed does not notify about old messages).
 pub fn feed_consumer_config() -> pull::Config {
     pull::Config {
         durable_name: Some(FEED_CONSUMER.into()),
@@ -65,7 +69,7 @@ pub fn feed_consumer_config() -> pull::Config {
         ack_wait: FEED_ACK_WAIT,
         max_deliver: FEED_MAX_DELIVER,
         max_ack_pending: FEED_MAX_ACK_PENDING,
-        filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
+        filter_subject: subjects::LIVE_REPUBLISH_SOURCE.into(),
         ..Default::default()
     }
 }

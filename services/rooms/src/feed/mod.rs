@@ -2,9 +2,9 @@
 //! knows what a message alone does not say (the room's kind and a direct room's peer, who is
 //! still a member, who blocks whom).
 //!
-//! Event-driven on NATS's own features: a durable pull consumer `feed` on `DYSCHAT_MESSAGES`,
-//! filtered to messages (`dyschat.msg.room.*`; change events are other subjects, so an edit
-//! makes none), shared by every rooms instance. For each message [`rules::recipients`] says who
+//! Event-driven on NATS's own features: a durable pull consumer `feed` on `DYSCHAT_MESSAGES`
+//! (messages and their change events: an edit or a reaction makes none, a deletion erases the
+//! message's notifications, see [`erase`]), shared by every rooms instance. For each message [`rules::recipients`] says who
 //! is told and why; the recipients who are still members and do not block the sender (two
 //! batched reads) get a [`StoredNotification`] on `dyschat.feed.<user_id>` in the `DYSCHAT_FEED`
 //! stream, with `Nats-Msg-Id` `<room>:<seq>:<user>`, and only then is the message acked: a
@@ -12,6 +12,7 @@
 //! user's event subject, which the agents holding a socket of that user listen to.
 //! Invitations publish an `invite` notification directly ([`Feed::invite`]).
 
+mod erase;
 mod rules;
 
 use std::collections::HashMap;
@@ -21,7 +22,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use dyschat_protocol::policy::RoomKind;
-use dyschat_protocol::wire::{self, NotificationKind, StoredMessage, StoredNotification, UserView};
+use dyschat_protocol::wire::{
+    self, NotificationKind, StoredChange, StoredMessage, StoredNotification, UserView,
+};
 use dyschat_protocol::{layout, subjects};
 use dyschat_runtime::config::TopologySettings;
 use dyschat_runtime::topology;
@@ -146,8 +149,8 @@ impl Feed {
                 return;
             }
         };
-        let outcome = match subjects::parse_room_messages(&message.subject) {
-            Some(room_id) => match serde_json::from_slice::<StoredMessage>(&message.payload) {
+        let outcome = if let Some(room_id) = subjects::parse_room_messages(&message.subject) {
+            match serde_json::from_slice::<StoredMessage>(&message.payload) {
                 Ok(stored) if stored.room_id == room_id && !stored.deleted => {
                     self.notify(&stored, seq).await
                 }
@@ -156,8 +159,14 @@ impl Feed {
                     tracing::debug!(error = %e, seq, "undecodable message makes no notification");
                     Ok(())
                 }
-            },
-            None => Ok(()),
+            }
+        } else if let Some((room_id, _)) = subjects::parse_change(&message.subject) {
+            match serde_json::from_slice::<StoredChange>(&message.payload) {
+                Ok(change) if change.room_id == room_id => self.changed(&change).await,
+                _ => Ok(()),
+            }
+        } else {
+            Ok(())
         };
         let ack = match outcome {
             Ok(()) => message.ack().await,
@@ -188,10 +197,19 @@ impl Feed {
             return Ok(());
         }
         let users: Vec<String> = recipients.iter().map(|(u, _)| u.clone()).collect();
-        let (members, blockers) = tokio::try_join!(
-            self.store.members_among(&message.room_id, &users),
-            self.store.blockers_among(&users, &message.sender_id),
+        let (members, blockers, deleted) = tokio::try_join!(
+            async { Ok(self.store.members_among(&message.room_id, &users).await?) },
+            async {
+                Ok(self
+                    .store
+                    .blockers_among(&users, &message.sender_id)
+                    .await?)
+            },
+            self.deleted(&message.room_id, seq),
         )?;
+        if deleted {
+            return Ok(());
+        }
         let from = UserView {
             user_id: message.sender_id.clone(),
             username: message.sender_name.clone(),
@@ -212,7 +230,10 @@ impl Feed {
                 let id = layout::feed_dedupe_id(&message.room_id, seq, &user);
                 async move { self.publish(&user, id, &notification).await }
             });
-        futures::future::try_join_all(publishes).await?;
+        let ids = futures::future::try_join_all(publishes).await?;
+        if !ids.is_empty() {
+            self.record(&message.room_id, seq, ids).await?;
+        }
         Ok(())
     }
 
@@ -238,15 +259,16 @@ impl Feed {
             created_at: at.to_string(),
         };
         let id = format!("invite:{room_id}:{invitee}:{at}");
-        self.publish(invitee, id, &notification).await
+        self.publish(invitee, id, &notification).await.map(drop)
     }
 
+    /// Stores `notification` in the user's feed; returns its `notification_id`.
     async fn publish(
         &self,
         user_id: &str,
         dedupe_id: String,
         notification: &StoredNotification,
-    ) -> Result<(), FeedError> {
+    ) -> Result<u64, FeedError> {
         let payload =
             serde_json::to_vec(notification).map_err(|e| FeedError::Publish(e.to_string()))?;
         let mut headers = HeaderMap::new();
@@ -259,11 +281,11 @@ impl Feed {
                 .map_err(|e| FeedError::Publish(e.to_string()))?;
             ack.await.map_err(|e| FeedError::Publish(e.to_string()))
         };
-        tokio::time::timeout(PUBLISH_TIMEOUT, publish)
+        let ack = tokio::time::timeout(PUBLISH_TIMEOUT, publish)
             .await
             .map_err(|_| FeedError::Timeout)??;
         tracing::debug!(user = %user_id, kind = ?notification.kind, room = %notification.room_id, "notification stored");
-        Ok(())
+        Ok(ack.sequence)
     }
 
     /// The room's kind and peers, from memory or its record; `None` for a room that is gone.
