@@ -9,6 +9,7 @@ mod eviction;
 mod feed;
 mod matrix;
 mod read;
+mod receipts;
 mod summaries;
 
 use anyhow::{ensure, Context};
