@@ -343,6 +343,18 @@ pub mod history {
         format!("dyschat:sent:{{{room_id}}}:{sender_id}")
     }
 
+    /// The sorted set of the seqs of the room's messages that mention `user_id` (score = member
+    /// = seq), written by msg-writer beside the per-sender sets: a user's mention
+    /// count above the read marker is one `ZCOUNT`, whatever the room's size.
+    pub fn mentioned_key(room_id: &str, user_id: &str) -> String {
+        format!("dyschat:mentioned:{{{room_id}}}:{user_id}")
+    }
+
+    /// The pattern of every mention set of a room (for the room's deletion).
+    pub fn mentioned_pattern(room_id: &str) -> String {
+        format!("dyschat:mentioned:{{{room_id}}}:*")
+    }
+
     /// The pattern of every per-sender set of a room (for the room's deletion).
     pub fn sent_pattern(room_id: &str) -> String {
         format!("dyschat:sent:{{{room_id}}}:*")

@@ -83,15 +83,15 @@ pub fn queue_dedupe(
     pipe.expire(&key, i64::try_from(keep_secs).unwrap_or(i64::MAX));
 }
 
-/// How many messages of the room have `after < seq <= up_to` in history, and how many of them
-/// `sender_id` sent, in one round trip (two `ZCOUNT`s).
+/// How many messages of the room have `after < seq <= up_to` in history, how many of them
+/// `user_id` sent, and how many mention them, in one round trip (three `ZCOUNT`s).
 pub async fn counts<C: ConnectionLike>(
     conn: &mut C,
     room_id: &str,
     sender_id: &str,
     after: u64,
     up_to: u64,
-) -> redis::RedisResult<(u64, u64)> {
+) -> redis::RedisResult<(u64, u64, u64)> {
     let min = format!("({after}");
     redis::pipe()
         .cmd("ZCOUNT")
@@ -104,17 +104,21 @@ pub async fn counts<C: ConnectionLike>(
         ))
         .arg(&min)
         .arg(up_to)
+        .cmd("ZCOUNT")
+        .arg(dyschat_protocol::layout::history::mentioned_key(
+            room_id, sender_id,
+        ))
+        .arg(&min)
+        .arg(up_to)
         .query_async(conn)
         .await
 }
 
-/// Queues the seqs of one sender's messages of one room in their per-sender set (one reply).
-pub fn queue_sent(pipe: &mut redis::Pipeline, room_id: &str, sender_id: &str, seqs: &[u64]) {
+/// Queues `seqs` into the sorted set `key` (score = member = seq): a sender's set or a
+/// mentioned user's (one reply).
+pub fn queue_seqs(pipe: &mut redis::Pipeline, key: String, seqs: &[u64]) {
     let members: Vec<(u64, u64)> = seqs.iter().map(|s| (*s, *s)).collect();
-    pipe.zadd_multiple(
-        dyschat_protocol::layout::history::sent_key(room_id, sender_id),
-        &members,
-    );
+    pipe.zadd_multiple(key, &members);
 }
 
 /// The seq of the first send with `field` in any of `days`, and the store's state, in one round

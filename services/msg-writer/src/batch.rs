@@ -25,6 +25,8 @@ pub enum Prepared {
         seq: u64,
         /// Its field in the retried-send index (`<sender>:<client_msg_id>`).
         sent_as: String,
+        /// The user ids it mentions.
+        mentioned: Vec<String>,
     },
     /// A change event, stored at `event_seq`, of the room's message `change.seq`.
     Change {
@@ -65,6 +67,8 @@ pub(crate) enum Kind {
         sent_as: String,
         /// The UTC day it was stored (for the retried-send index).
         day: u64,
+        /// Who it mentions (for the per-user mention sets).
+        mentioned: Vec<String>,
     },
     Change(Change),
 }
@@ -77,10 +81,15 @@ impl<T> Item<T> {
                 room_id,
                 seq,
                 sent_as,
+                mentioned,
             } => Some(Item {
                 room_id,
                 seq,
-                kind: Kind::Message { sent_as, day },
+                kind: Kind::Message {
+                    sent_as,
+                    day,
+                    mentioned,
+                },
                 message,
             }),
             Prepared::Change {
@@ -118,6 +127,7 @@ pub fn prepare(subject: &str, stream_seq: u64, payload: &[u8]) -> Prepared {
             room_id: room_id.to_string(),
             seq: stream_seq,
             sent_as: layout::history::dedupe_field(&m.sender_id, &m.client_msg_id),
+            mentioned: m.mentions,
         },
         Ok(m) => Prepared::Poison(format!(
             "payload room {} does not match subject room {room_id}",
@@ -206,8 +216,15 @@ pub(crate) fn group_by_room<'a, T>(
         let room = &mut rooms[at];
         room.high = room.high.max(item.seq);
         let (seq, write) = match &item.kind {
-            Kind::Message { sent_as, day } => {
+            Kind::Message {
+                sent_as,
+                day,
+                mentioned,
+            } => {
                 room.sends.push((*day, sent_as.as_str(), item.seq));
+                for user in mentioned {
+                    room.mentioned.push((user.as_str(), item.seq));
+                }
                 let sender = layout::history::sender_of(sent_as);
                 room.senders.push((sender, item.seq));
                 (item.seq, Write::Original(payload(&item.message)))

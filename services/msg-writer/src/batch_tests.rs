@@ -55,6 +55,7 @@ fn valid_messages_are_stored_by_seq() {
             room_id: "r1".into(),
             seq: 7,
             sent_as: "u:c".into(),
+            mentioned: Vec::new(),
         }
     );
 }
@@ -157,6 +158,7 @@ fn item(room: &str, seq: u64, payload: &[u8]) -> Item<Vec<u8>> {
         kind: Kind::Message {
             sent_as: format!("u:{seq}"),
             day: 20_000,
+            mentioned: vec!["m".to_string()],
         },
         message: payload.to_vec(),
     }

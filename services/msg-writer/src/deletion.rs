@@ -83,6 +83,7 @@ pub(crate) async fn delete_history(
     for pattern in [
         layout::dedupe_pattern(room_id),
         layout::sent_pattern(room_id),
+        layout::mentioned_pattern(room_id),
     ] {
         let mut cursor = 0u64;
         for _ in 0..MAX_SCAN_STEPS {

@@ -50,7 +50,19 @@ pub(crate) fn queue_room(
         // A message and its changes name the same seq.
         seqs.sort_unstable();
         seqs.dedup();
-        history::queue_sent(pipe, room.room_id, sender, seqs);
+        history::queue_seqs(pipe, layout::sent_key(room.room_id, sender), seqs);
+        replies += 1;
+    }
+    // Each mentioned user's seqs, for exact mention counts.
+    let mut mentioned: Vec<(&str, Vec<u64>)> = Vec::new();
+    for (user, seq) in &room.mentioned {
+        match mentioned.iter_mut().find(|(u, _)| u == user) {
+            Some((_, seqs)) => seqs.push(*seq),
+            None => mentioned.push((user, vec![*seq])),
+        }
+    }
+    for (user, seqs) in &mentioned {
+        history::queue_seqs(pipe, layout::mentioned_key(room.room_id, user), seqs);
         replies += 1;
     }
     let mut days: Vec<u64> = room.sends.iter().map(|(day, _, _)| *day).collect();

@@ -29,6 +29,8 @@ pub(crate) struct RoomWrite<'a> {
     pub sends: Vec<(u64, &'a str, u64)>,
     /// For the per-sender sets: `(sender_id, seq)` of each message sent or changed.
     pub senders: Vec<(&'a str, u64)>,
+    /// For the per-user mention sets: `(user_id, seq)` of each mention a message makes.
+    pub mentioned: Vec<(&'a str, u64)>,
     /// The `seq` of each message whose deletion the chunk carries: once the history holds it,
     /// the message's old bytes are erased from the stream ([`HistoryStore::erase`]).
     pub erase: Vec<u64>,

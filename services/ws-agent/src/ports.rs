@@ -203,16 +203,17 @@ pub(crate) trait HistoryStore: Send + Sync {
         query: PageQuery,
         limit: usize,
     ) -> BoxFuture<'a, PortResult<MessagePage>>;
-    /// How many of the room's stored messages have `after < seq <= up_to`, and how many of
-    /// those `sender_id` sent (msg-writer keeps a sorted set of each sender's seqs beside the
-    /// history): two `ZCOUNT`s in one round trip.
+    /// How many of the room's stored messages have `after < seq <= up_to`, how many of those
+    /// `sender_id` sent, and how many mention them (msg-writer keeps a sorted set of each
+    /// sender's seqs and of each mentioned user's beside the history): three `ZCOUNT`s in one
+    /// round trip.
     fn counts<'a>(
         &'a self,
         room_id: &'a str,
         sender_id: &'a str,
         after: u64,
         up_to: u64,
-    ) -> BoxFuture<'a, PortResult<(u64, u64)>>;
+    ) -> BoxFuture<'a, PortResult<(u64, u64, u64)>>;
 }
 
 /// The rooms service's answers, in the contract's error type: a `not_found` from rooms is the

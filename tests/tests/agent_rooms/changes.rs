@@ -371,6 +371,20 @@ async fn a_send_names_its_mentions_and_the_feed_tells_them() -> anyhow::Result<(
         "{sent}"
     );
     let _ = outsider;
+    // The mention counts in me/rooms follow, exact whether the writer has stored the message
+    // (counted in Redis) or not yet (read from the stream).
+    let counted_at = [(&bob, 1), (&bobby, 1), (&alice, 0), (&bob, 1), (&bobby, 1)];
+    for (i, (user, expected)) in counted_at.into_iter().enumerate() {
+        if i == 3 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let rooms = expect(s.api(), user, "GET", "/api/v1/me/rooms", None, 200).await?;
+        let mine = rooms["rooms"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["room_id"] == room.as_str()))
+            .context("the room")?;
+        ensure!(mine["mentions"] == expected, "{}: {mine}", user.username);
+    }
     let n = bobs.recv_type("notification").await?;
     ensure!(
         n["notification"]["kind"] == "mention" && n["notification"]["seq"] == sent["seq"],

@@ -128,7 +128,7 @@ impl HistoryStore for RedisHistory {
         sender_id: &'a str,
         after: u64,
         up_to: u64,
-    ) -> BoxFuture<'a, PortResult<(u64, u64)>> {
+    ) -> BoxFuture<'a, PortResult<(u64, u64, u64)>> {
         async move {
             let mut redis = self.redis.clone();
             self.timed(

@@ -141,6 +141,9 @@ pub(crate) fn overlay(messages: &mut Vec<Message>, changes: &[Entry]) {
             *m = Message::from_stored(state.stored.clone(), m.seq, m.prev_seq);
         }
     }
+    if high <= low + 1 {
+        return;
+    }
     let missing: Vec<(u64, &State)> = states
         .range(low + 1..high)
         .filter(|(seq, state)| {

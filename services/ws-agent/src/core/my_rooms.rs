@@ -86,7 +86,7 @@ impl Core {
         let page = self.page_before(&room_id, None, 1, trusted).await?;
         let last_message = page.messages.into_iter().last();
         let last_seq = last_message.as_ref().map_or(0, |m| m.seq);
-        let unread = self
+        let Unread { unread, mentions } = self
             .count_unread(&room_id, &user.user_id, last_read_seq, last_seq, trusted)
             .await?;
         let peer = match (&mine.peer, mine.room.kind) {
@@ -108,7 +108,7 @@ impl Core {
             last_seq,
             last_read_seq,
             unread,
-            mentions: 0,
+            mentions,
             last_message,
             peer,
         };
@@ -129,12 +129,14 @@ impl Core {
             return Ok(0);
         }
         let trusted = self.trusted_up_to(room_id).await?;
-        self.count_unread(room_id, user_id, marker, last_seq, trusted)
-            .await
+        Ok(self
+            .count_unread(room_id, user_id, marker, last_seq, trusted)
+            .await?
+            .unread)
     }
 
-    /// Messages of others with `marker < seq <= last_seq`, exactly, the store being trusted up
-    /// to `trusted`.
+    /// Messages of others with `marker < seq <= last_seq`, and those of them that mention the
+    /// user, exactly, the store being trusted up to `trusted`.
     async fn count_unread(
         &self,
         room_id: &str,
@@ -142,19 +144,20 @@ impl Core {
         marker: u64,
         last_seq: u64,
         trusted: u64,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<Unread, CoreError> {
+        let mut counted = Unread::default();
         if last_seq <= marker {
-            return Ok(0);
+            return Ok(counted);
         }
         let trusted = trusted.min(last_seq);
-        let mut unread = 0;
         if trusted > marker {
-            let (all, own) = self
+            let (all, own, mentioned) = self
                 .history
                 .counts(room_id, user_id, marker, trusted)
                 .await
                 .map_err(CoreError::unavailable("unread count"))?;
-            unread += all.saturating_sub(own);
+            counted.unread += all.saturating_sub(own);
+            counted.mentions += mentioned;
         }
         let from = trusted.max(marker);
         if last_seq > from {
@@ -166,11 +169,24 @@ impl Core {
                 .ok_or(CoreError::Busy(
                     "the history store is too far behind to count unread messages, try again",
                 ))?;
-            unread += above
-                .iter()
-                .filter(|e| matches!(e, Entry::Message(m) if m.stored.sender_id != user_id))
-                .count() as u64;
+            for entry in &above {
+                if let Entry::Message(m) = entry {
+                    if m.stored.sender_id != user_id {
+                        counted.unread += 1;
+                    }
+                    if m.stored.mentions.iter().any(|u| u == user_id) {
+                        counted.mentions += 1;
+                    }
+                }
+            }
         }
-        Ok(unread)
+        Ok(counted)
     }
+}
+
+/// A room's unread messages for one user, and how many of them mention the user.
+#[derive(Debug, Clone, Copy, Default)]
+struct Unread {
+    unread: u64,
+    mentions: u64,
 }

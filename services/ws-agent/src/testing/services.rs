@@ -269,7 +269,7 @@ impl HistoryStore for FakeHistory {
         sender_id: &'a str,
         after: u64,
         up_to: u64,
-    ) -> BoxFuture<'a, PortResult<(u64, u64)>> {
+    ) -> BoxFuture<'a, PortResult<(u64, u64, u64)>> {
         let counts = self
             .fail()
             .map(|()| self.count_sent(room_id, sender_id, after, up_to));
@@ -278,7 +278,13 @@ impl HistoryStore for FakeHistory {
 }
 
 impl FakeHistory {
-    fn count_sent(&self, room_id: &str, sender_id: &str, after: u64, up_to: u64) -> (u64, u64) {
+    fn count_sent(
+        &self,
+        room_id: &str,
+        sender_id: &str,
+        after: u64,
+        up_to: u64,
+    ) -> (u64, u64, u64) {
         let held = self
             .stream
             .room_messages(room_id, self.stored_up_to.load(Ordering::SeqCst));
@@ -290,7 +296,11 @@ impl FakeHistory {
             .iter()
             .filter(|(_, m)| m.sender_id == sender_id)
             .count();
-        (range.len() as u64, mine as u64)
+        let mentioned = range
+            .iter()
+            .filter(|(_, m)| m.mentions.iter().any(|u| u == sender_id))
+            .count();
+        (range.len() as u64, mine as u64, mentioned as u64)
     }
 }
 

@@ -177,3 +177,16 @@ fn a_page_takes_the_newest_states_and_its_erased_tombstones() {
         ]
     );
 }
+
+#[test]
+fn a_page_of_one_message_takes_its_state() {
+    let Entry::Message(m) = message(4, "a") else {
+        unreachable!()
+    };
+    let mut page = vec![Message::from_stored(m.stored, 4, 2)];
+    overlay(
+        &mut page,
+        &[change(6, 0, 4, 2, ChangeKind::Edited, "a, edited")],
+    );
+    assert_eq!((page.len(), page[0].body.as_str()), (1, "a, edited"));
+}
