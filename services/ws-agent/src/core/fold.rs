@@ -141,8 +141,9 @@ pub(crate) fn overlay(messages: &mut Vec<Message>, changes: &[Entry]) {
             *m = Message::from_stored(state.stored.clone(), m.seq, m.prev_seq);
         }
     }
+    // A page of one message has nothing between its ends (and `low + 1..low` is no range).
     let missing: Vec<(u64, &State)> = states
-        .range(low + 1..high)
+        .range(low + 1..high.max(low + 1))
         .filter(|(seq, state)| {
             state.stored.deleted && messages.binary_search_by_key(*seq, |m| m.seq).is_err()
         })

@@ -177,3 +177,21 @@ fn a_page_takes_the_newest_states_and_its_erased_tombstones() {
         ]
     );
 }
+
+#[test]
+fn a_page_of_one_message_takes_its_newest_state() {
+    let Entry::Message(m) = message(4, "a") else {
+        unreachable!()
+    };
+    let mut page = vec![Message::from_stored(m.stored, 4, 2)];
+    let changes = [
+        change(6, 0, 4, 2, ChangeKind::Edited, "a, edited"),
+        change(7, 6, 3, 2, ChangeKind::Deleted, "b"),
+    ];
+    overlay(&mut page, &changes);
+    let got: Vec<(u64, u64, &str)> = page
+        .iter()
+        .map(|m| (m.seq, m.prev_seq, m.body.as_str()))
+        .collect();
+    assert_eq!(got, [(4, 2, "a, edited")]);
+}
