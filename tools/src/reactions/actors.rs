@@ -39,6 +39,8 @@ struct Answer<'a> {
     #[serde(default, borrow)]
     code: Option<&'a str>,
     #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
     duplicate: bool,
 }
 
@@ -135,7 +137,8 @@ async fn write(shared: Arc<Shared>, index: usize, mut sink: Sink, mut plans: mps
 }
 
 /// Books an answer against its phase: `reacted` and `ack` as acknowledged (timed from when the
-/// frame was due), `error` by its code.
+/// frame was due), `error` by its code and message (`unavailable` has several causes: lost
+/// races, or a stream that did not answer in time).
 fn on_answer(shared: &Shared, text: &str) {
     let Ok(answer) = serde_json::from_str::<Answer>(text) else {
         return;
@@ -167,7 +170,11 @@ fn on_answer(shared: &Shared, text: &str) {
             if let (Kind::React, Some(p)) = (kind, pair) {
                 p.store(PAIR_ERROR, Ordering::Relaxed);
             }
-            let code = answer.code.unwrap_or("(none)").to_string();
+            let code = format!(
+                "{}: {}",
+                answer.code.unwrap_or("(no code)"),
+                answer.message.as_deref().unwrap_or("")
+            );
             *lock(&tally.errors).entry(code).or_default() += 1;
             tally.errored.fetch_add(1, Ordering::Relaxed);
         }

@@ -148,7 +148,8 @@ pub struct PhaseFigures {
     pub duration_secs: f64,
     pub sent: u64,
     pub acked: u64,
-    /// Error answers by code (`unavailable`: the agent gave up after its retries).
+    /// Error answers by `code: message` (`unavailable`: the agent gave up after its retries, or
+    /// the stream did not answer in time).
     pub errors: BTreeMap<String, u64>,
     /// Frames never answered within the settle time.
     pub unanswered: u64,

@@ -30,7 +30,7 @@ fn errors(p: &PhaseFigures) -> String {
     }
     p.errors
         .iter()
-        .map(|(code, n)| format!("{code} {n}"))
+        .map(|(code, n)| format!("{n} {code}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -40,7 +40,7 @@ fn errors(p: &PhaseFigures) -> String {
 fn unexpected_errors(p: &PhaseFigures) -> u64 {
     p.errors
         .iter()
-        .filter(|(code, _)| code.as_str() != "unavailable")
+        .filter(|(code, _)| !code.starts_with("unavailable:"))
         .map(|(_, n)| n)
         .sum()
 }
