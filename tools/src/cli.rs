@@ -54,6 +54,33 @@ pub(crate) enum Command {
     /// Room size: join, leave, membership check, send and member pages in a big room against a
     /// room of 10.
     Members(MembersArgs),
+    /// Reaction storm: reactions on one message of a 1,000-member room against plain messages
+    /// at the same rate into the same room; every acked reaction must be in its final state.
+    Reactions(ReactionsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ReactionsArgs {
+    /// Members of the room (owner included).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) room_members: usize,
+    /// Members joined to the room (over every agent), receiving every change and message.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) listeners: usize,
+    /// Members reacting, then sending (their sockets over every agent, not joined); each
+    /// reacts with distinct emoji, at most 50.
+    #[arg(long, default_value_t = 400)]
+    pub(crate) reactors: usize,
+    /// Reactions per second of the storm, all reactors together (and then messages per second).
+    #[arg(long, default_value_t = 1000.0)]
+    pub(crate) storm_rate: f64,
+    /// Length of the storm, and of the messages after it.
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) storm_secs: f64,
+    /// Agents the reactors' sockets are spread over (the first ones; the listeners use both):
+    /// 1 shows the storm without compare-and-set races between agents.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) reactor_agents: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -132,6 +159,8 @@ pub(crate) struct AllArgs {
     pub(crate) idle: IdleArgs,
     #[command(flatten)]
     pub(crate) members: MembersArgs,
+    #[command(flatten)]
+    pub(crate) reactions: ReactionsArgs,
     /// Members of the fan-out room.
     #[arg(long, default_value_t = 5000)]
     pub(crate) fanout_members: usize,

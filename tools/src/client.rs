@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -83,6 +83,32 @@ pub async fn next_json(ws: &mut Ws) -> anyhow::Result<serde_json::Value> {
             Some(Ok(_)) => continue,
             Some(Err(e)) => bail!("socket error: {e}"),
             None => bail!("socket ended"),
+        }
+    }
+}
+
+/// A socket of `token`'s user on `agent`, joined to `room`.
+pub async fn joined(agent: std::net::SocketAddr, token: &str, room: &str) -> anyhow::Result<Ws> {
+    let mut ws = connect(agent, token).await?;
+    join(&mut ws, room).await?;
+    Ok(ws)
+}
+
+/// Joins the socket to `room`; answers the `joined` frame.
+pub async fn join(ws: &mut Ws, room: &str) -> anyhow::Result<serde_json::Value> {
+    let join = serde_json::json!({"type": "join", "room_id": room});
+    ws.send(WsMessage::Text(join.to_string().into())).await?;
+    wait_for(ws, "joined").await
+}
+
+/// Reads frames until one of type `kind` (others, like the socket's own messages, are skipped).
+pub async fn wait_for(ws: &mut Ws, kind: &str) -> anyhow::Result<serde_json::Value> {
+    loop {
+        let frame = next_json(ws).await?;
+        match frame["type"].as_str() {
+            Some(k) if k == kind => return Ok(frame),
+            Some("error") => bail!("waiting for {kind}: {frame}"),
+            _ => {}
         }
     }
 }

@@ -8,9 +8,11 @@
 mod ceiling;
 mod client;
 mod env;
+mod fill;
 mod idle;
 mod load;
 mod members;
+mod reactions;
 mod stats;
 mod writer;
 
@@ -25,10 +27,11 @@ use clap::Parser;
 
 use crate::cli::{
     AllArgs, CeilingArgs, Cli, Command, Common, DrainArgs, IdleArgs, IngestArgs, MembersArgs,
+    ReactionsArgs,
 };
 use crate::env::{Env, EnvOptions};
 use crate::report::{evaluate, print_table, Machine, Results};
-use crate::scenario::{run_ceiling, run_drain, run_idle, run_load, run_members};
+use crate::scenario::{run_ceiling, run_drain, run_idle, run_load, run_members, run_reactions};
 
 pub(crate) fn say(line: &str) {
     eprintln!("[bench] {line}");
@@ -88,6 +91,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             small_members: 10,
             samples: 300,
             connected: 300,
+        },
+        reactions: ReactionsArgs {
+            room_members: 1000,
+            listeners: 100,
+            reactors: 400,
+            storm_rate: 1000.0,
+            storm_secs: 3.0,
+            reactor_agents: 2,
         },
         fanout_members: 5000,
         fanout_senders: 4,
@@ -219,6 +230,10 @@ async fn scenarios(
                 Ok(r) => results.members = Some(r),
                 Err(e) => note("members", e),
             }
+            match run_reactions(env, &a.reactions, body, tag).await {
+                Ok(r) => results.reactions = Some(r),
+                Err(e) => note("reactions", e),
+            }
             results.errors = errors;
         }
         Command::Smoke => {
@@ -253,6 +268,16 @@ async fn scenarios(
                 connected: 20,
             };
             results.members = Some(run_members(env, &m, tag).await?);
+            // A few hundred reactions: the accounting (loss 0, chains intact), never speed.
+            let r = ReactionsArgs {
+                room_members: 60,
+                listeners: 6,
+                reactors: 20,
+                storm_rate: 100.0,
+                storm_secs: 2.0,
+                reactor_agents: 2,
+            };
+            results.reactions = Some(run_reactions(env, &r, body, tag).await?);
         }
         Command::Ceiling(c) => results.ceiling = Some(run_ceiling(env, c, body).await?),
         Command::Ingest(a) => {
@@ -275,6 +300,7 @@ async fn scenarios(
         Command::Drain(d) => results.drain = Some(run_drain(env, d, body, tag).await?),
         Command::Idle(i) => results.idle = Some(run_idle(env, i, tag).await?),
         Command::Members(m) => results.members = Some(run_members(env, m, tag).await?),
+        Command::Reactions(r) => results.reactions = Some(run_reactions(env, r, body, tag).await?),
     }
     Ok(())
 }

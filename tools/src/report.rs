@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::load::{Accounting, PhaseResult};
-use crate::{ceiling, idle, members, writer};
+use crate::{ceiling, idle, members, reactions, writer};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Machine {
@@ -69,6 +69,7 @@ pub(crate) struct Results {
     pub(crate) drain: Option<writer::Drain>,
     pub(crate) idle: Option<idle::Idle>,
     pub(crate) members: Option<members::Members>,
+    pub(crate) reactions: Option<reactions::Reactions>,
     pub(crate) targets: Vec<Target>,
     pub(crate) accounting_clean: bool,
     /// Scenarios that could not run to the end.
@@ -164,6 +165,10 @@ pub(crate) fn evaluate(r: &mut Results) {
     if let Some(m) = &r.members {
         targets.extend(members::targets(m));
     }
+    if let Some(x) = &r.reactions {
+        clean &= reactions::clean(x);
+        targets.extend(reactions::targets(x));
+    }
     r.targets = targets;
     r.accounting_clean = clean && r.errors.is_empty();
 }
@@ -239,6 +244,11 @@ pub(crate) fn print_table(r: &Results) {
     }
     if let Some(m) = &r.members {
         for l in members::lines(m) {
+            line(l);
+        }
+    }
+    if let Some(x) = &r.reactions {
+        for l in reactions::lines(x) {
             line(l);
         }
     }

@@ -1,13 +1,40 @@
 //! Each scenario's run: set-up through the services, the measured phases, the accounting.
 
-use crate::cli::{CeilingArgs, DrainArgs, IdleArgs, IngestArgs, MembersArgs};
+use crate::cli::{CeilingArgs, DrainArgs, IdleArgs, IngestArgs, MembersArgs, ReactionsArgs};
 use std::time::Duration;
 
 use crate::env::Env;
 use crate::load::{Load, LoadSpec};
 use crate::report::LoadResult;
 use crate::writer::LagSampler;
-use crate::{ceiling, idle, load, members, say, writer};
+use crate::{ceiling, idle, load, members, reactions, say, writer};
+
+pub(crate) async fn run_reactions(
+    env: &mut Env,
+    r: &ReactionsArgs,
+    body: usize,
+    tag: &str,
+) -> anyhow::Result<reactions::Reactions> {
+    while env.agents.len() < 2 {
+        env.add_agent().await?;
+    }
+    let spec = reactions::ReactionsSpec {
+        tag: format!("{tag}x"),
+        members: r.room_members,
+        listeners: r.listeners,
+        actors: r.reactors,
+        rate: r.storm_rate,
+        secs: r.storm_secs,
+        actor_agents: r.reactor_agents.clamp(1, 2),
+        body_bytes: body,
+    };
+    let mut log = |l: &str| say(l);
+    let result = reactions::measure(env, &spec, &mut log).await?;
+    for l in reactions::lines(&result) {
+        say(&l);
+    }
+    Ok(result)
+}
 
 pub(crate) async fn run_members(
     env: &Env,

@@ -12,30 +12,23 @@
 //! page's `next_cursor` null.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use dyschat_protocol::subjects::rooms as api;
-use dyschat_protocol::wire::{
-    Access, AccessRequest, CreateRoomRequest, MemberList, MembersRequest, MembershipReply,
-    MembershipRequest, Room, RoomRequest,
-};
-use futures::StreamExt;
+use dyschat_protocol::wire::{MemberList, MembersRequest};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::BenchUser;
 use crate::env::Env;
+use crate::fill::{member_id, Rooms, FILL_CONCURRENCY};
 use crate::stats::{self, Latency};
 
 mod report;
 mod sends;
 
 pub use report::{lines, targets};
-
-/// Joins in flight while filling a room.
-const FILL_CONCURRENCY: usize = 256;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct MembersSpec {
@@ -98,67 +91,13 @@ pub struct Members {
     pub page_through_small: PageThrough,
 }
 
-struct Rooms {
-    nats: async_nats::Client,
-}
-
-impl Rooms {
-    async fn call<Req: Serialize, Resp: serde::de::DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        body: &Req,
-    ) -> anyhow::Result<Resp> {
-        dyschat_runtime::rpc::request(&self.nats, api::subject(endpoint), body, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| anyhow::anyhow!("{endpoint}: {e}"))
-    }
-
-    async fn membership(&self, endpoint: &str, room: &str, user: &str) -> anyhow::Result<bool> {
-        let req = MembershipRequest {
-            room_id: room.into(),
-            user_id: user.into(),
-            username: user.into(),
-        };
-        let reply: MembershipReply = self.call(endpoint, &req).await?;
-        Ok(reply.changed)
-    }
-
-    async fn count(&self, room: &str) -> anyhow::Result<u64> {
-        let room: Room = self
-            .call(
-                api::GET,
-                &RoomRequest {
-                    room_id: room.into(),
-                    // The rooms are public: anyone may read their count.
-                    user_id: "bench-observer".into(),
-                },
-            )
-            .await?;
-        Ok(room.member_count)
-    }
-
-    async fn access(&self, room: &str, user: &str) -> anyhow::Result<Access> {
-        let req = AccessRequest {
-            room_id: room.into(),
-            user_id: user.into(),
-        };
-        self.call(api::ACCESS, &req).await
-    }
-}
-
-pub(super) fn member_id(tag: &str, room: char, i: usize) -> String {
-    format!("{tag}{room}{i}")
-}
-
 pub async fn measure(
     env: &Env,
     spec: &MembersSpec,
     say: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Members> {
     ensure!(spec.big >= 2 && spec.small >= 2 && spec.samples >= 1);
-    let rooms = Rooms {
-        nats: async_nats::connect(&env.nats_url).await?,
-    };
+    let rooms = Rooms::connect(&env.nats_url).await?;
     let tag = &spec.tag;
     let owners = [
         BenchUser::mint(format!("{tag}ob"), format!("{tag}ob"))?,
@@ -166,19 +105,11 @@ pub async fn measure(
     ];
     let mut ids = Vec::new();
     for (owner, name) in owners.iter().zip(["big", "small"]) {
-        let room: Room = rooms
-            .call(
-                api::CREATE,
-                &CreateRoomRequest {
-                    owner_id: owner.username.clone(),
-                    owner_name: owner.username.clone(),
-                    name: format!("{tag} {name}"),
-                    topic: String::new(),
-                    visibility: Default::default(),
-                },
-            )
-            .await?;
-        ids.push(room.room_id);
+        ids.push(
+            rooms
+                .create(&owner.username, &format!("{tag} {name}"))
+                .await?,
+        );
     }
     let (big, small) = (ids[0].clone(), ids[1].clone());
 
@@ -187,16 +118,16 @@ pub async fn measure(
         spec.big, spec.small
     ));
     let started = Instant::now();
-    fill(&rooms, &big, tag, 'b', spec.big, say).await?;
-    fill(&rooms, &small, tag, 's', spec.small, say).await?;
+    rooms.fill(&big, tag, 'b', spec.big, say).await?;
+    rooms.fill(&small, tag, 's', spec.small, say).await?;
     let fill_secs = started.elapsed().as_secs_f64();
     let filled = (spec.big + spec.small - 2) as f64;
     say(&format!(
         "members: filled in {fill_secs:.1}s ({:.0} joins/s)",
         filled / fill_secs
     ));
-    ensure_count(&rooms, &big, spec.big).await?;
-    ensure_count(&rooms, &small, spec.small).await?;
+    rooms.ensure_count(&big, spec.big).await?;
+    rooms.ensure_count(&small, spec.small).await?;
 
     let pair = [(&big, 'b', spec.big), (&small, 's', spec.small)];
     let h = || [stats::histogram(), stats::histogram()];
@@ -232,8 +163,8 @@ pub async fn measure(
             stats::record(&mut leave[side], t.elapsed());
         }
     }
-    ensure_count(&rooms, &big, spec.big).await?;
-    ensure_count(&rooms, &small, spec.small).await?;
+    rooms.ensure_count(&big, spec.big).await?;
+    rooms.ensure_count(&small, spec.small).await?;
 
     let mut pages = h();
     let (big_owner, small_owner) = (&owners[0].username, &owners[1].username);
@@ -279,42 +210,6 @@ pub(super) fn order(k: usize) -> [usize; 2] {
     } else {
         [1, 0]
     }
-}
-
-/// Joins members 1..n of a room (the owner is member 0), many at once.
-async fn fill(
-    rooms: &Rooms,
-    room: &str,
-    tag: &str,
-    r: char,
-    n: usize,
-    say: &mut dyn FnMut(&str),
-) -> anyhow::Result<()> {
-    let mut joined = futures::stream::iter(1..n)
-        .map(|i| async move {
-            rooms
-                .membership(api::JOIN, room, &member_id(tag, r, i))
-                .await
-        })
-        .buffer_unordered(FILL_CONCURRENCY);
-    let (mut done, step) = (0usize, (n / 10).max(1));
-    while let Some(result) = joined.next().await {
-        ensure!(result.context("filling")?, "a fill join changed nothing");
-        done += 1;
-        if n > 10_000 && done % step == 0 {
-            say(&format!("members:   {done} of {} joined", n - 1));
-        }
-    }
-    Ok(())
-}
-
-async fn ensure_count(rooms: &Rooms, room: &str, expected: usize) -> anyhow::Result<()> {
-    let count = rooms.count(room).await?;
-    ensure!(
-        count == expected as u64,
-        "member count of {room} is {count}, expected {expected}"
-    );
-    Ok(())
 }
 
 /// Every page of the room's members, read by the member `reader`; fails unless each member is

@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use futures::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{member_id, order, MembersSpec};
-use crate::client::{self, BenchUser};
+use super::{order, MembersSpec};
+use crate::client::{self, joined, wait_for, BenchUser};
 use crate::env::Env;
+use crate::fill::member_id;
 use crate::stats;
 
 /// Sends per room before measuring (the agent's membership cache fills on the first).
@@ -159,19 +160,6 @@ async fn listen(
     Ok(done_rx)
 }
 
-/// A socket of `token`'s user on `agent`, joined to `room`.
-async fn joined(
-    agent: std::net::SocketAddr,
-    token: &str,
-    room: &str,
-) -> anyhow::Result<client::Ws> {
-    let mut ws = client::connect(agent, token).await?;
-    let join = serde_json::json!({"type": "join", "room_id": room});
-    ws.send(WsMessage::Text(join.to_string().into())).await?;
-    wait_for(&mut ws, "joined").await?;
-    Ok(ws)
-}
-
 /// Counts the messages a connected member receives until it has `expected` (each once, in
 /// order) or none comes for [`DELIVERY_WAIT`].
 async fn receive(
@@ -194,16 +182,4 @@ async fn receive(
     }
     let _ = ws.close(None).await;
     Ok(got)
-}
-
-/// Reads frames until one of type `kind` (others, like the socket's own messages, are skipped).
-async fn wait_for(ws: &mut client::Ws, kind: &str) -> anyhow::Result<serde_json::Value> {
-    loop {
-        let frame = client::next_json(ws).await?;
-        match frame["type"].as_str() {
-            Some(k) if k == kind => return Ok(frame),
-            Some("error") => bail!("waiting for {kind}: {frame}"),
-            _ => {}
-        }
-    }
 }

@@ -145,7 +145,7 @@ pub(crate) fn overlay(messages: &mut Vec<Message>, changes: &[Entry]) {
         return;
     }
     let missing: Vec<(u64, &State)> = states
-        .range(low + 1..high)
+        .range(low + 1..high.max(low + 1))
         .filter(|(seq, state)| {
             state.stored.deleted && messages.binary_search_by_key(*seq, |m| m.seq).is_err()
         })
