@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::{
+    changes::JetStreamChanges,
     jetstream::JetStreamMessages,
     nats::NatsBus,
     presence::KvPresence,
@@ -143,6 +144,7 @@ pub async fn serve(
     ));
     let bus = NatsBus::new(nats.clone());
     let ports = Ports {
+        changes: Arc::new(JetStreamChanges::new(js.clone(), stream.clone())),
         stream: Arc::new(JetStreamMessages::new(js, stream, nats.clone())),
         history: Arc::new(RedisHistory::new(redis.clone())),
         rates: Arc::new(RedisRates::new(redis.clone())),

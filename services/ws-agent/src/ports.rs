@@ -16,8 +16,8 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, StoredMessage,
-    TypingEvent,
+    MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, StoredChange,
+    StoredMessage, TypingEvent,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::{PageQuery, StoreState};
@@ -62,6 +62,58 @@ pub(crate) struct Sequenced {
     pub stored: StoredMessage,
 }
 
+/// A change event with its place in the stream (its `event_seq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChangeEntry {
+    pub event_seq: u64,
+    pub change: StoredChange,
+}
+
+/// One entry of a room's sequence: a message, or a change event of one of its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Message(Sequenced),
+    Change(ChangeEntry),
+}
+
+impl Entry {
+    /// Its place in the room's sequence (`seq` or `event_seq`).
+    pub(crate) fn position(&self) -> u64 {
+        match self {
+            Entry::Message(m) => m.seq,
+            Entry::Change(c) => c.event_seq,
+        }
+    }
+}
+
+/// The change events of the room messages in JetStream, each on its message's own subject
+/// (`dyschat.msg.room.<room>.chg.<seq>`). Reads are the leader's, like [`MessageStream`]'s.
+pub(crate) trait ChangeLog: Send + Sync {
+    /// The room's newest change event, `None` when it has none.
+    fn last_change<'a>(&'a self, room_id: &'a str)
+        -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
+    /// The newest change event of the room's message `seq`: its current state.
+    fn last_change_of<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
+    /// The room's message stored at `seq`, as sent; `None` when there is none (never was, or
+    /// erased after its deletion, or `seq` is not a message of this room).
+    fn message_at<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<Option<StoredMessage>>>;
+    /// Stores `change` if the room's newest change event is still `expected` (0: none): its
+    /// `event_seq`, or `None` when another change of the room was stored first.
+    fn publish_change<'a>(
+        &'a self,
+        change: &'a StoredChange,
+        expected: u64,
+    ) -> BoxFuture<'a, PortResult<Option<u64>>>;
+}
+
 /// The room messages in JetStream. Every read here is one the leader answers (or, for
 /// [`newest_up_to`](MessageStream::newest_up_to), one it confirms): a lagging replica must never
 /// make a position look older than it is.
@@ -100,15 +152,15 @@ pub(crate) trait MessageStream: Send + Sync {
         client_msg_id: &'a str,
         limit: u64,
     ) -> BoxFuture<'a, PortResult<Option<Option<u64>>>>;
-    /// The room's messages with `after < seq <= up_to`, oldest first, or `None` when there are
-    /// more than `limit` of them.
+    /// The room's messages and change events with `after < position <= up_to`, in sequence
+    /// order, or `None` when there are more than `limit` of them.
     fn replay<'a>(
         &'a self,
         room_id: &'a str,
         after: u64,
         up_to: u64,
         limit: u64,
-    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>>;
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Entry>>>>;
 }
 
 /// How far msg-writer has got with the stream.
@@ -172,13 +224,24 @@ pub(crate) trait RoomsService: Send + Sync {
     fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>>;
 }
 
-/// One message of a room's live feed (the stream's RePublish), with its `Nats-Sequence` and
-/// `Nats-Last-Sequence` already read.
+/// What a live entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LiveKind {
+    /// A message (`seq`, and its `prev_seq` from `Nats-Last-Sequence`).
+    Message,
+    /// A change event (`seq` is its `event_seq`; `prev_seq` means nothing: the payload, a
+    /// [`StoredChange`], says its `prev_event_seq`).
+    Change,
+}
+
+/// One entry of a room's live feed (the stream's RePublish), with its `Nats-Sequence` and
+/// `Nats-Last-Sequence` already read; messages and change events in the stream's order.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveMessage {
+    pub kind: LiveKind,
     pub seq: u64,
     pub prev_seq: u64,
-    /// The stored payload (a [`StoredMessage`] as JSON).
+    /// The stored payload (a [`StoredMessage`] or [`StoredChange`] as JSON).
     pub payload: Bytes,
     /// The re-published headers: the sender's trace context.
     pub headers: Option<HeaderMap>,
@@ -292,6 +355,7 @@ pub(crate) trait RateStore: Send + Sync {
 #[derive(Clone)]
 pub(crate) struct Ports {
     pub stream: Arc<dyn MessageStream>,
+    pub changes: Arc<dyn ChangeLog>,
     pub history: Arc<dyn HistoryStore>,
     pub rooms: Arc<dyn RoomsService>,
     pub bus: Arc<dyn Bus>,

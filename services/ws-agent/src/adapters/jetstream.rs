@@ -24,8 +24,10 @@ use futures::{FutureExt, StreamExt};
 use dyschat_runtime::direct::DirectGet;
 
 use super::bounded;
+use super::changes::decode_change;
 use crate::ports::{
-    Ack, AckFuture, MessageStream, PortError, PortResult, ScanFrom, Sequenced, WriterPosition,
+    Ack, AckFuture, Entry, MessageStream, PortError, PortResult, ScanFrom, Sequenced,
+    WriterPosition,
 };
 
 /// How long one step of a JetStream read may take before the read is abandoned.
@@ -249,7 +251,7 @@ impl MessageStream for JetStreamMessages {
                     .stream
                     .raw_message_builder()
                     .sequence(floor + 1)
-                    .next_by_subject(subjects::ROOM_MESSAGES_WILDCARD)
+                    .next_by_subject(subjects::ROOM_STREAM_ALL)
                     .send()
                     .await;
                 match next {
@@ -330,7 +332,7 @@ impl MessageStream for JetStreamMessages {
         after: u64,
         up_to: u64,
         limit: u64,
-    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>> {
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Entry>>>> {
         async move {
             if up_to <= after {
                 return Ok(Some(Vec::new()));
@@ -338,7 +340,7 @@ impl MessageStream for JetStreamMessages {
             let consumer = self
                 .stream
                 .create_consumer(OrderedConfig {
-                    filter_subject: subjects::room_messages(room_id),
+                    filter_subjects: subjects::room_stream_filters(room_id).to_vec(),
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: after + 1,
                     },
@@ -350,7 +352,7 @@ impl MessageStream for JetStreamMessages {
                 return Ok(None);
             }
             let mut messages = consumer.messages().await.map_err(PortError::failed)?;
-            let mut out = Vec::new();
+            let mut out: Vec<Entry> = Vec::new();
             loop {
                 let next = tokio::time::timeout(READ_STEP_TIMEOUT, messages.next())
                     .await
@@ -361,10 +363,11 @@ impl MessageStream for JetStreamMessages {
                 if seq > up_to {
                     break;
                 }
-                match serde_json::from_slice::<StoredMessage>(&message.payload) {
-                    Ok(stored) => out.push(Sequenced { seq, stored }),
-                    Err(e) => {
-                        tracing::error!(seq, error = %e, "undecodable stored message skipped")
+                // A reset ordered consumer may deliver again what it delivered before.
+                if seq > out.last().map_or(after, Entry::position) {
+                    match decode_entry(&message.subject, seq, &message.payload) {
+                        Ok(entry) => out.push(entry),
+                        Err(e) => tracing::error!(seq, error = %e, "undecodable entry skipped"),
                     }
                 }
                 if seq == up_to || out.len() as u64 > limit {
@@ -375,4 +378,14 @@ impl MessageStream for JetStreamMessages {
         }
         .boxed()
     }
+}
+
+/// A stored entry of the room's sequence, told apart by its subject.
+fn decode_entry(subject: &str, seq: u64, payload: &[u8]) -> PortResult<Entry> {
+    if subjects::parse_change(subject).is_some() {
+        return decode_change(seq, payload).map(Entry::Change);
+    }
+    serde_json::from_slice::<StoredMessage>(payload)
+        .map(|stored| Entry::Message(Sequenced { seq, stored }))
+        .map_err(|e| PortError::Decode(e.to_string()))
 }

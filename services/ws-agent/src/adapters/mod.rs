@@ -3,8 +3,10 @@
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
 pub(crate) mod agents;
+pub(crate) mod changes;
 pub(crate) mod evictions;
 pub(crate) mod jetstream;
+pub(crate) mod live;
 pub(crate) mod nats;
 pub(crate) mod presence;
 pub(crate) mod read;
@@ -34,6 +36,14 @@ pub(crate) async fn bounded<T, E: std::fmt::Display>(
         Ok(result) => result.map_err(PortError::failed),
         Err(_) => Err(PortError::Timeout),
     }
+}
+
+/// `request`'s own result (for its error kinds), or [`PortError::Timeout`] after
+/// [`COMMAND_TIMEOUT`].
+pub(crate) async fn deadline<T>(request: impl Future<Output = T>) -> PortResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, request)
+        .await
+        .map_err(|_| PortError::Timeout)
 }
 
 /// Publishes `event` as JSON on `subject`, bounded like every command: how the agent announces

@@ -1,4 +1,5 @@
-//! [`Bus`] over core NATS: a room's live feed is a subscription to its RePublish subject, read
+//! [`Bus`] over core NATS: a room's live feed is two subscriptions to its RePublish subjects
+//! (messages and change events, merged in order by [`super::live`]), read
 //! into [`LiveMessage`]s as it arrives (no copy, no allocation beyond the client's own), and the
 //! mesh events are three wildcard subscriptions merged into one stream.
 
@@ -8,8 +9,9 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
+use super::live::InOrder;
 use super::{bounded, publish_json};
-use crate::ports::{Bus, EventMessage, LiveMessage, LiveStream, PortResult};
+use crate::ports::{Bus, EventMessage, LiveKind, LiveMessage, LiveStream, PortResult};
 
 #[derive(Clone)]
 pub(crate) struct NatsBus {
@@ -51,12 +53,13 @@ pub(crate) fn sequence_headers(headers: &HeaderMap) -> Option<(u64, u64)> {
     Some((seq, prev))
 }
 
-fn live_message(message: async_nats::Message) -> Option<LiveMessage> {
+fn live_message(kind: LiveKind, message: async_nats::Message) -> Option<LiveMessage> {
     let Some((seq, prev_seq)) = message.headers.as_ref().and_then(sequence_headers) else {
         tracing::warn!(subject = %message.subject, "live message without sequence headers ignored");
         return None;
     };
     Some(LiveMessage {
+        kind,
         seq,
         prev_seq,
         payload: message.payload,
@@ -67,10 +70,16 @@ fn live_message(message: async_nats::Message) -> Option<LiveMessage> {
 impl Bus for NatsBus {
     fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>> {
         async move {
-            let subscriber = bounded(self.client.subscribe(subjects::live(room_id))).await?;
-            let live: LiveStream = subscriber
-                .filter_map(|m| futures::future::ready(live_message(m)))
-                .boxed();
+            let messages = bounded(self.client.subscribe(subjects::live(room_id))).await?;
+            let changes = bounded(self.client.subscribe(subjects::live_changes(room_id))).await?;
+            let read = |kind| {
+                move |m| futures::future::ready(live_message(kind, m))
+            };
+            let live: LiveStream = InOrder::new(
+                messages.filter_map(read(LiveKind::Message)),
+                changes.filter_map(read(LiveKind::Change)),
+            )
+            .boxed();
             Ok(live)
         }
         .boxed()

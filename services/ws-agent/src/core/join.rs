@@ -5,8 +5,10 @@
 //! 1. the user becomes a member (rooms service);
 //! 2. the socket is attached to the room's channel in *buffering* mode: from then on every
 //!    stored message reaches its buffer;
-//! 3. the room's newest `seq` `L` is read (`joined.last_seq`);
-//! 4. `(since, L]` is replayed from JetStream (or, past the recovery limit, nothing:
+//! 3. the room's newest message `seq` and change `event_seq` are read (`joined.last_seq`, and
+//!    `joined.last_event_seq` = `L`, the newer of the two);
+//! 4. `(since, L]` is replayed from JetStream, messages and change events in sequence order,
+//!    each in its current state ([`super::fold`]) (or, past the recovery limit, nothing:
 //!    `recovered: false`);
 //! 5. the socket is activated: buffered messages newer than `L` are released, and it goes live.
 //!
@@ -23,9 +25,9 @@
 use std::collections::HashSet;
 
 use dyschat_protocol::policy::Action;
-use dyschat_protocol::wire::{Message, ServerFrame};
+use dyschat_protocol::wire::ServerFrame;
 
-use super::{Core, CoreError, User};
+use super::{fold, Core, CoreError, User};
 use crate::socket::{OutFrame, SocketHandle};
 
 /// The most rooms one socket may be joined to.
@@ -120,32 +122,36 @@ async fn catch_up(
     since: Option<u64>,
     reference: Option<String>,
 ) -> Result<(), CoreError> {
-    let last_seq = core
-        .stream
-        .last_seq(room_id)
-        .await
-        .map_err(CoreError::unavailable("room position lookup"))?;
+    let (last_seq, last_change) = tokio::try_join!(
+        async { core.stream.last_seq(room_id).await },
+        async { core.changes.last_change(room_id).await },
+    )
+    .map_err(CoreError::unavailable("room position lookup"))?;
+    let last_change = last_change.map_or(0, |c| c.event_seq);
+    let last_event_seq = last_seq.max(last_change);
     core.hub.note_position(room_id, last_seq);
+    core.hub.note_change_position(room_id, last_change);
     let joined = |recovered| {
         OutFrame::new(&ServerFrame::Joined {
             room_id: room_id.to_string(),
             last_seq,
+            last_event_seq,
             recovered,
             reference: reference.clone(),
         })
     };
     let since = match since {
-        Some(since) if since < last_seq => since,
+        Some(since) if since < last_event_seq => since,
         _ => {
             core.hub
                 .push_if_attached(room_id, socket.id(), joined(true));
-            core.hub.activate(room_id, socket.id(), last_seq);
+            core.hub.activate(room_id, socket.id(), last_event_seq);
             return Ok(());
         }
     };
     // The replay's first message follows the room's newest message at or before `since`
     // (`since` itself when the client saw it, which is the usual case).
-    let prev_of_first = core
+    let stream_newest = core
         .stream
         .newest_up_to(room_id, since)
         .await
@@ -161,7 +167,7 @@ async fn catch_up(
         ))?;
     let replay = core
         .stream
-        .replay(room_id, since, last_seq, core.recovery_limit)
+        .replay(room_id, since, last_event_seq, core.recovery_limit)
         .await
         .map_err(CoreError::unavailable("replay"))?;
     match replay {
@@ -169,28 +175,28 @@ async fn catch_up(
             core.hub
                 .push_if_attached(room_id, socket.id(), joined(false));
         }
-        Some(messages) => {
+        Some(entries) => {
             if !core
                 .hub
                 .push_if_attached(room_id, socket.id(), joined(true))
             {
                 return Ok(());
             }
-            let mut prev = prev_of_first;
-            for m in messages {
-                let seq = m.seq;
-                let frame = OutFrame::new(&ServerFrame::Message(Message::from_stored(
-                    m.stored, seq, prev,
-                )));
-                prev = seq;
+            let start = fold::Start {
+                after: since,
+                prev_seq: fold::first_prev_seq(&entries, since, stream_newest),
+                prev_event_seq: fold::first_prev_event_seq(&entries, since),
+            };
+            for (_, frame) in fold::replay_frames(room_id, &entries, start) {
                 // Bounded (the recovery limit) and on the socket's own task: waiting for room
                 // in its queue slows only this socket.
+                let frame = OutFrame::new(&frame);
                 if !core.hub.push_wait_if_attached(room_id, socket, frame).await {
                     return Ok(());
                 }
             }
         }
     }
-    core.hub.activate(room_id, socket.id(), last_seq);
+    core.hub.activate(room_id, socket.id(), last_event_seq);
     Ok(())
 }

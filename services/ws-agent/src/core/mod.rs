@@ -24,13 +24,16 @@ use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
-    Bus, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService, UserEvents,
+    Bus, ChangeLog, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService,
+    UserEvents,
 };
 
+mod change;
 mod dedupe;
 mod error;
 pub(crate) mod events;
 mod evict;
+pub(crate) mod fold;
 pub(crate) mod join;
 mod membership;
 mod my_rooms;
@@ -42,6 +45,7 @@ mod send;
 pub(crate) mod standing;
 mod user_sockets;
 
+pub(crate) use change::Edit;
 pub(crate) use error::CoreError;
 pub(crate) use join::SocketRooms;
 pub(crate) use membership::Membership;
@@ -94,6 +98,10 @@ pub(crate) struct Core {
     pub(crate) user_sockets: Arc<UserSockets>,
     pub(crate) hub: Arc<Hub>,
     stream: Arc<dyn MessageStream>,
+    changes: Arc<dyn ChangeLog>,
+    /// Serialises this agent's changes of one room (a few locks, chosen by the room's hash), so
+    /// its own changes do not race each other for the room's next change position.
+    change_locks: change::Stripes,
     history: Arc<dyn HistoryStore>,
     rooms: Arc<dyn RoomsService>,
     bus: Arc<dyn Bus>,
@@ -114,6 +122,7 @@ impl Core {
         let hub = Arc::new(Hub::new(
             ports.bus.clone(),
             ports.stream.clone(),
+            ports.changes.clone(),
             tracker.clone(),
             shutdown.clone(),
             settings.socket_queue,
@@ -141,6 +150,8 @@ impl Core {
             ),
             hub,
             stream: ports.stream,
+            changes: ports.changes,
+            change_locks: change::Stripes::default(),
             history: ports.history,
             bus: ports.bus,
             read_markers: ports.read_markers,

@@ -17,6 +17,7 @@ use dyschat_protocol::wire::{MyRoom, MyRoomList, PageRequest, Peer, RoomSummary,
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Core, CoreError, User};
+use crate::ports::Entry;
 
 /// The most pages of the user's rooms read (the quota of rooms joined is 1,000 by default: two
 /// pages).
@@ -167,7 +168,7 @@ impl Core {
                 ))?;
             unread += above
                 .iter()
-                .filter(|m| m.stored.sender_id != user_id)
+                .filter(|e| matches!(e, Entry::Message(m) if m.stored.sender_id != user_id))
                 .count() as u64;
         }
         Ok(unread)

@@ -30,6 +30,10 @@ pub(crate) struct Outgoing {
     pub room_id: String,
     pub body: String,
     pub client_msg_id: Option<String>,
+    /// The `seq` of the message this one answers.
+    pub reply_to: Option<u64>,
+    /// File ids to attach.
+    pub attachments: Vec<String>,
 }
 
 /// What the edge answers a send with.
@@ -96,6 +100,14 @@ impl Core {
                 dyschat_protocol::policy::Action::Post,
             )
             .await?;
+        if !out.attachments.is_empty() {
+            // No file can be attached before files can be uploaded: every id is unknown.
+            return Err(CoreError::Invalid("attachments name files not uploaded to this room"));
+        }
+        let reply_to = match out.reply_to {
+            Some(seq) => Some((seq, self.reply_parent(&out.room_id, seq).await?.sender_id)),
+            None => None,
+        };
         // A retry older than the stream's own window is answered from the index (a duplicate
         // costs no quota and is not published again).
         let earlier = if supplied {
@@ -120,15 +132,19 @@ impl Core {
             ),
             Reply::Ack => None,
         };
-        let stored = StoredMessage {
-            room_id: out.room_id,
-            message_id: ids::new_id(),
+        let mut stored = StoredMessage::sent(
+            out.room_id,
+            ids::new_id(),
             client_msg_id,
-            sender_id: user.user_id.clone(),
-            sender_name: user.username.clone(),
-            body: out.body,
-            sent_at: time::now(),
-        };
+            user.user_id.clone(),
+            user.username.clone(),
+            out.body,
+            time::now(),
+        );
+        if let Some((seq, sender)) = reply_to {
+            stored.reply_to = Some(seq);
+            stored.reply_to_sender = Some(sender);
+        }
         let span = tracing::Span::current();
         span.record("message.id", stored.message_id.as_str());
         span.record("message.client_id", stored.client_msg_id.as_str());

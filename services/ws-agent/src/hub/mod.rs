@@ -28,7 +28,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::ports::{Bus, MessageStream, PortError};
+use crate::ports::{Bus, ChangeLog, MessageStream, PortError};
 use crate::socket::{OutFrame, SocketHandle};
 
 mod deliver;
@@ -55,9 +55,13 @@ struct Attached {
 
 #[derive(Default)]
 struct RoomState {
-    /// The newest `seq` this agent forwarded for the room; `None` until known (`Some(0)`: the
-    /// room was empty when it was looked at).
+    /// The newest position (a message's `seq` or a change's `event_seq`) this agent forwarded
+    /// for the room; `None` until known (`Some(0)`: the room was empty when it was looked at).
     last_forwarded: Option<u64>,
+    /// The newest message `seq` forwarded or known (the `prev_seq` of the next one).
+    last_message: u64,
+    /// The newest change `event_seq` forwarded or known (0: none seen).
+    last_change: u64,
     /// The newest `seq` this agent knows is stored, from its own publish acks.
     expected: u64,
     sockets: HashMap<u64, Attached>,
@@ -77,9 +81,24 @@ impl RoomState {
         self.sockets.is_empty() && self.watchers == 0
     }
 
+    /// Records the room's newest message as read from the stream, if nothing is known yet.
+    fn note_position(&mut self, seq: u64) {
+        if self.last_forwarded.is_none() {
+            self.last_forwarded = Some(seq);
+            self.last_message = seq;
+        }
+    }
+
+    /// Records a forwarded change event.
+    fn forwarded_change(&mut self, event_seq: u64) {
+        self.last_forwarded = Some(event_seq);
+        self.last_change = event_seq;
+    }
+
     /// Records a forwarded message for the posts that watch the room.
     fn forwarded(&mut self, seq: u64, prev: u64) {
         self.last_forwarded = Some(seq);
+        self.last_message = seq;
         if self.watchers > 0 {
             if self.recent.len() >= RECENT_LIMIT {
                 self.recent.pop_front();
@@ -133,6 +152,7 @@ impl Holder<'_> {
 pub(crate) struct Hub {
     bus: Arc<dyn Bus>,
     stream: Arc<dyn MessageStream>,
+    changes: Arc<dyn ChangeLog>,
     rooms: RwLock<HashMap<String, Arc<RoomChannel>>>,
     /// Serialises subscribing, so two joins of a new room do not both subscribe.
     subscribing: tokio::sync::Mutex<()>,
@@ -152,6 +172,7 @@ impl Hub {
     pub(crate) fn new(
         bus: Arc<dyn Bus>,
         stream: Arc<dyn MessageStream>,
+        changes: Arc<dyn ChangeLog>,
         tracker: TaskTracker,
         shutdown: CancellationToken,
         buffer_limit: usize,
@@ -160,6 +181,7 @@ impl Hub {
         Hub {
             bus,
             stream,
+            changes,
             rooms: RwLock::new(HashMap::new()),
             subscribing: tokio::sync::Mutex::new(()),
             tracker,
@@ -261,8 +283,19 @@ impl Hub {
     /// so that a later gap is recognised.
     pub(crate) fn note_position(&self, room_id: &str, seq: u64) {
         if let Some(channel) = self.channel(room_id) {
+            lock(&channel.state).note_position(seq);
+        }
+    }
+
+    /// Records the room's newest change event as read at join time (after
+    /// [`note_position`](Self::note_position)), if the channel has not forwarded a newer one.
+    pub(crate) fn note_change_position(&self, room_id: &str, event_seq: u64) {
+        if let Some(channel) = self.channel(room_id) {
             let mut state = lock(&channel.state);
-            state.last_forwarded.get_or_insert(seq);
+            if state.last_change < event_seq && state.last_forwarded.is_some_and(|l| l <= event_seq) {
+                state.last_forwarded = Some(event_seq);
+                state.last_change = event_seq;
+            }
         }
     }
 

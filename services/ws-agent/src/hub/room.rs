@@ -117,15 +117,23 @@ impl Hub {
         }
     }
 
-    /// Compares the room's newest `seq` in JetStream with the last one forwarded and fills the
-    /// difference.
+    /// Compares the room's newest position in JetStream (message or change) with the last one
+    /// forwarded and fills the difference.
     async fn catch_up(&self, room_id: &str, channel: &RoomChannel) {
         let Some(last) = lock(&channel.state).last_forwarded else {
             return;
         };
-        match self.stream.last_seq(room_id).await {
-            Ok(newest) if newest > last => self.fill_gap(room_id, channel, last, newest).await,
-            Ok(_) => {}
+        let newest = tokio::try_join!(
+            self.stream.last_seq(room_id),
+            self.changes.last_change(room_id)
+        );
+        match newest {
+            Ok((message, change)) => {
+                let newest = message.max(change.map_or(0, |c| c.event_seq));
+                if newest > last {
+                    self.fill_gap(room_id, channel, last, newest).await;
+                }
+            }
             Err(e) => tracing::debug!(room = %room_id, error = %e, "catch-up check failed"),
         }
     }

@@ -44,9 +44,7 @@ impl Hub {
         };
         if lock(&watch.channel.state).last_forwarded.is_none() {
             let last = self.stream.last_seq(room_id).await?;
-            lock(&watch.channel.state)
-                .last_forwarded
-                .get_or_insert(last);
+            lock(&watch.channel.state).note_position(last);
         }
         Ok(watch)
     }

@@ -7,7 +7,7 @@ use dyschat_runtime::{history::PageQuery, telemetry};
 use tracing::Instrument;
 
 use super::Session;
-use crate::core::{page_limit, send_span, CoreError, Outgoing, Reply};
+use crate::core::{page_limit, send_span, CoreError, Edit, Outgoing, Reply};
 use crate::socket::OutFrame;
 
 impl Session {
@@ -68,12 +68,10 @@ impl Session {
     /// confirms it, while the socket goes on reading.
     pub(super) async fn send(
         &mut self,
-        room_id: String,
-        body: String,
-        client_msg_id: Option<String>,
+        out: Outgoing,
         reference: Option<String>,
     ) -> Result<(), CoreError> {
-        ids::validate_id("room_id", &room_id)?;
+        ids::validate_id("room_id", &out.room_id)?;
         // Bounds the sends awaiting their store acknowledgement; reading pauses at the bound.
         let permit = self
             .sends
@@ -82,12 +80,7 @@ impl Session {
             .await
             .map_err(|_| CoreError::Closing)?;
         // Each frame starts its own trace; its id goes back in the ack.
-        let span = send_span(&room_id);
-        let out = Outgoing {
-            room_id,
-            body,
-            client_msg_id,
-        };
+        let span = send_span(&out.room_id);
         let pending = self
             .core
             .send(&self.user, out, Reply::Ack)
@@ -157,6 +150,48 @@ impl Session {
             room_id: room_id.to_string(),
             seq,
             reference,
+        });
+        Ok(())
+    }
+
+    /// `edit`, `delete`, `react` and `unreact`: one core change, answered by its kind.
+    pub(super) async fn change(
+        &mut self,
+        room_id: &str,
+        seq: u64,
+        edit: Edit,
+        reference: Option<String>,
+    ) -> Result<(), CoreError> {
+        ids::validate_id("room_id", room_id)?;
+        let done = self
+            .core
+            .change(&self.user, room_id, seq, edit.clone())
+            .await?;
+        let room_id = done.room_id;
+        self.reply(match edit {
+            Edit::Body(_) => ServerFrame::Edited {
+                room_id,
+                seq,
+                edited_at: done.state.edited_at.unwrap_or_default(),
+                reference,
+            },
+            Edit::Delete => ServerFrame::Deleted {
+                room_id,
+                seq,
+                reference,
+            },
+            Edit::React(emoji) => ServerFrame::Reacted {
+                room_id,
+                seq,
+                emoji,
+                reference,
+            },
+            Edit::Unreact(emoji) => ServerFrame::Unreacted {
+                room_id,
+                seq,
+                emoji,
+                reference,
+            },
         });
         Ok(())
     }

@@ -18,7 +18,7 @@ use dyschat_runtime::metric;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::core::{revocation::Attachment, Core, SocketRooms, User};
+use crate::core::{revocation::Attachment, Core, Edit, Outgoing, SocketRooms, User};
 use crate::socket::{OutFrame, SocketHandle, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG};
 
 pub(crate) use writer::WriterSettings;
@@ -297,8 +297,40 @@ impl Session {
                 room_id,
                 body,
                 client_msg_id,
+                reply_to,
+                attachments,
             } => {
-                self.send(room_id, body, client_msg_id, reference.clone())
+                let out = Outgoing {
+                    room_id,
+                    body,
+                    client_msg_id,
+                    reply_to,
+                    attachments: attachments.unwrap_or_default(),
+                };
+                self.send(out, reference.clone()).await
+            }
+            ClientFrame::Edit { room_id, seq, body } => {
+                self.change(&room_id, seq, Edit::Body(body), reference.clone())
+                    .await
+            }
+            ClientFrame::Delete { room_id, seq } => {
+                self.change(&room_id, seq, Edit::Delete, reference.clone())
+                    .await
+            }
+            ClientFrame::React {
+                room_id,
+                seq,
+                emoji,
+            } => {
+                self.change(&room_id, seq, Edit::React(emoji), reference.clone())
+                    .await
+            }
+            ClientFrame::Unreact {
+                room_id,
+                seq,
+                emoji,
+            } => {
+                self.change(&room_id, seq, Edit::Unreact(emoji), reference.clone())
                     .await
             }
             ClientFrame::Typing { room_id } => self.typing(&room_id).await,

@@ -155,7 +155,7 @@ async fn join_send_and_receive_through_the_socket_loop() {
     let joined = c.recv_type("joined").await;
     assert_eq!(
         joined,
-        json!({"type": "joined", "room_id": ROOM, "last_seq": 0, "recovered": true, "ref": "j"})
+        json!({"type": "joined", "room_id": ROOM, "last_seq": 0, "last_event_seq": 0, "recovered": true, "ref": "j"})
     );
     c.send(
         json!({"type": "send", "room_id": ROOM, "body": "hi", "client_msg_id": "c1", "ref": "s1"}),

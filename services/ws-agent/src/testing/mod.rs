@@ -11,6 +11,7 @@ use crate::core::{Core, User};
 use crate::ports::Ports;
 use crate::socket::OutFrame;
 
+mod changes;
 mod read;
 mod revoked;
 mod services;
@@ -72,6 +73,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
+        changes: stream.clone(),
         history: history.clone(),
         rooms: rooms.clone(),
         bus: bus.clone(),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dyschat_protocol::wire::{StoredMessage, TypingEvent};
+use dyschat_protocol::wire::{StoredChange, StoredMessage, TypingEvent};
 use dyschat_protocol::{ids, time};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
@@ -18,7 +18,8 @@ use futures::{FutureExt, StreamExt};
 
 use super::lock;
 use crate::ports::{
-    Ack, AckFuture, Bus, LiveMessage, LiveStream, MessageStream, PortError, PortResult, Sequenced,
+    Ack, AckFuture, Bus, ChangeEntry, Entry, LiveKind, LiveMessage, LiveStream, MessageStream,
+    PortError, PortResult, Sequenced,
 };
 
 /// The fake live feeds and typing events.
@@ -67,10 +68,12 @@ impl Bus for FakeBus {
 }
 
 #[derive(Default)]
-struct Stored {
+pub(super) struct Stored {
     /// `(seq, message)` in sequence order, every room together.
-    messages: Vec<(u64, StoredMessage)>,
-    last_seq: u64,
+    pub(super) messages: Vec<(u64, StoredMessage)>,
+    /// `(event_seq, change)` in sequence order, every room together (same sequence).
+    pub(super) changes: Vec<(u64, StoredChange)>,
+    pub(super) last_seq: u64,
     dedupe: HashMap<String, u64>,
     /// What happens while the next replay runs.
     during_replay: Vec<DuringReplay>,
@@ -86,8 +89,8 @@ enum DuringReplay {
 
 /// The fake message stream.
 pub(crate) struct FakeStream {
-    stored: Mutex<Stored>,
-    bus: Arc<FakeBus>,
+    pub(super) stored: Mutex<Stored>,
+    pub(super) bus: Arc<FakeBus>,
     /// While set, stored messages are not re-published (their live copy is "lost").
     pub deaf: AtomicBool,
     /// While set, position lookups fail.
@@ -212,6 +215,7 @@ fn newest(messages: &[(u64, StoredMessage)], room_id: &str, up_to: u64) -> u64 {
 
 fn live_copy(stored: &StoredMessage, seq: u64, prev_seq: u64) -> LiveMessage {
     LiveMessage {
+        kind: LiveKind::Message,
         seq,
         prev_seq,
         payload: Bytes::from(serde_json::to_vec(stored).unwrap_or_default()),
@@ -221,15 +225,15 @@ fn live_copy(stored: &StoredMessage, seq: u64, prev_seq: u64) -> LiveMessage {
 
 /// A message of `room_id` from a sender called `other`.
 pub(crate) fn message(room_id: &str, body: &str) -> StoredMessage {
-    StoredMessage {
-        room_id: room_id.to_string(),
-        message_id: ids::new_id(),
-        client_msg_id: ids::new_id(),
-        sender_id: "other".into(),
-        sender_name: "other".into(),
-        body: body.to_string(),
-        sent_at: time::now(),
-    }
+    StoredMessage::sent(
+        room_id.to_string(),
+        ids::new_id(),
+        ids::new_id(),
+        "other".into(),
+        "other".into(),
+        body.to_string(),
+        time::now(),
+    )
 }
 
 impl MessageStream for FakeStream {
@@ -364,21 +368,36 @@ impl MessageStream for FakeStream {
         after: u64,
         up_to: u64,
         limit: u64,
-    ) -> BoxFuture<'a, PortResult<Option<Vec<Sequenced>>>> {
+    ) -> BoxFuture<'a, PortResult<Option<Vec<Entry>>>> {
         async move {
             self.fail_if_failing()?;
             self.replays.fetch_add(1, Ordering::SeqCst);
             let (range, during) = {
                 let mut s = lock(&self.stored);
-                let range: Vec<Sequenced> = s
+                let in_range = |seq: u64, room: &str| room == room_id && seq > after && seq <= up_to;
+                let mut range: Vec<Entry> = s
                     .messages
                     .iter()
-                    .filter(|(seq, m)| m.room_id == room_id && *seq > after && *seq <= up_to)
-                    .map(|(seq, m)| Sequenced {
-                        seq: *seq,
-                        stored: m.clone(),
+                    .filter(|(seq, m)| in_range(*seq, &m.room_id))
+                    .map(|(seq, m)| {
+                        Entry::Message(Sequenced {
+                            seq: *seq,
+                            stored: m.clone(),
+                        })
                     })
                     .collect();
+                range.extend(
+                    s.changes
+                        .iter()
+                        .filter(|(seq, c)| in_range(*seq, &c.room_id))
+                        .map(|(seq, c)| {
+                            Entry::Change(ChangeEntry {
+                                event_seq: *seq,
+                                change: c.clone(),
+                            })
+                        }),
+                );
+                range.sort_by_key(Entry::position);
                 (range, std::mem::take(&mut s.during_replay))
             };
             for event in during {

@@ -23,6 +23,8 @@ async fn send(f: &Fixture, body: &str, client_msg_id: Option<&str>) -> Sent {
         room_id: ROOM.into(),
         body: body.into(),
         client_msg_id: client_msg_id.map(String::from),
+        reply_to: None,
+        attachments: Vec::new(),
     };
     let pending = f.core.send(&user("alice"), out, Reply::Ack).await.unwrap();
     f.core.confirm(pending).await.unwrap()
@@ -145,6 +147,8 @@ async fn a_duplicate_costs_no_stored_bytes() {
         room_id: ROOM.into(),
         body: body.clone(),
         client_msg_id: Some("another".into()),
+        reply_to: None,
+        attachments: Vec::new(),
     };
     let refused = f.core.send(&user("alice"), out, Reply::Ack).await;
     let e = ApiError::from(refused.err().expect("a new message past the quota"));

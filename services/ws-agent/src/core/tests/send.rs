@@ -16,6 +16,8 @@ fn out(body: &str, client_msg_id: Option<&str>) -> Outgoing {
         room_id: ROOM.into(),
         body: body.into(),
         client_msg_id: client_msg_id.map(String::from),
+        reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -73,6 +73,8 @@ pub(crate) async fn post_message(
         room_id,
         body: body.body,
         client_msg_id: body.client_msg_id,
+        reply_to: body.reply_to,
+        attachments: body.attachments.unwrap_or_default(),
     };
     let message = async {
         let pending = state.core.send(&user, out, Reply::Message).await?;

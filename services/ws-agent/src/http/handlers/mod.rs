@@ -9,6 +9,7 @@ use dyschat_protocol::{ids, ApiError};
 use crate::state::AgentState;
 
 pub(super) mod auth;
+pub(super) mod changes;
 pub(super) mod manage;
 pub(super) mod me;
 pub(super) mod messages;

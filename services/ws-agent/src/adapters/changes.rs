@@ -1,0 +1,136 @@
+//! [`ChangeLog`] over JetStream: a room's change events on each message's own subject of the
+//! messages stream, read from the leader, stored with a compare-and-set on the room's newest
+//! change (`Nats-Expected-Last-Subject-Sequence` checked against the room's change filter
+//! `dyschat.msg.room.<room>.chg.*`), so that the `prev_event_seq` a change names is the one the
+//! stream really stored before it.
+
+use std::future::IntoFuture;
+
+use async_nats::jetstream::{
+    self,
+    context::PublishErrorKind,
+    message::{PublishMessage, StreamMessage},
+    stream::{LastRawMessageErrorKind, Stream},
+};
+use dyschat_protocol::{
+    subjects,
+    wire::{StoredChange, StoredMessage},
+};
+use dyschat_runtime::telemetry;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::deadline;
+use crate::ports::{ChangeEntry, ChangeLog, PortError, PortResult};
+
+/// The header that makes the expected last subject sequence apply to a filter (here the
+/// room's changes) rather than the published subject alone.
+const EXPECTED_LAST_SUBJECT_FILTER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
+#[derive(Clone)]
+pub(crate) struct JetStreamChanges {
+    js: jetstream::Context,
+    stream: Stream,
+}
+
+impl JetStreamChanges {
+    pub(crate) fn new(js: jetstream::Context, stream: Stream) -> Self {
+        JetStreamChanges { js, stream }
+    }
+
+    async fn last_by_subject(&self, subject: &str) -> PortResult<Option<StreamMessage>> {
+        match deadline(self.stream.get_last_raw_message_by_subject(subject)).await? {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(PortError::failed(e)),
+        }
+    }
+}
+
+/// A stored change event, decoded.
+pub(crate) fn decode_change(event_seq: u64, payload: &[u8]) -> PortResult<ChangeEntry> {
+    serde_json::from_slice::<StoredChange>(payload)
+        .map(|change| ChangeEntry { event_seq, change })
+        .map_err(|e| PortError::Decode(e.to_string()))
+}
+
+impl ChangeLog for JetStreamChanges {
+    fn last_change<'a>(
+        &'a self,
+        room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
+        async move {
+            match self.last_by_subject(&subjects::room_changes(room_id)).await? {
+                Some(m) => decode_change(m.sequence, &m.payload).map(Some),
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn last_change_of<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
+        async move {
+            match self
+                .last_by_subject(&subjects::room_change(room_id, seq))
+                .await?
+            {
+                Some(m) => decode_change(m.sequence, &m.payload).map(Some),
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn message_at<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<Option<StoredMessage>>> {
+        async move {
+            let m = match deadline(self.stream.get_raw_message(seq)).await? {
+                Ok(m) => m,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+                Err(e) => return Err(PortError::failed(e)),
+            };
+            if m.subject.as_str() != subjects::room_messages(room_id) {
+                return Ok(None);
+            }
+            serde_json::from_slice(&m.payload)
+                .map(Some)
+                .map_err(|e| PortError::Decode(e.to_string()))
+        }
+        .boxed()
+    }
+
+    fn publish_change<'a>(
+        &'a self,
+        change: &'a StoredChange,
+        expected: u64,
+    ) -> BoxFuture<'a, PortResult<Option<u64>>> {
+        async move {
+            let payload = serde_json::to_vec(change).map_err(|e| PortError::Failed(e.to_string()))?;
+            let publish = PublishMessage::build()
+                .headers(telemetry::headers_with_context().unwrap_or_default())
+                .payload(payload.into())
+                .expected_last_subject_sequence(expected)
+                .header(
+                    EXPECTED_LAST_SUBJECT_FILTER,
+                    subjects::room_changes(&change.room_id).as_str(),
+                );
+            let subject = subjects::room_change(&change.room_id, change.seq);
+            let ack = deadline(self.js.send_publish(subject, publish))
+                .await?
+                .map_err(PortError::failed)?;
+            match deadline(ack.into_future()).await? {
+                Ok(ack) => Ok(Some(ack.sequence)),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+                Err(e) => Err(PortError::failed(e)),
+            }
+        }
+        .boxed()
+    }
+}

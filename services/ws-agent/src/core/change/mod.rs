@@ -1,0 +1,235 @@
+//! Changing a stored message (edit, delete, react, unreact): the one path both edges take.
+//!
+//! A change is a read of the message's current state (the newest change event of its subject,
+//! else the message as sent), a pure decision ([`rules`]), and a publish of the whole new
+//! state as a change event that JetStream stores only if the room's newest change is still the
+//! one read (a compare-and-set on the room's change filter). So the room's change events form
+//! one chain (`prev_event_seq`), and two racing changes never both build on the same state:
+//! the loser reads again and decides again (at most [`MAX_ATTEMPTS`] times). This agent's own
+//! changes of a room wait for each other ([`Stripes`]) instead of racing.
+//!
+//! A deletion stores the tombstone; msg-writer then erases the original and the older change
+//! events from the stream as it applies it (`msg-writer/src/store.rs`), while every reader
+//! already folds the tombstone over them ([`super::fold`]).
+
+use std::time::Duration;
+
+use dyschat_protocol::{
+    layout::MAX_STORED_BYTES,
+    policy::Action,
+    time,
+    wire::{StoredChange, StoredMessage},
+    ApiError,
+};
+
+use super::{Core, CoreError, User};
+
+mod rules;
+
+pub(crate) use rules::Edit;
+use rules::Outcome;
+
+/// How many times a change is read and decided again after losing a race.
+const MAX_ATTEMPTS: usize = 12;
+/// How many locks this agent's changes are spread over.
+const STRIPES: usize = 64;
+
+/// A few locks, one per room hash: bounded, whatever the number of rooms.
+pub(crate) struct Stripes([tokio::sync::Mutex<()>; STRIPES]);
+
+impl Default for Stripes {
+    fn default() -> Self {
+        Stripes(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl Stripes {
+    async fn lock(&self, room_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room_id.hash(&mut h);
+        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0);
+        self.0[i].lock().await
+    }
+}
+
+/// A change made (or found already made: a repeated reaction).
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeDone {
+    pub room_id: String,
+    pub seq: u64,
+    pub prev_seq: u64,
+    /// The message's state now.
+    pub state: StoredMessage,
+}
+
+/// A message's current state as read before a change.
+struct Current {
+    state: StoredMessage,
+    /// Known when the state comes from a change event (which carries it).
+    prev_seq: Option<u64>,
+}
+
+impl Core {
+    /// Makes `edit` to the room's message `seq` on behalf of `user`.
+    pub(crate) async fn change(
+        &self,
+        user: &User,
+        room_id: &str,
+        seq: u64,
+        edit: Edit,
+    ) -> Result<ChangeDone, CoreError> {
+        edit.validate()?;
+        let standing = self
+            .membership
+            .decide(room_id, &user.user_id, Action::Post)
+            .await?;
+        let _serialised = self.change_locks.lock(room_id).await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let last = self
+                .changes
+                .last_change(room_id)
+                .await
+                .map_err(CoreError::unavailable("change lookup"))?;
+            let expected = last.as_ref().map_or(0, |c| c.event_seq);
+            let current = match last.filter(|c| c.change.seq == seq) {
+                Some(c) => Current {
+                    state: c.change.message,
+                    prev_seq: Some(c.change.prev_seq),
+                },
+                None => self.current(room_id, seq).await?,
+            };
+            if matches!(edit, Edit::Delete) && current.state.sender_id != user.user_id {
+                // The sender's role, lower than the moderator's (someone who left has none).
+                let target = match self
+                    .membership
+                    .standing(room_id, &current.state.sender_id)
+                    .await
+                {
+                    Ok(s) => s.role,
+                    Err(CoreError::Api(e)) if e.code == dyschat_protocol::ErrorCode::NotFound => {
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                dyschat_protocol::policy::decide(&standing, Action::Moderate { target })
+                    .map_err(CoreError::Denied)?;
+            }
+            let now = time::now();
+            let (kind, state) = match rules::apply(&current.state, &edit, &user.user_id, &now)? {
+                Outcome::Changed(kind, state) => (kind, state),
+                Outcome::Unchanged => {
+                    let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
+                    return Ok(ChangeDone {
+                        room_id: room_id.to_string(),
+                        seq,
+                        prev_seq,
+                        state: current.state,
+                    });
+                }
+            };
+            let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
+            let change = StoredChange {
+                room_id: room_id.to_string(),
+                seq,
+                prev_seq,
+                change: kind,
+                prev_event_seq: expected,
+                by: user.user_id.clone(),
+                at: now,
+                message: state,
+            };
+            let size = serde_json::to_vec(&change).map_or(usize::MAX, |b| b.len());
+            if size > MAX_STORED_BYTES {
+                return Err(ApiError::conflict("the message's state would be too large").into());
+            }
+            let stored = self
+                .changes
+                .publish_change(&change, expected)
+                .await
+                .map_err(CoreError::unavailable("change store"))?;
+            if stored.is_some() {
+                return Ok(ChangeDone {
+                    room_id: change.room_id,
+                    seq,
+                    prev_seq,
+                    state: change.message,
+                });
+            }
+            // Another agent's change of the room came first: read again.
+            let pause = 2u64.saturating_pow(u32::try_from(attempt).unwrap_or(8).min(6));
+            tokio::time::sleep(Duration::from_millis(pause + fastrand_ms(pause))).await;
+        }
+        Err(CoreError::Busy("the room's messages are changing too fast, try again"))
+    }
+
+    /// The message's current state when the room's newest change is not about it: its own
+    /// newest change, else the message as sent; `not_found` when the room has no such message.
+    async fn current(&self, room_id: &str, seq: u64) -> Result<Current, CoreError> {
+        let unavailable = CoreError::unavailable("message lookup");
+        if let Some(c) = self
+            .changes
+            .last_change_of(room_id, seq)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(Current {
+                state: c.change.message,
+                prev_seq: Some(c.change.prev_seq),
+            });
+        }
+        match self
+            .changes
+            .message_at(room_id, seq)
+            .await
+            .map_err(CoreError::unavailable("message lookup"))?
+        {
+            Some(state) if state.room_id == room_id => Ok(Current {
+                state,
+                prev_seq: None,
+            }),
+            _ => Err(ApiError::not_found("no such message in this room").into()),
+        }
+    }
+
+    /// The message's `prev_seq`: carried by its change events, else looked up once.
+    async fn prev_seq_of(
+        &self,
+        room_id: &str,
+        seq: u64,
+        known: Option<u64>,
+    ) -> Result<u64, CoreError> {
+        match known {
+            Some(prev) => Ok(prev),
+            None => self
+                .stream
+                .newest_up_to(room_id, seq.saturating_sub(1))
+                .await
+                .map_err(CoreError::unavailable("message position lookup")),
+        }
+    }
+
+    /// The message a reply names: an undeleted message of the room, else 400.
+    pub(crate) async fn reply_parent(
+        &self,
+        room_id: &str,
+        seq: u64,
+    ) -> Result<StoredMessage, CoreError> {
+        match self.current(room_id, seq).await {
+            Ok(c) if !c.state.deleted => Ok(c.state),
+            Ok(_) => Err(CoreError::Invalid("reply_to names a deleted message")),
+            Err(CoreError::Api(e)) if e.code == dyschat_protocol::ErrorCode::NotFound => {
+                Err(CoreError::Invalid("reply_to names no message of this room"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A few milliseconds of jitter, so racing agents do not retry in step.
+fn fastrand_ms(up_to: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    nanos % up_to.max(1)
+}
