@@ -194,7 +194,6 @@ async function start(session) {
   app.conn.addEventListener('unauthorized', sessionEnded);
   app.conn.addEventListener('frame', (ev) => onFrame(ev.detail));
   app.conn.start();
-  feed.load();
   app.timers.push(setInterval(() => document.visibilityState !== 'hidden' && refreshMyRooms(), MY_ROOMS_EVERY_MS));
   app.timers.push(setInterval(() => document.visibilityState !== 'hidden' && refreshRooms(), DIRECTORY_EVERY_MS));
   const last = loadLocal('current', null);

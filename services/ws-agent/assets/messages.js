@@ -123,6 +123,7 @@ function editNode(vm, act) {
     rows: '2',
     maxlength: '4000',
     'aria-label': 'Edit your message',
+    'data-focus-key': `editing:${vm.seq}`,
     'aria-describedby': `edit-help-${vm.seq}`,
   });
   input.value = vm.draft;
@@ -364,7 +365,8 @@ export function renderMessages(conv, ctx) {
   let editFocus = null;
   let cursor = el.messages.firstChild;
   for (const item of items) {
-    const sig = JSON.stringify(item.vm);
+    // The draft being typed is not part of what the node shows (the textarea holds it).
+    const sig = JSON.stringify({ ...item.vm, draft: null });
     let r = rendered.get(item.key);
     if (!r || r.sig !== sig) {
       const fresh = messageNode(item.vm, act);
