@@ -28,15 +28,15 @@ pub struct Ceiling {
 
 /// A payload shaped and sized like a stored message with a body of `body_bytes`.
 pub fn stored_payload(room: &str, n: u64, body_bytes: usize) -> Bytes {
-    let stored = dyschat_protocol::wire::StoredMessage {
-        room_id: room.to_string(),
-        message_id: format!("01BENCH{n:019}"),
-        client_msg_id: format!("bench-{n}"),
-        sender_id: "01BENCHSENDER0000000000000".into(),
-        sender_name: "bench-sender".into(),
-        body: "x".repeat(body_bytes.max(1)),
-        sent_at: "2026-11-23T00:00:00.000Z".into(),
-    };
+    let stored = dyschat_protocol::wire::StoredMessage::sent(
+        room.to_string(),
+        format!("01BENCH{n:019}"),
+        format!("bench-{n}"),
+        "01BENCHSENDER0000000000000".into(),
+        "bench-sender".into(),
+        "x".repeat(body_bytes.max(1)),
+        "2026-11-23T00:00:00.000Z".into(),
+    );
     Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
 }
 

@@ -17,8 +17,10 @@ pub const LIVE_WILDCARD: &str = "dyschat.live.room.*";
 pub const ROOM_CHANGES_WILDCARD: &str = "dyschat.msg.room.*.chg.*";
 /// Where the stream re-publishes change events (`dyschat.live.room.<room_id>.chg.<seq>`).
 pub const LIVE_CHANGES_WILDCARD: &str = "dyschat.live.room.*.chg.*";
-/// What the stream re-publishes: everything it stores, messages and changes.
-pub const LIVE_REPUBLISH_SOURCE: &str = "dyschat.msg.room.>";
+/// Everything the messages stream stores, messages and changes.
+pub const ROOM_STREAM_ALL: &str = "dyschat.msg.room.>";
+/// What the stream re-publishes: everything it stores.
+pub const LIVE_REPUBLISH_SOURCE: &str = ROOM_STREAM_ALL;
 /// RePublish destination: a message of room `R` arrives on `dyschat.live.room.R`
 /// ([`live`]), a change of its message `S` on `dyschat.live.room.R.chg.S` ([`live_changes`]).
 pub const LIVE_REPUBLISH_DEST: &str = "dyschat.live.room.>";

@@ -90,8 +90,10 @@ impl Entry {
 /// (`dyschat.msg.room.<room>.chg.<seq>`). Reads are the leader's, like [`MessageStream`]'s.
 pub(crate) trait ChangeLog: Send + Sync {
     /// The room's newest change event, `None` when it has none.
-    fn last_change<'a>(&'a self, room_id: &'a str)
-        -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
+    fn last_change<'a>(
+        &'a self,
+        room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
     /// The newest change event of the room's message `seq`: its current state.
     fn last_change_of<'a>(
         &'a self,

@@ -4,6 +4,7 @@
 //! agent from the moment they are answered, `GET /api/v1/me/rooms` with exact unread counts, read markers (section 8),
 //! direct rooms used like any room, and the user directory.
 
+mod changes;
 mod deletion;
 mod eviction;
 mod matrix;

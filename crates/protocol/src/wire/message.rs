@@ -205,8 +205,7 @@ mod tests {
         let e = m.erased();
         assert!(e.deleted && e.body.is_empty() && e.reactions.is_empty() && e.mentions.is_empty());
         assert_eq!((e.reply_to, e.message_id.as_str()), (Some(3), "m"));
-        let v: serde_json::Value =
-            serde_json::to_value(Message::from_stored(e, 4, 3)).unwrap();
+        let v: serde_json::Value = serde_json::to_value(Message::from_stored(e, 4, 3)).unwrap();
         assert_eq!(v["deleted"], true);
         assert_eq!(v["body"], "");
         assert_eq!(v["attachments"], serde_json::json!([]));

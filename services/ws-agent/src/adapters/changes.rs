@@ -60,7 +60,10 @@ impl ChangeLog for JetStreamChanges {
         room_id: &'a str,
     ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
         async move {
-            match self.last_by_subject(&subjects::room_changes(room_id)).await? {
+            match self
+                .last_by_subject(&subjects::room_changes(room_id))
+                .await?
+            {
                 Some(m) => decode_change(m.sequence, &m.payload).map(Some),
                 None => Ok(None),
             }
@@ -112,7 +115,8 @@ impl ChangeLog for JetStreamChanges {
         expected: u64,
     ) -> BoxFuture<'a, PortResult<Option<u64>>> {
         async move {
-            let payload = serde_json::to_vec(change).map_err(|e| PortError::Failed(e.to_string()))?;
+            let payload =
+                serde_json::to_vec(change).map_err(|e| PortError::Failed(e.to_string()))?;
             let publish = PublishMessage::build()
                 .headers(telemetry::headers_with_context().unwrap_or_default())
                 .payload(payload.into())

@@ -66,7 +66,12 @@ where
             &mut this.ended,
             cx,
         );
-        poll_into(&mut this.changes, &mut this.held_change, &mut this.ended, cx);
+        poll_into(
+            &mut this.changes,
+            &mut this.held_change,
+            &mut this.ended,
+            cx,
+        );
         if this.held_change.is_some() {
             // Whatever was stored before this change is in the messages channel by now.
             poll_into(
@@ -123,7 +128,10 @@ mod tests {
             .map(|_| merged.next().now_or_never().flatten().unwrap().seq)
             .collect();
         assert_eq!(order, [1, 2, 3]);
-        assert!(merged.next().now_or_never().is_none(), "pending while both are open");
+        assert!(
+            merged.next().now_or_never().is_none(),
+            "pending while both are open"
+        );
         drop(ctx);
         assert!(merged.next().await.is_none(), "ends when one feed ends");
     }

@@ -72,9 +72,7 @@ impl Bus for NatsBus {
         async move {
             let messages = bounded(self.client.subscribe(subjects::live(room_id))).await?;
             let changes = bounded(self.client.subscribe(subjects::live_changes(room_id))).await?;
-            let read = |kind| {
-                move |m| futures::future::ready(live_message(kind, m))
-            };
+            let read = |kind| move |m| futures::future::ready(live_message(kind, m));
             let live: LiveStream = InOrder::new(
                 messages.filter_map(read(LiveKind::Message)),
                 changes.filter_map(read(LiveKind::Change)),

@@ -57,13 +57,18 @@ pub(crate) struct Start {
 
 /// The frames of a replay of `entries` (the room's stretch after `start.after`), each with its
 /// place in the sequence, in order.
-pub(crate) fn replay_frames(room_id: &str, entries: &[Entry], start: Start) -> Vec<(u64, ServerFrame)> {
+pub(crate) fn replay_frames(
+    room_id: &str,
+    entries: &[Entry],
+    start: Start,
+) -> Vec<(u64, ServerFrame)> {
     let states = states(entries);
     let mut out = Vec::new();
     let mut messages = states.range(start.after + 1..).peekable();
     let (mut prev_seq, mut prev_event_seq) = (start.prev_seq, start.prev_event_seq);
     let message_frame = |seq: u64, state: &State, prev_seq: &mut u64| {
-        let frame = ServerFrame::Message(Message::from_stored(state.stored.clone(), seq, *prev_seq));
+        let frame =
+            ServerFrame::Message(Message::from_stored(state.stored.clone(), seq, *prev_seq));
         *prev_seq = seq;
         (seq, frame)
     };
@@ -73,7 +78,9 @@ pub(crate) fn replay_frames(room_id: &str, entries: &[Entry], start: Start) -> V
             out.push(message_frame(*seq, state, &mut prev_seq));
         }
         let target = c.change.seq;
-        let Some(state) = states.get(&target) else { continue };
+        let Some(state) = states.get(&target) else {
+            continue;
+        };
         let message = Message::from_stored(
             state.stored.clone(),
             target,
@@ -117,6 +124,39 @@ pub(crate) fn first_prev_seq(entries: &[Entry], after: u64, stream_newest: u64) 
         .range(..=after)
         .next_back()
         .map_or(stream_newest, |(seq, _)| (*seq).max(stream_newest))
+}
+
+/// Brings a history page (read from a store that may lack the newest changes) to the current
+/// state: each message with a change among `changes` takes its newest state, and a deleted
+/// message whose original is gone from the page's stretch comes back as its tombstone (inside
+/// the page's range, where it belongs to it), the `prev_seq`s around it following.
+pub(crate) fn overlay(messages: &mut Vec<Message>, changes: &[Entry]) {
+    let states = states(changes);
+    if states.is_empty() || messages.is_empty() {
+        return;
+    }
+    let (low, high) = (messages[0].seq, messages[messages.len() - 1].seq);
+    for m in messages.iter_mut() {
+        if let Some(state) = states.get(&m.seq) {
+            *m = Message::from_stored(state.stored.clone(), m.seq, m.prev_seq);
+        }
+    }
+    let missing: Vec<(u64, &State)> = states
+        .range(low + 1..high)
+        .filter(|(seq, state)| {
+            state.stored.deleted && messages.binary_search_by_key(*seq, |m| m.seq).is_err()
+        })
+        .map(|(seq, state)| (*seq, state))
+        .collect();
+    for (seq, state) in missing {
+        let at = messages.partition_point(|m| m.seq < seq);
+        let prev_seq = messages[at - 1].seq;
+        messages.insert(
+            at,
+            Message::from_stored(state.stored.clone(), seq, prev_seq),
+        );
+        messages[at + 1].prev_seq = seq;
+    }
 }
 
 #[cfg(test)]

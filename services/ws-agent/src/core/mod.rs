@@ -24,8 +24,7 @@ use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
-    Bus, ChangeLog, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService,
-    UserEvents,
+    Bus, ChangeLog, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService, UserEvents,
 };
 
 mod change;

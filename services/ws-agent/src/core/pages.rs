@@ -9,12 +9,16 @@
 //! stream, walking back message by message for a `before` page and forward for an `after` page,
 //! at most a page (plus one) of them. In the usual case (the writer a few milliseconds behind)
 //! that costs one position lookup and nothing else.
+//!
+//! The same holds for change events: the store shows each message as of the changes the writer
+//! applied; the room's changes above the trusted sequence are read from the stream and folded
+//! over the page ([`super::fold::overlay`]).
 
 use dyschat_protocol::wire::{Message, MessagePage};
 use dyschat_runtime::history::{PageQuery, StoreState};
 
-use super::{Core, CoreError};
-use crate::ports::Sequenced;
+use super::{fold, Core, CoreError};
+use crate::ports::{Entry, Sequenced};
 
 impl Core {
     /// The highest sequence up to which the store holds every message of every room.
@@ -57,10 +61,49 @@ impl Core {
         limit: usize,
     ) -> Result<MessagePage, CoreError> {
         let trusted = self.trusted_up_to(room_id).await?;
-        match query {
+        let mut page = match query {
             PageQuery::Before(before) => self.page_before(room_id, before, limit, trusted).await,
             PageQuery::After(after) => self.page_after(room_id, after, limit, trusted).await,
+        }?;
+        self.overlay_changes(room_id, &mut page, trusted).await?;
+        Ok(page)
+    }
+
+    /// Applies the room's change events the store cannot vouch for (above `trusted`) to the
+    /// page, read from the stream: a page shows messages in their current state while msg-writer
+    /// lags. Nothing to read in the usual case (the writer has applied them all).
+    async fn overlay_changes(
+        &self,
+        room_id: &str,
+        page: &mut MessagePage,
+        trusted: u64,
+    ) -> Result<(), CoreError> {
+        let unavailable = CoreError::unavailable("history");
+        let Some(newest) = self
+            .changes
+            .last_change(room_id)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(());
+        };
+        if newest.event_seq <= trusted || page.messages.is_empty() {
+            return Ok(());
         }
+        let entries = self
+            .stream
+            .replay(room_id, trusted, newest.event_seq, self.recovery_limit)
+            .await
+            .map_err(CoreError::unavailable("history"))?
+            .ok_or(CoreError::Busy(
+                "the history store is too far behind to show this page, try again",
+            ))?;
+        let changes: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| matches!(e, Entry::Change(_)))
+            .collect();
+        fold::overlay(&mut page.messages, &changes);
+        Ok(())
     }
 
     async fn store_page(

@@ -102,7 +102,9 @@ impl Core {
             .await?;
         if !out.attachments.is_empty() {
             // No file can be attached before files can be uploaded: every id is unknown.
-            return Err(CoreError::Invalid("attachments name files not uploaded to this room"));
+            return Err(CoreError::Invalid(
+                "attachments name files not uploaded to this room",
+            ));
         }
         let reply_to = match out.reply_to {
             Some(seq) => Some((seq, self.reply_parent(&out.room_id, seq).await?.sender_id)),

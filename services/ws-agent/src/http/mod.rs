@@ -76,7 +76,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
         ))
         .routes(routes!(handlers::messages::read))
         .routes(routes!(handlers::changes::edit, handlers::changes::delete))
-        .routes(routes!(handlers::changes::react, handlers::changes::unreact))
+        .routes(routes!(
+            handlers::changes::react,
+            handlers::changes::unreact
+        ))
 }
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.

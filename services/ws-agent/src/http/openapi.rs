@@ -123,8 +123,14 @@ mod tests {
         ("post", "/api/v1/rooms/{room_id}/read"),
         ("patch", "/api/v1/rooms/{room_id}/messages/{seq}"),
         ("delete", "/api/v1/rooms/{room_id}/messages/{seq}"),
-        ("put", "/api/v1/rooms/{room_id}/messages/{seq}/reactions/{emoji}"),
-        ("delete", "/api/v1/rooms/{room_id}/messages/{seq}/reactions/{emoji}"),
+        (
+            "put",
+            "/api/v1/rooms/{room_id}/messages/{seq}/reactions/{emoji}",
+        ),
+        (
+            "delete",
+            "/api/v1/rooms/{room_id}/messages/{seq}/reactions/{emoji}",
+        ),
     ];
 
     fn document() -> serde_json::Value {

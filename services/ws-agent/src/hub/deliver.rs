@@ -100,7 +100,13 @@ impl Hub {
             event_seq,
             prev_event_seq: change.prev_event_seq,
         });
-        fan_out(channel, event_seq, Forward::Change, frame, self.buffer_limit);
+        fan_out(
+            channel,
+            event_seq,
+            Forward::Change,
+            frame,
+            self.buffer_limit,
+        );
     }
 
     /// Reads `(after, up_to]` of the room from JetStream and forwards it. `after` is a position

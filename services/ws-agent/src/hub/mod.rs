@@ -292,7 +292,8 @@ impl Hub {
     pub(crate) fn note_change_position(&self, room_id: &str, event_seq: u64) {
         if let Some(channel) = self.channel(room_id) {
             let mut state = lock(&channel.state);
-            if state.last_change < event_seq && state.last_forwarded.is_some_and(|l| l <= event_seq) {
+            if state.last_change < event_seq && state.last_forwarded.is_some_and(|l| l <= event_seq)
+            {
                 state.last_forwarded = Some(event_seq);
                 state.last_change = event_seq;
             }

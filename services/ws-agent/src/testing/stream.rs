@@ -374,7 +374,8 @@ impl MessageStream for FakeStream {
             self.replays.fetch_add(1, Ordering::SeqCst);
             let (range, during) = {
                 let mut s = lock(&self.stored);
-                let in_range = |seq: u64, room: &str| room == room_id && seq > after && seq <= up_to;
+                let in_range =
+                    |seq: u64, room: &str| room == room_id && seq > after && seq <= up_to;
                 let mut range: Vec<Entry> = s
                     .messages
                     .iter()

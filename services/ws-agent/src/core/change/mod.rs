@@ -160,7 +160,9 @@ impl Core {
             let pause = 2u64.saturating_pow(u32::try_from(attempt).unwrap_or(8).min(6));
             tokio::time::sleep(Duration::from_millis(pause + fastrand_ms(pause))).await;
         }
-        Err(CoreError::Busy("the room's messages are changing too fast, try again"))
+        Err(CoreError::Busy(
+            "the room's messages are changing too fast, try again",
+        ))
     }
 
     /// The message's current state when the room's newest change is not about it: its own

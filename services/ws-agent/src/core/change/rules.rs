@@ -173,14 +173,18 @@ mod tests {
         assert_eq!(back.reactions[0].count, 1);
         let (_, none) = changed(apply(&back, &unreact, "cat", "T").unwrap());
         assert!(none.reactions.is_empty());
-        assert_eq!(apply(&none, &unreact, "cat", "T").unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            apply(&none, &unreact, "cat", "T").unwrap(),
+            Outcome::Unchanged
+        );
     }
 
     #[test]
     fn at_most_fifty_emoji() {
         let mut state = message();
         for i in 0..MAX_EMOJI {
-            let (_, next) = changed(apply(&state, &Edit::React(format!("e{i}")), "bob", "T").unwrap());
+            let (_, next) =
+                changed(apply(&state, &Edit::React(format!("e{i}")), "bob", "T").unwrap());
             state = next;
         }
         let e = apply(&state, &Edit::React("one-more".into()), "bob", "T").unwrap_err();
@@ -194,7 +198,11 @@ mod tests {
         let (kind, deleted) = changed(apply(&message(), &Edit::Delete, "ann", "T").unwrap());
         assert_eq!(kind, ChangeKind::Deleted);
         assert!(deleted.deleted && deleted.body.is_empty());
-        for edit in [Edit::Body("x".into()), Edit::React("👍".into()), Edit::Delete] {
+        for edit in [
+            Edit::Body("x".into()),
+            Edit::React("👍".into()),
+            Edit::Delete,
+        ] {
             let e = apply(&deleted, &edit, "ann", "T").unwrap_err();
             assert_eq!(e.code, ErrorCode::Conflict);
         }

@@ -2,6 +2,7 @@ use dyschat_protocol::wire::{ChangeKind, ServerFrame, StoredChange, StoredMessag
 
 use super::*;
 use crate::ports::{ChangeEntry, Entry, Sequenced};
+use dyschat_protocol::wire::Message;
 
 fn message(seq: u64, body: &str) -> Entry {
     Entry::Message(Sequenced {
@@ -18,7 +19,14 @@ fn message(seq: u64, body: &str) -> Entry {
     })
 }
 
-fn change(event_seq: u64, prev_event_seq: u64, seq: u64, prev_seq: u64, kind: ChangeKind, body: &str) -> Entry {
+fn change(
+    event_seq: u64,
+    prev_event_seq: u64,
+    seq: u64,
+    prev_seq: u64,
+    kind: ChangeKind,
+    body: &str,
+) -> Entry {
     let Entry::Message(m) = message(seq, body) else {
         unreachable!()
     };
@@ -139,4 +147,33 @@ fn the_first_prevs_see_erased_neighbours() {
     // The change before 9 (at 8) was erased inside the stretch after 6: start from 6.
     assert_eq!(first_prev_event_seq(&entries, 6), 6);
     assert_eq!(first_prev_event_seq(&entries, 8), 8);
+}
+
+#[test]
+fn a_page_takes_the_newest_states_and_its_erased_tombstones() {
+    let page_message = |seq: u64, prev: u64, body: &str| {
+        let Entry::Message(m) = message(seq, body) else {
+            unreachable!()
+        };
+        Message::from_stored(m.stored, seq, prev)
+    };
+    let mut page = vec![page_message(2, 0, "a"), page_message(5, 2, "c")];
+    let changes = [
+        change(6, 0, 2, 0, ChangeKind::Edited, "a, edited"),
+        change(7, 6, 3, 2, ChangeKind::Deleted, "b"),
+        change(8, 7, 9, 5, ChangeKind::Deleted, "outside"),
+    ];
+    overlay(&mut page, &changes);
+    let got: Vec<(u64, u64, &str, bool)> = page
+        .iter()
+        .map(|m| (m.seq, m.prev_seq, m.body.as_str(), m.deleted))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 0, "a, edited", false),
+            (3, 2, "", true),
+            (5, 3, "c", false)
+        ]
+    );
 }

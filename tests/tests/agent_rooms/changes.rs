@@ -1,0 +1,342 @@
+//! Messages that change (contract section 7) against the whole mesh on two agents: replies,
+//! edits, deletions that erase, reactions; `message_updated` with the whole new state and a
+//! `prev_event_seq` chain on every subscribed socket of both agents; `joined.last_event_seq` and
+//! `since` replays of changes in their current state; who may do what, and the errors.
+
+use std::time::Duration;
+
+use super::*;
+
+async fn post(api: &Api, user: &LoggedIn, room: &str, body: Value) -> anyhow::Result<Value> {
+    let path = format!("/api/v1/rooms/{room}/messages");
+    expect(api, user, "POST", &path, Some(body), 201).await
+}
+
+fn seq_of(message: &Value) -> anyhow::Result<u64> {
+    message["seq"].as_u64().context("seq")
+}
+
+/// The next `message_updated` on `socket`.
+async fn updated(socket: &mut WsClient) -> anyhow::Result<Value> {
+    socket.recv_type("message_updated").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_reactions_and_deletions_reach_every_socket_in_one_chain() -> anyhow::Result<()> {
+    let s = Setup::start(2).await?;
+    let alice = s.user("c_alice").await?;
+    let bob = s.user("c_bob").await?;
+    let room = create(s.api(), &alice, "changing", "public").await?;
+    s.api().join_room(&bob.token, &room).await?;
+    let mut alices = s.ws(0, &alice).await?;
+    let mut bobs = s.ws(1, &bob).await?;
+    alices.join(&room, None).await?;
+    bobs.join(&room, None).await?;
+
+    let first = post(s.api(), &alice, &room, json!({"body": "helo"})).await?;
+    let seq = seq_of(&first)?;
+    for field in ["reply_to", "edited_at"] {
+        ensure!(first[field].is_null(), "{field}: {first}");
+    }
+    ensure!(
+        first["deleted"] == false
+            && first["reactions"] == json!([])
+            && first["mentions"] == json!([])
+            && first["attachments"] == json!([]),
+        "{first}"
+    );
+
+    // An edit over WebSocket: answered `edited`, both agents' sockets get the whole new state.
+    alices
+        .send(json!({"type": "edit", "room_id": room, "seq": seq, "body": "hello", "ref": "e"}))
+        .await?;
+    let edited = alices.recv_type("edited").await?;
+    ensure!(
+        edited["ref"] == "e" && edited["seq"] == seq && edited["edited_at"].is_string(),
+        "{edited}"
+    );
+    let mut chain = 0;
+    for socket in [&mut alices, &mut bobs] {
+        let u = updated(socket).await?;
+        ensure!(
+            u["change"] == "edited"
+                && u["message"]["body"] == "hello"
+                && u["message"]["seq"] == seq
+                && u["message"]["edited_at"] == edited["edited_at"]
+                && u["message"]["message_id"] == first["message_id"]
+                && u["prev_event_seq"] == 0
+                && u["event_seq"].as_u64() > Some(seq),
+            "{u}"
+        );
+        chain = u["event_seq"].as_u64().context("event_seq")?;
+    }
+
+    // Reactions over HTTP on the other agent; a repeat changes nothing and sends nothing.
+    let thumbs = "%F0%9F%91%8D";
+    let path = format!("/api/v1/rooms/{room}/messages/{seq}/reactions/{thumbs}");
+    let reacted = expect(&s.apis[1], &bob, "PUT", &path, None, 200).await?;
+    ensure!(
+        reacted["reactions"] == json!([{"emoji": "👍", "count": 1, "user_ids": [bob.user_id]}])
+            && reacted["body"] == "hello",
+        "{reacted}"
+    );
+    let again = expect(&s.apis[1], &bob, "PUT", &path, None, 200).await?;
+    ensure!(again["reactions"] == reacted["reactions"], "{again}");
+    let mut firsts = Vec::new();
+    for socket in [&mut alices, &mut bobs] {
+        let one = updated(socket).await?;
+        ensure!(
+            one["change"] == "reaction" && one["prev_event_seq"] == chain,
+            "{one}"
+        );
+        firsts.push(one);
+    }
+    alices
+        .send(json!({"type": "react", "room_id": room, "seq": seq, "emoji": "👍", "ref": "r"}))
+        .await?;
+    // The answer and the announcement of alice's reaction, in either order.
+    let (mut answered, mut alices_second) = (false, None);
+    while !answered || alices_second.is_none() {
+        let frame = alices.recv().await?;
+        match frame["type"].as_str() {
+            Some("reacted") => answered = frame["ref"] == "r",
+            Some("message_updated") => alices_second = Some(frame),
+            _ => {}
+        }
+    }
+    for (i, one) in firsts.iter().enumerate() {
+        let two = match (i, alices_second.take()) {
+            (0, Some(frame)) => frame,
+            _ => updated(&mut bobs).await?,
+        };
+        ensure!(
+            two["message"]["reactions"][0]["count"] == 2
+                && two["prev_event_seq"] == one["event_seq"],
+            "{two}"
+        );
+    }
+    ensure!(
+        bobs.recv_within(Duration::from_millis(300))
+            .await?
+            .is_none_or(|f| f["type"] != "message_updated"),
+        "a repeated reaction sent nothing"
+    );
+    expect(&s.apis[1], &bob, "DELETE", &path, None, 200).await?;
+    let after = updated(&mut alices).await?;
+    ensure!(
+        after["message"]["reactions"]
+            == json!([{"emoji": "👍", "count": 1, "user_ids": [alice.user_id]}]),
+        "{after}"
+    );
+
+    // Who may: bob cannot edit or delete alice's message.
+    let message_path = format!("/api/v1/rooms/{room}/messages/{seq}");
+    expect(
+        s.api(),
+        &bob,
+        "PATCH",
+        &message_path,
+        Some(json!({"body": "mine"})),
+        403,
+    )
+    .await?;
+    expect(s.api(), &bob, "DELETE", &message_path, None, 403).await?;
+    expect(
+        s.api(),
+        &alice,
+        "PATCH",
+        &message_path,
+        Some(json!({"body": "  "})),
+        400,
+    )
+    .await?;
+    let unknown = format!("/api/v1/rooms/{room}/messages/999999");
+    expect(
+        s.api(),
+        &alice,
+        "PATCH",
+        &unknown,
+        Some(json!({"body": "x"})),
+        404,
+    )
+    .await?;
+    let bad_emoji = format!("/api/v1/rooms/{room}/messages/{seq}/reactions/a%20b");
+    expect(s.api(), &bob, "PUT", &bad_emoji, None, 400).await?;
+
+    // A reply, then the parent's deletion by its sender.
+    let reply = post(
+        &s.apis[1],
+        &bob,
+        &room,
+        json!({"body": "a reply", "reply_to": seq}),
+    )
+    .await?;
+    ensure!(reply["reply_to"] == seq, "{reply}");
+    let deleted = expect(s.api(), &alice, "DELETE", &message_path, None, 200).await?;
+    ensure!(
+        deleted == json!({"room_id": room, "seq": seq, "deleted": true}),
+        "{deleted}"
+    );
+    let gone = bobs.recv_type("message_updated").await;
+    let mut gone = gone?;
+    while gone["change"] != "deleted" {
+        gone = updated(&mut bobs).await?;
+    }
+    ensure!(
+        gone["message"]["deleted"] == true
+            && gone["message"]["body"] == ""
+            && gone["message"]["reactions"] == json!([])
+            && gone["message"]["attachments"] == json!([]),
+        "{gone}"
+    );
+    // A deleted message takes no more changes, and cannot be replied to.
+    expect(
+        s.api(),
+        &alice,
+        "PATCH",
+        &message_path,
+        Some(json!({"body": "x"})),
+        409,
+    )
+    .await?;
+    expect(&s.apis[1], &bob, "PUT", &path, None, 409).await?;
+    let path_post = format!("/api/v1/rooms/{room}/messages");
+    expect(
+        s.api(),
+        &bob,
+        "POST",
+        &path_post,
+        Some(json!({"body": "x", "reply_to": seq})),
+        400,
+    )
+    .await?;
+    expect(
+        s.api(),
+        &bob,
+        "POST",
+        &path_post,
+        Some(json!({"body": "x", "reply_to": 999999})),
+        400,
+    )
+    .await?;
+
+    // History holds the tombstone in place, and no page shows the old text.
+    let history = s.api().all_messages(&bob.token, &room).await?;
+    let tombstone = history
+        .iter()
+        .find(|m| m["seq"] == seq)
+        .context("the tombstone in history")?;
+    ensure!(
+        tombstone["deleted"] == true && tombstone["body"] == "",
+        "{tombstone}"
+    );
+    let text = serde_json::to_string(&history)?;
+    ensure!(!text.contains("hello") && !text.contains("helo"), "{text}");
+
+    // A socket joining from before the message replays it as the tombstone, then the changes,
+    // each in its current state, and knows the room's newest position of either kind.
+    let mut late = s.ws(1, &alice).await?;
+    let joined = late.join(&room, Some(seq - 1)).await?;
+    let last_event_seq = joined["last_event_seq"]
+        .as_u64()
+        .context("last_event_seq")?;
+    ensure!(
+        joined["last_seq"] == seq_of(&reply)? && last_event_seq > seq_of(&reply)?,
+        "{joined}"
+    );
+    let mut replayed = Vec::new();
+    let mut position = seq - 1;
+    while position < last_event_seq {
+        let frame = late.recv().await?;
+        position = match frame["type"].as_str() {
+            Some("message") => frame["seq"].as_u64().context("seq")?,
+            Some("message_updated") => frame["event_seq"].as_u64().context("event_seq")?,
+            _ => continue,
+        };
+        replayed.push(frame);
+    }
+    ensure!(
+        replayed[0]["type"] == "message" && replayed[0]["deleted"] == true,
+        "the deleted message first, as its tombstone: {replayed:?}"
+    );
+    let text = serde_json::to_string(&replayed)?;
+    ensure!(!text.contains("hello") && !text.contains("helo"), "{text}");
+    let changes: Vec<&Value> = replayed
+        .iter()
+        .filter(|f| f["type"] == "message_updated")
+        .collect();
+    ensure!(!changes.is_empty(), "{replayed:?}");
+    for pair in changes.windows(2) {
+        ensure!(
+            pair[1]["prev_event_seq"] == pair[0]["event_seq"],
+            "{pair:?}"
+        );
+    }
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moderators_delete_lower_roles_messages_and_outsiders_see_nothing() -> anyhow::Result<()> {
+    let s = Setup::start(1).await?;
+    let owner = s.user("d_owner").await?;
+    let moderator = s.user("d_mod").await?;
+    let member = s.user("d_member").await?;
+    let outsider = s.user("d_out").await?;
+    let room = create(s.api(), &owner, "moderated", "private").await?;
+    for user in [&moderator, &member] {
+        let invite = format!("/api/v1/rooms/{room}/invites");
+        expect(
+            s.api(),
+            &owner,
+            "POST",
+            &invite,
+            Some(json!({"user_id": user.user_id})),
+            200,
+        )
+        .await?;
+        s.api().join_room(&user.token, &room).await?;
+    }
+    let role = format!("/api/v1/rooms/{room}/members/{}/role", moderator.user_id);
+    expect(
+        s.api(),
+        &owner,
+        "PUT",
+        &role,
+        Some(json!({"role": "moderator"})),
+        200,
+    )
+    .await?;
+
+    let by_member = seq_of(&post(s.api(), &member, &room, json!({"body": "m"})).await?)?;
+    let by_owner = seq_of(&post(s.api(), &owner, &room, json!({"body": "o"})).await?)?;
+    let path = |seq: u64| format!("/api/v1/rooms/{room}/messages/{seq}");
+    // The outsider of a private room: 404 on every change route.
+    expect(s.api(), &outsider, "DELETE", &path(by_member), None, 404).await?;
+    expect(
+        s.api(),
+        &outsider,
+        "PATCH",
+        &path(by_member),
+        Some(json!({"body": "x"})),
+        404,
+    )
+    .await?;
+    let react = format!("{}/reactions/x", path(by_member));
+    expect(s.api(), &outsider, "PUT", &react, None, 404).await?;
+    // A member cannot delete the owner's; a moderator can delete a member's, not the owner's.
+    expect(s.api(), &member, "DELETE", &path(by_owner), None, 403).await?;
+    expect(s.api(), &moderator, "DELETE", &path(by_owner), None, 403).await?;
+    expect(s.api(), &moderator, "DELETE", &path(by_member), None, 200).await?;
+    expect(s.api(), &member, "DELETE", &path(by_member), None, 409).await?;
+    // The owner deletes over WebSocket.
+    let mut socket = s.ws(0, &owner).await?;
+    socket
+        .send(json!({"type": "delete", "room_id": room, "seq": by_owner, "ref": "d"}))
+        .await?;
+    let answer = socket.recv_type("deleted").await?;
+    ensure!(
+        answer == json!({"type": "deleted", "room_id": room, "seq": by_owner, "ref": "d"}),
+        "{answer}"
+    );
+    s.stop().await
+}
