@@ -218,8 +218,9 @@ export class MessageUi {
       const key = `${c.roomId}:${seq}`;
       if (this.fetching.has(key)) continue;
       this.fetching.add(key);
+      // The parent and the message after it (there is one: the reply).
       api
-        .messages(app.session.token, c.roomId, { before: seq + 1, limit: 1 })
+        .messages(app.session.token, c.roomId, { after: seq - 1, limit: 2 })
         .then((page) => {
           const found = page.messages.find((x) => x.seq === seq);
           if (found && !c.messages.has(seq)) {

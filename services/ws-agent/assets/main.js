@@ -460,11 +460,14 @@ function setReceipt(c, userId, username, seq) {
   c.receipts.set(userId, { username: username || (member && member.username) || (known && known.username) || userId, seq });
 }
 
-async function loadMembers(roomId) {
+async function loadMembers(roomId, attempt = 0) {
   try {
+    const before = app.convs.has(roomId) ? app.convs.get(roomId).membersVersion : 0;
     const { members } = await api.members(token(), roomId);
     const c = app.convs.get(roomId);
     if (!c) return;
+    // A member frame arrived while the list was read: it may predate the frame, read it again.
+    if (c.membersVersion !== before && attempt < 3) return loadMembers(roomId, attempt + 1);
     c.members = new Map(
       members.map((m) => [m.user_id, { username: m.username, online: m.online, role: m.role || 'member' }]),
     );
@@ -652,6 +655,7 @@ async function memberAction(action, userId, username) {
 
 function setMemberRole(roomId, userId, role) {
   const c = app.convs.get(roomId);
+  if (c) c.membersVersion += 1;
   if (c && c.members.has(userId)) c.members.get(userId).role = role;
   if (userId === app.session.user_id) {
     const s = app.summaries.get(roomId);
@@ -960,6 +964,7 @@ function onFrame(f) {
     case 'member_joined':
       if (app.invited.has(f.room_id)) app.invited.get(f.room_id).delete(f.user_id); // invitation used
       if (c) {
+        c.membersVersion += 1;
         const known = c.members.get(f.user_id);
         c.members.set(f.user_id, {
           username: f.username,
@@ -969,7 +974,10 @@ function onFrame(f) {
       }
       break;
     case 'member_left':
-      if (c) c.members.delete(f.user_id);
+      if (c) {
+        c.membersVersion += 1;
+        c.members.delete(f.user_id);
+      }
       if (f.user_id === app.session.user_id && app.joined.has(f.room_id)) refreshMyRoomsSoon(0); // left elsewhere
       break;
     case 'member_role':

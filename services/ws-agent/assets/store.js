@@ -24,8 +24,10 @@ export class Conversation {
     this.hasMore = true;
     this.loadingOlder = false;
     this.rejoining = false;
-    /** user_id -> {username, online} */
+    /** user_id -> {username, online, role} */
     this.members = new Map();
+    /** Counts member frames (joined, left, role): a member list read meanwhile is stale. */
+    this.membersVersion = 0;
     /** user_id -> {username, until} */
     this.typing = new Map();
     /** Live messages from others that arrived while another room was open. */

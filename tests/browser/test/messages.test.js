@@ -114,7 +114,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       assert.equal((await api(pages[who], 'POST', `/api/v1/rooms/${roomId}/join`)).status, 200);
       await openRoom(pages[who], roomId, title);
     }
-    await alice.waitForSelector(`#member-list li[data-user="${ids.carol}"]`, WAIT);
+    for (const who of ['bob', 'carol']) await alice.waitForSelector(`#member-list li[data-user="${ids[who]}"]`, WAIT);
 
     const parent = `the question ${suffix}`;
     let parentSeq;
@@ -234,9 +234,9 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       }
       // History says the same (a page of the HTTP API).
       await until('the deletion in history', async () => {
-        const page = await api(alice, 'GET', `/api/v1/rooms/${roomId}/messages?before=${victimSeq + 1}&limit=1`);
-        const gone = page.body.messages[0];
-        return gone.seq === victimSeq && gone.deleted && gone.body === '';
+        const page = await api(alice, 'GET', `/api/v1/rooms/${roomId}/messages?before=${victimSeq + 1}&limit=3`);
+        const gone = page.body.messages.find((m) => m.seq === victimSeq);
+        return gone.deleted && gone.body === '';
       });
     });
 
@@ -269,10 +269,50 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       for (const page of [alice, carol]) await page.waitForSelector(`${chip}[data-count="1"]`, WAIT);
       assert.equal(await alice.getAttribute(chip, 'aria-pressed'), 'false');
       await until('the reactions in history', async () => {
-        const state = await api(alice, 'GET', `/api/v1/rooms/${roomId}/messages?before=${parentSeq + 1}&limit=1`);
-        const thumbs = state.body.messages[0].reactions.find((r) => r.emoji === '👍');
+        const state = await api(alice, 'GET', `/api/v1/rooms/${roomId}/messages?after=${parentSeq - 1}&limit=2`);
+        const thumbs = state.body.messages.find((m) => m.seq === parentSeq).reactions.find((r) => r.emoji === '👍');
         return thumbs && thumbs.user_ids.length === 1 && thumbs.user_ids[0] === ids.bob;
       });
+    });
+
+    await t.test('offline: edits, reactions and deletions made meanwhile arrive with the rejoin', async () => {
+      const doomed = `doomed ${suffix}`;
+      await send(alice, doomed);
+      const doomedSeq = await seqOf(bob, doomed);
+      // A change after it, so that the newest sequence value bob saw is a change event's.
+      await action(alice, bySeq(doomedSeq), 'react');
+      await alice.click(`${bySeq(doomedSeq)} .picker [data-pick-emoji="👀"]`);
+      await bob.waitForSelector(`${bySeq(doomedSeq)} .chip[data-emoji="👀"]`, WAIT);
+      const before = await bob.evaluate((id) => {
+        const c = window.dyschat.convs.get(id);
+        return { since: c.since(), lastSeq: c.lastSeq, lastEventSeq: c.lastEventSeq };
+      }, roomId);
+      assert.ok(before.lastEventSeq > before.lastSeq, `a change is the newest: ${JSON.stringify(before)}`);
+      const joins = [];
+      bob.on('websocket', (ws) =>
+        ws.on('framesent', (f) => {
+          const frame = JSON.parse(f.payload);
+          if (frame.type === 'join' && frame.room_id === roomId) joins.push(frame);
+        }),
+      );
+      await bob.context().setOffline(true);
+      await bob.waitForSelector('#conn[data-state="down"]', WAIT);
+      const li = bySeq(parentSeq);
+      await action(alice, li, 'edit');
+      await alice.fill(`${li} .edit-input`, `${parent} (offline edit)`);
+      await alice.press(`${li} .edit-input`, 'Enter');
+      await action(alice, li, 'react');
+      await alice.click(`${li} .picker [data-pick-emoji="🚀"]`);
+      await action(alice, bySeq(doomedSeq), 'delete');
+      await alice.click(`${bySeq(doomedSeq)} [data-confirm="delete"]`);
+      await alice.waitForSelector(`${bySeq(doomedSeq)}.deleted`, WAIT);
+      await alice.waitForSelector(`${li} .chip[data-emoji="🚀"]`, WAIT);
+      await bob.context().setOffline(false);
+      await bob.waitForSelector('#conn[data-state="up"]', WAIT);
+      await bob.waitForSelector(`${bySeq(doomedSeq)}.deleted`, WAIT);
+      await bob.waitForSelector(`${li} .chip[data-emoji="🚀"][data-count="1"]`, WAIT);
+      assert.equal(await bob.textContent(`${li} .body`), `${parent} (offline edit)`);
+      assert.equal(joins[0].since, before.since, 'rejoined from the newest sequence value seen');
     });
 
     await t.test('@ completion: arrow keys and Enter pick a member; the mention is highlighted for them', async () => {
