@@ -60,6 +60,16 @@ fn server_samples() -> Vec<wire::ServerFrame> {
         sender_name: s(),
         body: s(),
         sent_at: s(),
+        reply_to: Some(1),
+        edited_at: Some(s()),
+        deleted: false,
+        reactions: vec![wire::Reaction {
+            emoji: s(),
+            count: 1,
+            user_ids: vec![s()],
+        }],
+        mentions: vec![s()],
+        attachments: Vec::new(),
     };
     vec![
         F::Ready {
@@ -70,6 +80,7 @@ fn server_samples() -> Vec<wire::ServerFrame> {
         F::Joined {
             room_id: s(),
             last_seq: 1,
+            last_event_seq: 2,
             recovered: true,
             reference: r(),
         },
@@ -94,7 +105,37 @@ fn server_samples() -> Vec<wire::ServerFrame> {
             reference: r(),
         },
         F::Pong { reference: r() },
-        F::Message(message),
+        F::Message(message.clone()),
+        F::Edited {
+            room_id: s(),
+            seq: 1,
+            edited_at: s(),
+            reference: r(),
+        },
+        F::Deleted {
+            room_id: s(),
+            seq: 1,
+            reference: r(),
+        },
+        F::Reacted {
+            room_id: s(),
+            seq: 1,
+            emoji: s(),
+            reference: r(),
+        },
+        F::Unreacted {
+            room_id: s(),
+            seq: 1,
+            emoji: s(),
+            reference: r(),
+        },
+        F::MessageUpdated {
+            room_id: s(),
+            change: wire::ChangeKind::Edited,
+            message,
+            event_seq: 3,
+            prev_event_seq: 0,
+        },
         F::MemberJoined {
             room_id: s(),
             user_id: s(),

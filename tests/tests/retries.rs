@@ -28,15 +28,15 @@ async fn stream_forgets_ids(mesh: &Mesh) -> anyhow::Result<()> {
     ensure!(info.config.duplicate_window == Duration::from_secs(1));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Proof the stream forgets: one id published twice, three seconds apart, is stored twice.
-    let probe = StoredMessage {
-        room_id: "probe".into(),
-        message_id: "probe".into(),
-        client_msg_id: "probe".into(),
-        sender_id: "probe".into(),
-        sender_name: "probe".into(),
-        body: "probe".into(),
-        sent_at: "2026-01-01T00:00:00Z".into(),
-    };
+    let probe = StoredMessage::sent(
+        "probe".into(),
+        "probe".into(),
+        "probe".into(),
+        "probe".into(),
+        "probe".into(),
+        "probe".into(),
+        "2026-01-01T00:00:00Z".into(),
+    );
     let payload = serde_json::to_vec(&probe)?;
     let mut acks = Vec::new();
     for _ in 0..2 {

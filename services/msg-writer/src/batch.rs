@@ -246,15 +246,15 @@ mod tests {
     use super::*;
 
     fn payload(room: &str) -> Vec<u8> {
-        serde_json::to_vec(&StoredMessage {
-            room_id: room.into(),
-            message_id: "m".into(),
-            client_msg_id: "c".into(),
-            sender_id: "u".into(),
-            sender_name: "alice".into(),
-            body: "hi".into(),
-            sent_at: "2026-11-23T00:00:00.000Z".into(),
-        })
+        serde_json::to_vec(&StoredMessage::sent(
+            room.into(),
+            "m".into(),
+            "c".into(),
+            "u".into(),
+            "alice".into(),
+            "hi".into(),
+            "2026-11-23T00:00:00.000Z".into(),
+        ))
         .unwrap()
     }
 
