@@ -84,6 +84,46 @@ async function api(page, method, path, body) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
+/**
+ * What the agent under test already has, probed over HTTP with two throwaway users: `mentions`
+ * (section 7: a message naming a member carries their id), `feed` (section 8: GET /api/v1/me
+ * says unread_notifications) and `receipts` (section 8: GET .../receipts answers). A subtest
+ * needing a missing one is skipped, saying so, until the backend lands; then it runs and fails
+ * on anything the page gets wrong.
+ */
+async function serverHas(url, suffix) {
+  const call = async (method, path, token, body) => {
+    const r = await fetch(`${url}${path}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  };
+  const user = async (name) => {
+    await call('POST', '/api/v1/auth/register', null, { username: name, password: PASSWORD });
+    return (await call('POST', '/api/v1/auth/login', null, { username: name, password: PASSWORD })).body;
+  };
+  const a = await user(`pa_${suffix}`);
+  const b = await user(`pb_${suffix}`);
+  const room = (await call('POST', '/api/v1/rooms', a.token, { name: `probe ${suffix}` })).body;
+  await call('POST', `/api/v1/rooms/${room.room_id}/join`, b.token);
+  const sent = await call('POST', `/api/v1/rooms/${room.room_id}/messages`, a.token, { body: `@${b.username} probe` });
+  const me = await call('GET', '/api/v1/me', b.token);
+  const receipts = await call('GET', `/api/v1/rooms/${room.room_id}/receipts`, a.token);
+  return {
+    mentions: (sent.body.mentions || []).includes(b.user_id),
+    feed: typeof me.body.unread_notifications === 'number',
+    receipts: receipts.status === 200,
+  };
+}
+
+const MISSING = {
+  mentions: 'the agent does not fill message.mentions yet (contract section 7)',
+  feed: 'the agent has no notification feed yet (contract section 8)',
+  receipts: 'the agent has no read receipts yet (contract section 8)',
+};
+
 const entry = (roomId) => `#my-rooms li[data-room-id="${roomId}"]`;
 const msg = (text) => `#messages li[data-seq]:has(.body:text-is("${text}"))`;
 
@@ -105,6 +145,8 @@ test('badges, the new-messages line, receipts and the notification bell across t
   await alice.reload();
   const { page: bob } = await browsers.open(mesh.urls[1]);
   const pages = { alice, bob };
+  const has = await serverHas(mesh.urls[0], suffix);
+  console.log(`[feed test] the agent has: ${JSON.stringify(has)}`);
   try {
     const ids = { alice: await register(alice, names.alice), bob: await register(bob, names.bob) };
     const title = `Feed ${suffix}`;
@@ -117,46 +159,63 @@ test('badges, the new-messages line, receipts and the notification bell across t
     await bob.waitForSelector(msg(`hello ${suffix}`), WAIT);
     await openRoom(alice, otherId, other);
 
-    await t.test('unread and mention badges, from the server after a reload', async () => {
+    await t.test('unread badge, live and from the server after a reload', async () => {
       await send(bob, roomId, title, `one ${suffix}`);
       await send(bob, roomId, title, `@${names.alice} two ${suffix}`);
       await send(bob, roomId, title, `three ${suffix}`);
       await alice.waitForSelector(`${entry(roomId)} .badge[data-unread="3"]`, WAIT);
-      await alice.waitForSelector(`${entry(roomId)} .badge.mention[data-mentions="1"]`, WAIT);
       // After a reload the counts are the server's alone (GET /api/v1/me/rooms).
       await alice.reload();
       await alice.waitForSelector('#conn[data-state="up"]', WAIT);
       await waitTitle(alice, other);
       await alice.waitForSelector(`${entry(roomId)} .badge[data-unread="3"]`, WAIT);
-      await alice.waitForSelector(`${entry(roomId)} .badge.mention[data-mentions="1"]`, WAIT);
       const mine = await api(alice, 'GET', '/api/v1/me/rooms');
       const s = mine.body.rooms.find((r) => r.room.room_id === roomId);
       assert.equal(s.unread, 3, JSON.stringify(s));
-      assert.equal(s.mentions, 1, JSON.stringify(s));
     });
 
-    await t.test('the bell: a mention arrives live, shows in the feed and opens its message', async () => {
+    await t.test('mention badge: the server\'s count of unread messages mentioning the user', async (st) => {
+      if (!has.mentions) return st.skip(MISSING.mentions);
+      await alice.waitForSelector(`${entry(roomId)} .badge.mention[data-mentions="1"]`, WAIT);
+      const mine = await api(alice, 'GET', '/api/v1/me/rooms');
+      const s = mine.body.rooms.find((r) => r.room.room_id === roomId);
+      assert.equal(s.mentions, 1, JSON.stringify(s));
+      // Live: one more mention while the room is not open.
+      await send(bob, roomId, title, `@${names.alice} also ${suffix}`);
+      await alice.waitForSelector(`${entry(roomId)} .badge.mention[data-mentions="2"]`, WAIT);
+      await alice.waitForSelector(`${entry(roomId)} .badge[data-unread="4"]`, WAIT);
+    });
+
+    await t.test('the bell: a mention arrives live, shows in the feed and opens its message', async (st) => {
+      if (!has.feed) {
+        assert.ok(await alice.isHidden('#bell-box'), 'no bell without a feed');
+        return st.skip(MISSING.feed);
+      }
+      if (!has.mentions) return st.skip(MISSING.mentions);
+      // The mentions so far ("two", and "also" when the mention badge ran), after a reload: from
+      // GET /api/v1/me.
+      const before = 2;
       await alice.waitForSelector('#bell-box:not([hidden])', WAIT);
-      await alice.waitForSelector('#bell-count[data-unread="1"]', WAIT);
+      await alice.waitForSelector(`#bell-count[data-unread="${before}"]`, WAIT);
       assert.equal(await alice.evaluate(() => window.__asked), 0, 'no permission asked on load');
       await send(bob, roomId, title, `again @${names.alice} ${suffix}`);
-      await alice.waitForSelector('#bell-count[data-unread="2"]', WAIT);
+      await alice.waitForSelector(`#bell-count[data-unread="${before + 1}"]`, WAIT);
       await alice.click('#bell');
       await alice.waitForSelector('#bell-panel:not([hidden])', WAIT);
       const items = await alice.$$eval('#bell-list li[data-notification-id]', (lis) =>
         lis.map((li) => ({ kind: li.dataset.kind, read: li.dataset.read, text: li.textContent })),
       );
-      assert.equal(items.length, 2, JSON.stringify(items));
+      assert.equal(items.length, before + 1, JSON.stringify(items));
       assert.ok(items.every((n) => n.kind === 'mention' && n.read === 'false'), JSON.stringify(items));
       assert.ok(items[0].text.includes(names.bob) && items[0].text.includes(`again @${names.alice}`), items[0].text);
-      assert.ok(items[1].text.includes(`two ${suffix}`), items[1].text);
+      assert.ok(items.at(-1).text.includes(`two ${suffix}`), items.at(-1).text);
       await alice.screenshot({ path: join(SHOTS, 'feed-1-bell.png') });
       // The older one: its room opens at the message, highlighted; it stays unread (a newer one is).
-      await alice.click('#bell-list li[data-notification-id]:nth-child(2) button');
+      await alice.click('#bell-list li[data-notification-id]:last-child button');
       await waitTitle(alice, title);
       await alice.waitForSelector(`${msg(`@${names.alice} two ${suffix}`)}.highlight`, WAIT);
       await alice.waitForSelector(`${msg(`@${names.alice} two ${suffix}`)}.mentions-me`, WAIT);
-      assert.equal(await alice.getAttribute('#bell-count', 'data-unread'), '2');
+      assert.equal(await alice.getAttribute('#bell-count', 'data-unread'), String(before + 1));
       // Mark all as read: the count goes, here and on the server.
       await alice.click('#bell');
       await alice.click('#bell-read-all');
@@ -171,6 +230,8 @@ test('badges, the new-messages line, receipts and the notification bell across t
     });
 
     await t.test('the new-messages line sits at the read marker the room had when opened', async () => {
+      await openRoom(alice, roomId, title); // read it all
+      await alice.waitForTimeout(1700); // the read marker is sent
       await openRoom(alice, otherId, other);
       await alice.waitForTimeout(1700); // the read marker of the room left is sent
       await send(bob, roomId, title, `four ${suffix}`);
@@ -187,7 +248,11 @@ test('badges, the new-messages line, receipts and the notification bell across t
       await alice.waitForSelector(`${entry(roomId)} .badge`, { state: 'detached', ...WAIT });
     });
 
-    await t.test('receipts: "Seen by" under the newest message each member read', async () => {
+    await t.test('receipts: "Seen by" under the newest message each member read', async (st) => {
+      if (!has.receipts) {
+        assert.equal(await bob.$$eval('#messages .seen', (l) => l.length), 0, 'no "seen by" without receipts');
+        return st.skip(MISSING.receipts);
+      }
       // Alice has the room open: her marker reaches bob's newest message, and bob sees it.
       const newest = msg(`six ${suffix}`);
       await bob.waitForSelector(`${newest} .seen[data-seen-by="${names.alice}"]`, WAIT);
@@ -205,7 +270,8 @@ test('badges, the new-messages line, receipts and the notification bell across t
       assert.ok(bobs && bobs.last_read_seq >= Number(await alice.getAttribute(msg(`seen? ${suffix}`), 'data-seq')), JSON.stringify(r.body));
     });
 
-    await t.test('a notification while the tab is hidden: the system one, after permission from a click', async () => {
+    await t.test('a notification while the tab is hidden: the system one, after permission from a click', async (st) => {
+      if (!has.feed || !has.mentions) return st.skip(has.feed ? MISSING.mentions : MISSING.feed);
       await alice.click('#bell');
       await alice.waitForSelector('#bell-permission:not([hidden])', WAIT);
       assert.equal(await alice.evaluate(() => window.__asked), 0);
