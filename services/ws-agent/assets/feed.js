@@ -3,7 +3,8 @@
 // panel pages GET /api/v1/me/notifications, newest first; "Mark all as read" and opening the
 // newest unread one tell the server (POST /api/v1/me/notifications/read {up_to}). While the tab
 // is hidden a notification also shows through the browser's Notification API, once the user
-// allowed it with the button in the panel (the permission is never asked on load).
+// allowed it with the button in the panel (the permission is never asked on load). Escape or a
+// click elsewhere closes the panel.
 // The bell stays hidden while the server has no feed (an agent without section 8).
 
 import * as api from './api.js';
@@ -40,6 +41,10 @@ export class Feed {
     this.readAll.addEventListener('click', () => this.markRead(this.items[0]));
     this.more.addEventListener('click', () => this.loadPage(this.cursor));
     $('bell-desktop').addEventListener('click', () => this.askPermission());
+    // A click anywhere else closes the panel (targets re-rendered away are inside it).
+    document.addEventListener('click', (ev) => {
+      if (this.open && ev.target.isConnected && !this.box.contains(ev.target)) this.toggle(false);
+    });
     this.panel.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape') {
         this.toggle(false);
