@@ -380,6 +380,7 @@ function sendJoin(roomId, since) {
   const frame = { type: 'join', room_id: roomId, ref: `join:${roomId}` };
   if (c.synced) frame.since = since === undefined ? c.since() : since;
   c.rejoining = true;
+  c.rejoinSince = frame.since === undefined ? null : frame.since;
   if (app.conn) app.conn.send(frame);
 }
 
@@ -899,7 +900,7 @@ function onFrame(f) {
     case 'message': {
       if (!c) break;
       const gap = c.receive(f);
-      if (gap !== null && !c.rejoining) sendJoin(f.room_id, gap);
+      if (c.coversGap(gap)) sendJoin(f.room_id, gap);
       if (f.sender_id === app.session.user_id) app.outbox.entries.delete(f.client_msg_id);
       const s = app.summaries.get(f.room_id);
       if (s && (!s.last_message || f.seq > s.last_message.seq)) {
@@ -936,7 +937,7 @@ function onFrame(f) {
     case 'message_updated': {
       if (!c) break;
       const gap = c.update(f);
-      if (gap !== null && !c.rejoining) sendJoin(f.room_id, gap);
+      if (c.coversGap(gap)) sendJoin(f.room_id, gap);
       const s = app.summaries.get(f.room_id);
       if (s && s.last_message && f.message && s.last_message.seq === f.message.seq) s.last_message = f.message;
       mui.updated(c, f.message);
@@ -1052,6 +1053,7 @@ function onHistory(f, c) {
     const newest = f.messages.length ? f.messages[f.messages.length - 1].seq : 0;
     if (newest < c.joinedLast) {
       c.rejoining = true;
+      c.rejoinSince = newest;
       app.conn.send({ type: 'join', room_id: c.roomId, since: newest, ref: `join:${c.roomId}` });
     }
   } else {

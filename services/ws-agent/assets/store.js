@@ -24,6 +24,8 @@ export class Conversation {
     this.hasMore = true;
     this.loadingOlder = false;
     this.rejoining = false;
+    /** The `since` of the join in flight (null for a fresh one). */
+    this.rejoinSince = null;
     /** user_id -> {username, online, role} */
     this.members = new Map();
     /** Counts member frames (joined, left, role): a member list read meanwhile is stale. */
@@ -74,6 +76,15 @@ export class Conversation {
     else if (m && this.quoted.has(m.seq)) this.quoted.set(m.seq, m);
     if (frame.event_seq > this.lastEventSeq) this.lastEventSeq = frame.event_seq;
     return gapSince;
+  }
+
+  /**
+   * Whether a gap found at `gapSince` (null: none) needs a join: none is in flight, or the one
+   * in flight replays from later than the gap (a change gap found during a message gap's join).
+   */
+  coversGap(gapSince) {
+    if (gapSince === null) return false;
+    return !this.rejoining || (this.rejoinSince !== null && gapSince < this.rejoinSince);
   }
 
   /** Where a reconnecting socket resumes: the newest sequence value seen of either kind. */

@@ -315,6 +315,72 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       assert.equal(joins[0].since, before.since, 'rejoined from the newest sequence value seen');
     });
 
+    await t.test('gaps: a dropped message or change is fetched again by a rejoin from where its chain broke', async () => {
+      // Carol's socket goes through the test, which can drop a frame the server sent.
+      let drop = null; // (frame) -> true to drop it, once
+      const joins = [];
+      await carol.routeWebSocket(/\/ws$/, (ws) => {
+        const server = ws.connectToServer();
+        ws.onMessage((m) => {
+          const frame = JSON.parse(m);
+          if (frame.type === 'join' && frame.room_id === roomId) joins.push(frame);
+          server.send(m);
+        });
+        server.onMessage((m) => {
+          const frame = JSON.parse(m);
+          if (drop && drop(frame)) {
+            drop = null;
+            return;
+          }
+          ws.send(m);
+        });
+      });
+      await carol.reload();
+      await carol.waitForSelector('#conn[data-state="up"]', WAIT);
+      await waitTitle(carol, title);
+      const target = `target ${suffix}`;
+      await send(alice, target);
+      const targetSeq = await seqOf(carol, target);
+      const position = () => carol.evaluate((id) => {
+        const c = window.dyschat.convs.get(id);
+        return { lastSeq: c.lastSeq, lastEventSeq: c.lastEventSeq };
+      }, roomId);
+
+      // A change dropped: the next change's prev_event_seq shows it.
+      let at = await position();
+      drop = (f) => f.type === 'message_updated' && f.room_id === roomId && f.change === 'edited';
+      const li = bySeq(targetSeq);
+      await action(alice, li, 'edit');
+      await alice.fill(`${li} .edit-input`, `${target} (dropped edit)`);
+      await alice.press(`${li} .edit-input`, 'Enter');
+      await alice.waitForSelector(`${li} .body:text-is("${target} (dropped edit)")`, WAIT);
+      await carol.waitForTimeout(500);
+      assert.equal(drop, null, 'the edit was dropped');
+      assert.equal(await carol.textContent(`${li} .body`), target);
+      joins.length = 0;
+      await action(alice, li, 'react');
+      await alice.click(`${li} .picker [data-pick-emoji="🔥"]`);
+      await carol.waitForSelector(`${li} .body:text-is("${target} (dropped edit)")`, WAIT);
+      await carol.waitForSelector(`${li} .chip[data-emoji="🔥"]`, WAIT);
+      assert.equal(joins[0] && joins[0].since, at.lastEventSeq, `rejoined from the last change seen: ${JSON.stringify(joins)}`);
+
+      // A message dropped: the next message's prev_seq shows it.
+      at = await position();
+      drop = (f) => f.type === 'message' && f.room_id === roomId;
+      await send(alice, `lost ${suffix}`);
+      await alice.waitForSelector(msg(`lost ${suffix}`), WAIT);
+      await carol.waitForTimeout(500);
+      assert.equal(drop, null, 'the message was dropped');
+      joins.length = 0;
+      await send(alice, `found ${suffix}`);
+      await carol.waitForSelector(msg(`found ${suffix}`), WAIT);
+      await carol.waitForSelector(msg(`lost ${suffix}`), WAIT);
+      assert.equal(joins[0] && joins[0].since, at.lastSeq, `rejoined from the last message seen: ${JSON.stringify(joins)}`);
+      const order = await carol.$$eval('#messages li[data-seq]', (lis) => lis.map((l) => Number(l.dataset.seq)));
+      assert.deepEqual(order, [...order].sort((x, y) => x - y), 'in seq order, once each');
+      assert.equal(new Set(order).size, order.length);
+    });
+
     await t.test('@ completion: arrow keys move, Escape closes, Enter picks a member', async () => {
       const input = alice.locator('#composer-input');
       await input.fill('');
