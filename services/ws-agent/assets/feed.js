@@ -157,8 +157,9 @@ export class Feed {
   /** Marks `n` and every older one read, on the server and here. */
   async markRead(n) {
     if (!n) return;
+    let answer = null;
     try {
-      await api.readNotifications(this.ctx.token(), n.notification_id);
+      answer = await api.readNotifications(this.ctx.token(), n.notification_id);
     } catch (e) {
       return this.ctx.notify(`Could not mark notifications read. ${api.describe(e)}`);
     }
@@ -170,6 +171,8 @@ export class Feed {
     }
     const newerUnread = this.items.slice(0, Math.max(0, at)).filter((m) => !m.read).length;
     this.unread = at <= 0 ? 0 : Math.max(newerUnread, this.unread - flipped);
+    // The server says how many are left unread (`{up_to, unread_notifications}`).
+    if (answer && typeof answer.unread_notifications === 'number') this.unread = answer.unread_notifications;
     this.render();
   }
 

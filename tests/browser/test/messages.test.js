@@ -125,6 +125,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       await bob.waitForSelector('#reply-bar:not([hidden])', WAIT);
       assert.equal(await bob.textContent('#reply-who'), names.alice);
       assert.equal(await bob.textContent('#reply-text'), parent);
+      await bob.screenshot({ path: join(SHOTS, 'messages-0-reply-bar.png') });
       // Cancel, then reply for real.
       await bob.click('#reply-cancel');
       await bob.waitForSelector('#reply-bar', { state: 'hidden', ...WAIT });
@@ -393,6 +394,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       await input.press('ArrowDown');
       assert.equal(await selected(), names.carol);
       assert.equal(await input.getAttribute('aria-activedescendant'), 'mention-opt-1');
+      await alice.screenshot({ path: join(SHOTS, 'messages-3-complete.png') });
       await input.press('ArrowDown'); // wraps
       assert.equal(await selected(), names.bob);
       await input.press('ArrowUp');
@@ -423,7 +425,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       await carol.waitForSelector(`${li} .mention[data-mention="${names.bob}"]`, WAIT);
       assert.equal(await carol.$(`${li}.mentions-me`), null, 'not highlighted for someone else');
       assert.equal(await carol.$(`${li} .mention.me`), null);
-      await bob.screenshot({ path: join(SHOTS, 'messages-3-mention.png') });
+      await bob.screenshot({ path: join(SHOTS, 'messages-4-mention.png') });
     });
 
     await t.test('phone width: nothing scrolls sideways', async () => {
