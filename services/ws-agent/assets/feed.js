@@ -41,9 +41,9 @@ export class Feed {
     this.readAll.addEventListener('click', () => this.markRead(this.items[0]));
     this.more.addEventListener('click', () => this.loadPage(this.cursor));
     $('bell-desktop').addEventListener('click', () => this.askPermission());
-    // A click anywhere else closes the panel (targets re-rendered away are inside it).
-    document.addEventListener('click', (ev) => {
-      if (this.open && ev.target.isConnected && !this.box.contains(ev.target)) this.toggle(false);
+    // Pressing anywhere else closes the panel (on pointerdown: a click may re-render its target).
+    document.addEventListener('pointerdown', (ev) => {
+      if (this.open && !this.box.contains(ev.target)) this.toggle(false);
     });
     this.panel.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape') {

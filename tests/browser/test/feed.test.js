@@ -1,7 +1,8 @@
 // Read state and the feed (contract sections 5 and 8), in headless Chromium against a real mesh
 // of two ws-agents: alice on the first agent, bob on the second. Unread and mention badges from
 // the server, the "New messages" line at the read marker, "Seen by" receipts, the notification
-// bell (a mention reaches it live, opens its room at the message, is marked read) and the
+// bell (replies, and mentions, reach it live; one opens its room at the message; all are marked
+// read) and the
 // browser's Notification API while the tab is hidden, asked for only after a click.
 
 import assert from 'node:assert/strict';
@@ -186,36 +187,45 @@ test('badges, the new-messages line, receipts and the notification bell across t
       await alice.waitForSelector(`${entry(roomId)} .badge[data-unread="4"]`, WAIT);
     });
 
-    await t.test('the bell: a mention arrives live, shows in the feed and opens its message', async (st) => {
+    await t.test('the bell: replies (and mentions) arrive live, show in the feed and open their message', async (st) => {
       if (!has.feed) {
         assert.ok(await alice.isHidden('#bell-box'), 'no bell without a feed');
         return st.skip(MISSING.feed);
       }
-      if (!has.mentions) return st.skip(MISSING.mentions);
-      // The mentions so far ("two", and "also" when the mention badge ran), after a reload: from
-      // GET /api/v1/me.
-      const before = 2;
+      // The mentions so far ("two" and "also", when the agent fills mentions), after a reload:
+      // from GET /api/v1/me.
+      const before = has.mentions ? 2 : 0;
       await alice.waitForSelector('#bell-box:not([hidden])', WAIT);
-      await alice.waitForSelector(`#bell-count[data-unread="${before}"]`, WAIT);
+      if (before) await alice.waitForSelector(`#bell-count[data-unread="${before}"]`, WAIT);
+      else assert.ok(await alice.isHidden('#bell-count'), 'no count while nothing is unread');
       assert.equal(await alice.evaluate(() => window.__asked), 0, 'no permission asked on load');
-      await send(bob, roomId, title, `again @${names.alice} ${suffix}`);
-      await alice.waitForSelector(`#bell-count[data-unread="${before + 1}"]`, WAIT);
+      // Bob answers alice's message twice: two reply notifications, live.
+      const hello = msg(`hello ${suffix}`);
+      for (const text of [`first answer ${suffix}`, `second answer ${suffix}`]) {
+        await bob.hover(hello);
+        await bob.click(`${hello} [data-msg-action="reply"]`);
+        await send(bob, roomId, title, text);
+      }
+      await alice.waitForSelector(`#bell-count[data-unread="${before + 2}"]`, WAIT);
       await alice.click('#bell');
       await alice.waitForSelector('#bell-panel:not([hidden])', WAIT);
       const items = await alice.$$eval('#bell-list li[data-notification-id]', (lis) =>
         lis.map((li) => ({ kind: li.dataset.kind, read: li.dataset.read, text: li.textContent })),
       );
-      assert.equal(items.length, before + 1, JSON.stringify(items));
-      assert.ok(items.every((n) => n.kind === 'mention' && n.read === 'false'), JSON.stringify(items));
-      assert.ok(items[0].text.includes(names.bob) && items[0].text.includes(`again @${names.alice}`), items[0].text);
-      assert.ok(items.at(-1).text.includes(`two ${suffix}`), items.at(-1).text);
+      assert.equal(items.length, before + 2, JSON.stringify(items));
+      assert.ok(items.every((n) => n.read === 'false'), JSON.stringify(items));
+      assert.deepEqual(items.slice(0, 2).map((n) => n.kind), ['reply', 'reply']);
+      assert.ok(items[0].text.includes(`${names.bob} replied to you in ${title}`), items[0].text);
+      assert.ok(items[0].text.includes(`second answer ${suffix}`), items[0].text);
+      if (has.mentions) assert.ok(items.at(-1).text.includes(`two ${suffix}`) && items.at(-1).kind === 'mention', items.at(-1).text);
       await alice.screenshot({ path: join(SHOTS, 'feed-1-bell.png') });
-      // The older one: its room opens at the message, highlighted; it stays unread (a newer one is).
-      await alice.click('#bell-list li[data-notification-id]:last-child button');
+      // The older reply: its room opens at the message, highlighted; it stays unread (a newer one is).
+      await openRoom(alice, otherId, other);
+      await alice.click('#bell');
+      await alice.click('#bell-list li[data-notification-id]:nth-child(2) button');
       await waitTitle(alice, title);
-      await alice.waitForSelector(`${msg(`@${names.alice} two ${suffix}`)}.highlight`, WAIT);
-      await alice.waitForSelector(`${msg(`@${names.alice} two ${suffix}`)}.mentions-me`, WAIT);
-      assert.equal(await alice.getAttribute('#bell-count', 'data-unread'), String(before + 1));
+      await alice.waitForSelector(`${msg(`first answer ${suffix}`)}.highlight`, WAIT);
+      assert.equal(await alice.getAttribute('#bell-count', 'data-unread'), String(before + 2));
       // Mark all as read: the count goes, here and on the server.
       await alice.click('#bell');
       await alice.click('#bell-read-all');
@@ -271,7 +281,7 @@ test('badges, the new-messages line, receipts and the notification bell across t
     });
 
     await t.test('a notification while the tab is hidden: the system one, after permission from a click', async (st) => {
-      if (!has.feed || !has.mentions) return st.skip(has.feed ? MISSING.mentions : MISSING.feed);
+      if (!has.feed) return st.skip(MISSING.feed);
       await alice.click('#bell');
       await alice.waitForSelector('#bell-permission:not([hidden])', WAIT);
       assert.equal(await alice.evaluate(() => window.__asked), 0);
@@ -284,11 +294,14 @@ test('badges, the new-messages line, receipts and the notification bell across t
       await alice.evaluate(() => {
         window.__hidden = true;
       });
-      await send(bob, roomId, title, `hidden @${names.alice} ${suffix}`);
+      const answered = msg(`hello ${suffix}`);
+      await bob.hover(answered);
+      await bob.click(`${answered} [data-msg-action="reply"]`);
+      await send(bob, roomId, title, `while hidden ${suffix}`);
       await alice.waitForFunction(() => window.__shown.length === 1, null, WAIT);
       const [shown] = await alice.evaluate(() => window.__shown);
-      assert.ok(shown.title.includes(names.bob) && shown.title.includes(title), JSON.stringify(shown));
-      assert.ok(shown.body.includes(`hidden @${names.alice}`), JSON.stringify(shown));
+      assert.equal(shown.title, `${names.bob} replied to you in ${title}`, JSON.stringify(shown));
+      assert.ok(shown.body.includes(`while hidden ${suffix}`), JSON.stringify(shown));
       await alice.evaluate(() => {
         window.__hidden = false;
       });
