@@ -125,3 +125,57 @@ async fn a_conflicting_stream_stops_the_service_with_a_clear_error() -> anyhow::
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_the_first_layout_is_brought_to_the_current_one_in_place() -> anyhow::Result<()>
+{
+    use async_nats::jetstream::stream::{Config, Republish};
+    let nats = NatsServer::start().await?;
+    let redis = RedisServer::start().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    // The messages stream as the first release made it: messages only, 64 KiB.
+    let first = dyschat_runtime::topology::messages_stream_config(&Default::default());
+    js.create_stream(Config {
+        subjects: vec!["dyschat.msg.room.*".into()],
+        max_message_size: 64 * 1024,
+        republish: Some(Republish {
+            source: "dyschat.msg.room.*".into(),
+            destination: "dyschat.live.room.{{wildcard(1)}}".into(),
+            headers_only: false,
+        }),
+        ..first
+    })
+    .await?;
+    js.publish("dyschat.msg.room.r1", "kept".into())
+        .await?
+        .await?;
+    let config = dyschat_msg_writer::Config::from_env(&Env::from_pairs([
+        ("DYSCHAT_NATS_URL".to_string(), nats.url()),
+        ("DYSCHAT_REDIS_ADDR".to_string(), redis.addr()),
+    ]))?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn(dyschat_msg_writer::run(config, stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info = js
+            .get_stream("DYSCHAT_MESSAGES")
+            .await?
+            .info()
+            .await?
+            .clone();
+        if info.config.subjects.len() == 2 || tokio::time::Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    ensure!(
+        info.config.subjects == ["dyschat.msg.room.*", "dyschat.msg.room.*.chg.*"],
+        "{:?}",
+        info.config.subjects
+    );
+    ensure!(info.config.max_message_size > 64 * 1024);
+    ensure!(info.state.messages == 1, "the stored message is kept");
+    Ok(())
+}

@@ -264,9 +264,11 @@ pub fn memberships_filter(user_id: &str) -> String {
 
 /// The Redis layout of room history, shared by msg-writer (writes) and ws-agent (reads).
 ///
-/// One sorted set per room, `dyschat:history:<room_id>`, scored by `seq`, whose members are the
-/// exact payload bytes stored in JetStream. Because a message's bytes never change, `ZADD` of a
-/// redelivered or rebuilt message is a no-op: the writer is idempotent by `seq` without a lookup.
+/// One sorted set per room, `dyschat:history:<room_id>`, scored by `seq`, one member per `seq`:
+/// the message's current state. That is the payload bytes stored in JetStream for a message
+/// never changed, and the state of its newest change event (with `v`, the event's stream
+/// sequence) for one edited, reacted to or deleted. msg-writer replaces a member only with a
+/// newer version, so redelivered, replayed or late entries change nothing.
 pub mod history {
     /// Default and largest page of a history read.
     pub const DEFAULT_PAGE: usize = 50;
@@ -276,9 +278,10 @@ pub mod history {
     /// that was emptied or replaced lacks it, which tells msg-writer to rebuild from JetStream.
     pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
     /// The value names the layout: a history written before the per-sender sets
-    /// ([`sent_key`]) existed says `complete`, which is not this value, so msg-writer rebuilds
-    /// it from the stream (writing the sets) and agents read the stream meanwhile.
-    pub const MARKER_COMPLETE: &str = "complete-v2";
+    /// ([`sent_key`]) existed says `complete`, one written before change events were applied
+    /// says `complete-v2`; neither is this value, so msg-writer rebuilds it from the stream
+    /// (writing the sets and each message's current state) and agents read the stream meanwhile.
+    pub const MARKER_COMPLETE: &str = "complete-v3";
     pub const MARKER_REBUILDING: &str = "rebuilding";
     /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
     pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";

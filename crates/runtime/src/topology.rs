@@ -128,12 +128,14 @@ pub fn writer_consumer_config() -> pull::Config {
     pull::Config {
         durable_name: Some(WRITER_CONSUMER.into()),
         description: Some("msg-writer: stores every room message in Redis".into()),
+        // No filter: the writer takes everything the stream holds, messages and their change
+        // events alike (a consumer of the first layout, filtered to messages, is updated in
+        // place by the create-or-update of `ensure_writer_consumer`).
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait: WRITER_ACK_WAIT,
         max_deliver: WRITER_MAX_DELIVER,
         max_ack_pending: WRITER_MAX_ACK_PENDING,
-        filter_subject: subjects::ROOM_MESSAGES_WILDCARD.into(),
         ..Default::default()
     }
 }
@@ -264,7 +266,7 @@ pub async fn ensure_messages_stream(
         match js.create_stream(wanted.clone()).await {
             Ok(stream) => Ok(stream),
             Err(e) => match classify("stream", MESSAGES_STREAM, &e) {
-                TopologyError::Conflict { .. } if first_layout(js).await => {
+                TopologyError::Conflict { .. } if first_layout(js, &wanted).await => {
                     tracing::info!("bringing stream {MESSAGES_STREAM} to the current layout");
                     js.update_stream(wanted.clone())
                         .await
@@ -280,14 +282,27 @@ pub async fn ensure_messages_stream(
     .await
 }
 
-/// Whether the existing messages stream has the first layout's subjects (messages only).
-async fn first_layout(js: &jetstream::Context) -> bool {
-    match js.get_stream(MESSAGES_STREAM).await {
-        Ok(mut stream) => stream.info().await.is_ok_and(|info| {
-            info.config.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
-        }),
-        Err(_) => false,
-    }
+/// Whether the existing messages stream is the first layout's (messages only) and otherwise
+/// what `wanted` asks for: only then is it updated; any other difference is the operator's.
+async fn first_layout(js: &jetstream::Context, wanted: &stream::Config) -> bool {
+    let Ok(mut stream) = js.get_stream(MESSAGES_STREAM).await else {
+        return false;
+    };
+    let Ok(info) = stream.info().await else {
+        return false;
+    };
+    let have = &info.config;
+    let limit = |v: i64| v.max(0);
+    have.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
+        && have.retention == wanted.retention
+        && have.storage == wanted.storage
+        && have.discard == wanted.discard
+        && have.num_replicas == wanted.num_replicas
+        && have.duplicate_window == wanted.duplicate_window
+        && have.allow_direct == wanted.allow_direct
+        && limit(have.max_messages) == limit(wanted.max_messages)
+        && limit(have.max_bytes) == limit(wanted.max_bytes)
+        && have.max_age == wanted.max_age
 }
 
 pub async fn ensure_writer_consumer(

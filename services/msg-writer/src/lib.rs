@@ -1,13 +1,17 @@
 //! msg-writer: the durable path from JetStream to Redis history.
 //!
-//! It pulls from the shared durable consumer `msg-writer` (several writer processes may share it),
-//! writes each ready chunk to Redis in one pipeline and acks a message only after that pipeline
-//! succeeded. A crash before the ack means redelivery, and redelivery is harmless because the
-//! history layout makes storing the same `seq` twice a no-op (see `dyschat_runtime::history`).
+//! It pulls from the shared durable consumer `msg-writer` (several writer processes may share it)
+//! the room messages and their change events, writes each ready chunk to Redis in one pipeline
+//! and acks an entry only after that pipeline succeeded (and, for a deletion, after the deleted
+//! text left the stream). A crash before the ack means redelivery, and redelivery is harmless:
+//! a write replaces a room's entry at a `seq` only with a newer state (module `apply`).
 
+mod apply;
 mod batch;
 pub mod config;
+mod consume;
 mod deletion;
+mod erase;
 pub mod rebuild;
 mod redis_store;
 mod store;
@@ -20,8 +24,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-pub use batch::{prepare, Prepared, Writer};
+pub use batch::{prepare, Change, Prepared};
 pub use config::Config;
+pub use consume::Writer;
 
 /// The most messages pulled and written in one pipeline. Each pipeline costs Redis one fsync
 /// (with `appendfsync always`) and one round trip, so bigger chunks drain a backlog faster:

@@ -25,7 +25,7 @@ use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{prepare, Item, Prepared};
+use crate::batch::{prepare, Item};
 
 /// How often the writer checks that Redis still holds the history.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -44,6 +44,8 @@ pub enum RebuildError {
     Redis(#[from] redis::RedisError),
     #[error("JetStream: {0}")]
     JetStream(String),
+    #[error("Redis refused the replayed writes ({0})")]
+    Refused(String),
     #[error("the stream stalled after seq {after} with {pending} messages still pending")]
     Stalled { after: u64, pending: u64 },
 }
@@ -181,14 +183,11 @@ async fn rebuild_all(
         .arg(layout::MARKER_REBUILDING)
         .query_async(redis)
         .await?;
-    let replayed = replay(
-        stream,
-        redis,
-        subjects::ROOM_MESSAGES_WILDCARD,
-        keep_secs,
-        shutdown,
-    )
-    .await;
+    let everything = [
+        subjects::ROOM_MESSAGES_WILDCARD.to_string(),
+        subjects::ROOM_CHANGES_WILDCARD.to_string(),
+    ];
+    let replayed = replay(stream, redis, &everything, keep_secs, shutdown).await;
     let result = match replayed {
         Ok(Some(count)) => {
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
@@ -221,8 +220,8 @@ pub(crate) async fn rebuild_room(
 ) {
     let mut pause = Duration::from_millis(200);
     loop {
-        let subject = subjects::room_messages(room_id);
-        match replay(stream, redis, &subject, keep_secs, shutdown).await {
+        let filters = subjects::room_stream_filters(room_id);
+        match replay(stream, redis, &filters, keep_secs, shutdown).await {
             Ok(Some(count)) => {
                 let cleared: Result<(), _> = redis::cmd("DEL")
                     .arg(layout::room_rebuilding_key(room_id))
@@ -244,18 +243,19 @@ pub(crate) async fn rebuild_room(
     }
 }
 
-/// Replays every stored message matching `filter`, from the first, into Redis, raising the high
-/// water as it goes. Returns how many it wrote, or `None` if shut down first.
+/// Replays every stored message and change event matching `filters`, from the first, into
+/// Redis, raising the high water as it goes. Returns how many it wrote, or `None` if shut down
+/// first.
 async fn replay(
     stream: &Stream,
     redis: &mut ConnectionManager,
-    filter: &str,
+    filters: &[String],
     keep_secs: u64,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let consumer = stream
         .create_consumer(OrderedConfig {
-            filter_subject: filter.to_string(),
+            filter_subjects: filters.to_vec(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         })
@@ -284,19 +284,14 @@ async fn replay(
         last = info.stream_sequence;
         // What is still pending after this one (messages stored since the replay began count).
         pending = info.pending;
-        if let Prepared::Store {
-            room_id,
-            seq,
-            sent_as,
-        } = prepare(&message.subject, last, &message.payload)
-        {
-            writes.push(Item {
-                room_id,
-                seq,
-                sent_as,
-                day: crate::batch::stored_day(info.published),
-                message: message.payload.clone(),
-            });
+        // Poison was dead-lettered by the live path; a replay skips it.
+        let day = crate::batch::stored_day(info.published);
+        if let Some(item) = Item::new(
+            prepare(&message.subject, last, &message.payload),
+            day,
+            message.payload.clone(),
+        ) {
+            writes.push(item);
             count += 1;
         }
         if writes.len() >= CHUNK || (pending == 0 && !writes.is_empty()) {
@@ -307,21 +302,23 @@ async fn replay(
     Ok(Some(count))
 }
 
+/// Writes replayed entries through the live path's [`crate::redis_store::write_rooms`]: a
+/// rebuilt history is the live one. A replay does not erase from the stream; the live path
+/// acknowledges a deletion only after erasing.
 async fn write(
     redis: &mut ConnectionManager,
     writes: &[Item<bytes::Bytes>],
     keep_secs: u64,
 ) -> Result<(), RebuildError> {
     let (rooms, _) = crate::batch::group_by_room(writes, |p: &bytes::Bytes| p.as_ref());
-    let mut pipe = redis::pipe();
-    for room in &rooms {
-        crate::redis_store::queue_room(&mut pipe, room, keep_secs);
+    let refused = |r: crate::store::Refusal| RebuildError::Refused(format!("{r:?}"));
+    let answers = crate::redis_store::write_rooms(redis, &rooms, keep_secs, |_| false)
+        .await
+        .map_err(refused)?;
+    match answers.into_iter().find_map(Result::err) {
+        Some(refusal) => Err(refused(refusal)),
+        None => Ok(()),
     }
-    if let Some(high) = writes.iter().map(|w| w.seq).max() {
-        history::queue_high_water(&mut pipe, high);
-    }
-    pipe.query_async::<()>(redis).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The history store over Redis: one pipeline per attempt (a `ZADD` per room and the high water),
-//! answered room by room, and the setting aside of a corrupt room key.
+//! The history store over Redis: one pipeline per attempt (per room the history script, its
+//! per-sender sets and retried-send index; then the high water), answered room by room; the
+//! erasure of deleted messages from the stream; and the setting aside of a corrupt room key.
+//! The live path and a rebuild write through the same [`write_rooms`].
 
 use std::time::Instant;
 
@@ -10,8 +12,8 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::rebuild;
 use crate::store::{HistoryStore, Refusal, RoomWrite};
+use crate::{apply, erase, rebuild};
 
 /// Redis, and what a room rebuild needs (the stream to read, a tracker to drain it at shutdown).
 #[derive(Clone)]
@@ -26,25 +28,28 @@ pub(crate) struct RedisHistory {
     pub deleted: std::sync::Arc<crate::deletion::DeletedRooms>,
 }
 
-/// Queues the writes of one room: its messages, then its retried-send index entries day by day;
-/// returns how many replies they add (the room counts as stored only if all of them succeed).
+/// Queues the writes of one room: its history (one script call), each sender's set, then its
+/// retried-send index entries day by day; returns how many replies they add (the room counts as
+/// stored only if all of them succeed).
 pub(crate) fn queue_room(
     pipe: &mut redis::Pipeline,
     room: &RoomWrite<'_>,
     keep_secs: u64,
 ) -> usize {
-    history::queue_store_room(pipe, room.room_id, &room.messages);
+    apply::queue_apply(pipe, room);
     let mut replies = 1;
     // Each sender's seqs, for exact unread counts.
     let mut senders: Vec<(&str, Vec<u64>)> = Vec::new();
-    for (_, field, seq) in &room.sends {
-        let sender = layout::sender_of(field);
-        match senders.iter_mut().find(|(s, _)| *s == sender) {
+    for (sender, seq) in &room.senders {
+        match senders.iter_mut().find(|(s, _)| s == sender) {
             Some((_, seqs)) => seqs.push(*seq),
             None => senders.push((sender, vec![*seq])),
         }
     }
-    for (sender, seqs) in &senders {
+    for (sender, seqs) in &mut senders {
+        // A message and its changes name the same seq.
+        seqs.sort_unstable();
+        seqs.dedup();
         history::queue_sent(pipe, room.room_id, sender, seqs);
         replies += 1;
     }
@@ -86,54 +91,73 @@ impl RedisHistory {
     }
 }
 
+/// Writes `rooms` in one pipeline and raises the high water to the highest sequence among them;
+/// per room whether it was stored (rooms `skip` names count as stored without a write). `Err`
+/// when Redis could not be asked at all.
+pub(crate) async fn write_rooms<C: redis::aio::ConnectionLike>(
+    redis: &mut C,
+    rooms: &[RoomWrite<'_>],
+    keep_secs: u64,
+    skip: impl Fn(&str) -> bool,
+) -> Result<Vec<Result<(), Refusal>>, Refusal> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    let mut spans = Vec::with_capacity(rooms.len());
+    let mut at = 0;
+    for room in rooms {
+        if skip(room.room_id) {
+            // An empty span: stored as far as the chunk is concerned, so it is acked.
+            spans.push(at..at);
+            continue;
+        }
+        let replies = queue_room(&mut pipe, room, keep_secs);
+        spans.push(at..at + replies);
+        at += replies;
+    }
+    let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
+    history::queue_high_water(&mut pipe, high);
+    let started = Instant::now();
+    let replies = apply::query(redis, &pipe).await.map_err(|e| refusal(&e))?;
+    prometheus::redis_timing("store", started);
+    // The high water must cover every acked entry, so a room counts as stored only if the high
+    // water was raised in the same pipeline.
+    let reply = |i: usize| {
+        replies
+            .get(i)
+            .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
+                r.as_ref().map(drop).map_err(refusal)
+            })
+    };
+    let high_water = reply(at);
+    Ok(spans
+        .into_iter()
+        .map(|span| {
+            let stored = span.map(reply).find(Result::is_err).unwrap_or(Ok(()));
+            stored.and(high_water.clone())
+        })
+        .collect())
+}
+
 impl HistoryStore for RedisHistory {
     async fn store(
         &mut self,
         rooms: &[RoomWrite<'_>],
     ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let mut spans = Vec::with_capacity(rooms.len());
-        let mut at = 0;
-        for room in rooms {
-            if self.deleted.contains(room.room_id) {
-                // An empty span: stored as far as the chunk is concerned, so it is acked.
-                spans.push(at..at);
-                continue;
+        let deleted = self.deleted.clone();
+        write_rooms(&mut self.redis, rooms, self.keep_secs, |room| {
+            deleted.contains(room)
+        })
+        .await
+    }
+
+    async fn erase(&mut self, room_id: &str, seqs: &[u64]) -> Result<(), Refusal> {
+        for &seq in seqs {
+            if let Err(e) = erase::erase_deleted(&self.stream, room_id, seq).await {
+                tracing::warn!(room = %room_id, seq, error = %e, "erasing a deleted message from the stream failed; retrying");
+                return Err(Refusal::Unavailable(e.code().into()));
             }
-            let replies = queue_room(&mut pipe, room, self.keep_secs);
-            spans.push(at..at + replies);
-            at += replies;
         }
-        let high = rooms
-            .iter()
-            .flat_map(|r| r.messages.iter().map(|(seq, _)| *seq))
-            .max()
-            .unwrap_or(0);
-        history::queue_high_water(&mut pipe, high);
-        let started = Instant::now();
-        let replies: Vec<redis::RedisResult<redis::Value>> = pipe
-            .query_async(&mut self.redis)
-            .await
-            .map_err(|e| refusal(&e))?;
-        prometheus::redis_timing("store", started);
-        // The high water must cover every acked message, so a room counts as stored only if the
-        // high water was raised in the same pipeline.
-        let reply = |i: usize| {
-            replies
-                .get(i)
-                .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
-                    r.as_ref().map(drop).map_err(refusal)
-                })
-        };
-        let high_water = reply(at);
-        Ok(spans
-            .into_iter()
-            .map(|span| {
-                let stored = span.map(reply).find(Result::is_err).unwrap_or(Ok(()));
-                stored.and(high_water.clone())
-            })
-            .collect())
+        Ok(())
     }
 
     async fn set_aside(&mut self, room_id: &str) -> Result<(), Refusal> {

@@ -15,13 +15,25 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-/// The messages of one room in a chunk: `(seq, stored payload)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one room's share of a chunk writes (see [`crate::apply`] for the history rule).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RoomWrite<'a> {
     pub room_id: &'a str,
+    /// Messages as sent, `(seq, stored payload)` in ascending `seq`, each written only where the
+    /// history holds nothing at its `seq`.
     pub messages: Vec<(u64, &'a [u8])>,
-    /// For the retried-send index: `(day, <sender>:<client_msg_id>, seq)` of each message.
+    /// States from change events, `(seq, version, state)`, the newest of the chunk for each
+    /// `seq`, each written unless the history holds a state at least as new.
+    pub states: Vec<(u64, u64, &'a [u8])>,
+    /// For the retried-send index: `(day, <sender>:<client_msg_id>, seq)` of each message sent.
     pub sends: Vec<(u64, &'a str, u64)>,
+    /// For the per-sender sets: `(sender_id, seq)` of each message sent or changed.
+    pub senders: Vec<(&'a str, u64)>,
+    /// The `seq` of each message whose deletion the chunk carries: once the history holds it,
+    /// the message's old bytes are erased from the stream ([`HistoryStore::erase`]).
+    pub erase: Vec<u64>,
+    /// The highest stream sequence among the room's messages and change events of the chunk.
+    pub high: u64,
 }
 
 /// Why the store did not take a room's messages.
@@ -41,6 +53,14 @@ pub(crate) trait HistoryStore {
         &mut self,
         rooms: &[RoomWrite<'_>],
     ) -> impl Future<Output = Result<Vec<Result<(), Refusal>>, Refusal>> + Send;
+
+    /// Erases the deleted messages `seqs` of the room from the stream, with their older change
+    /// events, once their deletion is in the history. Idempotent.
+    fn erase(
+        &mut self,
+        room_id: &str,
+        seqs: &[u64],
+    ) -> impl Future<Output = Result<(), Refusal>> + Send;
 
     /// Moves a corrupt room key out of the way (kept for an operator to look at) and starts a
     /// rebuild of the room from the stream.
@@ -115,6 +135,12 @@ where
         let mut still = Vec::new();
         let mut first_refusal = None;
         for ((write, idx), answer) in pending.into_iter().zip(answers) {
+            // A deletion is acknowledged only once the stream no longer holds the text: if the
+            // erasure fails, the room is written (harmlessly) and erased again.
+            let answer = match answer {
+                Ok(()) if !write.erase.is_empty() => store.erase(write.room_id, &write.erase).await,
+                other => other,
+            };
             match answer {
                 Ok(()) => {
                     for &i in &idx {
@@ -187,12 +213,16 @@ mod tests {
     /// How one attempt answers for a room.
     type Answer = Box<dyn Fn(&str) -> Result<(), Refusal> + Send>;
 
-    /// A store whose answers are scripted attempt by attempt (then everything succeeds).
+    /// A store whose answers are scripted attempt by attempt (then everything succeeds); its
+    /// first `erase_failures` erasures fail.
     #[derive(Default)]
     struct Scripted {
         attempts: VecDeque<Answer>,
         calls: Vec<Vec<String>>,
         set_aside: Vec<String>,
+        erase_failures: usize,
+        /// `(room, seqs, how many stores had been made by then)` of each erasure asked for.
+        erased: Vec<(String, Vec<u64>, usize)>,
     }
 
     impl HistoryStore for Scripted {
@@ -207,6 +237,16 @@ mod tests {
                 .iter()
                 .map(|r| answer.as_ref().map_or(Ok(()), |f| f(r.room_id)))
                 .collect())
+        }
+
+        async fn erase(&mut self, room_id: &str, seqs: &[u64]) -> Result<(), Refusal> {
+            self.erased
+                .push((room_id.to_string(), seqs.to_vec(), self.calls.len()));
+            if self.erase_failures > 0 {
+                self.erase_failures -= 1;
+                return Err(Refusal::Unavailable("erase".into()));
+            }
+            Ok(())
         }
 
         async fn set_aside(&mut self, room_id: &str) -> Result<(), Refusal> {
@@ -237,11 +277,15 @@ mod tests {
                     room_id: "a",
                     messages: vec![(1, b"x"), (3, b"y")],
                     sends: vec![(1, "u:1", 1), (1, "u:3", 3)],
+                    high: 3,
+                    ..RoomWrite::default()
                 },
                 RoomWrite {
                     room_id: "b",
                     messages: vec![(2, b"z")],
                     sends: vec![(1, "u:2", 2)],
+                    high: 2,
+                    ..RoomWrite::default()
                 },
             ],
             vec![vec![0, 2], vec![1]],
@@ -310,6 +354,28 @@ mod tests {
         assert_eq!(outcome.stored, 3);
         assert_eq!(outcome.healed_rooms, 1);
         assert_eq!(store.set_aside, vec!["b".to_string()]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deletion_is_acked_only_after_its_erasure() {
+        let mut store = Scripted {
+            erase_failures: 2,
+            ..Scripted::default()
+        };
+        let settle = Recorded::default();
+        let (mut rooms, idx) = chunk();
+        rooms[1].states.push((1, 2, b"{}"));
+        rooms[1].erase.push(1);
+        let outcome = write_chunk(&mut store, &settle, rooms, idx, RETRY, never()).await;
+        assert_eq!(outcome.stored, 3);
+        // Room a went through at once; b was written and erased three times, never erased before
+        // it was written, and acked after the erasure that worked.
+        assert_eq!(store.calls.len(), 3);
+        assert_eq!(store.calls[1], vec!["b".to_string()]);
+        let erased: Vec<_> = store.erased.iter().map(|(_, _, after)| *after).collect();
+        assert_eq!(erased, vec![1, 2, 3]);
+        assert!(store.erased.iter().all(|(r, s, _)| r == "b" && s == &[1]));
+        assert_eq!(*settle.acked.lock().unwrap(), vec![0, 2, 1]);
     }
 
     #[tokio::test(start_paused = true)]

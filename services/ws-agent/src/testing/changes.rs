@@ -51,6 +51,11 @@ impl FakeStream {
         event_seq
     }
 
+    /// The room's newest change as stored.
+    pub(crate) fn last_change_now(&self, room_id: &str) -> Option<StoredChange> {
+        self.newest_change(room_id, None).map(|c| c.change)
+    }
+
     /// Removes the stored message at `seq`, as msg-writer's erasure of a deleted one does.
     pub(crate) fn erase(&self, seq: u64) {
         lock(&self.stored).messages.retain(|(s, _)| *s != seq);

@@ -82,7 +82,7 @@ pub(super) struct Stored {
 /// Something that happens while a replay runs.
 enum DuringReplay {
     /// A message is published (it arrives live, after the replayed range).
-    Publish(StoredMessage),
+    Publish(Box<StoredMessage>),
     /// The live copy of an already stored message arrives (late).
     Live(u64),
 }
@@ -185,7 +185,7 @@ impl FakeStream {
     pub(crate) fn publish_during_next_replay(&self, room_id: &str, body: &str) {
         lock(&self.stored)
             .during_replay
-            .push(DuringReplay::Publish(message(room_id, body)));
+            .push(DuringReplay::Publish(Box::new(message(room_id, body))));
     }
 
     /// Re-publishes the message at `seq` when the next replay runs.
@@ -404,7 +404,7 @@ impl MessageStream for FakeStream {
             for event in during {
                 match event {
                     DuringReplay::Publish(m) => {
-                        self.append(m);
+                        self.append(*m);
                     }
                     DuringReplay::Live(seq) => self.bus.inject(room_id, self.live_copy_of(seq)),
                 }

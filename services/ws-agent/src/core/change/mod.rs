@@ -117,7 +117,7 @@ impl Core {
             }
             let now = time::now();
             let (kind, state) = match rules::apply(&current.state, &edit, &user.user_id, &now)? {
-                Outcome::Changed(kind, state) => (kind, state),
+                Outcome::Changed(kind, state) => (kind, *state),
                 Outcome::Unchanged => {
                     let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
                     return Ok(ChangeDone {

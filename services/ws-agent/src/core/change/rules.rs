@@ -50,7 +50,7 @@ fn validate_emoji(emoji: &str) -> Result<(), ApiError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// A new state, to be stored as a change event of this kind.
-    Changed(ChangeKind, StoredMessage),
+    Changed(ChangeKind, Box<StoredMessage>),
     /// Nothing to store (a repeated reaction, or taking back one that is not there).
     Unchanged,
 }
@@ -118,7 +118,7 @@ pub(crate) fn apply(
         }
     };
     next.version = 0;
-    Ok(Outcome::Changed(kind, next))
+    Ok(Outcome::Changed(kind, Box::new(next)))
 }
 
 fn count(user_ids: &[String]) -> u32 {
@@ -144,7 +144,7 @@ mod tests {
 
     fn changed(outcome: Outcome) -> (ChangeKind, StoredMessage) {
         match outcome {
-            Outcome::Changed(kind, state) => (kind, state),
+            Outcome::Changed(kind, state) => (kind, *state),
             Outcome::Unchanged => panic!("expected a change"),
         }
     }

@@ -1,5 +1,6 @@
 //! The core's unit tests over in-memory fakes ([`crate::testing`]).
 
+mod change;
 mod dedupe;
 mod events;
 mod evict;

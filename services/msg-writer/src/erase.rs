@@ -1,0 +1,89 @@
+//! A deleted message's text leaves the stream: once its deletion is in the history, the writer
+//! erases the message as sent (`STREAM.MSG.DELETE`, which overwrites the stored bytes) and every
+//! change event of it but the last, its tombstone (a purge of its change subject keeping one).
+//!
+//! Idempotent, so a redelivered deletion does it again harmlessly: a message already gone is
+//! done. The message at the deleted `seq` is looked at first and erased only if it is a message
+//! of that room, so a change naming a wrong `seq` can never erase another room's message. Each
+//! request is bounded.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{
+    DeleteMessageError, PurgeError, RawMessageError, RawMessageErrorKind, Stream,
+};
+use dyschat_protocol::subjects;
+
+/// How long one request to the stream may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EraseError {
+    #[error("looking the message up: {0}")]
+    Lookup(#[from] RawMessageError),
+    #[error("deleting the message: {0}")]
+    Delete(#[from] DeleteMessageError),
+    #[error("purging the older changes: {0}")]
+    Purge(#[from] PurgeError),
+    #[error("the stream did not answer within {REQUEST_TIMEOUT:?}")]
+    TimedOut,
+}
+
+impl EraseError {
+    /// A short name of what failed, for the store's refusal.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            EraseError::Lookup(_) => "erase-lookup",
+            EraseError::Delete(_) => "erase-delete",
+            EraseError::Purge(_) => "erase-purge",
+            EraseError::TimedOut => "erase-timeout",
+        }
+    }
+}
+
+async fn bounded<T, E>(
+    request: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, EraseError>
+where
+    EraseError: From<E>,
+{
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(EraseError::from),
+        Err(_) => Err(EraseError::TimedOut),
+    }
+}
+
+/// Whether the stream holds a message of `room_id` at `seq`.
+async fn holds(stream: &Stream, room_id: &str, seq: u64) -> Result<bool, EraseError> {
+    match bounded(stream.get_raw_message(seq)).await {
+        Ok(message) => {
+            let ours = message.subject.as_str() == subjects::room_messages(room_id);
+            if !ours {
+                tracing::warn!(room = %room_id, seq, subject = %message.subject, "a deletion names a seq that is not a message of its room; not erasing it");
+            }
+            Ok(ours)
+        }
+        Err(EraseError::Lookup(e)) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Erases the room's deleted message `seq` and its older change events from the stream.
+pub(crate) async fn erase_deleted(
+    stream: &Stream,
+    room_id: &str,
+    seq: u64,
+) -> Result<(), EraseError> {
+    if holds(stream, room_id, seq).await? {
+        if let Err(e) = bounded(stream.delete_message(seq)).await {
+            // Erased meanwhile (by another writer handling a redelivery) is done; JetStream
+            // answers a delete of a missing message with the same code as any failure, so look.
+            if holds(stream, room_id, seq).await? {
+                return Err(e);
+            }
+        }
+    }
+    let changes = subjects::room_change(room_id, seq);
+    bounded(async { stream.purge().filter(changes).keep(1).await }).await?;
+    Ok(())
+}
