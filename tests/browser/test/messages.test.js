@@ -118,6 +118,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
 
     const parent = `the question ${suffix}`;
     let parentSeq;
+    const seqs = {}; // of messages later subtests look at again
     await t.test('reply: the composer quotes the parent, the reply shows a quote that jumps to it', async () => {
       await send(alice, parent);
       parentSeq = await seqOf(bob, parent);
@@ -280,6 +281,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       const doomed = `doomed ${suffix}`;
       await send(alice, doomed);
       const doomedSeq = await seqOf(bob, doomed);
+      seqs.doomed = doomedSeq;
       // A change after it, so that the newest sequence value bob saw is a change event's.
       await action(alice, bySeq(doomedSeq), 'react');
       await alice.click(`${bySeq(doomedSeq)} .picker [data-pick-emoji="👀"]`);
@@ -342,6 +344,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       const target = `target ${suffix}`;
       await send(alice, target);
       const targetSeq = await seqOf(carol, target);
+      seqs.target = targetSeq;
       const position = () => carol.evaluate((id) => {
         const c = window.dyschat.convs.get(id);
         return { lastSeq: c.lastSeq, lastEventSeq: c.lastEventSeq };
@@ -380,6 +383,19 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       const order = await carol.$$eval('#messages li[data-seq]', (lis) => lis.map((l) => Number(l.dataset.seq)));
       assert.deepEqual(order, [...order].sort((x, y) => x - y), 'in seq order, once each');
       assert.equal(new Set(order).size, order.length);
+    });
+
+    await t.test('a reload shows every message in its current state (history holds the changes)', async () => {
+      await bob.reload();
+      await bob.waitForSelector('#conn[data-state="up"]', WAIT);
+      await waitTitle(bob, title);
+      const target = bySeq(seqs.target);
+      await bob.waitForSelector(`${target} .edited`, WAIT);
+      assert.equal(await bob.textContent(`${target} .body`), `target ${suffix} (dropped edit)`);
+      await bob.waitForSelector(`${target} .chip[data-emoji="🔥"][data-count="1"]`, WAIT);
+      assert.equal(await bob.textContent(`${bySeq(seqs.doomed)} .body`), 'message deleted');
+      assert.equal(await bob.$(`${bySeq(seqs.doomed)} .chip`), null, 'a deleted message has no reactions');
+      assert.ok(await bob.$eval(msg(`late answer ${suffix}`), (li) => !!li.querySelector('.quote')), 'replies keep their quote');
     });
 
     await t.test('@ completion: arrow keys move, Escape closes, Enter picks a member', async () => {
