@@ -60,8 +60,11 @@ async function send(page, text) {
   await page.press('#composer-input', 'Enter');
 }
 
-/** The confirmed message whose body (or, once edited, original body) is `text`. */
-const msg = (text) => `#messages li[data-seq]:has(.body:text-is("${text}"))`;
+/** A regular expression matching exactly `text` (the body's text, mentions included). */
+const exactly = (text) => `^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+/** The confirmed message whose body reads `text` (a body holds spans for mentions, so the match
+ * is on its whole text). */
+const msg = (text) => `#messages li[data-seq]:has(.body:text-matches(${JSON.stringify(exactly(text))}))`;
 const bySeq = (seq) => `#messages li[data-seq="${seq}"]`;
 
 async function seqOf(page, text) {
