@@ -16,6 +16,21 @@ fn seq_of(message: &Value) -> anyhow::Result<u64> {
     message["seq"].as_u64().context("seq")
 }
 
+/// The answer of type `answer` and the next `message_updated`, which may come in either order
+/// (the live copy of a change can overtake its answer).
+async fn answer_and_update(socket: &mut WsClient, answer: &str) -> anyhow::Result<(Value, Value)> {
+    let (mut got, mut update) = (None, None);
+    while got.is_none() || update.is_none() {
+        let frame = socket.recv().await?;
+        if frame["type"] == answer {
+            got = Some(frame);
+        } else if frame["type"] == "message_updated" && update.is_none() {
+            update = Some(frame);
+        }
+    }
+    Ok((got.context("answer")?, update.context("update")?))
+}
+
 /// The next `message_updated` on `socket`.
 async fn updated(socket: &mut WsClient) -> anyhow::Result<Value> {
     socket.recv_type("message_updated").await
@@ -50,14 +65,14 @@ async fn edits_reactions_and_deletions_reach_every_socket_in_one_chain() -> anyh
     alices
         .send(json!({"type": "edit", "room_id": room, "seq": seq, "body": "hello", "ref": "e"}))
         .await?;
-    let edited = alices.recv_type("edited").await?;
+    let (edited, alices_update) = answer_and_update(&mut alices, "edited").await?;
     ensure!(
         edited["ref"] == "e" && edited["seq"] == seq && edited["edited_at"].is_string(),
         "{edited}"
     );
     let mut chain = 0;
-    for socket in [&mut alices, &mut bobs] {
-        let u = updated(socket).await?;
+    let bobs_update = updated(&mut bobs).await?;
+    for u in [alices_update, bobs_update] {
         ensure!(
             u["change"] == "edited"
                 && u["message"]["body"] == "hello"
@@ -95,15 +110,9 @@ async fn edits_reactions_and_deletions_reach_every_socket_in_one_chain() -> anyh
         .send(json!({"type": "react", "room_id": room, "seq": seq, "emoji": "👍", "ref": "r"}))
         .await?;
     // The answer and the announcement of alice's reaction, in either order.
-    let (mut answered, mut alices_second) = (false, None);
-    while !answered || alices_second.is_none() {
-        let frame = alices.recv().await?;
-        match frame["type"].as_str() {
-            Some("reacted") => answered = frame["ref"] == "r",
-            Some("message_updated") => alices_second = Some(frame),
-            _ => {}
-        }
-    }
+    let (reacted_answer, second) = answer_and_update(&mut alices, "reacted").await?;
+    ensure!(reacted_answer["ref"] == "r", "{reacted_answer}");
+    let mut alices_second = Some(second);
     for (i, one) in firsts.iter().enumerate() {
         let two = match (i, alices_second.take()) {
             (0, Some(frame)) => frame,
