@@ -224,7 +224,7 @@ function actionsNode(vm, act) {
 
 function confirmNode(vm, act) {
   const text = vm.mine ? 'Delete this message for everyone?' : `Delete ${vm.who}'s message for everyone?`;
-  return node(
+  const box = node(
     'p',
     { class: 'confirm', role: 'group', 'aria-label': 'Confirm deletion' },
     node('span', { id: `del-warn-${vm.seq}`, text }),
@@ -238,6 +238,10 @@ function confirmNode(vm, act) {
     }),
     node('button', { type: 'button', class: 'small secondary', 'data-confirm': 'cancel', text: 'Cancel', onclick: () => act.cancelDelete(vm.seq) }),
   );
+  box.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') act.cancelDelete(vm.seq);
+  });
+  return box;
 }
 
 function messageNode(vm, act) {

@@ -208,6 +208,11 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       const ownSeq = await seqOf(alice, own);
       await action(bob, bySeq(ownSeq), 'delete');
       await bob.waitForSelector(`${bySeq(ownSeq)} .confirm`, WAIT);
+      // The confirmation has the focus (on Cancel); Escape closes it too.
+      assert.equal(await bob.evaluate(() => document.activeElement.dataset.confirm), 'cancel');
+      await bob.keyboard.press('Escape');
+      await bob.waitForSelector(`${bySeq(ownSeq)} .confirm`, { state: 'detached', ...WAIT });
+      await action(bob, bySeq(ownSeq), 'delete');
       await bob.click(`${bySeq(ownSeq)} [data-confirm="cancel"]`);
       await bob.waitForSelector(`${bySeq(ownSeq)} .confirm`, { state: 'detached', ...WAIT });
       assert.equal(await bob.textContent(`${bySeq(ownSeq)} .body`), own);
