@@ -184,6 +184,26 @@ fn server_samples() -> Vec<wire::ServerFrame> {
             seq: 1,
             reference: r(),
         },
+        F::Receipt {
+            room_id: s(),
+            user_id: s(),
+            seq: 1,
+        },
+        F::Notification {
+            notification: wire::Notification {
+                notification_id: s(),
+                kind: wire::NotificationKind::Mention,
+                room_id: s(),
+                seq: 1,
+                from: wire::UserView {
+                    user_id: s(),
+                    username: s(),
+                },
+                preview: s(),
+                created_at: s(),
+                read: false,
+            },
+        },
         F::error(dyschat_protocol::ApiError::rate_limited(5), r()),
     ]
 }
@@ -247,9 +267,23 @@ fn asyncapi_names_every_subject() {
         (subjects::membership("X"), "{room_id}"),
         (subjects::typing("X"), "{room_id}"),
         (subjects::presence("X"), "{user_id}"),
-        (subjects::user_events("X"), "{user_id}"),
+        (subjects::feed("X"), "{user_id}"),
+        (subjects::receipt("X"), "{room_id}"),
     ] {
         let address = format!("address: {}", subject.replace(".X", &format!(".{param}")));
+        assert!(ASYNCAPI.contains(&address), "no channel `{address}`");
+    }
+    for (subject, param) in [
+        (
+            subjects::user_event("X", subjects::UserEventKind::ReadMarker),
+            "{user_id}",
+        ),
+        (
+            subjects::user_event("X", subjects::UserEventKind::Notification),
+            "{user_id}",
+        ),
+    ] {
+        let address = format!("address: {}", subject.replace(".X.", &format!(".{param}.")));
         assert!(ASYNCAPI.contains(&address), "no channel `{address}`");
     }
     for endpoint in [
@@ -259,6 +293,7 @@ fn asyncapi_names_every_subject() {
         subjects::rooms::JOIN,
         subjects::rooms::LEAVE,
         subjects::rooms::MEMBERS,
+        subjects::rooms::MENTIONS,
     ] {
         let subject = subjects::rooms::subject(endpoint);
         assert!(ASYNCAPI.contains(&subject), "no {subject}");
@@ -267,6 +302,7 @@ fn asyncapi_names_every_subject() {
         subjects::auth::REGISTER_SUBJECT,
         subjects::auth::LOGIN_SUBJECT,
         subjects::auth::LOGOUT_SUBJECT,
+        subjects::auth::USERS_BY_NAME_SUBJECT,
         subjects::DEAD_LETTER,
     ] {
         assert!(

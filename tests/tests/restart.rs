@@ -160,6 +160,37 @@ async fn a_nats_server_replaced_by_an_empty_one_is_set_up_again() -> anyhow::Res
         .await?;
     ensure!(seqs == vec![seq], "history {seqs:?}, sent {seq}");
 
+    // The feed works on the new server: rooms made its stream and consumer again.
+    let dave = wait_for_ok(|| api.register_and_login("dave")).await?;
+    let mut daves = WsClient::connect(&mesh.agent(0).ws(), &dave.token).await?;
+    let (status, dm) = api
+        .call(
+            "POST",
+            "/api/v1/dms",
+            Some(&carol.token),
+            Some(json!({"user_id": dave.user_id})),
+        )
+        .await?;
+    ensure!(status == 200, "open dm: {status} {dm}");
+    let path = format!(
+        "/api/v1/rooms/{}/messages",
+        dm["room_id"].as_str().context("room")?
+    );
+    let (status, _) = api
+        .call(
+            "POST",
+            &path,
+            Some(&carol.token),
+            Some(json!({"body": "hello"})),
+        )
+        .await?;
+    ensure!(status == 201, "dm post: {status}");
+    let note = tokio::time::timeout(Duration::from_secs(10), daves.recv_type("notification"))
+        .await
+        .context("a notification on the new server")??;
+    ensure!(note["notification"]["kind"] == "dm", "{note}");
+    daves.close().await;
+
     // Logouts work on the new server: auth ensured the revoked bucket again, and the agent
     // watches it afresh (a token revoked straight through auth, which only the watch tells the
     // agent about, is refused within moments, although its entry is sequence 1 of the new

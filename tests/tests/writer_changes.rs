@@ -276,6 +276,18 @@ async fn edits_and_reactions_leave_the_newest_state() -> anyhow::Result<()> {
         .await?;
     ensure!(s.at(room, other).await?[0]["body"] == "untouched");
 
+    // A Redis that forgot the script (restarted, flushed scripts) is given it again.
+    let mut conn = s.redis.clone();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await?;
+    let (after, _) = s.send(room, "after the flush").await?;
+    s.wait_at(room, after, "a message after SCRIPT FLUSH", |m| {
+        m["body"] == "after the flush"
+    })
+    .await?;
+
     // A change that is no change is set aside like a message that is no message.
     s.publish(subjects::room_change(room, seq), b"not a change".to_vec())
         .await?;

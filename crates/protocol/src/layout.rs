@@ -76,6 +76,34 @@ pub const USER_IDS_BUCKET: &str = "dyschat_user_ids";
 /// compare-and-set; written and read by the agents. A user's markers are one filter
 /// ([`read_filter`]), so `GET /api/v1/me/rooms` reads them all in one batch.
 pub const READ_BUCKET: &str = "dyschat_read";
+/// Each user's feed marker: `<user_id>` -> the `notification_id` read up to (decimal text),
+/// moved forward only by compare-and-set; written and read by the agents.
+pub const FEED_READ_BUCKET: &str = "dyschat_feed_read";
+
+/// Every user's notifications, one subject per user (`dyschat.feed.<user_id>`), written by
+/// rooms; the stream sequence is the `notification_id`.
+pub const FEED_STREAM: &str = "DYSCHAT_FEED";
+/// The rooms service's durable consumer of room messages, which makes the notifications.
+pub const FEED_CONSUMER: &str = "feed";
+/// How long a notification is kept (the contract: at least 30 days).
+pub const FEED_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
+/// The newest notifications kept per user; older ones go first.
+pub const FEED_MAX_PER_USER: i64 = 10_000;
+/// How long the feed stream remembers a `Nats-Msg-Id` (`<room>:<seq>:<user>`): a message the
+/// feed consumer is given again within it makes no second notification.
+pub const FEED_DEDUPE_WINDOW: Duration = Duration::from_secs(600);
+/// How long the server waits for the feed consumer's ack before redelivering.
+pub const FEED_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Times a message is given to the feed consumer at most (a notification is best effort past
+/// that; the message itself is safe in the stream).
+pub const FEED_MAX_DELIVER: i64 = 10;
+/// Messages given to the feed consumers and not acknowledged yet, at most.
+pub const FEED_MAX_ACK_PENDING: i64 = 1_000;
+
+/// The `Nats-Msg-Id` of the notification of `user_id` about message `seq` of `room_id`.
+pub fn feed_dedupe_id(room_id: &str, seq: u64, user_id: &str) -> String {
+    format!("{room_id}:{seq}:{user_id}")
+}
 
 /// NATS counters (a stream with `allow_msg_counter`): one subject per counted thing, see
 /// [`crate::subjects::member_count`]. A counter needs no compare-and-set, so a room of 100,000

@@ -181,6 +181,7 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::REVOKED_BUCKET);
         }
         Service::Rooms => {
+            let (messages, feed) = (layout::MESSAGES_STREAM, layout::FEED_CONSUMER);
             g.serves(subjects::rooms::SERVICE, subjects::rooms::GROUP)
                 .owns_bucket(layout::ROOMS_BUCKET)
                 .owns_bucket(layout::ROOM_INDEX_BUCKET)
@@ -205,13 +206,33 @@ pub fn grant(service: Service) -> Grant {
                 .reads(&kv_stream(layout::AGENTS_BUCKET))
                 .ensures(layout::COUNTERS_STREAM)
                 .reads(layout::COUNTERS_STREAM)
+                // The feed: its own durable consumer of room messages (messages only) and
+                // the stream of notifications it writes.
+                .ensures(layout::MESSAGES_STREAM)
+                // Whether a message was deleted before its notifications were made.
+                .reads(layout::MESSAGES_STREAM)
+                .only_watches(layout::MESSAGES_STREAM, layout::WRITER_CONSUMER)
+                .ensures(layout::FEED_STREAM)
+                // A deleted message's (or room's) notifications are erased.
+                .reads(layout::FEED_STREAM)
+                .erases(layout::FEED_STREAM)
                 .publish([
-                    subjects::COUNTERS_WILDCARD,
-                    subjects::MEMBERSHIP_WILDCARD,
-                    subjects::ROOM_EVENTS_WILDCARD,
-                    subjects::EVICTION_WILDCARD,
+                    subjects::COUNTERS_WILDCARD.to_string(),
+                    subjects::MEMBERSHIP_WILDCARD.to_string(),
+                    subjects::ROOM_EVENTS_WILDCARD.to_string(),
+                    subjects::EVICTION_WILDCARD.to_string(),
                     // Usernames of invitees and direct-room peers.
-                    subjects::auth::USER_SUBJECT,
+                    subjects::auth::USER_SUBJECT.to_string(),
+                    // Who a mention names.
+                    subjects::auth::USERS_BY_NAME_SUBJECT.to_string(),
+                    subjects::FEED_WILDCARD.to_string(),
+                    subjects::NOTIFIED_WILDCARD.to_string(),
+                    format!("{API}.CONSUMER.DURABLE.CREATE.{messages}.{feed}"),
+                    format!("{API}.CONSUMER.CREATE.{messages}.{feed}"),
+                    format!("{API}.CONSUMER.CREATE.{messages}.{feed}.>"),
+                    format!("{API}.CONSUMER.INFO.{messages}.{feed}"),
+                    format!("{API}.CONSUMER.MSG.NEXT.{messages}.{feed}"),
+                    format!("$JS.ACK.{messages}.{feed}.>"),
                 ]);
         }
         Service::MsgWriter => {
@@ -239,6 +260,11 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::PRESENCE_BUCKET)
                 .owns_bucket(layout::AGENTS_BUCKET)
                 .owns_bucket(layout::READ_BUCKET)
+                .owns_bucket(layout::FEED_READ_BUCKET)
+                // Notifications are rooms' to write; the agents page and count them.
+                .ensures(layout::FEED_STREAM)
+                .reads(layout::FEED_STREAM)
+                .only_watches(stream, layout::FEED_CONSUMER)
                 // Revocations are auth's to write; every agent ensures and watches them.
                 .watches_bucket(layout::REVOKED_BUCKET)
                 .publish([
@@ -251,6 +277,7 @@ pub fn grant(service: Service) -> Grant {
                     subjects::TYPING_WILDCARD.to_string(),
                     subjects::PRESENCE_WILDCARD.to_string(),
                     subjects::USER_EVENTS_WILDCARD.to_string(),
+                    subjects::RECEIPT_WILDCARD.to_string(),
                 ])
                 .subscribe([
                     subjects::LIVE_WILDCARD,
@@ -258,6 +285,7 @@ pub fn grant(service: Service) -> Grant {
                     subjects::MEMBERSHIP_WILDCARD,
                     subjects::TYPING_WILDCARD,
                     subjects::PRESENCE_WILDCARD,
+                    subjects::RECEIPT_WILDCARD,
                     // Each user's subject, while the agent holds a socket of theirs.
                     subjects::USER_EVENTS_WILDCARD,
                     subjects::ROOM_EVENTS_WILDCARD,

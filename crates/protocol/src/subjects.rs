@@ -31,10 +31,26 @@ pub const MEMBERSHIP_WILDCARD: &str = "dyschat.events.membership.*";
 pub const TYPING_WILDCARD: &str = "dyschat.events.typing.*";
 /// Presence changes (`dyschat.events.presence.<user_id>`), published by ws-agents.
 pub const PRESENCE_WILDCARD: &str = "dyschat.events.presence.*";
-/// Events for one user's sockets on every agent (`dyschat.events.user.<user_id>`, see
-/// [`user_events`]): an agent subscribes to a user's subject only while it holds a socket of
-/// theirs, so each event reaches only the agents that need it.
+/// Events for one user's sockets on every agent (`dyschat.events.user.<user_id>.<kind>`, see
+/// [`user_event`]): an agent subscribes to a user's subjects ([`user_events_filter`]) only
+/// while it holds a socket of theirs, so each event reaches only the agents that need it.
 pub const USER_EVENTS_WILDCARD: &str = "dyschat.events.user.>";
+
+/// Each user's feed (`dyschat.feed.<user_id>`, [`feed`]), stored by the `DYSCHAT_FEED` stream;
+/// published by rooms.
+pub const FEED_WILDCARD: &str = "dyschat.feed.*";
+/// Where the feed stream re-publishes each stored notification: the user's event subject of
+/// kind [`UserEventKind::Notification`], with `Nats-Sequence` (the `notification_id`).
+pub const FEED_REPUBLISH_DEST: &str = "dyschat.events.user.{{wildcard(1)}}.feed";
+
+/// Which notifications a message made (`dyschat.notified.<room_id>.<seq>`, [`notified`]), kept
+/// by the `DYSCHAT_FEED` stream beside them: what erasing a deleted message's (or room's)
+/// notifications reads. Written by rooms.
+pub const NOTIFIED_WILDCARD: &str = "dyschat.notified.*.*";
+
+/// Read receipts (`dyschat.events.receipt.<room_id>`, a [`crate::wire::ReceiptEvent`]),
+/// published by ws-agents for rooms of at most 100 members.
+pub const RECEIPT_WILDCARD: &str = "dyschat.events.receipt.*";
 
 /// What changed in a room besides who is in it (`dyschat.events.room.<room_id>`, a
 /// [`crate::wire::RoomEvent`]), published by rooms: roles, standings, updates, deletion.
@@ -72,6 +88,9 @@ pub mod auth {
     /// One user by id (`{user_id, username}` or `not_found`), for the other services.
     pub const USER: &str = "user";
     pub const USER_SUBJECT: &str = "dyschat.auth.user";
+    /// Users by exact username ignoring case (`[{user_id, username}]`), for mentions.
+    pub const USERS_BY_NAME: &str = "users_by_name";
+    pub const USERS_BY_NAME_SUBJECT: &str = "dyschat.auth.users_by_name";
 }
 
 /// Request-reply endpoints of the rooms service.
@@ -100,6 +119,8 @@ pub mod rooms {
     pub const BLOCK: &str = "block";
     pub const UNBLOCK: &str = "unblock";
     pub const BLOCKS: &str = "blocks";
+    /// Which of a list of usernames are members of a room (the mentions of a send).
+    pub const MENTIONS: &str = "mentions";
 
     /// The full subject of an endpoint, e.g. `dyschat.rooms.join`.
     pub fn subject(endpoint: &str) -> String {
@@ -130,6 +151,9 @@ const MEMBERSHIP_PREFIX: &str = "dyschat.events.membership";
 const TYPING_PREFIX: &str = "dyschat.events.typing";
 const PRESENCE_PREFIX: &str = "dyschat.events.presence";
 const USER_EVENTS_PREFIX: &str = "dyschat.events.user";
+const FEED_PREFIX: &str = "dyschat.feed";
+const RECEIPT_PREFIX: &str = "dyschat.events.receipt";
+const NOTIFIED_PREFIX: &str = "dyschat.notified";
 const MEMBER_COUNT_PREFIX: &str = "dyschat.count.members";
 const OWNED_COUNT_PREFIX: &str = "dyschat.count.owned";
 const JOINED_COUNT_PREFIX: &str = "dyschat.count.joined";
@@ -183,15 +207,64 @@ pub fn presence(user_id: &str) -> String {
     with_id(PRESENCE_PREFIX, user_id)
 }
 
-/// Where an agent publishes an event for every socket of `user_id` (a read marker moved).
-pub fn user_events(user_id: &str) -> String {
-    with_id(USER_EVENTS_PREFIX, user_id)
+/// What an event for every socket of a user is about: the last token of its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEventKind {
+    /// A [`crate::wire::ReadMarkerEvent`]: the user's read marker moved (published by agents).
+    ReadMarker,
+    /// A [`crate::wire::StoredNotification`], re-published by the feed stream.
+    Notification,
 }
 
-/// The user of a subject built by [`user_events`].
-pub fn parse_user_events(subject: &str) -> Option<&str> {
-    let (prefix, id) = subject.rsplit_once('.')?;
-    (prefix == USER_EVENTS_PREFIX && is_valid_id(id)).then_some(id)
+impl UserEventKind {
+    fn token(self) -> &'static str {
+        match self {
+            UserEventKind::ReadMarker => "read",
+            UserEventKind::Notification => "feed",
+        }
+    }
+}
+
+/// Where an event of `kind` for every socket of `user_id` is published.
+pub fn user_event(user_id: &str, kind: UserEventKind) -> String {
+    format!("{}.{}", with_id(USER_EVENTS_PREFIX, user_id), kind.token())
+}
+
+/// Every event subject of `user_id`: what an agent holding a socket of theirs subscribes to.
+pub fn user_events_filter(user_id: &str) -> String {
+    format!("{}.*", with_id(USER_EVENTS_PREFIX, user_id))
+}
+
+/// The user and kind of a subject built by [`user_event`].
+pub fn parse_user_event(subject: &str) -> Option<(&str, UserEventKind)> {
+    let rest = subject
+        .strip_prefix(USER_EVENTS_PREFIX)?
+        .strip_prefix('.')?;
+    let (id, token) = rest.split_once('.')?;
+    let kind = [UserEventKind::ReadMarker, UserEventKind::Notification]
+        .into_iter()
+        .find(|k| k.token() == token)?;
+    is_valid_id(id).then_some((id, kind))
+}
+
+/// The feed subject of `user_id` in the `DYSCHAT_FEED` stream.
+pub fn feed(user_id: &str) -> String {
+    with_id(FEED_PREFIX, user_id)
+}
+
+/// The record of the notifications message `seq` of `room_id` made.
+pub fn notified(room_id: &str, seq: u64) -> String {
+    format!("{}.{seq}", with_id(NOTIFIED_PREFIX, room_id))
+}
+
+/// Every record of the notifications of `room_id`'s messages.
+pub fn notified_in(room_id: &str) -> String {
+    format!("{}.*", with_id(NOTIFIED_PREFIX, room_id))
+}
+
+/// Where agents announce a read receipt of the room.
+pub fn receipt(room_id: &str) -> String {
+    with_id(RECEIPT_PREFIX, room_id)
 }
 
 /// The counter of a room's members.
@@ -254,6 +327,7 @@ pub enum EventSubject<'a> {
     Membership { room_id: &'a str },
     Typing { room_id: &'a str },
     Presence { user_id: &'a str },
+    Receipt { room_id: &'a str },
 }
 
 impl<'a> EventSubject<'a> {
@@ -268,6 +342,7 @@ impl<'a> EventSubject<'a> {
             MEMBERSHIP_PREFIX => Some(EventSubject::Membership { room_id: id }),
             TYPING_PREFIX => Some(EventSubject::Typing { room_id: id }),
             PRESENCE_PREFIX => Some(EventSubject::Presence { user_id: id }),
+            RECEIPT_PREFIX => Some(EventSubject::Receipt { room_id: id }),
             _ => None,
         }
     }
@@ -286,76 +361,5 @@ pub fn parse_room_messages(subject: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_room_subjects_round_trip() {
-        assert_eq!(room_messages("r1"), "dyschat.msg.room.r1");
-        assert_eq!(live("r1"), "dyschat.live.room.r1");
-        assert_eq!(last_token(&live("r1")), Some("r1"));
-        assert_eq!(parse_live(&live("r1")), Some("r1"));
-        assert_eq!(parse_live(&room_messages("r1")), None);
-        assert_eq!(parse_room_messages(&room_messages("r1")), Some("r1"));
-        assert_eq!(member_count("r1"), "dyschat.count.members.r1");
-        assert_eq!(parse_member_count(&member_count("r1")), Some("r1"));
-        assert_eq!(parse_member_count(&live("r1")), None);
-        assert!(member_count("r1").starts_with(COUNTERS_WILDCARD.trim_end_matches('>')));
-        assert_eq!(
-            EventSubject::parse(&membership("r1")),
-            Some(EventSubject::Membership { room_id: "r1" })
-        );
-        assert_eq!(
-            EventSubject::parse(&typing("r1")),
-            Some(EventSubject::Typing { room_id: "r1" })
-        );
-        assert_eq!(
-            EventSubject::parse(&presence("u1")),
-            Some(EventSubject::Presence { user_id: "u1" })
-        );
-        assert_eq!(EventSubject::parse("dyschat.events.other.x"), None);
-        assert_eq!(EventSubject::parse("dyschat.events.typing.a*"), None);
-        assert_eq!(rooms::subject(rooms::JOIN), "dyschat.rooms.join");
-        assert_eq!(owned_count("u1"), "dyschat.count.owned.u1");
-        assert_eq!(joined_count("u1"), "dyschat.count.joined.u1");
-        assert_eq!(parse_member_count(&owned_count("u1")), None);
-        assert_eq!(room_events("r1"), "dyschat.events.room.r1");
-        assert_eq!(parse_room_events(&room_events("r1")), Some("r1"));
-        assert_eq!(EventSubject::parse(&room_events("r1")), None);
-        assert_eq!(eviction("r1"), "dyschat.evict.r1");
-        assert_eq!(parse_eviction(&eviction("r1")), Some("r1"));
-        assert_eq!(parse_eviction(&room_events("r1")), None);
-        assert!(eviction("r1").starts_with(EVICTION_WILDCARD.trim_end_matches('*')));
-        assert_eq!(
-            room_stream_filters("r1"),
-            ["dyschat.msg.room.r1", "dyschat.msg.room.r1.chg.*"]
-        );
-        assert_eq!(room_change("r1", 7), "dyschat.msg.room.r1.chg.7");
-        assert_eq!(parse_change(&room_change("r1", 7)), Some(("r1", 7)));
-        assert_eq!(parse_change("dyschat.live.room.r1.chg.7"), Some(("r1", 7)));
-        assert_eq!(parse_change(&room_messages("r1")), None);
-        assert_eq!(parse_change("dyschat.msg.room.r*.chg.7"), None);
-        assert_eq!(parse_live(&live_changes("r1")), None);
-        assert_eq!(user_events("u1"), "dyschat.events.user.u1");
-        assert_eq!(parse_user_events(&user_events("u1")), Some("u1"));
-        assert_eq!(parse_user_events(&presence("u1")), None);
-        assert_eq!(EventSubject::parse(&user_events("u1")), None);
-        assert!(user_events("u1").starts_with(USER_EVENTS_WILDCARD.trim_end_matches('>')));
-        assert_eq!(
-            format!("{}.{}", auth::GROUP, auth::SEARCH),
-            auth::SEARCH_SUBJECT
-        );
-        assert_eq!(
-            format!("{}.{}", auth::GROUP, auth::USER),
-            auth::USER_SUBJECT
-        );
-        assert_eq!(
-            format!("{}.{}", auth::GROUP, auth::LOGIN),
-            auth::LOGIN_SUBJECT
-        );
-        assert_eq!(
-            format!("{}.{}", auth::GROUP, auth::LOGOUT),
-            auth::LOGOUT_SUBJECT
-        );
-    }
-}
+#[path = "subjects_tests.rs"]
+mod tests;

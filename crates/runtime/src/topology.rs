@@ -21,7 +21,9 @@ use dyschat_protocol::subjects;
 use crate::config::TopologySettings;
 
 mod buckets;
+mod feed;
 pub use buckets::*;
+pub use feed::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -145,7 +147,7 @@ pub fn writer_consumer_config() -> pull::Config {
 pub const ENSURE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `attempt` until it succeeds, fails with a conflict, or [`ENSURE_TIMEOUT`] passes.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, TopologyError>
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, TopologyError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, TopologyError>>,
@@ -168,7 +170,7 @@ where
 
 /// A JetStream API error: a conflicting configuration is reported as such, anything else as a
 /// failure worth retrying.
-fn classify(
+pub(crate) fn classify(
     kind: &'static str,
     name: &str,
     err: &(dyn std::error::Error + 'static),

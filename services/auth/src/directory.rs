@@ -82,6 +82,44 @@ impl Directory {
         }
     }
 
+    /// The users named exactly `names` ignoring case (each at most once, in the order of
+    /// `names`; names nobody has are left out): one batched read of their index keys.
+    pub async fn by_names(&self, names: &[String]) -> Result<Vec<UserView>, StoreError> {
+        let keys: Vec<String> = names
+            .iter()
+            .filter_map(|n| layout::username_index_key(n))
+            .collect();
+        let subjects: Vec<String> = keys
+            .iter()
+            .map(|k| kv_subject(USERNAMES_BUCKET, k))
+            .collect();
+        let batch = self
+            .direct
+            .multi_last(
+                &kv_stream(USERNAMES_BUCKET),
+                &subjects,
+                subjects.len().max(1),
+                None,
+            )
+            .await?;
+        let mut found = std::collections::HashMap::with_capacity(batch.messages.len());
+        for message in batch.messages {
+            if message.operation != Operation::Put {
+                continue;
+            }
+            if let Some(key) = kv_key(USERNAMES_BUCKET, &message.subject) {
+                found.insert(key.to_string(), decode(key, &message.payload)?);
+            }
+        }
+        let mut users: Vec<UserView> = Vec::with_capacity(found.len());
+        for key in keys {
+            if let Some(user) = found.remove(&key) {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
     /// Up to `limit` users whose username starts with `prefix` ignoring case: the exact name
     /// first, then the others by name. A prefix no username can start with finds nobody.
     pub async fn search(&self, prefix: &str, limit: usize) -> Result<Vec<UserView>, StoreError> {

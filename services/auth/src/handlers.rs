@@ -2,9 +2,9 @@
 //! typed result, and [`crate::service`] wires them to NATS.
 
 use dyschat_protocol::wire::{
-    Credentials, LoginReply, UserList, UserRequest, UserSearchRequest, UserView,
+    Credentials, LoginReply, UserList, UserRequest, UserSearchRequest, UserView, UsersByNameRequest,
 };
-use dyschat_protocol::{ids, time, ApiError};
+use dyschat_protocol::{ids, mentions, time, ApiError};
 use dyschat_runtime::token;
 
 use crate::directory::Directory;
@@ -75,6 +75,22 @@ pub async fn search(directory: &Directory, req: UserSearchRequest) -> Result<Use
         _ => return Err(ApiError::bad_request("limit must be 1 to 50").into()),
     };
     let users = directory.search(&req.q, limit).await?;
+    Ok(UserList {
+        users,
+        next_cursor: None,
+    })
+}
+
+/// The users with exactly these usernames ignoring case, in the order asked, at most
+/// [`mentions::MAX_CANDIDATES`] names (more is 400).
+pub async fn users_by_name(
+    directory: &Directory,
+    req: UsersByNameRequest,
+) -> Result<UserList, AuthError> {
+    if req.names.len() > mentions::MAX_CANDIDATES {
+        return Err(ApiError::bad_request("at most 100 names").into());
+    }
+    let users = directory.by_names(&req.names).await?;
     Ok(UserList {
         users,
         next_cursor: None,

@@ -1,5 +1,5 @@
 //! NATS wiring: connect, ensure the users, revoked and public directory buckets, expose
-//! `register`, `login`, `logout`, `search` and `user` as endpoints of the `dyschat-auth` micro
+//! `register`, `login`, `logout`, `search`, `user` and `users_by_name` as endpoints of the `dyschat-auth` micro
 //! service (discoverable through `$SRV`), backfill the directory in the background, and drain
 //! on shutdown.
 
@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
-use dyschat_protocol::wire::{Credentials, LogoutRequest, UserRequest, UserSearchRequest};
+use dyschat_protocol::wire::{
+    Credentials, LogoutRequest, UserRequest, UserSearchRequest, UsersByNameRequest,
+};
 use dyschat_protocol::{subjects::auth, ApiError};
 use dyschat_runtime::config::TopologySettings;
 use dyschat_runtime::service::{self, Endpoints};
@@ -94,6 +96,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             }
         }
     };
+    let users_by_name = {
+        let directory = directory.clone();
+        move |req: UsersByNameRequest| {
+            let directory = directory.clone();
+            async move {
+                handlers::users_by_name(&directory, req)
+                    .await
+                    .map_err(ApiError::from)
+            }
+        }
+    };
     let throttle = Arc::new(LoginThrottle::new(config.auth.login_attempts_per_min));
     let login = move |creds: Credentials| {
         let users = users.clone();
@@ -128,7 +141,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         .route(auth::LOGIN, login)
         .route(auth::LOGOUT, logout)
         .route(auth::SEARCH, search)
-        .route(auth::USER, user);
+        .route(auth::USER, user)
+        .route(auth::USERS_BY_NAME, users_by_name);
     let tracker = TaskTracker::new();
     tracker.spawn(backfill(directory, client.clone(), shutdown.clone()));
     let identity = service::Identity {

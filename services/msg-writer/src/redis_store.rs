@@ -116,9 +116,7 @@ pub(crate) async fn write_rooms<C: redis::aio::ConnectionLike>(
     }
     let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
     history::queue_high_water(&mut pipe, high);
-    let started = Instant::now();
     let replies = apply::query(redis, &pipe).await.map_err(|e| refusal(&e))?;
-    prometheus::redis_timing("store", started);
     // The high water must cover every acked entry, so a room counts as stored only if the high
     // water was raised in the same pipeline.
     let reply = |i: usize| {
@@ -144,10 +142,13 @@ impl HistoryStore for RedisHistory {
         rooms: &[RoomWrite<'_>],
     ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
         let deleted = self.deleted.clone();
-        write_rooms(&mut self.redis, rooms, self.keep_secs, |room| {
+        let started = Instant::now();
+        let answers = write_rooms(&mut self.redis, rooms, self.keep_secs, |room| {
             deleted.contains(room)
         })
-        .await
+        .await;
+        prometheus::redis_timing("store", started);
+        answers
     }
 
     async fn erase(&mut self, room_id: &str, seqs: &[u64]) -> Result<(), Refusal> {

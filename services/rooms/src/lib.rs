@@ -12,11 +12,13 @@
 //!
 //! `records` holds what is stored, `rules` the rules that are not authorization and `paging`
 //! the cursor and page logic (pure, unit-tested), `store` the buckets and streams, `users` the
-//! auth service's user lookups, `endpoints` the operations and `service` the NATS wiring.
+//! auth service's user lookups, `endpoints` the operations, `feed` each user's notifications
+//! and `service` the NATS wiring.
 
 mod config;
 mod endpoints;
 mod error;
+mod feed;
 mod paging;
 mod records;
 mod rules;

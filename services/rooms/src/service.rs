@@ -28,7 +28,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let (keep_client, keep_topology) = (client.clone(), config.topology.clone());
     topology::keep(reconnects, shutdown.clone(), move || {
         let (client, topology) = (keep_client.clone(), keep_topology.clone());
-        async move { Store::open(&client, &topology).await.map(drop) }
+        async move {
+            Store::open(&client, &topology).await?;
+            crate::feed::ensure(&client, &topology).await.map(drop)
+        }
     });
     let limits = Limits {
         max_owned: config.rooms.max_rooms_per_user,
@@ -39,6 +42,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     // Requests and the clean-ups of deleted rooms share one tracker, drained at shutdown.
     let tracker = TaskTracker::new();
     let rooms = Rooms::new(store, client.clone(), limits, tracker.clone());
+    tracker.spawn(rooms.feed().run(config.topology.clone(), shutdown.clone()));
 
     let identity = service::Identity {
         name: api::SERVICE,
@@ -84,6 +88,7 @@ fn endpoints(rooms: &Rooms) -> Endpoints {
         .route(api::BLOCK, with(rooms, Rooms::block))
         .route(api::UNBLOCK, with(rooms, Rooms::unblock))
         .route(api::BLOCKS, with(rooms, Rooms::blocks))
+        .route(api::MENTIONS, with(rooms, Rooms::mentions))
 }
 
 /// An operation as a handler: each request gets its own handle on the service state.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dyschat_protocol::subjects::auth;
-use dyschat_protocol::wire::{UserRequest, UserView};
+use dyschat_protocol::wire::{UserList, UserRequest, UserView, UsersByNameRequest};
 use dyschat_protocol::{ApiError, ErrorCode};
 use dyschat_runtime::rpc;
 
@@ -42,5 +42,20 @@ impl Users {
             Err(e) if e.code == ErrorCode::NotFound => Err(RoomsError::UserNotFound),
             Err(e) => Err(RoomsError::Users(e)),
         }
+    }
+
+    /// The users with exactly these (lower-cased) usernames, in the order of `names`.
+    pub async fn by_names(&self, names: &[String]) -> Result<Vec<UserView>, RoomsError> {
+        let request = UsersByNameRequest {
+            names: names.to_vec(),
+        };
+        let answer: Result<UserList, ApiError> = rpc::request(
+            &self.client,
+            auth::USERS_BY_NAME_SUBJECT.to_string(),
+            &request,
+            LOOKUP_TIMEOUT,
+        )
+        .await;
+        answer.map(|list| list.users).map_err(RoomsError::Users)
     }
 }

@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::adapters::{
     changes::JetStreamChanges,
+    feed::JetStreamFeed,
     jetstream::JetStreamMessages,
     nats::NatsBus,
     presence::KvPresence,
@@ -115,6 +116,9 @@ pub async fn serve(
         topology::ensure_bucket(&js, topology::revoked_bucket(&config.topology)).await?,
     ));
     let read_kv = topology::ensure_bucket(&js, topology::read_bucket(&config.topology)).await?;
+    let feed_read_kv =
+        topology::ensure_bucket(&js, topology::feed_read_bucket(&config.topology)).await?;
+    topology::ensure_feed_stream(&js, &config.topology).await?;
     // The revoked tokens' watch starts over after every reconnection (see adapters/revoked.rs).
     let revoked_reconnects = reconnects.clone();
     // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
@@ -129,6 +133,8 @@ pub async fn serve(
                 topology::ensure_bucket(&js, topology::agents_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::revoked_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::read_bucket(&topology)).await?;
+                topology::ensure_bucket(&js, topology::feed_read_bucket(&topology)).await?;
+                topology::ensure_feed_stream(&js, &topology).await?;
                 Ok(())
             }
         })
@@ -154,6 +160,7 @@ pub async fn serve(
         revoked: revoked.clone(),
         read_markers: Arc::new(KvReadMarkers::new(read_kv, nats.clone())),
         user_events: Arc::new(NatsUserEvents::new(nats.clone())),
+        feed: Arc::new(JetStreamFeed::new(nats.clone(), feed_read_kv)),
     };
     let core = Core::new(
         &config.agent,
@@ -178,7 +185,11 @@ pub async fn serve(
             subjects::MEMBERSHIP_WILDCARD,
             subjects::ROOM_EVENTS_WILDCARD,
         ][..],
-        &[subjects::TYPING_WILDCARD, subjects::PRESENCE_WILDCARD][..],
+        &[
+            subjects::TYPING_WILDCARD,
+            subjects::PRESENCE_WILDCARD,
+            subjects::RECEIPT_WILDCARD,
+        ][..],
     ] {
         let stream = bus
             .events(wildcards)

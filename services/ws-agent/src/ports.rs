@@ -16,8 +16,8 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, StoredChange,
-    StoredMessage, TypingEvent,
+    MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, ReceiptEvent,
+    StoredChange, StoredMessage, StoredNotification, TypingEvent,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::{PageQuery, StoreState};
@@ -224,6 +224,16 @@ pub(crate) trait RoomsService: Send + Sync {
     fn members(&self, req: MembersRequest) -> BoxFuture<'_, Result<MemberList, ApiError>>;
     /// One page of the rooms the user is a member of.
     fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>>;
+    /// The user ids of those of `names` (lower-cased usernames, at most
+    /// [`dyschat_protocol::mentions::MAX_CANDIDATES`]) who are members of the room, in the
+    /// order of `names`: the mentions of a send.
+    // Called by the send path once it fills `mentions` (core/send.rs, on main).
+    #[allow(dead_code)]
+    fn mentions(
+        &self,
+        room_id: &str,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, ApiError>>;
 }
 
 /// What a live entry is.
@@ -266,6 +276,7 @@ pub(crate) trait Bus: Send + Sync {
     /// with the server the agent is connected to.
     fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>>;
     fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>>;
+    fn publish_receipt<'a>(&'a self, event: &'a ReceiptEvent) -> BoxFuture<'a, PortResult<()>>;
 }
 
 /// This agent's presence entries and announcements.
@@ -318,18 +329,66 @@ pub(crate) trait ReadMarkerStore: Send + Sync {
         user_id: &'a str,
         room_ids: &'a [String],
     ) -> BoxFuture<'a, PortResult<Vec<(String, u64)>>>;
+    /// The markers of `user_ids` in the room, `(user_id, seq)`, users who never read it left
+    /// out: one batched read per 1,024 users.
+    fn room_markers<'a>(
+        &'a self,
+        room_id: &'a str,
+        user_ids: &'a [String],
+    ) -> BoxFuture<'a, PortResult<Vec<(String, u64)>>>;
 }
 
-/// The per-user event subjects (`dyschat.events.user.<user_id>`): an agent subscribes to a
-/// user's only while it holds a socket of theirs ([`crate::core::UserSockets`]).
+/// One event of a user's subjects as it arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct UserEventMessage {
+    pub subject: String,
+    pub payload: Bytes,
+    /// `Nats-Sequence` of a message the feed stream re-published (its `notification_id`).
+    pub sequence: Option<u64>,
+}
+
+/// The per-user event subjects (`dyschat.events.user.<user_id>.<kind>`): an agent subscribes
+/// to a user's only while it holds a socket of theirs ([`crate::core::UserSockets`]).
 pub(crate) trait UserEvents: Send + Sync {
-    /// Subscribes to the user's events (payloads as they arrive); dropping it unsubscribes.
-    /// Once this returns, the subscription is registered with the server.
+    /// Subscribes to the user's events (as they arrive, with their subject and headers);
+    /// dropping it unsubscribes. Once this returns, the subscription is registered with the
+    /// server.
     fn subscribe<'a>(
         &'a self,
         user_id: &'a str,
-    ) -> BoxFuture<'a, PortResult<BoxStream<'static, Bytes>>>;
+    ) -> BoxFuture<'a, PortResult<BoxStream<'static, UserEventMessage>>>;
     fn publish_read<'a>(&'a self, event: &'a ReadMarkerEvent) -> BoxFuture<'a, PortResult<()>>;
+}
+
+/// A page of a user's feed, newest first, `(notification_id, notification)`, and whether older
+/// ones exist.
+pub(crate) type FeedPage = (Vec<(u64, StoredNotification)>, bool);
+
+/// Each user's feed (the `DYSCHAT_FEED` stream, one subject per user; ids are its sequences)
+/// and feed marker (`dyschat_feed_read`). The rules are the core's ([`crate::core::feed`]).
+pub(crate) trait FeedStore: Send + Sync {
+    /// The user's notifications with an id below `before` (all when `None`), newest first, at
+    /// most `limit`, and whether older ones exist.
+    fn page<'a>(
+        &'a self,
+        user_id: &'a str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'a, PortResult<FeedPage>>;
+    /// How many of the user's notifications have an id above `after`.
+    fn count_after<'a>(&'a self, user_id: &'a str, after: u64) -> BoxFuture<'a, PortResult<u64>>;
+    /// The id of the user's newest notification, 0 when they have none.
+    fn newest<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, PortResult<u64>>;
+    /// The user's feed marker (the id read up to), `None` when never set.
+    fn marker<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, PortResult<Option<StoredMarker>>>;
+    /// Writes the marker if the entry is still at `expected` (`None`: the key must be new);
+    /// `false` when another write came first.
+    fn put_marker_if<'a>(
+        &'a self,
+        user_id: &'a str,
+        up_to: u64,
+        expected: Option<u64>,
+    ) -> BoxFuture<'a, PortResult<bool>>;
 }
 
 /// What a shared token bucket granted.
@@ -366,4 +425,5 @@ pub(crate) struct Ports {
     pub revoked: Arc<dyn RevocationStore>,
     pub read_markers: Arc<dyn ReadMarkerStore>,
     pub user_events: Arc<dyn UserEvents>,
+    pub feed: Arc<dyn FeedStore>,
 }

@@ -7,8 +7,10 @@
 mod changes;
 mod deletion;
 mod eviction;
+mod feed;
 mod matrix;
 mod read;
+mod receipts;
 mod summaries;
 
 use anyhow::{ensure, Context};

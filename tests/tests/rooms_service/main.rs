@@ -11,6 +11,7 @@ mod lifecycle;
 mod listing;
 mod matrix;
 mod membership;
+mod mentions;
 mod moderation;
 mod ops;
 mod pages;

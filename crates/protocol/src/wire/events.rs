@@ -23,14 +23,18 @@ pub struct MembershipEvent {
     pub standing: Option<Standing>,
 }
 
-/// Published by an agent on `dyschat.events.user.<user_id>` ([`crate::subjects::user_events`])
-/// after it moved the user's read marker in a room: every agent holding a socket of the user
-/// sends those sockets `read_marker {room_id, seq}`.
+/// Published by an agent on `dyschat.events.user.<user_id>.read`
+/// ([`crate::subjects::user_event`]) after it moved the user's read marker in a room: every
+/// agent holding a socket of the user sends those sockets `read_marker {room_id, seq}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadMarkerEvent {
     pub user_id: String,
     pub room_id: String,
     pub seq: u64,
+    /// The socket whose `read` moved the marker (`<agent_id>/<socket id>`): it has its answer
+    /// already and gets no second `read_marker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// What changed in a room besides joins and leaves, published by rooms on

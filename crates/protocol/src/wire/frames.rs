@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::wire::{ChangeKind, Message, Role, Room};
+use crate::wire::{ChangeKind, Message, Notification, Role, Room};
 
 /// The largest text frame accepted; bigger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -273,6 +273,16 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// Another member of a room of at most 100 members read up to `seq`.
+    Receipt {
+        room_id: String,
+        user_id: String,
+        seq: u64,
+    },
+    /// A new entry of the user's feed, on every socket of the user.
+    Notification {
+        notification: Notification,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -308,6 +318,8 @@ impl ServerFrame {
             ServerFrame::RoomUpdated { .. } => "room_updated",
             ServerFrame::MemberRole { .. } => "member_role",
             ServerFrame::ReadMarker { .. } => "read_marker",
+            ServerFrame::Receipt { .. } => "receipt",
+            ServerFrame::Notification { .. } => "notification",
             ServerFrame::Error { .. } => "error",
         }
     }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod change;
 pub mod events;
+pub mod feed;
 pub mod frames;
 pub mod manage;
 pub mod message;
@@ -12,6 +13,7 @@ pub mod message;
 pub use api::*;
 pub use change::*;
 pub use events::*;
+pub use feed::*;
 pub use frames::*;
 pub use manage::*;
 pub use message::*;

@@ -84,6 +84,14 @@ pub fn read_bucket(config: &TopologySettings) -> kv::Config {
     )
 }
 
+pub fn feed_read_bucket(config: &TopologySettings) -> kv::Config {
+    bucket(
+        config,
+        FEED_READ_BUCKET,
+        "DYSCHAT feed markers: <user_id> -> notification_id",
+    )
+}
+
 pub fn bans_bucket(config: &TopologySettings) -> kv::Config {
     bucket(config, BANS_BUCKET, "DYSCHAT bans: <room_id>.<user_id>")
 }

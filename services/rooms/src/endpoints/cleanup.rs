@@ -1,7 +1,7 @@
 //! What is left of a deleted room after the delete was answered: each member's index entry and
 //! count of rooms joined (a page of members at a time, a bounded number of writes in flight),
-//! then every member record, invitation and ban of the room at once, its member count, and last
-//! the room record itself.
+//! then its notifications, every member record, invitation and ban of the room at once, its
+//! member count, and last the room record itself.
 //!
 //! It runs on the service's task tracker, so a shutdown waits for it (up to the drain timeout).
 //! Until it is done, the record stays as a tombstone (`deleted`), so the room answers
@@ -72,6 +72,10 @@ impl Rooms {
                 Some(next) => cursor = next,
                 None => break,
             }
+        }
+        // Its notifications say what its messages said.
+        if let Err(e) = self.feed.erase_room(room_id).await {
+            tracing::warn!(%room_id, error = %e, "erasing a deleted room's notifications failed");
         }
         self.store.purge_room_keys(room_id).await?;
         self.store

@@ -12,6 +12,7 @@
 //! * [`membership`]: join, leave, members, access, and the quota of rooms joined.
 //! * [`moderation`]: invitations, roles, ownership, kicks, bans.
 //! * [`direct`]: direct rooms, blocks, and each user's own rooms.
+//! * [`mentions`]: which of a body's `@names` are members of the room.
 //! * [`events`] publishes what changed; [`evict`] has every live agent confirm an eviction.
 
 mod cleanup;
@@ -19,6 +20,7 @@ mod direct;
 mod events;
 mod evict;
 mod membership;
+mod mentions;
 mod moderation;
 mod rooms;
 
@@ -30,6 +32,7 @@ use dyschat_protocol::policy::{RoomKind, Standing};
 use tokio_util::task::TaskTracker;
 
 use crate::error::RoomsError;
+use crate::feed::Feed;
 use crate::records::RoomRecord;
 use crate::rules;
 use crate::store::{MemberState, Store};
@@ -58,6 +61,7 @@ pub(crate) struct Rooms {
     users: Users,
     limits: Limits,
     background: TaskTracker,
+    feed: Feed,
 }
 
 /// A user's standing in a room, and the revision of the (room, user) key it was read at.
@@ -75,13 +79,20 @@ impl Rooms {
         limits: Limits,
         background: TaskTracker,
     ) -> Self {
+        let store = Arc::new(store);
         Rooms {
-            store: Arc::new(store),
+            feed: Feed::new(store.clone(), client.clone()),
+            store,
             users: Users::new(client.clone()),
             events: client,
             limits,
             background,
         }
+    }
+
+    /// The feed, whose consumer the service runs beside its endpoints.
+    pub(crate) fn feed(&self) -> Feed {
+        self.feed.clone()
     }
 
     /// The room's record and revision; `not_found` for a room that does not exist or is being

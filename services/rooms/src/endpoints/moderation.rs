@@ -10,6 +10,7 @@ use dyschat_protocol::subjects;
 use dyschat_protocol::wire::{
     BanList, BanState, Eviction, EvictionCause, InviteState, MemberState as Kicked,
     ModerateRequest, PageRequest, Role, RoleState, Room, RoomEvent, SetRoleRequest, TargetRequest,
+    UserView,
 };
 use dyschat_protocol::{ids, time};
 
@@ -51,6 +52,20 @@ impl Rooms {
                 .await?;
             let standing = rules::standing(&room, None, true, target.standing.banned, false);
             self.restand(&room.room_id, &req.user_id, standing).await?;
+            if let MemberState::Member { record, .. } = &actor.member {
+                let by = UserView {
+                    user_id: record.user_id.clone(),
+                    username: record.username.clone(),
+                };
+                // The invitation stands; a lost notification does not undo it.
+                if let Err(e) = self
+                    .feed
+                    .invite(&room.room_id, &room.name, by, &req.user_id, &invite.at)
+                    .await
+                {
+                    tracing::warn!(error = %e, "invite notification failed");
+                }
+            }
         }
         Ok(InviteState {
             room_id: req.room_id,

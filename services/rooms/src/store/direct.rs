@@ -58,6 +58,29 @@ impl Store {
             .is_some())
     }
 
+    /// Which of `users` (at most [`dyschat_runtime::direct::MAX_RESULTS`]) block `blocked`:
+    /// one batch (the feed tells nobody about a user they block).
+    pub async fn blockers_among(
+        &self,
+        users: &[String],
+        blocked: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let keys: Vec<String> = users.iter().map(|u| block_key(u, blocked)).collect();
+        let mut found = std::collections::HashSet::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        for (key, message) in self.last_of(BLOCKS_BUCKET, &keys).await? {
+            if message.operation != Operation::Put {
+                continue;
+            }
+            if let Some((blocker, _)) = parse_block_key(&key) {
+                found.insert(blocker.to_string());
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn put_block(
         &self,
         blocker: &str,

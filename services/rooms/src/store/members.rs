@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
 use dyschat_protocol::layout::{kv_stream, kv_subject, member_key, members_filter, MEMBERS_BUCKET};
@@ -271,6 +271,30 @@ impl Store {
             }
             if let Some((room_id, _)) = dyschat_protocol::layout::parse_member_key(&key) {
                 found.insert(room_id.to_string(), decode(&key, &message.payload)?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Store {
+    /// Which of `user_ids` (at most [`MAX_RESULTS`]) are members of `room_id`: one batch.
+    pub async fn members_among(
+        &self,
+        room_id: &str,
+        user_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let keys: Vec<String> = user_ids.iter().map(|u| member_key(room_id, u)).collect();
+        let mut found = HashSet::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        for (key, message) in self.last_of(MEMBERS_BUCKET, &keys).await? {
+            if message.operation != Operation::Put {
+                continue;
+            }
+            if let Some((_, user_id)) = dyschat_protocol::layout::parse_member_key(&key) {
+                found.insert(user_id.to_string());
             }
         }
         Ok(found)

@@ -1,10 +1,11 @@
 //! The real implementations of the [ports](crate::ports): JetStream, Redis, the auth and rooms
-//! services, core NATS, the presence, revoked and read-marker buckets. Outside this module only the wiring in `lib.rs`
+//! services, core NATS, the presence, revoked and read-marker buckets, the feed. Outside this module only the wiring in `lib.rs`
 //! and the readiness probe (`state.rs`) hold a client; the core and the hub see ports.
 
 pub(crate) mod agents;
 pub(crate) mod changes;
 pub(crate) mod evictions;
+pub(crate) mod feed;
 pub(crate) mod jetstream;
 pub(crate) mod live;
 pub(crate) mod nats;

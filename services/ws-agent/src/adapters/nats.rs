@@ -4,7 +4,10 @@
 //! mesh events are three wildcard subscriptions merged into one stream.
 
 use async_nats::{header, HeaderMap};
-use dyschat_protocol::{subjects, wire::TypingEvent};
+use dyschat_protocol::{
+    subjects,
+    wire::{ReceiptEvent, TypingEvent},
+};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -85,5 +88,9 @@ impl Bus for NatsBus {
 
     fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
         publish_json(&self.client, subjects::typing(&event.room_id), event).boxed()
+    }
+
+    fn publish_receipt<'a>(&'a self, event: &'a ReceiptEvent) -> BoxFuture<'a, PortResult<()>> {
+        publish_json(&self.client, subjects::receipt(&event.room_id), event).boxed()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MyRoomList, PageRequest,
+    MentionsReply, MentionsRequest, MyRoomList, PageRequest,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::{metric, rpc};
@@ -91,6 +91,22 @@ impl RoomsService for Services {
 
     fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>> {
         async move { self.rooms(subjects::rooms::MY_ROOMS, &req).await }.boxed()
+    }
+
+    fn mentions(
+        &self,
+        room_id: &str,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, ApiError>> {
+        let req = MentionsRequest {
+            room_id: room_id.to_string(),
+            names,
+        };
+        async move {
+            let reply: MentionsReply = self.rooms(subjects::rooms::MENTIONS, &req).await?;
+            Ok(reply.user_ids)
+        }
+        .boxed()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Mesh events an agent reacts to: membership changes and room events (roles, standings, room
-//! updates, deletions, from rooms), typing and presence (from agents). Each is routed by its
+//! updates, deletions, from rooms), typing, presence and read receipts (from agents). Each is routed by its
 //! parsed subject ([`EventSubject`], [`subjects::parse_room_events`]), applied to the standing
 //! cache and turned into frames for the local sockets joined to the room concerned.
 //!
@@ -11,7 +11,7 @@
 use dyschat_protocol::{
     policy::Action,
     subjects::{self, EventSubject},
-    wire::{MembershipEvent, PresenceEvent, RoomEvent, ServerFrame, TypingEvent},
+    wire::{MembershipEvent, PresenceEvent, ReceiptEvent, RoomEvent, ServerFrame, TypingEvent},
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -66,6 +66,11 @@ pub(crate) async fn handle(core: &Core, message: &EventMessage) {
         Some(EventSubject::Typing { room_id }) => {
             if let Some(event) = decode::<TypingEvent>(message).filter(|e| e.room_id == room_id) {
                 on_typing(core, event);
+            }
+        }
+        Some(EventSubject::Receipt { room_id }) => {
+            if let Some(event) = decode::<ReceiptEvent>(message).filter(|e| e.room_id == room_id) {
+                on_receipt(core, event);
             }
         }
         Some(EventSubject::Presence { user_id }) => {
@@ -193,6 +198,18 @@ fn on_typing(core: &Core, event: TypingEvent) {
         room_id: event.room_id.clone(),
         user_id: event.user_id.clone(),
         username: event.username,
+    };
+    core.hub
+        .broadcast_except(&event.room_id, &event.user_id, &frame);
+}
+
+/// A member read the room: its other members' sockets joined here are told (the agent that
+/// moved the marker sent it only for a room of at most 100 members).
+fn on_receipt(core: &Core, event: ReceiptEvent) {
+    let frame = ServerFrame::Receipt {
+        room_id: event.room_id.clone(),
+        user_id: event.user_id.clone(),
+        seq: event.seq,
     };
     core.hub
         .broadcast_except(&event.room_id, &event.user_id, &frame);

@@ -4,7 +4,8 @@
 //! requests and frames into calls here and results into responses and frames. Everything with a
 //! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
 //! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
-//! presence ([`presence`]), read markers ([`read`], [`user_sockets`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
+//! presence ([`presence`]), read markers ([`read`], [`user_sockets`]), read receipts
+//! ([`receipts`]), each user's feed ([`feed`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
 //! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
 
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
-    Bus, ChangeLog, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService, UserEvents,
+    Bus, ChangeLog, FeedStore, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService,
+    UserEvents,
 };
 
 mod change;
@@ -33,12 +35,14 @@ mod error;
 pub(crate) mod events;
 mod evict;
 pub(crate) mod fold;
+pub(crate) mod feed;
 pub(crate) mod join;
 mod membership;
 mod my_rooms;
 mod pages;
 mod presence;
 mod read;
+mod receipts;
 pub(crate) mod revocation;
 mod send;
 pub(crate) mod standing;
@@ -106,6 +110,9 @@ pub(crate) struct Core {
     bus: Arc<dyn Bus>,
     read_markers: Arc<dyn ReadMarkerStore>,
     user_events: Arc<dyn UserEvents>,
+    feed: Arc<dyn FeedStore>,
+    /// Which rooms are small enough for read receipts, as last seen.
+    room_sizes: receipts::RoomSizes,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }
@@ -144,6 +151,7 @@ impl Core {
             revocations: Revocations::new(ports.revoked, revocation::MAX_HELD),
             user_sockets: UserSockets::new(
                 ports.user_events.clone(),
+                ids::new_id(),
                 tracker.clone(),
                 shutdown.clone(),
             ),
@@ -155,6 +163,8 @@ impl Core {
             bus: ports.bus,
             read_markers: ports.read_markers,
             user_events: ports.user_events,
+            feed: ports.feed,
+            room_sizes: receipts::RoomSizes::default(),
             shutdown,
             tracker,
         })

@@ -8,7 +8,9 @@
 //! room is authorized like its history (members only; a private room is `not_found` to
 //! outsiders), and a `seq` above the room's newest message is refused. A marker that moved is
 //! announced on the user's event subject, so every socket of theirs, on every agent, gets
-//! `read_marker` ([`super::user_sockets`]).
+//! `read_marker` ([`super::user_sockets`]) — but the socket that sent `read`, which has its
+//! answer — and, in a room of at most 100 members, as a receipt to the room's other members
+//! ([`super::receipts`]).
 
 use dyschat_protocol::{policy::Action, wire::ReadMarkerEvent};
 
@@ -19,11 +21,13 @@ const MAX_ATTEMPTS: usize = 8;
 
 impl Core {
     /// Moves the user's marker in the room to `seq` if that is forward; returns the marker.
+    /// `socket` is the socket whose `read` it is (it gets the answer, not the announcement).
     pub(crate) async fn read(
         &self,
         user: &User,
         room_id: &str,
         seq: u64,
+        socket: Option<u64>,
     ) -> Result<u64, CoreError> {
         self.membership
             .decide(room_id, &user.user_id, Action::Read)
@@ -56,7 +60,11 @@ impl Core {
                 .await
                 .map_err(CoreError::unavailable("read marker"))?
             {
-                self.announce_read(user, room_id, seq).await;
+                let origin = socket.map(|id| self.user_sockets.origin(id));
+                tokio::join!(
+                    self.announce_read(user, room_id, seq, origin),
+                    self.announce_receipt(user, room_id, seq),
+                );
                 return Ok(seq);
             }
         }
@@ -64,11 +72,12 @@ impl Core {
     }
 
     /// Tells every socket of the user (on every agent, this one included) where the marker is.
-    async fn announce_read(&self, user: &User, room_id: &str, seq: u64) {
+    async fn announce_read(&self, user: &User, room_id: &str, seq: u64, origin: Option<String>) {
         let event = ReadMarkerEvent {
             user_id: user.user_id.clone(),
             room_id: room_id.to_string(),
             seq,
+            origin,
         };
         // The marker is stored: a lost announcement leaves the other devices one step behind
         // until their next me/rooms, it does not fail the read.

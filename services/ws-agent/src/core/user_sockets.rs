@@ -1,6 +1,9 @@
-//! Per-user interest: the agent listens to a user's event subject
-//! (`dyschat.events.user.<user_id>`) only while it holds a socket of that user, and forwards what
-//! arrives (read markers today) to exactly those sockets.
+//! Per-user interest: the agent listens to a user's event subjects
+//! (`dyschat.events.user.<user_id>.*`) only while it holds a socket of that user, and forwards
+//! what arrives to exactly those sockets: read markers (`.read`, published by the agent that
+//! moved one; the socket whose `read` moved it has its answer already and is skipped) and
+//! notifications (`.feed`, re-published by the feed stream with their `notification_id` as
+//! `Nats-Sequence`).
 //!
 //! Why per user and not one wildcard subscription: with a wildcard every agent would receive
 //! every user's events and drop most of them; with one subscription per local user, the server
@@ -13,12 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use dyschat_protocol::wire::{ReadMarkerEvent, ServerFrame};
+use dyschat_protocol::subjects::{self, UserEventKind};
+use dyschat_protocol::wire::{ReadMarkerEvent, ServerFrame, StoredNotification};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::ports::UserEvents;
+use crate::ports::{UserEventMessage, UserEvents};
 use crate::socket::{OutFrame, SocketHandle};
 
 /// How long a user's first socket waits for the subscription before it goes on without it.
@@ -34,6 +38,8 @@ struct Entry {
 
 pub(crate) struct UserSockets {
     events: Arc<dyn UserEvents>,
+    /// This agent's instance id, the first part of a read marker's `origin`.
+    instance: String,
     users: Mutex<HashMap<String, Entry>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -42,11 +48,13 @@ pub(crate) struct UserSockets {
 impl UserSockets {
     pub(crate) fn new(
         events: Arc<dyn UserEvents>,
+        instance: String,
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(UserSockets {
             events,
+            instance,
             users: Mutex::new(HashMap::new()),
             tracker,
             shutdown,
@@ -137,27 +145,61 @@ impl UserSockets {
         }
     }
 
-    /// One event of the user's subject, to each of their sockets here.
-    fn deliver(&self, user_id: &str, payload: &[u8]) {
-        let event = match serde_json::from_slice::<ReadMarkerEvent>(payload) {
-            Ok(event) if event.user_id == user_id => event,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "undecodable user event ignored");
-                return;
+    /// The `origin` of a read marker moved by socket `socket_id` of this agent.
+    pub(crate) fn origin(&self, socket_id: u64) -> String {
+        format!("{}/{socket_id}", self.instance)
+    }
+
+    /// One event of the user's subjects, to each of their sockets here.
+    fn deliver(&self, user_id: &str, event: &UserEventMessage) {
+        let Some((subject_user, kind)) = subjects::parse_user_event(&event.subject) else {
+            tracing::debug!(subject = %event.subject, "event on an unknown user subject ignored");
+            return;
+        };
+        if subject_user != user_id {
+            return;
+        }
+        let (frame, skip) = match kind {
+            UserEventKind::ReadMarker => {
+                let marker = match serde_json::from_slice::<ReadMarkerEvent>(&event.payload) {
+                    Ok(marker) if marker.user_id == user_id => marker,
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "undecodable read marker event ignored");
+                        return;
+                    }
+                };
+                let frame = ServerFrame::ReadMarker {
+                    room_id: marker.room_id,
+                    seq: marker.seq,
+                    reference: None,
+                };
+                (frame, marker.origin)
+            }
+            UserEventKind::Notification => {
+                let id = event.sequence;
+                let stored = serde_json::from_slice::<StoredNotification>(&event.payload);
+                let (Some(id), Ok(stored)) = (id, stored) else {
+                    tracing::debug!("undecodable notification ignored");
+                    return;
+                };
+                // A new notification is newer than any marker (a marker names an existing one).
+                let frame = ServerFrame::Notification {
+                    notification: stored.view(id, 0),
+                };
+                (frame, None)
             }
         };
-        let frame = OutFrame::new(&ServerFrame::ReadMarker {
-            room_id: event.room_id,
-            seq: event.seq,
-            reference: None,
-        });
+        let frame = OutFrame::new(&frame);
         let sockets = self
             .users()
             .get(user_id)
             .map(|e| e.sockets.clone())
             .unwrap_or_default();
         for socket in sockets {
+            if skip.as_deref() == Some(self.origin(socket.id()).as_str()) {
+                continue;
+            }
             socket.push(frame.clone());
         }
     }

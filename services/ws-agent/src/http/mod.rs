@@ -80,6 +80,9 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
             handlers::changes::react,
             handlers::changes::unreact
         ))
+        .routes(routes!(handlers::feed::notifications))
+        .routes(routes!(handlers::feed::read_notifications))
+        .routes(routes!(handlers::feed::receipts))
 }
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.

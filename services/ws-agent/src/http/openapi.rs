@@ -131,6 +131,9 @@ mod tests {
             "delete",
             "/api/v1/rooms/{room_id}/messages/{seq}/reactions/{emoji}",
         ),
+        ("get", "/api/v1/me/notifications"),
+        ("post", "/api/v1/me/notifications/read"),
+        ("get", "/api/v1/rooms/{room_id}/receipts"),
     ];
 
     fn document() -> serde_json::Value {

@@ -145,7 +145,10 @@ impl Session {
         reference: Option<String>,
     ) -> Result<(), CoreError> {
         ids::validate_id("room_id", room_id)?;
-        let seq = self.core.read(&self.user, room_id, seq).await?;
+        let seq = self
+            .core
+            .read(&self.user, room_id, seq, Some(self.socket.id()))
+            .await?;
         self.reply(ServerFrame::ReadMarker {
             room_id: room_id.to_string(),
             seq,

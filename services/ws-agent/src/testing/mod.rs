@@ -12,11 +12,13 @@ use crate::ports::Ports;
 use crate::socket::OutFrame;
 
 mod changes;
+mod feed;
 mod read;
 mod revoked;
 mod services;
 mod stream;
 
+pub(crate) use feed::FakeFeed;
 pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
 pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
@@ -37,6 +39,7 @@ pub(crate) struct Fixture {
     pub revoked: Arc<FakeRevoked>,
     pub read_markers: Arc<FakeReadMarkers>,
     pub user_events: Arc<FakeUserEvents>,
+    pub feed: Arc<FakeFeed>,
     pub shutdown: CancellationToken,
 }
 
@@ -70,6 +73,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let revoked = Arc::new(FakeRevoked::default());
     let read_markers = Arc::new(FakeReadMarkers::default());
     let user_events = Arc::new(FakeUserEvents::default());
+    let feed = Arc::new(FakeFeed::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -82,6 +86,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         revoked: revoked.clone(),
         read_markers: read_markers.clone(),
         user_events: user_events.clone(),
+        feed: feed.clone(),
     };
     let core = Core::new(
         &settings,
@@ -100,6 +105,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         revoked,
         read_markers,
         user_events,
+        feed,
         shutdown,
     }
 }

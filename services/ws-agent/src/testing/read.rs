@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use dyschat_protocol::wire::ReadMarkerEvent;
+use dyschat_protocol::subjects::{self, UserEventKind};
+use dyschat_protocol::wire::{ReadMarkerEvent, StoredNotification};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
 use super::lock;
-use crate::ports::{PortResult, ReadMarkerStore, StoredMarker, UserEvents};
+use crate::ports::{PortResult, ReadMarkerStore, StoredMarker, UserEventMessage, UserEvents};
 
 #[derive(Default)]
 pub(crate) struct FakeReadMarkers {
@@ -99,11 +100,29 @@ impl ReadMarkerStore for FakeReadMarkers {
             .collect();
         futures::future::ready(Ok(found)).boxed()
     }
+
+    fn room_markers<'a>(
+        &'a self,
+        room_id: &'a str,
+        user_ids: &'a [String],
+    ) -> BoxFuture<'a, PortResult<Vec<(String, u64)>>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let markers = lock(&self.markers);
+        let found = user_ids
+            .iter()
+            .filter_map(|user| {
+                markers
+                    .get(&(user.clone(), room_id.to_string()))
+                    .map(|m| (user.clone(), m.seq))
+            })
+            .collect();
+        futures::future::ready(Ok(found)).boxed()
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct FakeUserEvents {
-    subscribers: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Bytes>>>>,
+    subscribers: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<UserEventMessage>>>>,
     pub published: Mutex<Vec<ReadMarkerEvent>>,
 }
 
@@ -120,8 +139,25 @@ impl FakeUserEvents {
     /// Delivers `event` to the user's subscribers, as another agent's publish would.
     pub(crate) fn inject(&self, event: &ReadMarkerEvent) {
         let payload = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
-        if let Some(s) = lock(&self.subscribers).get_mut(&event.user_id) {
-            s.retain(|tx| tx.unbounded_send(payload.clone()).is_ok());
+        let subject = subjects::user_event(&event.user_id, UserEventKind::ReadMarker);
+        self.deliver(&event.user_id, subject, payload, None);
+    }
+
+    /// Delivers a notification as the feed stream re-publishes it, with its id.
+    pub(crate) fn inject_notification(&self, user_id: &str, id: u64, n: &StoredNotification) {
+        let payload = Bytes::from(serde_json::to_vec(n).unwrap_or_default());
+        let subject = subjects::user_event(user_id, UserEventKind::Notification);
+        self.deliver(user_id, subject, payload, Some(id));
+    }
+
+    fn deliver(&self, user_id: &str, subject: String, payload: Bytes, sequence: Option<u64>) {
+        let message = UserEventMessage {
+            subject,
+            payload,
+            sequence,
+        };
+        if let Some(s) = lock(&self.subscribers).get_mut(user_id) {
+            s.retain(|tx| tx.unbounded_send(message.clone()).is_ok());
         }
     }
 }
@@ -130,7 +166,7 @@ impl UserEvents for FakeUserEvents {
     fn subscribe<'a>(
         &'a self,
         user_id: &'a str,
-    ) -> BoxFuture<'a, PortResult<BoxStream<'static, Bytes>>> {
+    ) -> BoxFuture<'a, PortResult<BoxStream<'static, UserEventMessage>>> {
         let (tx, rx) = mpsc::unbounded();
         lock(&self.subscribers)
             .entry(user_id.to_string())

@@ -94,6 +94,32 @@ impl RoomsService for FakeRooms {
         futures::future::ready(self.change(req, false)).boxed()
     }
 
+    fn mentions(
+        &self,
+        room_id: &str,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, ApiError>> {
+        let rooms = lock(&self.rooms);
+        let result = match rooms.get(room_id) {
+            None => Err(ApiError::not_found("room not found")),
+            Some(members) => {
+                let mut ids: Vec<String> = Vec::new();
+                for name in &names {
+                    let found = members
+                        .iter()
+                        .find(|(_, (username, _))| username.to_ascii_lowercase() == *name);
+                    if let Some((id, _)) = found {
+                        if !ids.contains(id) {
+                            ids.push(id.clone());
+                        }
+                    }
+                }
+                Ok(ids)
+            }
+        };
+        futures::future::ready(result).boxed()
+    }
+
     fn my_rooms(&self, req: PageRequest) -> BoxFuture<'_, Result<MyRoomList, ApiError>> {
         let rooms = lock(&self.rooms);
         let mut mine: Vec<MyRoom> = rooms

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dyschat_protocol::wire::{StoredChange, StoredMessage, TypingEvent};
+use dyschat_protocol::wire::{ReceiptEvent, StoredChange, StoredMessage, TypingEvent};
 use dyschat_protocol::{ids, time};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
@@ -27,6 +27,7 @@ use crate::ports::{
 pub(crate) struct FakeBus {
     live: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<LiveMessage>>>>,
     pub typing: Mutex<Vec<TypingEvent>>,
+    pub receipts: Mutex<Vec<ReceiptEvent>>,
     pub subscribes: AtomicUsize,
 }
 
@@ -63,6 +64,11 @@ impl Bus for FakeBus {
 
     fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
         lock(&self.typing).push(event.clone());
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn publish_receipt<'a>(&'a self, event: &'a ReceiptEvent) -> BoxFuture<'a, PortResult<()>> {
+        lock(&self.receipts).push(event.clone());
         futures::future::ready(Ok(())).boxed()
     }
 }

@@ -4,6 +4,7 @@ mod change;
 mod dedupe;
 mod events;
 mod evict;
+mod feed;
 mod join;
 mod pages;
 mod read;

@@ -27,12 +27,18 @@ async fn the_marker_only_moves_forward() {
     let f = room();
     let alice = user("alice");
     let last = f.stream.last_seq_now(ROOM);
-    assert_eq!(f.core.read(&alice, ROOM, last - 2).await.unwrap(), last - 2);
+    assert_eq!(
+        f.core.read(&alice, ROOM, last - 2, None).await.unwrap(),
+        last - 2
+    );
     // Lower and equal: a no-op answered with the current marker, and nothing announced.
-    assert_eq!(f.core.read(&alice, ROOM, 1).await.unwrap(), last - 2);
-    assert_eq!(f.core.read(&alice, ROOM, last - 2).await.unwrap(), last - 2);
+    assert_eq!(f.core.read(&alice, ROOM, 1, None).await.unwrap(), last - 2);
+    assert_eq!(
+        f.core.read(&alice, ROOM, last - 2, None).await.unwrap(),
+        last - 2
+    );
     assert_eq!(f.user_events.published.lock().unwrap().len(), 1);
-    assert_eq!(f.core.read(&alice, ROOM, last).await.unwrap(), last);
+    assert_eq!(f.core.read(&alice, ROOM, last, None).await.unwrap(), last);
     assert_eq!(f.read_markers.get(&alice.user_id, ROOM), Some(last));
 }
 
@@ -41,9 +47,9 @@ async fn a_lost_race_decides_again_and_a_storm_of_them_is_busy() {
     let f = room();
     let alice = user("alice");
     f.read_markers.lose_races.store(3, Ordering::SeqCst);
-    assert_eq!(f.core.read(&alice, ROOM, 2).await.unwrap(), 2);
+    assert_eq!(f.core.read(&alice, ROOM, 2, None).await.unwrap(), 2);
     f.read_markers.lose_races.store(100, Ordering::SeqCst);
-    let e: ApiError = f.core.read(&alice, ROOM, 3).await.unwrap_err().into();
+    let e: ApiError = f.core.read(&alice, ROOM, 3, None).await.unwrap_err().into();
     assert_eq!(e.code.as_str(), "unavailable");
     assert_eq!(f.read_markers.get(&alice.user_id, ROOM), Some(2));
 }
@@ -54,16 +60,21 @@ async fn above_the_newest_message_and_outsiders_are_refused() {
     let last = f.stream.last_seq_now(ROOM);
     let e: ApiError = f
         .core
-        .read(&user("alice"), ROOM, last + 1)
+        .read(&user("alice"), ROOM, last + 1, None)
         .await
         .unwrap_err()
         .into();
     assert_eq!(e.code.as_str(), "bad_request");
-    let e: ApiError = f.core.read(&user("bob"), ROOM, 1).await.unwrap_err().into();
+    let e: ApiError = f
+        .core
+        .read(&user("bob"), ROOM, 1, None)
+        .await
+        .unwrap_err()
+        .into();
     assert_eq!(e.code.as_str(), "forbidden");
     let e: ApiError = f
         .core
-        .read(&user("alice"), "nowhere", 1)
+        .read(&user("alice"), "nowhere", 1, None)
         .await
         .unwrap_err()
         .into();
@@ -82,7 +93,7 @@ async fn every_socket_of_the_user_hears_a_moved_marker_and_no_one_else() {
         f.core.user_sockets.attach(socket).await;
     }
     assert_eq!(f.user_events.subscribers(&alice.user_id), 1);
-    f.core.read(&alice, ROOM, 3).await.unwrap();
+    f.core.read(&alice, ROOM, 3, None).await.unwrap();
     for rx in [&mut phone_rx, &mut laptop_rx] {
         let frame = json(&next_frame(rx).await);
         assert_eq!(frame["type"], "read_marker");
@@ -94,6 +105,7 @@ async fn every_socket_of_the_user_hears_a_moved_marker_and_no_one_else() {
         user_id: alice.user_id.clone(),
         room_id: ROOM.into(),
         seq: 4,
+        origin: None,
     });
     assert_eq!(json(&next_frame(&mut laptop_rx).await)["seq"], 4);
     assert!(bob_rx.try_recv().is_err());
@@ -130,11 +142,11 @@ async fn my_rooms_counts_unread_above_the_marker() {
     let before = f.core.my_rooms(&alice).await.unwrap();
     assert_eq!(before.rooms[0].last_read_seq, 0);
     assert_eq!(before.rooms[0].unread, 5);
-    f.core.read(&alice, ROOM, last - 2).await.unwrap();
+    f.core.read(&alice, ROOM, last - 2, None).await.unwrap();
     let after = f.core.my_rooms(&alice).await.unwrap();
     assert_eq!(after.rooms[0].last_read_seq, last - 2);
     assert_eq!(after.rooms[0].unread, 2);
-    f.core.read(&alice, ROOM, last).await.unwrap();
+    f.core.read(&alice, ROOM, last, None).await.unwrap();
     let read = f.core.my_rooms(&alice).await.unwrap();
     assert_eq!(
         (read.rooms[0].last_read_seq, read.rooms[0].unread),

@@ -1,12 +1,12 @@
 //! Accounts and tokens: register and login pass on to the auth service (after the per-address
-//! limit), `me` reads the caller's token, logout has auth revoke it.
+//! limit), `me` reads the caller's token and unread notifications, logout has auth revoke it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dyschat_protocol::{
     subjects,
-    wire::{Credentials, ErrorBody, LoginReply, LogoutRequest, Revoked, UserView},
+    wire::{Credentials, ErrorBody, LoginReply, LogoutRequest, MeReply, Revoked, UserView},
 };
 
 use super::AppState;
@@ -49,12 +49,18 @@ pub(crate) async fn login(
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", summary = "The caller", security(("bearer" = [])),
-    responses((status = 200, body = UserView, description = "The caller"), (status = 401, body = ErrorBody, description = "unauthorized")))]
-pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
-    Json(UserView {
+    responses((status = 200, body = MeReply, description = "The caller, and how many of their notifications are unread"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 503, body = ErrorBody, description = "unavailable: try again")))]
+pub(crate) async fn me(
+    State(state): AppState,
+    AuthUser(user): AuthUser,
+) -> HttpResult<Json<MeReply>> {
+    let unread_notifications = state.core.unread_notifications(&user).await?;
+    Ok(Json(MeReply {
         user_id: user.user_id,
         username: user.username,
-    })
+        unread_notifications,
+    }))
 }
 
 /// Auth writes the revocation to the bucket every agent watches; this agent holds it (and

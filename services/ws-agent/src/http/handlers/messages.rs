@@ -97,7 +97,7 @@ pub(crate) async fn read(
     JsonBody(body): JsonBody<ReadBody>,
 ) -> HttpResult<Json<ReadReply>> {
     let room_id = room_path(room_id)?;
-    let last_read_seq = state.core.read(&user, &room_id, body.seq).await?;
+    let last_read_seq = state.core.read(&user, &room_id, body.seq, None).await?;
     Ok(Json(ReadReply {
         room_id,
         last_read_seq,
