@@ -227,8 +227,6 @@ pub(crate) trait RoomsService: Send + Sync {
     /// The user ids of those of `names` (lower-cased usernames, at most
     /// [`dyschat_protocol::mentions::MAX_CANDIDATES`]) who are members of the room, in the
     /// order of `names`: the mentions of a send.
-    // Called by the send path once it fills `mentions` (core/send.rs, on main).
-    #[allow(dead_code)]
     fn mentions(
         &self,
         room_id: &str,

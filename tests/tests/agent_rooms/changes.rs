@@ -349,3 +349,64 @@ async fn moderators_delete_lower_roles_messages_and_outsiders_see_nothing() -> a
     );
     s.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_names_its_mentions_and_the_feed_tells_them() -> anyhow::Result<()> {
+    let s = Setup::start(2).await?;
+    let alice = s.user("m_alice").await?;
+    let bob = s.user("m_bob").await?;
+    let bobby = s.user("m_bobby").await?;
+    let outsider = s.user("m_out").await?;
+    let room = create(s.api(), &alice, "mentions", "public").await?;
+    for user in [&bob, &bobby] {
+        s.api().join_room(&user.token, &room).await?;
+    }
+    let mut bobs = s.ws(1, &bob).await?;
+    // The contract's rule: case ignored, trailing `.` dropped, `@m_bobby` is not `@m_bob`,
+    // an address is no mention, the sender and non-members never, each user once.
+    let body = "hi @M_BOB. and @m_bobby, mail x@m_bob, @m_out @m_alice @m_bob";
+    let sent = post(&s.apis[0], &alice, &room, json!({"body": body})).await?;
+    ensure!(
+        sent["mentions"] == json!([bob.user_id, bobby.user_id]),
+        "{sent}"
+    );
+    let _ = outsider;
+    let n = bobs.recv_type("notification").await?;
+    ensure!(
+        n["notification"]["kind"] == "mention" && n["notification"]["seq"] == sent["seq"],
+        "{n}"
+    );
+    // A reply to bob's message tells bob (a reply, no mention); an edit names mentions again
+    // and tells nobody.
+    let bobs_message = post(&s.apis[1], &bob, &room, json!({"body": "question"})).await?;
+    let reply = post(
+        &s.apis[0],
+        &alice,
+        &room,
+        json!({"body": "answer", "reply_to": bobs_message["seq"]}),
+    )
+    .await?;
+    let n = bobs.recv_type("notification").await?;
+    ensure!(
+        n["notification"]["kind"] == "reply" && n["notification"]["seq"] == reply["seq"],
+        "{n}"
+    );
+    let path = format!("/api/v1/rooms/{room}/messages/{}", reply["seq"]);
+    let edited = expect(
+        s.api(),
+        &alice,
+        "PATCH",
+        &path,
+        Some(json!({"body": "answer @m_bobby"})),
+        200,
+    )
+    .await?;
+    ensure!(edited["mentions"] == json!([bobby.user_id]), "{edited}");
+    ensure!(
+        bobs.recv_within(Duration::from_millis(500))
+            .await?
+            .is_none_or(|f| f["type"] != "notification"),
+        "an edit notifies nobody"
+    );
+    s.stop().await
+}

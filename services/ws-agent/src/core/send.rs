@@ -106,6 +106,9 @@ impl Core {
                 "attachments name files not uploaded to this room",
             ));
         }
+        let mentioned = self
+            .mentions_of(&out.room_id, &out.body, &user.user_id)
+            .await?;
         let reply_to = match out.reply_to {
             Some(seq) => Some((seq, self.reply_parent(&out.room_id, seq).await?.sender_id)),
             None => None,
@@ -143,6 +146,7 @@ impl Core {
             out.body,
             time::now(),
         );
+        stored.mentions = mentioned;
         if let Some((seq, sender)) = reply_to {
             stored.reply_to = Some(seq);
             stored.reply_to_sender = Some(sender);

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use dyschat_protocol::{
     layout::MAX_STORED_BYTES,
+    mentions,
     policy::Action,
     time,
     wire::{StoredChange, StoredMessage},
@@ -84,6 +85,11 @@ impl Core {
             .membership
             .decide(room_id, &user.user_id, Action::Post)
             .await?;
+        // An edit names its mentions again (it notifies nobody: the feed ignores edits).
+        let mentioned = match &edit {
+            Edit::Body(body) => Some(self.mentions_of(room_id, body, &user.user_id).await?),
+            _ => None,
+        };
         let _serialised = self.change_locks.lock(room_id).await;
         for attempt in 0..MAX_ATTEMPTS {
             let last = self
@@ -116,7 +122,8 @@ impl Core {
                     .map_err(CoreError::Denied)?;
             }
             let now = time::now();
-            let (kind, state) = match rules::apply(&current.state, &edit, &user.user_id, &now)? {
+            let (kind, mut state) = match rules::apply(&current.state, &edit, &user.user_id, &now)?
+            {
                 Outcome::Changed(kind, state) => (kind, *state),
                 Outcome::Unchanged => {
                     let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
@@ -128,6 +135,9 @@ impl Core {
                     });
                 }
             };
+            if let Some(mentioned) = &mentioned {
+                state.mentions = mentioned.clone();
+            }
             let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
             let change = StoredChange {
                 room_id: room_id.to_string(),
@@ -209,6 +219,25 @@ impl Core {
                 .await
                 .map_err(CoreError::unavailable("message position lookup")),
         }
+    }
+
+    /// The user ids of the room's members that `body` mentions (`@username`, the contract's
+    /// rule in [`dyschat_protocol::mentions`]), the sender never, at most 50: one request to
+    /// the rooms service, none for a body without a candidate.
+    pub(crate) async fn mentions_of(
+        &self,
+        room_id: &str,
+        body: &str,
+        sender_id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        let names = mentions::candidates(body);
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = self.rooms.mentions(room_id, names).await?;
+        ids.retain(|id| id != sender_id);
+        ids.truncate(mentions::MAX_MENTIONS);
+        Ok(ids)
     }
 
     /// The message a reply names: an undeleted message of the room, else 400.
