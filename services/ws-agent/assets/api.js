@@ -94,6 +94,26 @@ export const blocks = (token) => request('GET', '/api/v1/me/blocks', { token });
 export const searchUsers = (token, q, limit = 10) =>
   request('GET', `/api/v1/users?${new URLSearchParams({ q, limit: String(limit) })}`, { token });
 
+/** One page of a room's history (`before`/`after` are seq values): `{messages, has_more}`. */
+export const messages = (token, roomId, { before, after, limit } = {}) => {
+  const q = new URLSearchParams();
+  if (before) q.set('before', String(before));
+  if (after !== undefined) q.set('after', String(after));
+  if (limit) q.set('limit', String(limit));
+  return request('GET', `${room(roomId)}/messages?${q}`, { token });
+};
+/** How far each member has read (section 8): `{receipts: [{user_id, username, last_read_seq}]}`. */
+export const receipts = (token, roomId) => request('GET', `${room(roomId)}/receipts`, { token });
+/** The user's feed, newest first (section 8): `{notifications, next_cursor}`. */
+export const notifications = (token, before, limit = 50) => {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (before) q.set('before', before);
+  return request('GET', `/api/v1/me/notifications?${q}`, { token });
+};
+/** Marks the notification `upTo` and every older one read. */
+export const readNotifications = (token, upTo) =>
+  request('POST', '/api/v1/me/notifications/read', { token, body: { up_to: upTo } });
+
 /** Every member (with `role`), following `next_cursor` a bounded number of pages. */
 export async function members(token, roomId, maxPages = 5) {
   const all = [];

@@ -5,11 +5,17 @@
 // from the browser: it is reloaded at start, after every `ready`, after anything that changes
 // membership, and every few seconds (a new direct room or an invitation sends no frame to a
 // socket that is not in the room yet). Every room of it is joined on the socket.
-// Resilience: after every `ready` each room is rejoined with `since` = the last seq seen and
-// every unacknowledged send is retried with its original client_msg_id.
+// Resilience: after every `ready` each room is rejoined with `since` = the newest seq seen (of
+// messages and change events) and every unacknowledged send is retried with its original
+// client_msg_id. Messages that change (section 7) are actions.js and messages.js; the composer's
+// reply and `@` completion compose.js; the notification bell feed.js.
 
 import * as api from './api.js';
+import { MessageUi } from './actions.js';
+import { MentionComplete, ReplyBar } from './compose.js';
 import { Connection } from './connection.js';
+import { Feed } from './feed.js';
+import { renderMessages, resetMessages } from './messages.js';
 import { Conversation, Outbox } from './store.js';
 import * as view from './view.js';
 
@@ -40,6 +46,9 @@ const app = {
   bans: new Map(), // room_id -> [Ban]
   seen: {}, // room_id -> newest seq shown on this device
   settingsOpen: false,
+  /** The "New messages" line of the open room: {roomId, after, upTo} (the read marker when the
+   * room was opened, and its newest seq then), or null. */
+  newLine: null,
   lastTypingSent: 0,
   lastReadSent: new Map(),
   readTimers: new Map(),
@@ -126,8 +135,12 @@ function endSession() {
   app.order = [];
   app.current = null;
   app.settingsOpen = false;
+  app.newLine = null;
   app.outbox = new Outbox();
-  view.resetMessages();
+  reply.clear();
+  mui.reset();
+  feed.reset();
+  resetMessages();
   view.setConnection('', '');
   view.showAuth(true);
   document.getElementById('auth-username').focus();
@@ -209,6 +222,7 @@ async function onReady() {
   // rooms: reload it first, so a room we were removed from is not joined again.
   await refreshMyRooms({ subscribe: false });
   for (const roomId of app.joined) sendJoin(roomId);
+  feed.load(); // notifications made while the socket was away
   for (const e of app.outbox.pending()) if (app.joined.has(e.room_id)) app.conn.send(sendFrame(e));
 }
 
@@ -341,8 +355,11 @@ function forgetRoom(roomId, message, { keepListing = false } = {}) {
   if (wasOpen) {
     app.current = null;
     app.settingsOpen = false;
-    view.resetMessages();
+    app.newLine = null;
+    mui.reset();
+    resetMessages();
   }
+  if (reply.seqFor(roomId) !== null) reply.clear();
   if (message) view.notify(message, 'warn', 15000);
   render();
   if (wasOpen) document.getElementById('rooms-panel').open = true;
@@ -357,11 +374,13 @@ function conv(roomId) {
   return c;
 }
 
-function sendJoin(roomId) {
+/** Joins `roomId` on the socket; once synced, with `since` (default: the newest seq seen). */
+function sendJoin(roomId, since) {
   const c = conv(roomId);
   const frame = { type: 'join', room_id: roomId, ref: `join:${roomId}` };
-  if (c.synced) frame.since = c.lastSeq;
+  if (c.synced) frame.since = since === undefined ? c.since() : since;
   c.rejoining = true;
+  c.rejoinSince = frame.since === undefined ? null : frame.since;
   if (app.conn) app.conn.send(frame);
 }
 
@@ -398,7 +417,16 @@ async function leaveRoom() {
 }
 
 async function openRoom(roomId) {
-  if (app.current !== roomId) app.settingsOpen = false;
+  if (app.current !== roomId) {
+    app.settingsOpen = false;
+    mui.reset();
+    // The "New messages" line goes where this user had read to (here or on another device).
+    const s = app.summaries.get(roomId);
+    const c = app.convs.get(roomId);
+    const after = Math.max(s ? s.last_read_seq || 0 : 0, app.seen[roomId] || 0);
+    const upTo = Math.max(s ? s.last_seq || 0 : 0, c ? c.newestSeq() : 0);
+    app.newLine = upTo > after ? { roomId, after, upTo } : null;
+  }
   app.current = roomId;
   saveLocal('current', roomId);
   // Switching rooms rebuilds the log: aria-busy keeps screen readers from reading it all out.
@@ -406,17 +434,41 @@ async function openRoom(roomId) {
   setTimeout(() => el.messages.removeAttribute('aria-busy'), 300);
   // On a phone the room list sits above the conversation: fold it away once a room is chosen.
   if (window.matchMedia('(max-width: 760px)').matches) document.getElementById('rooms-panel').open = false;
-  view.resetMessages();
+  resetMessages();
   render();
   el.input.focus();
+  loadReceipts(roomId);
   await loadMembers(roomId);
 }
 
-async function loadMembers(roomId) {
+/** How far the other members have read (section 8; rooms of at most 100 members). */
+async function loadReceipts(roomId) {
   try {
+    const { receipts } = await api.receipts(token(), roomId);
+    const c = app.convs.get(roomId);
+    if (!c) return;
+    for (const r of receipts) setReceipt(c, r.user_id, r.username, r.last_read_seq);
+    render();
+  } catch {
+    /* best effort: no "seen by" (a server without receipts, or a room just left) */
+  }
+}
+
+function setReceipt(c, userId, username, seq) {
+  const known = c.receipts.get(userId);
+  if (known && known.seq >= seq) return;
+  const member = c.members.get(userId);
+  c.receipts.set(userId, { username: username || (member && member.username) || (known && known.username) || userId, seq });
+}
+
+async function loadMembers(roomId, attempt = 0) {
+  try {
+    const before = app.convs.has(roomId) ? app.convs.get(roomId).membersVersion : 0;
     const { members } = await api.members(token(), roomId);
     const c = app.convs.get(roomId);
     if (!c) return;
+    // A member frame arrived while the list was read: it may predate the frame, read it again.
+    if (c.membersVersion !== before && attempt < 3) return loadMembers(roomId, attempt + 1);
     c.members = new Map(
       members.map((m) => [m.user_id, { username: m.username, online: m.online, role: m.role || 'member' }]),
     );
@@ -604,6 +656,7 @@ async function memberAction(action, userId, username) {
 
 function setMemberRole(roomId, userId, role) {
   const c = app.convs.get(roomId);
+  if (c) c.membersVersion += 1;
   if (c && c.members.has(userId)) c.members.get(userId).role = role;
   if (userId === app.session.user_id) {
     const s = app.summaries.get(roomId);
@@ -709,19 +762,19 @@ async function unblockUser(user) {
 
 // ---- messages ----------------------------------------------------------------------------
 
-const sendFrame = (e) => ({
-  type: 'send',
-  room_id: e.room_id,
-  body: e.body,
-  client_msg_id: e.client_msg_id,
-  ref: `send:${e.client_msg_id}`,
-});
+const sendFrame = (e) => {
+  const f = { type: 'send', room_id: e.room_id, body: e.body, client_msg_id: e.client_msg_id, ref: `send:${e.client_msg_id}` };
+  if (e.reply_to) f.reply_to = e.reply_to;
+  return f;
+};
 
 function submitMessage(ev) {
   ev.preventDefault();
   const body = el.input.value;
   if (!app.current || !body.trim()) return;
-  const entry = app.outbox.add(app.current, body);
+  const entry = app.outbox.add(app.current, body, reply.seqFor(app.current));
+  reply.clear();
+  mentions.close();
   el.input.value = '';
   app.conn.send(sendFrame(entry)); // when offline, onReady sends it
   render();
@@ -756,22 +809,30 @@ function loadOlder() {
   if (!sent) c.loadingOlder = false;
 }
 
-/** Unread of a room: the server's count, or this device's when it has read further. */
-function unreadOf(id) {
-  if (id === app.current) return 0;
+/**
+ * Unread messages of a room and, of those, the ones mentioning the user: the server's counts
+ * (my rooms) plus what arrived since, or this device's count when it has read further.
+ */
+function countsOf(id) {
+  if (id === app.current) return { unread: 0, mentions: 0 };
   const s = app.summaries.get(id);
   const c = app.convs.get(id);
   const me = app.session.user_id;
   const seen = app.seen[id] || 0;
   const serverRead = s ? s.last_read_seq || 0 : 0;
   const fromOthers = (after) => {
-    if (!c) return 0;
-    let n = 0;
-    for (const m of c.messages.values()) if (m.seq > after && m.sender_id !== me && !m.deleted) n += 1;
+    const n = { unread: 0, mentions: 0 };
+    if (!c) return n;
+    for (const m of c.messages.values()) {
+      if (m.seq <= after || m.sender_id === me || m.deleted) continue;
+      n.unread += 1;
+      if ((m.mentions || []).includes(me)) n.mentions += 1;
+    }
     return n;
   };
   if (seen > serverRead) return fromOthers(seen);
-  return (s ? s.unread || 0 : 0) + fromOthers(s ? Math.max(s.last_seq || 0, seen) : seen);
+  const live = fromOthers(s ? Math.max(s.last_seq || 0, seen) : seen);
+  return { unread: (s ? s.unread || 0 : 0) + live.unread, mentions: (s ? s.mentions || 0 : 0) + live.mentions };
 }
 
 let seenSaveTimer = null;
@@ -816,6 +877,7 @@ function onReadMarker(f) {
   if (f.seq >= newest) {
     s.last_seq = newest;
     s.unread = 0;
+    s.mentions = 0;
   } else {
     refreshMyRoomsSoon(200);
   }
@@ -837,7 +899,8 @@ function onFrame(f) {
       break;
     case 'message': {
       if (!c) break;
-      c.receive(f) !== null && !c.rejoining && sendJoin(f.room_id);
+      const gap = c.receive(f);
+      if (c.coversGap(gap)) sendJoin(f.room_id, gap);
       if (f.sender_id === app.session.user_id) app.outbox.entries.delete(f.client_msg_id);
       const s = app.summaries.get(f.room_id);
       if (s && (!s.last_message || f.seq > s.last_message.seq)) {
@@ -860,11 +923,37 @@ function onFrame(f) {
           sender_name: app.session.username,
           body: e.body,
           sent_at: f.sent_at,
+          reply_to: e.reply_to || null,
+          edited_at: null,
+          deleted: false,
+          reactions: [],
+          mentions: [],
+          attachments: [],
           synthetic: true,
         });
       }
       break;
     }
+    case 'message_updated': {
+      if (!c) break;
+      const gap = c.update(f);
+      if (c.coversGap(gap)) sendJoin(f.room_id, gap);
+      const s = app.summaries.get(f.room_id);
+      if (s && s.last_message && f.message && s.last_message.seq === f.message.seq) s.last_message = f.message;
+      mui.updated(c, f.message);
+      break;
+    }
+    case 'receipt':
+      if (c) setReceipt(c, f.user_id, null, f.seq);
+      break;
+    case 'notification':
+      feed.onFrame(f);
+      break;
+    case 'edited':
+    case 'deleted':
+    case 'reacted':
+    case 'unreacted':
+      break; // what changed comes to every socket as message_updated
     case 'history':
       onHistory(f, c);
       break;
@@ -876,6 +965,7 @@ function onFrame(f) {
     case 'member_joined':
       if (app.invited.has(f.room_id)) app.invited.get(f.room_id).delete(f.user_id); // invitation used
       if (c) {
+        c.membersVersion += 1;
         const known = c.members.get(f.user_id);
         c.members.set(f.user_id, {
           username: f.username,
@@ -885,7 +975,10 @@ function onFrame(f) {
       }
       break;
     case 'member_left':
-      if (c) c.members.delete(f.user_id);
+      if (c) {
+        c.membersVersion += 1;
+        c.members.delete(f.user_id);
+      }
       if (f.user_id === app.session.user_id && app.joined.has(f.room_id)) refreshMyRoomsSoon(0); // left elsewhere
       break;
     case 'member_role':
@@ -937,11 +1030,12 @@ function onJoined(f) {
   if (!f.recovered) {
     // Too much was missed to replay: start over from the newest page of history.
     c.reset();
-    if (f.room_id === app.current) view.resetMessages();
+    if (f.room_id === app.current) resetMessages();
   }
   if (!c.synced) {
     c.synced = true;
     c.lastSeq = f.last_seq;
+    c.lastEventSeq = typeof f.last_event_seq === 'number' ? f.last_event_seq : f.last_seq;
     c.joinedLast = f.last_seq;
     app.conn.send({ type: 'history', room_id: f.room_id, limit: 50, ref: `initial:${f.room_id}` });
   }
@@ -959,6 +1053,7 @@ function onHistory(f, c) {
     const newest = f.messages.length ? f.messages[f.messages.length - 1].seq : 0;
     if (newest < c.joinedLast) {
       c.rejoining = true;
+      c.rejoinSince = newest;
       app.conn.send({ type: 'join', room_id: c.roomId, since: newest, ref: `join:${c.roomId}` });
     }
   } else {
@@ -973,6 +1068,7 @@ function onHistory(f, c) {
 function onError(f) {
   const ref = f.ref || '';
   if (ref.startsWith('read:')) return; // read markers are best effort (an agent without section 8)
+  if (mui.onError(ref, f)) return;
   if (ref.startsWith('send:')) {
     const e = app.outbox.entries.get(ref.slice(5));
     if (!e) return;
@@ -1017,7 +1113,7 @@ function onError(f) {
 function render() {
   if (!app.session) return;
   const summaries = app.order.map((id) => app.summaries.get(id)).filter(Boolean);
-  const withUnread = summaries.map((s) => ({ ...s, unread: unreadOf(s.room.room_id) }));
+  const withUnread = summaries.map((s) => ({ ...s, ...countsOf(s.room.room_id) }));
   const mine = withUnread.filter((s) => s.room.kind !== 'direct');
   const dms = withUnread.filter((s) => s.room.kind === 'direct');
   const others = [...app.rooms.values()]
@@ -1070,13 +1166,55 @@ function render() {
       (b) => `banned ${b.at}${b.reason ? `: ${b.reason}` : ''}`,
     );
   }
-  view.renderMessages(c, app.outbox, app.session);
+  const line = app.newLine && app.newLine.roomId === id ? app.newLine : null;
+  const target = renderMessages(c, { ...mui.ctx(c), newAfter: line ? line.after : null, newUpTo: line ? line.upTo : null });
+  mui.afterRender(c, target);
+  reply.render(id, (seq) => (c ? c.find(seq) : null));
   view.renderMembers(c, { me: app.session.user_id, myRole: role, direct, act: memberAction });
   view.renderTyping(c);
   if (id && document.visibilityState !== 'hidden') markSeen(id);
 }
 
 // ---- start -------------------------------------------------------------------------------
+
+const reply = new ReplyBar(() => el.input.focus());
+const mentions = new MentionComplete(el.input, () => {
+  const c = app.current && app.convs.get(app.current);
+  if (!c || !app.session) return [];
+  return [...c.members]
+    .filter(([id]) => id !== app.session.user_id)
+    .map(([user_id, m]) => ({ user_id, username: m.username }));
+});
+const mui = new MessageUi({
+  app,
+  render,
+  send: (frame) => !!app.conn && app.conn.send(frame),
+  notify: view.notify,
+  announce: view.announce,
+  loadOlder,
+  reply,
+  myRole,
+  isDirect,
+});
+const feed = new Feed({
+  token,
+  roomName: (id) => {
+    const s = app.summaries.get(id);
+    if (s && s.peer) return s.peer.username;
+    return (roomOf(id) || {}).name || null;
+  },
+  open: openNotification,
+  notify: view.notify,
+});
+
+/** A notification picked in the bell (or the system's): its room, at its message. */
+async function openNotification(n) {
+  if (n.kind === 'invite' && !app.joined.has(n.room_id)) return joinRoom(n.room_id);
+  if (!app.joined.has(n.room_id)) await refreshMyRooms();
+  if (!app.joined.has(n.room_id)) return view.notify('That conversation is no longer open to you.', 'warn', 6000);
+  if (app.current !== n.room_id) openRoom(n.room_id);
+  if (n.seq) mui.jump(n.seq);
+}
 
 document.getElementById('auth-form').addEventListener('submit', onAuthSubmit);
 document.getElementById('logout').addEventListener('click', logOut);
@@ -1104,6 +1242,13 @@ el.deleteConfirm.addEventListener('click', deleteRoom);
 el.olderBtn.addEventListener('click', loadOlder);
 el.input.addEventListener('input', onTypingInput);
 el.input.addEventListener('keydown', (ev) => {
+  if (mentions.onKey(ev)) return;
+  if (ev.key === 'Escape' && app.current && reply.seqFor(app.current) !== null) {
+    ev.preventDefault();
+    reply.clear();
+    render();
+    return;
+  }
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
     el.composer.requestSubmit();

@@ -1,6 +1,5 @@
-// DOM rendering. Messages are reconciled by key (seq, or client_msg_id while pending), so a new
-// message is one inserted node: the aria-live log announces only what is new and scrolling
-// keeps its place when older pages are prepended.
+// DOM rendering of the page around the conversation (the log itself is messages.js): room
+// lists, header, settings, members, typing.
 
 const $ = (id) => document.getElementById(id);
 
@@ -54,9 +53,7 @@ export const el = {
   authError: $('auth-error'),
 };
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-
-function node(tag, props = {}, ...children) {
+export function node(tag, props = {}, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (k === 'class') n.className = v;
@@ -119,6 +116,18 @@ function badge(unread) {
     : null;
 }
 
+/** The mentions of the user among the unread (RoomSummary.mentions, section 5). */
+function mentionBadge(mentions) {
+  return mentions
+    ? node('span', {
+        class: 'badge mention',
+        'data-mentions': String(mentions),
+        text: `@${mentions}`,
+        'aria-label': `${mentions} mentioning you`,
+      })
+    : null;
+}
+
 function openButton(id, text, title, current, actions) {
   return node('button', {
     type: 'button',
@@ -133,8 +142,8 @@ function openButton(id, text, title, current, actions) {
 }
 
 /**
- * The lists on the left. `mine` and `dms` are RoomSummary objects with `unread` already worked
- * out (direct rooms carry `peer`); `others` are Room objects the user may join.
+ * The lists on the left. `mine` and `dms` are RoomSummary objects with `unread` and `mentions`
+ * already worked out (direct rooms carry `peer`); `others` are Room objects the user may join.
  */
 export function renderRooms(mine, dms, others, current, actions) {
   replaceKeepingFocus(
@@ -145,6 +154,7 @@ export function renderRooms(mine, dms, others, current, actions) {
         { 'data-room-id': s.room.room_id, 'data-role': s.role },
         openButton(s.room.room_id, s.room.name, s.room.topic || s.room.name, current, actions),
         s.room.visibility === 'private' ? node('span', { class: 'tag', text: 'private' }) : null,
+        mentionBadge(s.mentions),
         badge(s.unread),
       ),
     ),
@@ -160,6 +170,7 @@ export function renderRooms(mine, dms, others, current, actions) {
         node('span', { class: `dot${peer.online ? ' on' : ''}`, 'aria-hidden': 'true' }),
         openButton(s.room.room_id, peer.username, `Direct messages with ${peer.username}`, current, actions),
         node('span', { class: 'sr-only', text: peer.online ? '(online)' : '(offline)' }),
+        mentionBadge(s.mentions),
         badge(s.unread),
       );
     }),
@@ -279,87 +290,11 @@ export function fillSettings(room) {
   el.deleteBtn.hidden = false;
 }
 
-function messageNode(m, mine, pending) {
-  const time = m.sent_at ? timeFormat.format(new Date(m.sent_at)) : '';
-  let state = null;
-  if (pending) {
-    state = node('span', {
-      class: 'state',
-      text: pending.state === 'failed' ? `Not sent: ${pending.error}` : 'Sending…',
-    });
-  }
-  const li = node(
-    'li',
-    {
-      class: `msg${mine ? ' mine' : ''}${pending ? ` ${pending.state}` : ''}`,
-      'data-seq': pending ? null : String(m.seq),
-      'data-client-msg-id': m.client_msg_id,
-    },
-    node(
-      'div',
-      { class: 'meta' },
-      node('span', { class: 'who', text: m.sender_name }),
-      time ? node('time', { datetime: m.sent_at, text: time }) : null,
-      state,
-    ),
-    node('p', { class: 'body', text: m.body }),
-  );
-  return li;
-}
-
-const rendered = new Map(); // key -> {node, sig}
-
-/** Renders the open conversation: confirmed messages by seq, then this room's pending sends. */
-export function renderMessages(conv, outbox, me) {
-  if (!conv) {
-    el.messages.replaceChildren();
-    rendered.clear();
-    el.olderBtn.hidden = true;
-    return;
-  }
-  const sc = el.scroller;
-  const fromBottom = sc.scrollHeight - sc.scrollTop - sc.clientHeight;
-  const stick = fromBottom < 60;
-  const items = conv.sorted().map((m) => ({ key: `s${m.seq}`, m, pending: null }));
-  for (const e of outbox.forRoom(conv.roomId)) {
-    const m = { ...e, sender_name: me.username, sender_id: me.user_id, sent_at: null };
-    items.push({ key: `p${e.client_msg_id}`, m, pending: e });
-  }
-  const wanted = new Set(items.map((i) => i.key));
-  for (const [key, r] of rendered) {
-    if (!wanted.has(key)) {
-      r.node.remove();
-      rendered.delete(key);
-    }
-  }
-  let cursor = el.messages.firstChild;
-  for (const item of items) {
-    const sig = item.pending ? `${item.pending.state}:${item.pending.error}` : item.m.message_id;
-    let r = rendered.get(item.key);
-    if (!r || r.sig !== sig) {
-      const fresh = messageNode(item.m, item.m.sender_id === me.user_id, item.pending);
-      if (r) {
-        if (r.node === cursor) cursor = fresh;
-        r.node.replaceWith(fresh);
-      }
-      r = { node: fresh, sig };
-      rendered.set(item.key, r);
-    }
-    if (r.node !== cursor) el.messages.insertBefore(r.node, cursor);
-    else cursor = cursor.nextSibling;
-  }
-  el.olderBtn.hidden = !conv.hasMore || conv.messages.size === 0;
-  if (stick) sc.scrollTop = sc.scrollHeight;
-  else sc.scrollTop = sc.scrollHeight - sc.clientHeight - fromBottom;
-}
-
-export function resetMessages() {
-  el.messages.replaceChildren();
-  rendered.clear();
-}
-
 const RANK = { owner: 3, moderator: 2, member: 1 };
 const ROLE_ORDER = (r) => -(RANK[r] || 1);
+
+/** Whether role `a` is higher than role `b` (someone acts on another only then, section 5). */
+export const outranks = (a, b) => (RANK[a] || 0) > (RANK[b] || 1);
 
 /** What `myRole` may do to a member of role `theirs` (contract section 5: only a higher role acts). */
 export function allowedOn(myRole, theirs, direct) {

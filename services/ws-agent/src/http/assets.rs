@@ -55,6 +55,26 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/view.js"),
     },
     Asset {
+        path: "messages.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/messages.js"),
+    },
+    Asset {
+        path: "actions.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/actions.js"),
+    },
+    Asset {
+        path: "compose.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/compose.js"),
+    },
+    Asset {
+        path: "feed.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/feed.js"),
+    },
+    Asset {
         path: "favicon.svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../../assets/favicon.svg"),
