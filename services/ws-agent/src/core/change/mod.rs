@@ -90,7 +90,7 @@ impl Core {
             Edit::Body(body) => Some(self.mentions_of(room_id, body, &user.user_id).await?),
             _ => None,
         };
-        let _serialised = self.change_locks.lock(room_id).await;
+        let mut serialised = self.change_locks.lock(room_id).await;
         for attempt in 0..MAX_ATTEMPTS {
             let last = self
                 .changes
@@ -166,9 +166,12 @@ impl Core {
                     state: change.message,
                 });
             }
-            // Another agent's change of the room came first: read again.
+            // Another agent's change of the room came first: read again, after a pause during
+            // which this agent's other changes (of this room or one sharing the lock) go on.
+            drop(serialised);
             let pause = 2u64.saturating_pow(u32::try_from(attempt).unwrap_or(8).min(6));
             tokio::time::sleep(Duration::from_millis(pause + fastrand_ms(pause))).await;
+            serialised = self.change_locks.lock(room_id).await;
         }
         Err(CoreError::Busy(
             "the room's messages are changing too fast, try again",
