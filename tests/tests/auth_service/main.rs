@@ -321,6 +321,7 @@ async fn the_service_is_discoverable_and_stops_cleanly() {
             subjects::auth::REGISTER_SUBJECT,
             subjects::auth::SEARCH_SUBJECT,
             subjects::auth::USER_SUBJECT,
+            subjects::auth::USERS_BY_NAME_SUBJECT,
         ]
     );
     h.stop().await;

@@ -167,6 +167,7 @@ async fn the_service_is_discoverable() {
         subjects::rooms::BLOCK,
         subjects::rooms::UNBLOCK,
         subjects::rooms::BLOCKS,
+        subjects::rooms::MENTIONS,
     ]
     .into_iter()
     .map(subjects::rooms::subject)
