@@ -47,6 +47,16 @@ impl JetStreamChanges {
     }
 }
 
+impl JetStreamChanges {
+    /// The newest change event stored on `subject` (a message's, or the room's filter).
+    async fn last_change_on(&self, subject: String) -> PortResult<Option<ChangeEntry>> {
+        match self.last_by_subject(&subject).await? {
+            Some(m) => decode_change(m.sequence, &m.payload).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A stored change event, decoded.
 pub(crate) fn decode_change(event_seq: u64, payload: &[u8]) -> PortResult<ChangeEntry> {
     serde_json::from_slice::<StoredChange>(payload)
@@ -59,16 +69,7 @@ impl ChangeLog for JetStreamChanges {
         &'a self,
         room_id: &'a str,
     ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
-        async move {
-            match self
-                .last_by_subject(&subjects::room_changes(room_id))
-                .await?
-            {
-                Some(m) => decode_change(m.sequence, &m.payload).map(Some),
-                None => Ok(None),
-            }
-        }
-        .boxed()
+        self.last_change_on(subjects::room_changes(room_id)).boxed()
     }
 
     fn last_change_of<'a>(
@@ -76,16 +77,8 @@ impl ChangeLog for JetStreamChanges {
         room_id: &'a str,
         seq: u64,
     ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
-        async move {
-            match self
-                .last_by_subject(&subjects::room_change(room_id, seq))
-                .await?
-            {
-                Some(m) => decode_change(m.sequence, &m.payload).map(Some),
-                None => Ok(None),
-            }
-        }
-        .boxed()
+        self.last_change_on(subjects::room_change(room_id, seq))
+            .boxed()
     }
 
     fn message_at<'a>(
