@@ -5,20 +5,16 @@
 // it is refused, the sign-in form shows; a logout made elsewhere ends the page's session too.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { test } from 'node:test';
 
-import { Browsers, WAIT } from '../lib/browser.js';
-import { Mesh } from '../lib/mesh.js';
+import { WAIT } from '../lib/browser.js';
+import { SHOTS, suite } from '../lib/suite.js';
 
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
-let mesh;
-const browsers = new Browsers();
+const env = suite();
 
 /** One user's browser on the mesh's agent. */
-const openUser = () => browsers.open(mesh.url, { width: 1100, height: 720 });
+const openUser = () => env.browsers.open(env.mesh.url, { width: 1100, height: 720 });
 
 async function register(page, username, password) {
   await page.fill('#auth-username', username);
@@ -66,35 +62,26 @@ function assertClean(list, label) {
   assert.equal(new Set(bodies).size, bodies.length, `${label}: no duplicate: ${bodies}`);
 }
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  mesh = await new Mesh().start();
-});
-
-after(async () => {
-  await browsers.close();
-  if (mesh) await mesh.stop();
-});
 
 test('the agent serves the client and its modules with content types', async () => {
-  const index = await fetch(`${mesh.url}/`);
+  const index = await fetch(`${env.mesh.url}/`);
   assert.equal(index.status, 200);
   assert.match(index.headers.get('content-type'), /^text\/html/);
   assert.match(index.headers.get('content-security-policy'), /default-src 'self'/);
-  const js = await fetch(`${mesh.url}/assets/main.js`);
+  const js = await fetch(`${env.mesh.url}/assets/main.js`);
   assert.match(js.headers.get('content-type'), /^text\/javascript/);
   assert.equal(js.headers.get('cache-control'), 'no-cache');
-  const again = await fetch(`${mesh.url}/assets/main.js`, { headers: { 'If-None-Match': js.headers.get('etag') } });
+  const again = await fetch(`${env.mesh.url}/assets/main.js`, { headers: { 'If-None-Match': js.headers.get('etag') } });
   assert.equal(again.status, 304);
-  const missing = await fetch(`${mesh.url}/assets/nope.js`);
+  const missing = await fetch(`${env.mesh.url}/assets/nope.js`);
   assert.equal(missing.status, 404);
 });
 
 test('/docs lists every operation of /openapi.json and can call one', async () => {
-  const doc = await (await fetch(`${mesh.url}/openapi.json`)).json();
+  const doc = await (await fetch(`${env.mesh.url}/openapi.json`)).json();
   const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
   const { page } = await openUser();
-  await page.goto(`${mesh.url}/docs`);
+  await page.goto(`${env.mesh.url}/docs`);
   await page.waitForFunction((n) => document.querySelectorAll('details.op').length === n, operations, WAIT);
   const health = page.locator('details.op', { has: page.locator('code', { hasText: /^\/healthz$/ }) });
   await health.locator('summary').click();
@@ -193,7 +180,7 @@ test('two users chat, reload keeps history, a dropped network loses nothing', as
       for (let i = 0; i < 120; i += 1) {
         const body = `bulk ${i}`;
         bulk.push(body);
-        const r = await fetch(`${mesh.url}/api/v1/rooms/${roomId}/messages`, {
+        const r = await fetch(`${env.mesh.url}/api/v1/rooms/${roomId}/messages`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
           body: JSON.stringify({ body, client_msg_id: `bulk-${suffix}-${i}` }),
@@ -227,7 +214,7 @@ test('two users chat, reload keeps history, a dropped network loses nothing', as
       await bob.page.screenshot({ path: join(SHOTS, '4-bob-phone.png'), fullPage: true });
     });
   } catch (e) {
-    console.error(mesh.logs());
+    console.error(env.mesh.logs());
     await alice.page.screenshot({ path: join(SHOTS, 'failure-alice.png') }).catch(() => {});
     await bob.page.screenshot({ path: join(SHOTS, 'failure-bob.png') }).catch(() => {});
     throw e;
@@ -238,7 +225,7 @@ const sessionToken = (page) => page.evaluate(() => JSON.parse(localStorage.getIt
 
 /** `GET /api/v1/me` with `token`: its status. */
 const meStatus = async (token) =>
-  (await fetch(`${mesh.url}/api/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).status;
+  (await fetch(`${env.mesh.url}/api/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).status;
 
 test('"Log out" revokes the token: its sockets close, it is refused, the sign-in form shows', async () => {
   const suffix = Date.now().toString(36).slice(-6);
@@ -305,7 +292,7 @@ test('"Log out" revokes the token: its sockets close, it is refused, the sign-in
     assert.notEqual(fresh, token);
     assert.equal(await meStatus(fresh), 200);
   } catch (e) {
-    console.error(mesh.logs());
+    console.error(env.mesh.logs());
     await carol.page.screenshot({ path: join(SHOTS, 'failure-carol.png') }).catch(() => {});
     throw e;
   }
@@ -317,7 +304,7 @@ test('a logout made elsewhere ends the page\'s session', async () => {
   try {
     await register(dave.page, `dave_${suffix}`, 'correct horse battery');
     const token = await sessionToken(dave.page);
-    const r = await fetch(`${mesh.url}/api/v1/auth/logout`, {
+    const r = await fetch(`${env.mesh.url}/api/v1/auth/logout`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}` },
     });
@@ -326,13 +313,13 @@ test('a logout made elsewhere ends the page\'s session', async () => {
     assert.match(await dave.page.textContent('#auth-error'), /session ended/);
     assert.equal(await dave.page.evaluate(() => localStorage.getItem('dyschat.session')), null);
   } catch (e) {
-    console.error(mesh.logs());
+    console.error(env.mesh.logs());
     await dave.page.screenshot({ path: join(SHOTS, 'failure-dave.png') }).catch(() => {});
     throw e;
   }
 });
 
 test('no page broke its Content-Security-Policy or asked for a missing file', () => {
-  assert.deepEqual(browsers.cspViolations, []);
-  assert.deepEqual(browsers.missingFiles, []);
+  assert.deepEqual(env.browsers.cspViolations, []);
+  assert.deepEqual(env.browsers.missingFiles, []);
 });

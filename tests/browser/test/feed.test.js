@@ -6,19 +6,15 @@
 // browser's Notification API while the tab is hidden, asked for only after a click.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { test } from 'node:test';
 
-import { Browsers, WAIT } from '../lib/browser.js';
-import { Mesh } from '../lib/mesh.js';
+import { WAIT } from '../lib/browser.js';
+import { SHOTS, suite } from '../lib/suite.js';
 
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 const PASSWORD = 'correct horse battery';
 
-let mesh;
-const browsers = new Browsers();
+const env = suite({ agents: 2 });
 
 /** Stands in for the browser's Notification API and lets the test hide the tab. */
 function fakeNotifications() {
@@ -137,25 +133,16 @@ const exactly = (text) => `^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
  * is on its whole text). */
 const msg = (text) => `#messages li[data-seq]:has(.body:text-matches(${JSON.stringify(exactly(text))}))`;
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  mesh = await new Mesh({ agents: 2 }).start();
-});
-
-after(async () => {
-  await browsers.close();
-  if (mesh) await mesh.stop();
-});
 
 test('badges, the new-messages line, receipts and the notification bell across two agents', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);
   const names = { alice: `falice_${suffix}`, bob: `fbob_${suffix}` };
-  const { page: alice } = await browsers.open(mesh.urls[0]);
+  const { page: alice } = await env.browsers.open(env.mesh.urls[0]);
   await alice.addInitScript(fakeNotifications);
   await alice.reload();
-  const { page: bob } = await browsers.open(mesh.urls[1]);
+  const { page: bob } = await env.browsers.open(env.mesh.urls[1]);
   const pages = { alice, bob };
-  const has = await serverHas(mesh.urls[0], suffix);
+  const has = await serverHas(env.mesh.urls[0], suffix);
   console.log(`[feed test] the agent has: ${JSON.stringify(has)}`);
   let mentionNotes = 0; // messages so far that mention alice, by the server's `mentions`
   try {
@@ -326,7 +313,7 @@ test('badges, the new-messages line, receipts and the notification bell across t
       await alice.waitForSelector('#bell-count[data-unread="1"]', WAIT);
     });
   } catch (e) {
-    console.error(mesh.logs(40));
+    console.error(env.mesh.logs(40));
     for (const [who, p] of Object.entries(pages)) {
       await p.screenshot({ path: join(SHOTS, `failure-feed-${who}.png`) }).catch(() => {});
     }
@@ -343,7 +330,7 @@ async function send(page, roomId, title, text) {
 }
 
 test('no page broke its Content-Security-Policy, threw or missed a file', () => {
-  assert.deepEqual(browsers.cspViolations, []);
-  assert.deepEqual(browsers.pageErrors, []);
-  assert.deepEqual(browsers.missingFiles, []);
+  assert.deepEqual(env.browsers.cspViolations, []);
+  assert.deepEqual(env.browsers.pageErrors, []);
+  assert.deepEqual(env.browsers.missingFiles, []);
 });

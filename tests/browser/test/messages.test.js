@@ -7,19 +7,15 @@
 // producing a mention that the mentioned user sees highlighted.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { test } from 'node:test';
 
-import { Browsers, WAIT } from '../lib/browser.js';
-import { Mesh } from '../lib/mesh.js';
+import { WAIT } from '../lib/browser.js';
+import { SHOTS, suite } from '../lib/suite.js';
 
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 const PASSWORD = 'correct horse battery';
 
-let mesh;
-const browsers = new Browsers();
+const env = suite({ agents: 2 });
 
 async function register(page, username) {
   await page.fill('#auth-username', username);
@@ -88,22 +84,13 @@ async function action(page, li, name) {
   await page.click(`${li} [data-msg-action="${name}"]`);
 }
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  mesh = await new Mesh({ agents: 2 }).start();
-});
-
-after(async () => {
-  await browsers.close();
-  if (mesh) await mesh.stop();
-});
 
 test('replies, edits, deletions, reactions and mentions across two agents', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);
   const names = { alice: `malice_${suffix}`, bob: `mbob_${suffix}`, carol: `mcarol_${suffix}` };
-  const alice = (await browsers.open(mesh.urls[0])).page;
-  const bob = (await browsers.open(mesh.urls[0])).page;
-  const carol = (await browsers.open(mesh.urls[1])).page;
+  const alice = (await env.browsers.open(env.mesh.urls[0])).page;
+  const bob = (await env.browsers.open(env.mesh.urls[0])).page;
+  const carol = (await env.browsers.open(env.mesh.urls[1])).page;
   const pages = { alice, bob, carol };
   try {
     const ids = {};
@@ -458,7 +445,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
       assert.equal(overflow, false);
     });
   } catch (e) {
-    console.error(mesh.logs(40));
+    console.error(env.mesh.logs(40));
     for (const [who, p] of Object.entries(pages)) {
       await p.screenshot({ path: join(SHOTS, `failure-messages-${who}.png`) }).catch(() => {});
     }
@@ -467,7 +454,7 @@ test('replies, edits, deletions, reactions and mentions across two agents', asyn
 });
 
 test('no page broke its Content-Security-Policy, threw or missed a file', () => {
-  assert.deepEqual(browsers.cspViolations, []);
-  assert.deepEqual(browsers.pageErrors, []);
-  assert.deepEqual(browsers.missingFiles, []);
+  assert.deepEqual(env.browsers.cspViolations, []);
+  assert.deepEqual(env.browsers.pageErrors, []);
+  assert.deepEqual(env.browsers.missingFiles, []);
 });

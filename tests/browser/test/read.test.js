@@ -4,18 +4,17 @@
 // receives read_marker), and me/rooms says the same.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { Browsers, WAIT } from '../lib/browser.js';
-import { Mesh } from '../lib/mesh.js';
+import { WAIT } from '../lib/browser.js';
+import { suite } from '../lib/suite.js';
 
 const PASSWORD = 'correct horse battery';
 
-let mesh;
-const browsers = new Browsers();
+const env = suite({ agents: 2 });
 
 /** One device of a user, on the agent at `url`. */
-const openPage = async (url) => (await browsers.open(url)).page;
+const openPage = async (url) => (await env.browsers.open(url)).page;
 
 async function enter(page, username, button) {
   await page.fill('#auth-username', username);
@@ -54,20 +53,12 @@ async function api(page, method, path, body) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
-before(async () => {
-  mesh = await new Mesh({ agents: 2 }).start();
-});
-
-after(async () => {
-  await browsers.close();
-  if (mesh) await mesh.stop();
-});
 
 test('reading a room on one device clears its unread badge on the other, across agents', async () => {
   const suffix = Date.now().toString(36).slice(-6);
   const names = { alice: `ralice_${suffix}`, bob: `rbob_${suffix}` };
-  const laptop = await openPage(mesh.urls[0]);
-  const bob = await openPage(mesh.urls[0]);
+  const laptop = await openPage(env.mesh.urls[0]);
+  const bob = await openPage(env.mesh.urls[0]);
   await enter(laptop, names.alice, '#register-btn');
   await enter(bob, names.bob, '#register-btn');
 
@@ -78,7 +69,7 @@ test('reading a room on one device clears its unread badge on the other, across 
   assert.equal((await api(bob, 'POST', `/api/v1/rooms/${roomId}/join`)).status, 200);
 
   // Alice's phone logs in on the other agent and looks at another room.
-  const phone = await openPage(mesh.urls[1]);
+  const phone = await openPage(env.mesh.urls[1]);
   await enter(phone, names.alice, '#login-btn');
   await phone.waitForSelector(`#my-rooms li[data-room-id="${roomId}"]`, WAIT);
   await openRoom(phone, elsewhereId, elsewhere);
@@ -109,5 +100,5 @@ test('reading a room on one device clears its unread badge on the other, across 
   assert.equal(summary.unread, 0, JSON.stringify(summary));
   assert.equal(summary.last_read_seq, summary.last_seq, JSON.stringify(summary));
   assert.equal(markers.at(-1), summary.last_read_seq);
-  assert.deepEqual(browsers.pageErrors, []);
+  assert.deepEqual(env.browsers.pageErrors, []);
 });

@@ -5,22 +5,18 @@
 // unread badge, and a block that stops the peer's messages.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { test } from 'node:test';
 
-import { Browsers, WAIT } from '../lib/browser.js';
-import { Mesh } from '../lib/mesh.js';
+import { WAIT } from '../lib/browser.js';
+import { SHOTS, suite } from '../lib/suite.js';
 
-const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 const PASSWORD = 'correct horse battery';
 
-let mesh;
-const browsers = new Browsers();
+const env = suite({ agents: 2 });
 
 /** One user's browser on the agent at `url`. */
-const openUser = async (url) => (await browsers.open(url)).page;
+const openUser = async (url) => (await env.browsers.open(url)).page;
 
 async function register(page, username) {
   await page.fill('#auth-username', username);
@@ -113,22 +109,13 @@ async function api(page, method, path, body) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  mesh = await new Mesh({ agents: 2 }).start();
-});
-
-after(async () => {
-  await browsers.close();
-  if (mesh) await mesh.stop();
-});
 
 test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct messages, blocks', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);
   const names = { alice: `alice_${suffix}`, bob: `bob_${suffix}`, carol: `carol_${suffix}` };
-  const alice = await openUser(mesh.urls[0]);
-  const bob = await openUser(mesh.urls[0]);
-  const carol = await openUser(mesh.urls[1]);
+  const alice = await openUser(env.mesh.urls[0]);
+  const bob = await openUser(env.mesh.urls[0]);
+  const carol = await openUser(env.mesh.urls[1]);
   const pages = { alice, bob, carol };
   const ids = {};
   try {
@@ -322,7 +309,7 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
       await alice.screenshot({ path: join(SHOTS, 'rooms-6-phone.png'), fullPage: true });
     });
   } catch (e) {
-    console.error(mesh.logs(40));
+    console.error(env.mesh.logs(40));
     for (const [who, p] of Object.entries(pages)) {
       await p.screenshot({ path: join(SHOTS, `failure-rooms-${who}.png`) }).catch(() => {});
     }
@@ -331,6 +318,6 @@ test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct me
 });
 
 test('no page broke its Content-Security-Policy or threw', () => {
-  assert.deepEqual(browsers.cspViolations, []);
-  assert.deepEqual(browsers.pageErrors, []);
+  assert.deepEqual(env.browsers.cspViolations, []);
+  assert.deepEqual(env.browsers.pageErrors, []);
 });
