@@ -1,6 +1,7 @@
 //! A deleted message's text leaves the stream: once its deletion is in the history, the writer
 //! erases the message as sent (`STREAM.MSG.DELETE`, which overwrites the stored bytes) and every
-//! change event of it but the last, its tombstone (a purge of its change subject keeping one).
+//! change event of it but the last, its tombstone (each deleted the same way, up to a bound,
+//! then a purge of its change subject keeping one).
 //!
 //! Idempotent, so a redelivered deletion does it again harmlessly: a message already gone is
 //! done. The message at the deleted `seq` is looked at first and erased only if it is a message
@@ -14,6 +15,9 @@ use async_nats::jetstream::stream::{
 };
 use dyschat_protocol::subjects;
 
+/// The most older change events of one deleted message erased one by one (the rest, if any, are
+/// purged).
+const MAX_ERASED_CHANGES: usize = 1_000;
 /// How long one request to the stream may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,6 +88,50 @@ pub(crate) async fn erase_deleted(
         }
     }
     let changes = subjects::room_change(room_id, seq);
+    erase_older_changes(stream, &changes, seq + 1).await?;
+    // Whatever is left but the tombstone (past the bound above) goes too.
     bounded(async { stream.purge().filter(changes).keep(1).await }).await?;
+    Ok(())
+}
+
+/// Erases, one by one, the change events on `changes` older than its newest (the tombstone),
+/// looking from stream sequence `from` (a message's changes come after it), at most
+/// [`MAX_ERASED_CHANGES`]: a delete overwrites a message's bytes, which a purge is not
+/// documented to do, and each older change event holds the message's text.
+async fn erase_older_changes(
+    stream: &Stream,
+    changes: &str,
+    mut from: u64,
+) -> Result<(), EraseError> {
+    let newest = match bounded(stream.get_last_raw_message_by_subject(changes)).await {
+        Ok(m) => m.sequence,
+        Err(EraseError::Lookup(e)) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    for _ in 0..MAX_ERASED_CHANGES {
+        let next = bounded(
+            stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(changes)
+                .send(),
+        )
+        .await;
+        let older = match next {
+            Ok(m) if m.sequence < newest => m.sequence,
+            Ok(_) => return Ok(()),
+            Err(EraseError::Lookup(e)) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        // A change erased meanwhile (a redelivered deletion) is the same outcome.
+        if let Err(e) = bounded(stream.delete_message(older)).await {
+            tracing::debug!(seq = older, error = %e, "older change not erased; the purge removes it");
+        }
+        from = older + 1;
+    }
     Ok(())
 }
