@@ -253,6 +253,27 @@ async fn edits_reactions_and_deletions_reach_every_socket_in_one_chain() -> anyh
         joined["last_seq"] == seq_of(&reply)? && last_event_seq > seq_of(&reply)?,
         "{joined}"
     );
+    // A read marker may stand on a change (up to last_event_seq), not beyond.
+    let read = format!("/api/v1/rooms/{room}/read");
+    let marked = expect(
+        s.api(),
+        &bob,
+        "POST",
+        &read,
+        Some(json!({"seq": last_event_seq})),
+        200,
+    )
+    .await?;
+    ensure!(marked["last_read_seq"] == last_event_seq, "{marked}");
+    expect(
+        s.api(),
+        &bob,
+        "POST",
+        &read,
+        Some(json!({"seq": last_event_seq + 1})),
+        400,
+    )
+    .await?;
     let mut replayed = Vec::new();
     let mut position = seq - 1;
     while position < last_event_seq {

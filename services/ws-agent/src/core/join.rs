@@ -122,12 +122,10 @@ async fn catch_up(
     since: Option<u64>,
     reference: Option<String>,
 ) -> Result<(), CoreError> {
-    let (last_seq, last_change) =
-        tokio::try_join!(async { core.stream.last_seq(room_id).await }, async {
-            core.changes.last_change(room_id).await
-        },)
+    let (last_seq, last_change) = core
+        .positions(room_id)
+        .await
         .map_err(CoreError::unavailable("room position lookup"))?;
-    let last_change = last_change.map_or(0, |c| c.event_seq);
     let last_event_seq = last_seq.max(last_change);
     core.hub.note_position(room_id, last_seq);
     core.hub.note_change_position(room_id, last_change);

@@ -6,7 +6,7 @@
 //! that revision; a concurrent write (another device of the user) makes the write fail, and the
 //! decision is taken again on what that write left, at most [`MAX_ATTEMPTS`] times. Reading a
 //! room is authorized like its history (members only; a private room is `not_found` to
-//! outsiders), and a `seq` above the room's newest message is refused. A marker that moved is
+//! outsiders), and a `seq` above the room's `last_event_seq` (its newest message or change) is refused. A marker that moved is
 //! announced on the user's event subject, so every socket of theirs, on every agent, gets
 //! `read_marker` ([`super::user_sockets`]) — but the socket that sent `read`, which has its
 //! answer — and, in a room of at most 100 members, as a receipt to the room's other members
@@ -44,13 +44,12 @@ impl Core {
                 return Ok(marker);
             }
             if !newest_checked {
-                let newest = self
-                    .stream
-                    .last_seq(room_id)
+                let (last_seq, last_change) = self
+                    .positions(room_id)
                     .await
                     .map_err(CoreError::unavailable("read marker"))?;
-                if seq > newest {
-                    return Err(CoreError::Invalid("seq is above the room's newest message"));
+                if seq > last_seq.max(last_change) {
+                    return Err(CoreError::Invalid("seq is above the room's last_event_seq"));
                 }
                 newest_checked = true;
             }

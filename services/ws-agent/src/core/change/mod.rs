@@ -24,6 +24,7 @@ use dyschat_protocol::{
 };
 
 use super::{Core, CoreError, User};
+use crate::ports::PortError;
 
 mod rules;
 
@@ -241,6 +242,16 @@ impl Core {
         ids.retain(|id| id != sender_id);
         ids.truncate(mentions::MAX_MENTIONS);
         Ok(ids)
+    }
+
+    /// The room's newest message `seq` and newest change `event_seq` (0 for none), both read
+    /// from the stream leader: the newer of the two is the room's `last_event_seq`.
+    pub(crate) async fn positions(&self, room_id: &str) -> Result<(u64, u64), PortError> {
+        let (last_seq, last_change) = tokio::try_join!(
+            self.stream.last_seq(room_id),
+            self.changes.last_change(room_id)
+        )?;
+        Ok((last_seq, last_change.map_or(0, |c| c.event_seq)))
     }
 
     /// The message a reply names: an undeleted message of the room, else 400.

@@ -88,7 +88,7 @@ pub(crate) async fn post_message(
 #[utoipa::path(post, path = "/api/v1/rooms/{room_id}/read", tag = "messages", summary = "Move the read marker forward", security(("bearer" = [])),
     params(("room_id" = String, Path, description = "The room id")), request_body = ReadBody,
     responses((status = 200, body = ReadReply, description = "The marker; a lower seq changes nothing and answers the current one. Every socket of the user gets read_marker when it moves"),
-        (status = 400, body = ErrorBody, description = "bad_request: seq above the room's newest message"), (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 400, body = ErrorBody, description = "bad_request: seq above the room's last_event_seq (its newest message or change)"), (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: not a member, or banned (a private room: not_found)"), (status = 404, body = ErrorBody, description = "not_found: no such room, or a private room to an outsider")))]
 pub(crate) async fn read(
     State(state): AppState,
