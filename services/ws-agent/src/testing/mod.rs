@@ -11,18 +11,22 @@ use crate::core::{Core, User};
 use crate::ports::Ports;
 use crate::socket::OutFrame;
 
+mod bus;
 mod changes;
 mod feed;
+mod history;
 mod read;
 mod revoked;
 mod services;
 mod stream;
 
+pub(crate) use bus::FakeBus;
 pub(crate) use feed::FakeFeed;
+pub(crate) use history::FakeHistory;
 pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
-pub(crate) use services::{FakeHistory, FakePresence, FakeRates, FakeRooms};
-pub(crate) use stream::{message as stream_message, FakeBus, FakeStream};
+pub(crate) use services::{FakePresence, FakeRates, FakeRooms};
+pub(crate) use stream::{message as stream_message, FakeStream};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

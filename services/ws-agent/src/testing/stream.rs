@@ -1,4 +1,4 @@
-//! The fake message stream and the fake bus it re-publishes to.
+//! The fake message stream, which re-publishes to the fake bus ([`super::bus`]).
 //!
 //! The fake stream behaves like `DYSCHAT_MESSAGES` where it matters: one sequence across all
 //! rooms (so a room's seqs are sparse), de-duplication by message id, and a RePublish to the
@@ -10,68 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dyschat_protocol::wire::{ReceiptEvent, StoredChange, StoredMessage, TypingEvent};
+use dyschat_protocol::wire::{StoredChange, StoredMessage};
 use dyschat_protocol::{ids, time};
-use futures::channel::mpsc;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 
+use super::bus::FakeBus;
 use super::lock;
 use crate::ports::{
-    Ack, AckFuture, Bus, ChangeEntry, Entry, LiveKind, LiveMessage, LiveStream, MessageStream,
-    PortError, PortResult, Sequenced,
+    Ack, AckFuture, ChangeEntry, Entry, LiveKind, LiveMessage, MessageStream, PortError,
+    PortResult, Sequenced,
 };
-
-/// The fake live feeds and typing events.
-#[derive(Default)]
-pub(crate) struct FakeBus {
-    live: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<LiveMessage>>>>,
-    pub typing: Mutex<Vec<TypingEvent>>,
-    pub receipts: Mutex<Vec<ReceiptEvent>>,
-    pub subscribes: AtomicUsize,
-}
-
-impl FakeBus {
-    /// Delivers `message` to every live subscriber of the room.
-    pub(crate) fn inject(&self, room_id: &str, message: LiveMessage) {
-        let mut live = lock(&self.live);
-        if let Some(subscribers) = live.get_mut(room_id) {
-            subscribers.retain(|tx| tx.unbounded_send(message.clone()).is_ok());
-        }
-    }
-
-    /// Live subscriptions to the room still open.
-    pub(crate) fn subscribers(&self, room_id: &str) -> usize {
-        let mut live = lock(&self.live);
-        live.get_mut(room_id).map_or(0, |subscribers| {
-            subscribers.retain(|tx| !tx.is_closed());
-            subscribers.len()
-        })
-    }
-}
-
-impl Bus for FakeBus {
-    fn subscribe_live<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<LiveStream>> {
-        self.subscribes.fetch_add(1, Ordering::SeqCst);
-        let (tx, rx) = mpsc::unbounded();
-        lock(&self.live)
-            .entry(room_id.to_string())
-            .or_default()
-            .push(tx);
-        let live: LiveStream = rx.boxed();
-        futures::future::ready(Ok(live)).boxed()
-    }
-
-    fn publish_typing<'a>(&'a self, event: &'a TypingEvent) -> BoxFuture<'a, PortResult<()>> {
-        lock(&self.typing).push(event.clone());
-        futures::future::ready(Ok(())).boxed()
-    }
-
-    fn publish_receipt<'a>(&'a self, event: &'a ReceiptEvent) -> BoxFuture<'a, PortResult<()>> {
-        lock(&self.receipts).push(event.clone());
-        futures::future::ready(Ok(())).boxed()
-    }
-}
 
 #[derive(Default)]
 pub(super) struct Stored {

@@ -17,12 +17,16 @@ use bytes::Bytes;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
     MessagePage, MyRoomList, PageRequest, PresenceEvent, ReadMarkerEvent, ReceiptEvent,
-    StoredChange, StoredMessage, StoredNotification, TypingEvent,
+    StoredMessage, StoredNotification, TypingEvent,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::history::{PageQuery, StoreState};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+
+mod changes;
+
+pub(crate) use changes::{ChangeEntry, ChangeLog, Entry};
 
 /// A port operation that did not complete. What exactly failed is in the message, for the log;
 /// the edges only ever say "unavailable, try again".
@@ -60,60 +64,6 @@ pub(crate) type AckFuture = BoxFuture<'static, PortResult<Ack>>;
 pub(crate) struct Sequenced {
     pub seq: u64,
     pub stored: StoredMessage,
-}
-
-/// A change event with its place in the stream (its `event_seq`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ChangeEntry {
-    pub event_seq: u64,
-    pub change: StoredChange,
-}
-
-/// One entry of a room's sequence: a message, or a change event of one of its messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Entry {
-    Message(Sequenced),
-    Change(ChangeEntry),
-}
-
-impl Entry {
-    /// Its place in the room's sequence (`seq` or `event_seq`).
-    pub(crate) fn position(&self) -> u64 {
-        match self {
-            Entry::Message(m) => m.seq,
-            Entry::Change(c) => c.event_seq,
-        }
-    }
-}
-
-/// The change events of the room messages in JetStream, each on its message's own subject
-/// (`dyschat.msg.room.<room>.chg.<seq>`). Reads are the leader's, like [`MessageStream`]'s.
-pub(crate) trait ChangeLog: Send + Sync {
-    /// The room's newest change event, `None` when it has none.
-    fn last_change<'a>(
-        &'a self,
-        room_id: &'a str,
-    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
-    /// The newest change event of the room's message `seq`: its current state.
-    fn last_change_of<'a>(
-        &'a self,
-        room_id: &'a str,
-        seq: u64,
-    ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>>;
-    /// The room's message stored at `seq`, as sent; `None` when there is none (never was, or
-    /// erased after its deletion, or `seq` is not a message of this room).
-    fn message_at<'a>(
-        &'a self,
-        room_id: &'a str,
-        seq: u64,
-    ) -> BoxFuture<'a, PortResult<Option<StoredMessage>>>;
-    /// Stores `change` if the room's newest change event is still `expected` (0: none): its
-    /// `event_seq`, or `None` when another change of the room was stored first.
-    fn publish_change<'a>(
-        &'a self,
-        change: &'a StoredChange,
-        expected: u64,
-    ) -> BoxFuture<'a, PortResult<Option<u64>>>;
 }
 
 /// The room messages in JetStream. Every read here is one the leader answers (or, for
@@ -241,7 +191,7 @@ pub(crate) enum LiveKind {
     /// A message (`seq`, and its `prev_seq` from `Nats-Last-Sequence`).
     Message,
     /// A change event (`seq` is its `event_seq`; `prev_seq` means nothing: the payload, a
-    /// [`StoredChange`], says its `prev_event_seq`).
+    /// [`StoredChange`](dyschat_protocol::wire::StoredChange), says its `prev_event_seq`).
     Change,
 }
 
@@ -252,7 +202,7 @@ pub(crate) struct LiveMessage {
     pub kind: LiveKind,
     pub seq: u64,
     pub prev_seq: u64,
-    /// The stored payload (a [`StoredMessage`] or [`StoredChange`] as JSON).
+    /// The stored payload (a [`StoredMessage`] or a change event as JSON).
     pub payload: Bytes,
     /// The re-published headers: the sender's trace context.
     pub headers: Option<HeaderMap>,
