@@ -12,6 +12,7 @@ use async_nats::jetstream::{
     message::{PublishMessage, StreamMessage},
     stream::{LastRawMessageErrorKind, Stream},
 };
+use bytes::Bytes;
 use dyschat_protocol::{
     subjects,
     wire::{StoredChange, StoredMessage},
@@ -104,21 +105,21 @@ impl ChangeLog for JetStreamChanges {
 
     fn publish_change<'a>(
         &'a self,
-        change: &'a StoredChange,
+        room_id: &'a str,
+        seq: u64,
+        payload: Bytes,
         expected: u64,
     ) -> BoxFuture<'a, PortResult<Option<u64>>> {
         async move {
-            let payload =
-                serde_json::to_vec(change).map_err(|e| PortError::Failed(e.to_string()))?;
             let publish = PublishMessage::build()
                 .headers(telemetry::headers_with_context().unwrap_or_default())
-                .payload(payload.into())
+                .payload(payload)
                 .expected_last_subject_sequence(expected)
                 .header(
                     EXPECTED_LAST_SUBJECT_FILTER,
-                    subjects::room_changes(&change.room_id).as_str(),
+                    subjects::room_changes(room_id).as_str(),
                 );
-            let subject = subjects::room_change(&change.room_id, change.seq);
+            let subject = subjects::room_change(room_id, seq);
             let ack = deadline(self.js.send_publish(subject, publish))
                 .await?
                 .map_err(PortError::failed)?;

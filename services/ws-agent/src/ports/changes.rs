@@ -2,6 +2,7 @@
 //! one entry of a room's sequence is a message or a change, and [`ChangeLog`] reads and stores
 //! the changes.
 
+use bytes::Bytes;
 use dyschat_protocol::wire::{StoredChange, StoredMessage};
 use futures::future::BoxFuture;
 
@@ -52,11 +53,14 @@ pub(crate) trait ChangeLog: Send + Sync {
         room_id: &'a str,
         seq: u64,
     ) -> BoxFuture<'a, PortResult<Option<StoredMessage>>>;
-    /// Stores `change` if the room's newest change event is still `expected` (0: none): its
-    /// `event_seq`, or `None` when another change of the room was stored first.
+    /// Stores `payload` (a serialized [`StoredChange`] of the room's message `seq`) if the
+    /// room's newest change event is still `expected` (0: none): its `event_seq`, or `None`
+    /// when another change of the room was stored first.
     fn publish_change<'a>(
         &'a self,
-        change: &'a StoredChange,
+        room_id: &'a str,
+        seq: u64,
+        payload: Bytes,
         expected: u64,
     ) -> BoxFuture<'a, PortResult<Option<u64>>>;
 }

@@ -93,13 +93,17 @@ impl ChangeLog for FakeStream {
 
     fn publish_change<'a>(
         &'a self,
-        change: &'a StoredChange,
+        room_id: &'a str,
+        _seq: u64,
+        payload: Bytes,
         expected: u64,
     ) -> BoxFuture<'a, PortResult<Option<u64>>> {
-        let newest = self
-            .newest_change(&change.room_id, None)
-            .map_or(0, |c| c.event_seq);
-        let stored = (newest == expected).then(|| self.append_change(change.clone()));
-        futures::future::ready(Ok(stored)).boxed()
+        let result = serde_json::from_slice::<StoredChange>(&payload)
+            .map_err(|e| crate::ports::PortError::Decode(e.to_string()))
+            .map(|change| {
+                let newest = self.newest_change(room_id, None).map_or(0, |c| c.event_seq);
+                (newest == expected).then(|| self.append_change(change))
+            });
+        futures::future::ready(result).boxed()
     }
 }

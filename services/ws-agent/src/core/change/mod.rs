@@ -123,11 +123,11 @@ impl Core {
                     .map_err(CoreError::Denied)?;
             }
             let now = time::now();
-            let (kind, mut state) = match rules::apply(&current.state, &edit, &user.user_id, &now)?
-            {
+            let outcome = rules::apply(&current.state, &edit, &user.user_id, &now)?;
+            let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
+            let (kind, mut state) = match outcome {
                 Outcome::Changed(kind, state) => (kind, *state),
                 Outcome::Unchanged => {
-                    let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
                     return Ok(ChangeDone {
                         room_id: room_id.to_string(),
                         seq,
@@ -139,7 +139,6 @@ impl Core {
             if let Some(mentioned) = &mentioned {
                 state.mentions = mentioned.clone();
             }
-            let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
             let change = StoredChange {
                 room_id: room_id.to_string(),
                 seq,
@@ -150,13 +149,15 @@ impl Core {
                 at: now,
                 message: state,
             };
-            let size = serde_json::to_vec(&change).map_or(usize::MAX, |b| b.len());
-            if size > MAX_STORED_BYTES {
+            // Serialized once: checked against the stream's bound, then published as it is.
+            let payload =
+                serde_json::to_vec(&change).map_err(|e| CoreError::Internal(e.to_string()))?;
+            if payload.len() > MAX_STORED_BYTES {
                 return Err(ApiError::conflict("the message's state would be too large").into());
             }
             let stored = self
                 .changes
-                .publish_change(&change, expected)
+                .publish_change(room_id, seq, payload.into(), expected)
                 .await
                 .map_err(CoreError::unavailable("change store"))?;
             if stored.is_some() {
@@ -171,7 +172,8 @@ impl Core {
             // which this agent's other changes (of this room or one sharing the lock) go on.
             drop(serialised);
             let pause = 2u64.saturating_pow(u32::try_from(attempt).unwrap_or(8).min(6));
-            tokio::time::sleep(Duration::from_millis(pause + fastrand_ms(pause))).await;
+            let jitter = rand::random_range(0..pause);
+            tokio::time::sleep(Duration::from_millis(pause + jitter)).await;
             serialised = self.change_locks.lock(room_id).await;
         }
         Err(CoreError::Busy(
@@ -182,12 +184,11 @@ impl Core {
     /// The message's current state when the room's newest change is not about it: its own
     /// newest change, else the message as sent; `not_found` when the room has no such message.
     async fn current(&self, room_id: &str, seq: u64) -> Result<Current, CoreError> {
-        let unavailable = CoreError::unavailable("message lookup");
         if let Some(c) = self
             .changes
             .last_change_of(room_id, seq)
             .await
-            .map_err(unavailable)?
+            .map_err(CoreError::unavailable("message lookup"))?
         {
             return Ok(Current {
                 state: c.change.message,
@@ -269,12 +270,4 @@ impl Core {
             Err(e) => Err(e),
         }
     }
-}
-
-/// A few milliseconds of jitter, so racing agents do not retry in step.
-fn fastrand_ms(up_to: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    nanos % up_to.max(1)
 }
