@@ -9,20 +9,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { WAIT } from '../lib/browser.js';
+import { register } from '../lib/page.js';
 import { SHOTS, suite } from '../lib/suite.js';
 
 const env = suite();
 
 /** One user's browser on the mesh's agent. */
 const openUser = () => env.browsers.open(env.mesh.url, { width: 1100, height: 720 });
-
-async function register(page, username, password) {
-  await page.fill('#auth-username', username);
-  await page.fill('#auth-password', password);
-  await page.click('#register-btn');
-  await page.waitForSelector('#chat-view:not([hidden])', WAIT);
-  await page.waitForSelector('#conn[data-state="up"]', WAIT);
-}
 
 /** The open conversation as shown: seq, body and whether still pending, in DOM order. */
 const shown = (page) =>
@@ -61,7 +54,6 @@ function assertClean(list, label) {
   const bodies = list.map((m) => m.body);
   assert.equal(new Set(bodies).size, bodies.length, `${label}: no duplicate: ${bodies}`);
 }
-
 
 test('the agent serves the client and its modules with content types', async () => {
   const index = await fetch(`${env.mesh.url}/`);

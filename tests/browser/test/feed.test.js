@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { WAIT } from '../lib/browser.js';
+import { PASSWORD, register, waitTitle } from '../lib/page.js';
 import { SHOTS, suite } from '../lib/suite.js';
-
-const PASSWORD = 'correct horse battery';
 
 const env = suite({ agents: 2 });
 
@@ -39,19 +38,6 @@ function fakeNotifications() {
     configurable: true,
     get: () => (window.__hidden ? 'hidden' : 'visible'),
   });
-}
-
-async function register(page, username) {
-  await page.fill('#auth-username', username);
-  await page.fill('#auth-password', PASSWORD);
-  await page.click('#register-btn');
-  await page.waitForSelector('#chat-view:not([hidden])', WAIT);
-  await page.waitForSelector('#conn[data-state="up"]', WAIT);
-  return page.evaluate(() => window.dyschat.session.user_id);
-}
-
-async function waitTitle(page, title) {
-  await page.waitForFunction((t) => document.getElementById('room-title').textContent === t, title, WAIT);
 }
 
 async function createRoom(page, name) {
@@ -132,7 +118,6 @@ const exactly = (text) => `^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
 /** The confirmed message whose body reads `text` (a body holds spans for mentions, so the match
  * is on its whole text). */
 const msg = (text) => `#messages li[data-seq]:has(.body:text-matches(${JSON.stringify(exactly(text))}))`;
-
 
 test('badges, the new-messages line, receipts and the notification bell across two agents', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);

@@ -11,24 +11,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { WAIT } from '../lib/browser.js';
+import { register, waitTitle } from '../lib/page.js';
 import { SHOTS, suite } from '../lib/suite.js';
 
-const PASSWORD = 'correct horse battery';
-
 const env = suite({ agents: 2 });
-
-async function register(page, username) {
-  await page.fill('#auth-username', username);
-  await page.fill('#auth-password', PASSWORD);
-  await page.click('#register-btn');
-  await page.waitForSelector('#chat-view:not([hidden])', WAIT);
-  await page.waitForSelector('#conn[data-state="up"]', WAIT);
-  return page.evaluate(() => window.dyschat.session.user_id);
-}
-
-async function waitTitle(page, title) {
-  await page.waitForFunction((t) => document.getElementById('room-title').textContent === t, title, WAIT);
-}
 
 async function api(page, method, path, body) {
   const token = await page.evaluate(() => window.dyschat.session.token);
@@ -83,7 +69,6 @@ async function action(page, li, name) {
   await page.hover(li);
   await page.click(`${li} [data-msg-action="${name}"]`);
 }
-
 
 test('replies, edits, deletions, reactions and mentions across two agents', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { WAIT } from '../lib/browser.js';
+import { PASSWORD, waitTitle } from '../lib/page.js';
 import { suite } from '../lib/suite.js';
-
-const PASSWORD = 'correct horse battery';
 
 const env = suite({ agents: 2 });
 
@@ -22,10 +21,6 @@ async function enter(page, username, button) {
   await page.click(button);
   await page.waitForSelector('#chat-view:not([hidden])', WAIT);
   await page.waitForSelector('#conn[data-state="up"]', WAIT);
-}
-
-async function waitTitle(page, title) {
-  await page.waitForFunction((t) => document.getElementById('room-title').textContent === t, title, WAIT);
 }
 
 async function createRoom(page, name) {
@@ -52,7 +47,6 @@ async function api(page, method, path, body) {
   });
   return { status: r.status, body: await r.json().catch(() => null) };
 }
-
 
 test('reading a room on one device clears its unread badge on the other, across agents', async () => {
   const suffix = Date.now().toString(36).slice(-6);

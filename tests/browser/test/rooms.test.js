@@ -9,30 +9,16 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { WAIT } from '../lib/browser.js';
+import { register, waitTitle } from '../lib/page.js';
 import { SHOTS, suite } from '../lib/suite.js';
-
-const PASSWORD = 'correct horse battery';
 
 const env = suite({ agents: 2 });
 
 /** One user's browser on the agent at `url`. */
 const openUser = async (url) => (await env.browsers.open(url)).page;
 
-async function register(page, username) {
-  await page.fill('#auth-username', username);
-  await page.fill('#auth-password', PASSWORD);
-  await page.click('#register-btn');
-  await page.waitForSelector('#chat-view:not([hidden])', WAIT);
-  await page.waitForSelector('#conn[data-state="up"]', WAIT);
-  return page.evaluate(() => window.dyschat.session.user_id);
-}
-
 const token = (page) => page.evaluate(() => window.dyschat.session.token);
 const current = (page) => page.evaluate(() => window.dyschat.current);
-
-async function waitTitle(page, title) {
-  await page.waitForFunction((t) => document.getElementById('room-title').textContent === t, title, WAIT);
-}
 
 async function createRoom(page, name, visibility = 'public') {
   await page.fill('#create-name', name);
@@ -108,7 +94,6 @@ async function api(page, method, path, body) {
   });
   return { status: r.status, body: await r.json().catch(() => null) };
 }
-
 
 test('rooms people run: settings, roles, kick, ban, privacy, deletion, direct messages, blocks', async (t) => {
   const suffix = Date.now().toString(36).slice(-6);
