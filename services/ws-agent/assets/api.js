@@ -114,6 +114,19 @@ export const notifications = (token, before, limit = 50) => {
 export const readNotifications = (token, upTo) =>
   request('POST', '/api/v1/me/notifications/read', { token, body: { up_to: upTo } });
 
+/** Messages holding every word of `q` (section 9), newest first: `{results: [{room_id, seq,
+ * message}], next_cursor}`; `roomId` keeps one room, `before` is a previous `next_cursor`. */
+export const searchMessages = (token, q, { roomId, before, limit = 20 } = {}) => {
+  const p = new URLSearchParams({ q, limit: String(limit) });
+  if (roomId) p.set('room_id', roomId);
+  if (before) p.set('before', before);
+  return request('GET', `/api/v1/search/messages?${p}`, { token, timeoutMs: 15000 });
+};
+/** Where a file's bytes are served (section 9; members of its room, with the Bearer token). */
+export const fileUrl = (fileId) => `/api/v1/files/${encodeURIComponent(fileId)}`;
+/** Where a file is uploaded to a room, named `name`. */
+export const uploadUrl = (roomId, name) => `${room(roomId)}/files?${new URLSearchParams({ name })}`;
+
 /** Every member (with `role`), following `next_cursor` a bounded number of pages. */
 export async function members(token, roomId, maxPages = 5) {
   const all = [];
@@ -160,6 +173,8 @@ export function describe(err) {
       return `Not possible now: ${err.message}`;
     case 'unauthorized':
       return `Not signed in or wrong credentials: ${err.message}`;
+    case 'too_large':
+      return `Too large: ${err.message}`;
     case 'offline':
       return err.message;
     default:

@@ -8,14 +8,18 @@
 // Resilience: after every `ready` each room is rejoined with `since` = the newest seq seen (of
 // messages and change events) and every unacknowledged send is retried with its original
 // client_msg_id. Messages that change (section 7) are actions.js and messages.js; the composer's
-// reply and `@` completion compose.js; the notification bell feed.js.
+// reply and `@` completion compose.js; the notification bell feed.js; files (section 9) are
+// uploaded by files.js and shown by attachments.js; message search is search.js.
 
 import * as api from './api.js';
 import { MessageUi } from './actions.js';
+import { FileView } from './attachments.js';
 import { MentionComplete, ReplyBar } from './compose.js';
 import { Connection } from './connection.js';
 import { Feed } from './feed.js';
+import { Uploads } from './files.js';
 import { renderMessages, resetMessages } from './messages.js';
+import { Search } from './search.js';
 import { Conversation, Outbox } from './store.js';
 import * as view from './view.js';
 
@@ -140,7 +144,10 @@ function endSession() {
   reply.clear();
   mui.reset();
   feed.reset();
+  uploads.reset();
+  search.reset();
   resetMessages();
+  files.retain(new Set());
   view.setConnection('', '');
   view.showAuth(true);
   document.getElementById('auth-username').focus();
@@ -360,6 +367,7 @@ function forgetRoom(roomId, message, { keepListing = false } = {}) {
     resetMessages();
   }
   if (reply.seqFor(roomId) !== null) reply.clear();
+  uploads.forget(roomId);
   if (message) view.notify(message, 'warn', 15000);
   render();
   if (wasOpen) document.getElementById('rooms-panel').open = true;
@@ -765,14 +773,26 @@ async function unblockUser(user) {
 const sendFrame = (e) => {
   const f = { type: 'send', room_id: e.room_id, body: e.body, client_msg_id: e.client_msg_id, ref: `send:${e.client_msg_id}` };
   if (e.reply_to) f.reply_to = e.reply_to;
+  if (e.attachments.length) f.attachments = e.attachments.map((a) => a.file_id);
   return f;
 };
 
+/**
+ * Sends the message box's text with the files uploaded for this room. A message of files alone
+ * carries their names as its text (a body may not be blank: contract section 2), which also
+ * makes it findable by search.
+ */
 function submitMessage(ev) {
   ev.preventDefault();
-  const body = el.input.value;
-  if (!app.current || !body.trim()) return;
-  const entry = app.outbox.add(app.current, body, reply.seqFor(app.current));
+  const roomId = app.current;
+  if (!roomId) return;
+  if (uploads.busy(roomId)) return view.notify('Wait until the files are uploaded (or cancel them), then send.', 'warn', 5000);
+  const attached = uploads.ready(roomId);
+  const text = el.input.value;
+  if (!text.trim() && !attached.length) return;
+  const body = text.trim() ? text : attached.map((f) => f.name).join(', ').slice(0, 4000);
+  uploads.take(roomId);
+  const entry = app.outbox.add(roomId, body, reply.seqFor(roomId), attached);
   reply.clear();
   mentions.close();
   el.input.value = '';
@@ -928,7 +948,7 @@ function onFrame(f) {
           deleted: false,
           reactions: [],
           mentions: [],
-          attachments: [],
+          attachments: e.attachments || [],
           synthetic: true,
         });
       }
@@ -1167,12 +1187,31 @@ function render() {
     );
   }
   const line = app.newLine && app.newLine.roomId === id ? app.newLine : null;
-  const target = renderMessages(c, { ...mui.ctx(c), newAfter: line ? line.after : null, newUpTo: line ? line.upTo : null });
+  const target = renderMessages(c, {
+    ...mui.ctx(c),
+    files,
+    newAfter: line ? line.after : null,
+    newUpTo: line ? line.upTo : null,
+  });
+  files.retain(shownFiles(c));
+  uploads.render();
   mui.afterRender(c, target);
   reply.render(id, (seq) => (c ? c.find(seq) : null));
   view.renderMembers(c, { me: app.session.user_id, myRole: role, direct, act: memberAction });
   view.renderTyping(c);
   if (id && document.visibilityState !== 'hidden') markSeen(id);
+}
+
+/** The ids of the files the open conversation shows (its blob: URLs are kept, others revoked). */
+function shownFiles(c) {
+  const ids = new Set();
+  if (!c) return ids;
+  const add = (m) => {
+    if (!m.deleted) for (const f of m.attachments || []) ids.add(f.file_id);
+  };
+  for (const m of c.messages.values()) add(m);
+  for (const e of app.outbox.forRoom(c.roomId)) add(e);
+  return ids;
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -1206,6 +1245,27 @@ const feed = new Feed({
   open: openNotification,
   notify: view.notify,
 });
+
+const files = new FileView({ token, render, notify: view.notify });
+const uploads = new Uploads({ token, current: () => app.current, notify: view.notify, announce: view.announce });
+const search = new Search({
+  token,
+  current: () => app.current,
+  roomName: (id) => {
+    const s = app.summaries.get(id);
+    if (s && s.peer) return s.peer.username;
+    return (roomOf(id) || {}).name || null;
+  },
+  open: openSearchResult,
+});
+
+/** A search result picked: its room, at its message (paged back to when older than what is loaded). */
+async function openSearchResult(r) {
+  if (!app.joined.has(r.room_id)) await refreshMyRooms();
+  if (!app.joined.has(r.room_id)) return view.notify('That conversation is no longer open to you.', 'warn', 6000);
+  if (app.current !== r.room_id) openRoom(r.room_id);
+  mui.jump(r.seq);
+}
 
 /** A notification picked in the bell (or the system's): its room, at its message. */
 async function openNotification(n) {

@@ -8,8 +8,9 @@
 // "message deleted" in its place; reaction chips (yours pressed, who reacted on hover); actions
 // (reply, react, edit and delete when allowed); "Seen by …" under the newest message each other
 // member has read; and a "New messages" line (on top of the first message after the read marker
-// the room had when opened).
+// the room had when opened); its files (section 9, attachments.js), none once deleted.
 
+import { attachmentsNode } from './attachments.js';
 import { el, node } from './view.js';
 
 /** The reactions offered by the picker, besides those already on the message. */
@@ -70,6 +71,7 @@ function model(m, ctx, seenBy) {
     edited: m.edited_at || null,
     body: m.deleted ? '' : m.body,
     mentionsMe: !m.deleted && (m.mentions || []).includes(me.user_id),
+    files: m.deleted ? [] : (m.attachments || []).map((f) => ctx.files.model(f)),
     names: [],
     quote: null,
     reactions: [],
@@ -244,7 +246,7 @@ function confirmNode(vm, act) {
   return box;
 }
 
-function messageNode(vm, act) {
+function messageNode(vm, act, files) {
   const time = vm.sentAt ? timeFormat.format(new Date(vm.sentAt)) : '';
   let state = null;
   if (vm.pending) {
@@ -295,6 +297,7 @@ function messageNode(vm, act) {
     ),
     quote,
     vm.editing ? editNode(vm, act) : bodyNode(vm),
+    attachmentsNode(vm.files, files),
     reactionsNode(vm, act),
     actionsNode(vm, act),
     vm.picker ? pickerNode(vm, act) : null,
@@ -329,7 +332,7 @@ const rendered = new Map(); // key -> {node, sig}
 
 /**
  * Renders the open conversation: confirmed messages by seq, then this room's pending sends.
- * `ctx`: {me, outbox, ui, newAfter and newUpTo (the read marker and the newest seq when the
+ * `ctx`: {me, outbox, ui, files (a FileView), newAfter and newUpTo (the read marker and the newest seq when the
  * room was opened: the line goes before the first message of others between them, or nowhere
  * when newAfter is null), may, name, act}. Returns the node of the message at `ui.jumpTo` when it is shown.
  */
@@ -373,7 +376,7 @@ export function renderMessages(conv, ctx) {
     const sig = JSON.stringify({ ...item.vm, draft: null });
     let r = rendered.get(item.key);
     if (!r || r.sig !== sig) {
-      const fresh = messageNode(item.vm, act);
+      const fresh = messageNode(item.vm, act, ctx.files);
       if (item.vm.editing && !(r && r.editing)) editFocus = fresh;
       if (r) {
         if (r.node === cursor) cursor = fresh;

@@ -136,7 +136,8 @@ export class Conversation {
 /** Unacknowledged sends, kept until the ack (or the message itself) confirms them. */
 export class Outbox {
   constructor() {
-    /** client_msg_id -> {room_id, body, reply_to, client_msg_id, state, error, created} */
+    /** client_msg_id -> {room_id, body, reply_to, attachments (Files), client_msg_id, state,
+     * error, created} */
     this.entries = new Map();
   }
 
@@ -146,12 +147,13 @@ export class Outbox {
     return 'c' + [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
   }
 
-  /** `replyTo`: the seq of the message answered, or null. */
-  add(roomId, body, replyTo = null) {
+  /** `replyTo`: the seq of the message answered, or null; `attachments`: the Files it carries. */
+  add(roomId, body, replyTo = null, attachments = []) {
     const entry = {
       room_id: roomId,
       body,
       reply_to: replyTo,
+      attachments,
       client_msg_id: Outbox.newId(),
       state: 'pending',
       error: null,

@@ -1,6 +1,7 @@
 // Starts a real DYSCHAT mesh for the browser test: nats-server (JetStream) and redis-server on
 // free ports in a temporary directory, then the four service binaries from target/debug
-// (`new Mesh({ agents: 2 })` starts a second ws-agent on its own port: `mesh.urls`). Every
+// (`new Mesh({ agents: 2 })` starts a second ws-agent on its own port: `mesh.urls`; `env` adds
+// or overrides variables of every service, e.g. a smaller `DYSCHAT_MAX_FILE_BYTES`). Every
 // process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
 
 import { spawn } from 'node:child_process';
@@ -81,7 +82,8 @@ function tcpOpen(port) {
 }
 
 export class Mesh {
-  constructor({ agents = 1 } = {}) {
+  constructor({ agents = 1, env = {} } = {}) {
+    this.extraEnv = env;
     this.dir = mkdtempSync(join(tmpdir(), 'dyschat-browser-'));
     this.procs = []; // {name, child, log, service}
     this.agents = Math.max(1, agents);
@@ -121,6 +123,7 @@ export class Mesh {
       DYSCHAT_AUTH_METRICS_ADDR: '',
       DYSCHAT_ROOMS_METRICS_ADDR: '',
       DYSCHAT_MSG_WRITER_METRICS_ADDR: '',
+      ...this.extraEnv,
     };
     for (const s of SERVICES) this.spawn(s, serviceBin(s), [], env, true);
     for (let i = 1; i < this.agents; i += 1) {

@@ -75,6 +75,21 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/feed.js"),
     },
     Asset {
+        path: "files.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/files.js"),
+    },
+    Asset {
+        path: "attachments.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/attachments.js"),
+    },
+    Asset {
+        path: "search.js",
+        content_type: JS,
+        bytes: include_bytes!("../../assets/search.js"),
+    },
+    Asset {
         path: "favicon.svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../../assets/favicon.svg"),
@@ -91,10 +106,12 @@ const DOCS: &[u8] = include_bytes!("../../assets/docs.html");
 const HTML: &str = "text/html; charset=utf-8";
 
 /// Pages load only their own embedded files and talk only to this origin (HTTP and WebSocket);
-/// the inline `<style>` of `/docs` is the one exception. No framing (clickjacking).
+/// the inline `<style>` of `/docs` is the one exception. Images may also be `blob:` URLs: the
+/// client fetches attached images with its token and shows them from memory. No framing
+/// (clickjacking).
 const CSP: &str =
     "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; \
-                   img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
 /// FNV-1a: a cheap, stable content fingerprint for the `ETag` (not a security boundary).
