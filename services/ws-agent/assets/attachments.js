@@ -202,7 +202,7 @@ export function attachmentsNode(files, view) {
         );
       }
       const state = f.image ? f.state : 'file';
-      const note = f.image && f.state === 'failed' ? ` (preview ${f.error})` : f.image ? ' (loading preview…)' : '';
+      const note = f.image && f.state === 'failed' ? ` (no preview: ${f.error})` : f.image ? ' (loading preview…)' : '';
       return node(
         'li',
         { class: `attachment file${f.image ? ' image-pending' : ''}`, 'data-file-id': f.id, 'data-state': state },
