@@ -197,7 +197,7 @@ export function attachmentsNode(files, view) {
               'aria-label': `Show ${f.name} larger (${size})`,
               onclick: () => view.open(file),
             },
-            node('img', { src: f.src, alt: f.name, 'data-file-id': f.id, loading: 'lazy' }),
+            node('img', { src: f.src, alt: f.name, 'data-file-id': f.id }),
           ),
         );
       }
