@@ -7,6 +7,7 @@
 //! bucket name, a key or an error code itself; it asks this crate, so the mesh changes in one place.
 
 pub mod error;
+pub mod files_layout;
 pub mod ids;
 pub mod layout;
 pub mod mentions;

@@ -17,6 +17,7 @@
 //! ([`inbox_prefix`]), so a service can read only its own replies; the answering side publishes
 //! to the reply subject of what it received (`allow_responses`).
 
+use crate::files_layout;
 use crate::layout::{self, kv_stream};
 use crate::subjects;
 
@@ -153,6 +154,16 @@ impl Grant {
             .publish([format!("$KV.{bucket}.>")])
     }
 
+    /// Ensures, reads and writes the object store `bucket` (chunks and metadata under
+    /// `$O.<bucket>.>`), and purges it by subject (removing an object purges its chunks).
+    fn owns_object_store(&mut self, bucket: &str) -> &mut Self {
+        let stream = crate::files_layout::object_stream(bucket);
+        self.ensures(&stream)
+            .reads(&stream)
+            .purges(&stream)
+            .publish([format!("$O.{bucket}.>")])
+    }
+
     /// A NATS micro service: its endpoints under `group`, the service API's discovery subjects,
     /// and answers to what it receives.
     fn serves(&mut self, name: &str, group: &str) -> &mut Self {
@@ -198,6 +209,10 @@ pub fn grant(service: Service) -> Grant {
                 .purges(&kv_stream(layout::BANS_BUCKET))
                 // ... and its member count.
                 .purges(layout::COUNTERS_STREAM)
+                // ... and its files; unattached files are swept.
+                .owns_bucket(files_layout::FILE_RECORDS_BUCKET)
+                .purges(&kv_stream(files_layout::FILE_RECORDS_BUCKET))
+                .owns_object_store(files_layout::FILES_OBJECT_STORE)
                 // Presence is written by the agents; rooms ensures and reads it for member pages.
                 .ensures(&kv_stream(layout::PRESENCE_BUCKET))
                 .reads(&kv_stream(layout::PRESENCE_BUCKET))
@@ -261,6 +276,9 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::AGENTS_BUCKET)
                 .owns_bucket(layout::READ_BUCKET)
                 .owns_bucket(layout::FEED_READ_BUCKET)
+                // Uploads, downloads, attachments and a message's deletion.
+                .owns_bucket(files_layout::FILE_RECORDS_BUCKET)
+                .owns_object_store(files_layout::FILES_OBJECT_STORE)
                 // Notifications are rooms' to write; the agents page and count them.
                 .ensures(layout::FEED_STREAM)
                 .reads(layout::FEED_STREAM)

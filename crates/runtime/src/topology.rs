@@ -22,8 +22,10 @@ use crate::config::TopologySettings;
 
 mod buckets;
 mod feed;
+mod files;
 pub use buckets::*;
 pub use feed::*;
+pub use files::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {

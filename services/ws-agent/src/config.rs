@@ -68,6 +68,10 @@ pub struct AgentSettings {
     pub http_head_timeout_secs: u64,
     /// Requests to auth and rooms one agent may have waiting for an answer at once.
     pub max_inflight_requests: usize,
+    /// The largest file an upload may store, in bytes.
+    pub max_file_bytes: u64,
+    /// Uploads one agent streams into the object store at once; more wait briefly, then 503.
+    pub max_concurrent_uploads: usize,
     /// Comma-separated origins allowed to open WebSockets and to make cross-origin HTTP calls;
     /// empty: any in dev, same-origin only in prod.
     pub allowed_origins: String,
@@ -96,6 +100,8 @@ impl Default for AgentSettings {
             max_connections: 100_000,
             max_connections_per_addr: 10_000,
             http_head_timeout_secs: 30,
+            max_file_bytes: dyschat_protocol::files_layout::DEFAULT_MAX_FILE_BYTES,
+            max_concurrent_uploads: 16,
             allowed_origins: String::new(),
         }
     }
@@ -165,6 +171,12 @@ impl Section for AgentSettings {
         }
         if !(1..=1_000_000).contains(&self.max_inflight_requests) {
             return bad("MAX_INFLIGHT_REQUESTS", "must be 1 to 1000000");
+        }
+        if !(1..=1024 * 1024 * 1024).contains(&self.max_file_bytes) {
+            return bad("MAX_FILE_BYTES", "must be 1 to 1073741824");
+        }
+        if !(1..=10_000).contains(&self.max_concurrent_uploads) {
+            return bad("MAX_CONCURRENT_UPLOADS", "must be 1 to 10000");
         }
         for origin in self.allowed_origins() {
             if let Err(why) = check_origin(&origin) {
@@ -244,6 +256,8 @@ impl fmt::Debug for AgentSettings {
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_addr", &self.max_connections_per_addr)
             .field("http_head_timeout_secs", &self.http_head_timeout_secs)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("max_concurrent_uploads", &self.max_concurrent_uploads)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }

@@ -147,3 +147,18 @@ pub fn revoked_bucket(config: &TopologySettings) -> kv::Config {
         )
     }
 }
+
+/// File records (`<room_id>.<ulid>`, see `dyschat_protocol::files_layout`), written by the
+/// agents (upload, attach, a message's deletion) and the rooms service (a room's deletion, the
+/// sweep of unattached files). A removed record is purged with a short TTL (`limit_markers`), so
+/// its marker does not stay in the stream for ever.
+pub fn file_records_bucket(config: &TopologySettings) -> kv::Config {
+    kv::Config {
+        limit_markers: Some(layout::REVOKED_MARKER_TTL),
+        ..bucket(
+            config,
+            dyschat_protocol::files_layout::FILE_RECORDS_BUCKET,
+            "DYSCHAT file records: <room_id>.<ulid> -> file and state",
+        )
+    }
+}

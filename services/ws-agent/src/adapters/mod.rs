@@ -6,6 +6,7 @@ pub(crate) mod agents;
 pub(crate) mod changes;
 pub(crate) mod evictions;
 pub(crate) mod feed;
+pub(crate) mod files;
 pub(crate) mod jetstream;
 pub(crate) mod live;
 pub(crate) mod nats;

@@ -5,7 +5,7 @@
 //! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
 //! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
 //! presence ([`presence`]), read markers ([`read`], [`user_sockets`]), read receipts
-//! ([`receipts`]), each user's feed ([`feed`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
+//! ([`receipts`]), each user's feed ([`feed`]), files ([`files`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
 //! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
 
 use std::sync::Arc;
@@ -25,8 +25,8 @@ use crate::config::AgentSettings;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
-    Bus, ChangeLog, FeedStore, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService,
-    UserEvents,
+    Bus, ChangeLog, FeedStore, FileStore, HistoryStore, MessageStream, Ports, ReadMarkerStore,
+    RoomsService, UserEvents,
 };
 
 mod change;
@@ -35,6 +35,7 @@ mod error;
 pub(crate) mod events;
 mod evict;
 pub(crate) mod feed;
+pub(crate) mod files;
 pub(crate) mod fold;
 pub(crate) mod join;
 mod membership;
@@ -50,6 +51,7 @@ mod user_sockets;
 
 pub(crate) use change::Edit;
 pub(crate) use error::CoreError;
+pub(crate) use files::Upload;
 pub(crate) use join::SocketRooms;
 pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
@@ -111,6 +113,10 @@ pub(crate) struct Core {
     read_markers: Arc<dyn ReadMarkerStore>,
     user_events: Arc<dyn UserEvents>,
     feed: Arc<dyn FeedStore>,
+    files: Arc<dyn FileStore>,
+    /// Uploads this agent streams at once.
+    uploads: tokio::sync::Semaphore,
+    max_file_bytes: u64,
     /// Which rooms are small enough for read receipts, as last seen.
     room_sizes: receipts::RoomSizes,
     pub(crate) shutdown: CancellationToken,
@@ -164,6 +170,9 @@ impl Core {
             read_markers: ports.read_markers,
             user_events: ports.user_events,
             feed: ports.feed,
+            files: ports.files,
+            uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
+            max_file_bytes: settings.max_file_bytes,
             room_sizes: receipts::RoomSizes::default(),
             shutdown,
             tracker,

@@ -1,6 +1,7 @@
 //! Sending a message: the one path both edges take.
 //!
-//! [`Core::send`] validates, rate-limits, authorizes and publishes; it returns as soon as the
+//! [`Core::send`] validates, rate-limits, authorizes, attaches the files it names
+//! ([`super::files`]) and publishes; it returns as soon as the
 //! publish is on the wire, so a socket reads its next frame while the store is confirmed.
 //! [`Core::confirm`] waits for the stream's acknowledgement (a retry with the same
 //! `client_msg_id` is a duplicate that answers the first message). The WebSocket answers with an
@@ -100,12 +101,8 @@ impl Core {
                 dyschat_protocol::policy::Action::Post,
             )
             .await?;
-        if !out.attachments.is_empty() {
-            // No file can be attached before files can be uploaded: every id is unknown.
-            return Err(CoreError::Invalid(
-                "attachments name files not uploaded to this room",
-            ));
-        }
+        // Checked before anything is read (the files themselves are marked attached last).
+        super::files::rules::check_attachments(&out.room_id, &out.attachments)?;
         let mentioned = self
             .mentions_of(&out.room_id, &out.body, &user.user_id)
             .await?;
@@ -147,6 +144,14 @@ impl Core {
             time::now(),
         );
         stored.mentions = mentioned;
+        if earlier.is_none() && !out.attachments.is_empty() {
+            // Marked attached before the publish: no sweep ever removes a file a stored message
+            // names (a publish that fails leaves them attached to nothing, merely unswept).
+            let holder = dedupe_id(&stored.sender_id, &stored.room_id, &stored.client_msg_id);
+            stored.attachments = self
+                .attach(&stored.room_id, &holder, &out.attachments)
+                .await?;
+        }
         if let Some((seq, sender)) = reply_to {
             stored.reply_to = Some(seq);
             stored.reply_to_sender = Some(sender);

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "rooms", description = "Rooms, membership, moderation"),
         (name = "me", description = "My rooms, direct rooms, blocks, the user directory"),
         (name = "messages", description = "Room history and sending over HTTP"),
+        (name = "files", description = "Uploading files into a room and downloading them"),
         (name = "websocket", description = "The chat protocol's upgrade"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "web client", description = "The embedded browser client and these docs")

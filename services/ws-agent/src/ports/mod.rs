@@ -1,7 +1,7 @@
 //! What the domain core ([`crate::core`]) and the hub ([`crate::hub`]) need from the outside
 //! world, as small traits (ports): the message stream (JetStream), history (Redis), the rooms
 //! service, the live feed and event bus (core NATS), presence, revoked tokens and read markers (KV), the
-//! per-user event subjects. The real implementations
+//! per-user event subjects, the file store. The real implementations
 //! are in [`crate::adapters`]; unit tests run the same core over in-memory fakes.
 //!
 //! Why trait objects and not generics: an operation behind a port (a publish, a replay, an access
@@ -25,8 +25,10 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 mod changes;
+mod files;
 
 pub(crate) use changes::{ChangeEntry, ChangeLog, Entry};
+pub(crate) use files::{ByteStream, FileRecord, FileStore, PutError};
 
 /// A port operation that did not complete. What exactly failed is in the message, for the log;
 /// the edges only ever say "unavailable, try again".
@@ -375,4 +377,5 @@ pub(crate) struct Ports {
     pub read_markers: Arc<dyn ReadMarkerStore>,
     pub user_events: Arc<dyn UserEvents>,
     pub feed: Arc<dyn FeedStore>,
+    pub files: Arc<dyn FileStore>,
 }

@@ -14,6 +14,7 @@ use crate::socket::OutFrame;
 mod bus;
 mod changes;
 mod feed;
+mod files;
 mod history;
 mod read;
 mod revoked;
@@ -22,6 +23,7 @@ mod stream;
 
 pub(crate) use bus::FakeBus;
 pub(crate) use feed::FakeFeed;
+pub(crate) use files::FakeFiles;
 pub(crate) use history::FakeHistory;
 pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
@@ -44,6 +46,7 @@ pub(crate) struct Fixture {
     pub read_markers: Arc<FakeReadMarkers>,
     pub user_events: Arc<FakeUserEvents>,
     pub feed: Arc<FakeFeed>,
+    pub files: Arc<FakeFiles>,
     pub shutdown: CancellationToken,
 }
 
@@ -78,6 +81,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let read_markers = Arc::new(FakeReadMarkers::default());
     let user_events = Arc::new(FakeUserEvents::default());
     let feed = Arc::new(FakeFeed::default());
+    let files = Arc::new(FakeFiles::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -91,6 +95,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         read_markers: read_markers.clone(),
         user_events: user_events.clone(),
         feed: feed.clone(),
+        files: files.clone(),
     };
     let core = Core::new(
         &settings,
@@ -110,6 +115,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         read_markers,
         user_events,
         feed,
+        files,
         shutdown,
     }
 }

@@ -8,7 +8,8 @@
 //! the loser reads again and decides again (at most [`MAX_ATTEMPTS`] times). This agent's own
 //! changes of a room wait for each other ([`Stripes`]) instead of racing.
 //!
-//! A deletion stores the tombstone; msg-writer then erases the original and the older change
+//! A deletion first marks the message's files `removing` (refused to every reader from then on,
+//! [`super::files`]), stores the tombstone, then removes the files' bytes and records; msg-writer then erases the original and the older change
 //! events from the stream as it applies it (`msg-writer/src/store.rs`), while every reader
 //! already folds the tombstone over them ([`super::fold`]).
 
@@ -124,6 +125,12 @@ impl Core {
             }
             let now = time::now();
             let outcome = rules::apply(&current.state, &edit, &user.user_id, &now)?;
+            // A deletion's files are refused to every reader before its tombstone is stored.
+            let doomed = match (&edit, &outcome) {
+                (Edit::Delete, Outcome::Changed(..)) => current.state.attachments.clone(),
+                _ => Vec::new(),
+            };
+            self.doom(&doomed).await?;
             let prev_seq = self.prev_seq_of(room_id, seq, current.prev_seq).await?;
             let (kind, mut state) = match outcome {
                 Outcome::Changed(kind, state) => (kind, *state),
@@ -161,6 +168,7 @@ impl Core {
                 .await
                 .map_err(CoreError::unavailable("change store"))?;
             if stored.is_some() {
+                self.remove_files(&doomed).await;
                 return Ok(ChangeDone {
                     room_id: change.room_id,
                     seq,

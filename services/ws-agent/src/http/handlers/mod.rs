@@ -11,6 +11,7 @@ use crate::state::AgentState;
 pub(super) mod auth;
 pub(super) mod changes;
 pub(super) mod feed;
+pub(super) mod files;
 pub(super) mod manage;
 pub(super) mod me;
 pub(super) mod messages;
