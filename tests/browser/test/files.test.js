@@ -195,7 +195,7 @@ test('attach, preview, download and delete files across two agents', async (t) =
           const img = document.querySelector(sel);
           return img && img.complete && img.naturalWidth === 40 && img.naturalHeight === 30;
         },
-        `${li} img[data-file-id="${ids['sunset.png']}"]`,
+        `img[data-file-id="${ids['sunset.png']}"]`,
         WAIT,
       );
       assert.match(await bob.getAttribute(`${li} img`, 'src'), /^blob:/);
@@ -229,7 +229,7 @@ test('attach, preview, download and delete files across two agents', async (t) =
           const img = document.querySelector(sel);
           return img && img.complete && img.naturalWidth === 40;
         },
-        `${li} img[data-file-id="${ids['sunset.png']}"]`,
+        `img[data-file-id="${ids['sunset.png']}"]`,
         WAIT,
       );
     });
@@ -244,10 +244,10 @@ test('attach, preview, download and delete files across two agents', async (t) =
 
     await t.test('deleting the message takes its files away, on every page and on the server', async () => {
       const li = msg(caption);
+      const seq = await bob.getAttribute(li, 'data-seq');
       await alice.hover(li);
       await alice.click(`${li} [data-msg-action="delete"]`);
       await alice.click(`${li} [data-confirm="delete"]`);
-      const seq = await bob.getAttribute(li, 'data-seq');
       const gone = `#messages li[data-seq="${seq}"].deleted`;
       await bob.waitForSelector(gone, WAIT);
       await alice.waitForSelector(gone, WAIT);
