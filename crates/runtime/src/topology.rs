@@ -22,8 +22,10 @@ use crate::config::TopologySettings;
 
 mod buckets;
 mod feed;
+mod search;
 pub use buckets::*;
 pub use feed::*;
+pub use search::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {

@@ -9,6 +9,7 @@ pub mod feed;
 pub mod frames;
 pub mod manage;
 pub mod message;
+pub mod search;
 
 pub use api::*;
 pub use change::*;
@@ -17,3 +18,4 @@ pub use feed::*;
 pub use frames::*;
 pub use manage::*;
 pub use message::*;
+pub use search::*;
