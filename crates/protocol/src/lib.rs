@@ -13,6 +13,8 @@ pub mod layout;
 pub mod mentions;
 pub mod permissions;
 pub mod policy;
+pub mod search;
+pub mod search_layout;
 pub mod subjects;
 pub mod text;
 pub mod time;

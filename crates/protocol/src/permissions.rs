@@ -28,14 +28,16 @@ pub enum Service {
     Rooms,
     MsgWriter,
     WsAgent,
+    Search,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Auth,
         Service::Rooms,
         Service::MsgWriter,
         Service::WsAgent,
+        Service::Search,
     ];
 
     /// The NATS user of the service (also its connection name).
@@ -45,6 +47,7 @@ impl Service {
             Service::Rooms => subjects::rooms::SERVICE,
             Service::MsgWriter => "dyschat-msg-writer",
             Service::WsAgent => "dyschat-ws-agent",
+            Service::Search => subjects::search::SERVICE,
         }
     }
 
@@ -55,6 +58,7 @@ impl Service {
             Service::Rooms => "DYSCHAT_ROOMS_NATS_PASSWORD",
             Service::MsgWriter => "DYSCHAT_MSG_WRITER_NATS_PASSWORD",
             Service::WsAgent => "DYSCHAT_WS_AGENT_NATS_PASSWORD",
+            Service::Search => "DYSCHAT_SEARCH_NATS_PASSWORD",
         }
     }
 }
@@ -267,6 +271,28 @@ pub fn grant(service: Service) -> Grant {
                 // A deleted room's history leaves Redis.
                 .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
+        Service::Search => {
+            // Its own durable consumers (`search-<instance>`, see `search_layout`): made,
+            // replaced when its index was lost, pulled and acknowledged. A subject token cannot
+            // be matched by prefix, so the consumers of the stream are granted but the writer's
+            // and the feed's.
+            let stream = layout::MESSAGES_STREAM;
+            g.serves(subjects::search::SERVICE, subjects::search::GROUP)
+                .ensures(stream)
+                .publish([
+                    format!("{API}.STREAM.INFO.{stream}"),
+                    format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.>"),
+                    format!("{API}.CONSUMER.CREATE.{stream}.>"),
+                    format!("{API}.CONSUMER.INFO.{stream}.>"),
+                    format!("{API}.CONSUMER.DELETE.{stream}.>"),
+                    format!("{API}.CONSUMER.MSG.NEXT.{stream}.>"),
+                    format!("$JS.ACK.{stream}.>"),
+                ])
+                .only_watches(stream, layout::WRITER_CONSUMER)
+                .only_watches(stream, layout::FEED_CONSUMER)
+                // A deleted room's documents leave the index.
+                .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
+        }
         Service::WsAgent => {
             let stream = layout::MESSAGES_STREAM;
             g.ensures(stream)
@@ -290,6 +316,7 @@ pub fn grant(service: Service) -> Grant {
                     subjects::ROOM_CHANGES_WILDCARD.to_string(),
                     format!("{}.>", subjects::auth::GROUP),
                     format!("{}.>", subjects::rooms::GROUP),
+                    format!("{}.>", subjects::search::GROUP),
                     subjects::service_ping(subjects::auth::SERVICE),
                     subjects::service_ping(subjects::rooms::SERVICE),
                     subjects::TYPING_WILDCARD.to_string(),

@@ -128,6 +128,15 @@ pub mod rooms {
     }
 }
 
+/// The message search service (`dyschat-search`): one endpoint, answered by whichever caught-up
+/// instance the queue group picks.
+pub mod search {
+    pub const SERVICE: &str = "dyschat-search";
+    pub const GROUP: &str = "dyschat.search";
+    pub const MESSAGES: &str = "messages";
+    pub const MESSAGES_SUBJECT: &str = "dyschat.search.messages";
+}
+
 /// The NATS service API's ping of the micro service `service` (`$SRV.PING.<service>`): it answers
 /// once its endpoints are subscribed.
 pub fn service_ping(service: &str) -> String {

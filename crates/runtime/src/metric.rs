@@ -50,6 +50,16 @@ pub const WRITER_REBUILDS_TOTAL: &str = "dyschat_writer_rebuilds_total";
 pub const WRITER_CONSUMER_PENDING: &str = "dyschat_writer_consumer_pending";
 pub const WRITER_CONSUMER_ACK_PENDING: &str = "dyschat_writer_consumer_ack_pending";
 
+// search.
+/// Message states written to the index (new, edited, deleted).
+pub const SEARCH_INDEXED_TOTAL: &str = "dyschat_search_indexed_total";
+/// States not written: no newer than what the index holds, or of a deleted room.
+pub const SEARCH_SKIPPED_TOTAL: &str = "dyschat_search_skipped_total";
+/// The highest stream sequence the index's last commit holds.
+pub const SEARCH_APPLIED_SEQ: &str = "dyschat_search_applied_seq";
+pub const SEARCH_COMMIT_SECONDS: &str = "dyschat_search_commit_seconds";
+pub const SEARCH_QUERY_SECONDS: &str = "dyschat_search_query_seconds";
+
 /// Exports each counter at 0, so dashboards and `increase()` see the first real event of a rare
 /// counter (a series that does not exist yet has no increase).
 pub fn export_at_zero(counters: &[&'static str]) {

@@ -37,6 +37,8 @@ fn responder(subject: &str) -> &'static str {
         dyschat_protocol::subjects::auth::SERVICE
     } else if subject.starts_with(dyschat_protocol::subjects::rooms::GROUP) {
         dyschat_protocol::subjects::rooms::SERVICE
+    } else if subject.starts_with(dyschat_protocol::subjects::search::GROUP) {
+        dyschat_protocol::subjects::search::SERVICE
     } else {
         ""
     }

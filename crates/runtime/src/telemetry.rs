@@ -42,14 +42,16 @@ pub enum ServiceName {
     Rooms,
     MsgWriter,
     WsAgent,
+    Search,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 4] = [
+    pub const ALL: [ServiceName; 5] = [
         ServiceName::Auth,
         ServiceName::Rooms,
         ServiceName::MsgWriter,
         ServiceName::WsAgent,
+        ServiceName::Search,
     ];
 
     /// The service called `name` (as [`as_str`](Self::as_str) spells it).
@@ -64,6 +66,7 @@ impl ServiceName {
             ServiceName::Rooms => "dyschat-rooms",
             ServiceName::MsgWriter => "dyschat-msg-writer",
             ServiceName::WsAgent => "dyschat-ws-agent",
+            ServiceName::Search => "dyschat-search",
         }
     }
 }

@@ -23,9 +23,11 @@ use crate::config::TopologySettings;
 mod buckets;
 mod feed;
 mod files;
+mod search;
 pub use buckets::*;
 pub use feed::*;
 pub use files::*;
+pub use search::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {

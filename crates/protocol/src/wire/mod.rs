@@ -10,6 +10,7 @@ pub mod files;
 pub mod frames;
 pub mod manage;
 pub mod message;
+pub mod search;
 
 pub use api::*;
 pub use change::*;
@@ -19,3 +20,4 @@ pub use files::*;
 pub use frames::*;
 pub use manage::*;
 pub use message::*;
+pub use search::*;
