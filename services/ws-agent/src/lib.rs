@@ -161,6 +161,7 @@ pub async fn serve(
         read_markers: Arc::new(KvReadMarkers::new(read_kv, nats.clone())),
         user_events: Arc::new(NatsUserEvents::new(nats.clone())),
         feed: Arc::new(JetStreamFeed::new(nats.clone(), feed_read_kv)),
+        search: services.clone(),
     };
     let core = Core::new(
         &config.agent,

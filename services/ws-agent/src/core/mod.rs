@@ -26,7 +26,7 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
     Bus, ChangeLog, FeedStore, HistoryStore, MessageStream, Ports, ReadMarkerStore, RoomsService,
-    UserEvents,
+    SearchService, UserEvents,
 };
 
 mod change;
@@ -44,6 +44,7 @@ mod presence;
 mod read;
 mod receipts;
 pub(crate) mod revocation;
+mod search;
 mod send;
 pub(crate) mod standing;
 mod user_sockets;
@@ -54,6 +55,7 @@ pub(crate) use join::SocketRooms;
 pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
 pub(crate) use revocation::Revocations;
+pub(crate) use search::SearchQuery;
 pub(crate) use send::{send_span, Outgoing, Reply};
 pub(crate) use user_sockets::UserSockets;
 
@@ -111,6 +113,7 @@ pub(crate) struct Core {
     read_markers: Arc<dyn ReadMarkerStore>,
     user_events: Arc<dyn UserEvents>,
     feed: Arc<dyn FeedStore>,
+    search: Arc<dyn SearchService>,
     /// Which rooms are small enough for read receipts, as last seen.
     room_sizes: receipts::RoomSizes,
     pub(crate) shutdown: CancellationToken,
@@ -164,6 +167,7 @@ impl Core {
             read_markers: ports.read_markers,
             user_events: ports.user_events,
             feed: ports.feed,
+            search: ports.search,
             room_sizes: receipts::RoomSizes::default(),
             shutdown,
             tracker,

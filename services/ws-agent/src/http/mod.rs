@@ -83,6 +83,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
         .routes(routes!(handlers::feed::notifications))
         .routes(routes!(handlers::feed::read_notifications))
         .routes(routes!(handlers::feed::receipts))
+        .routes(routes!(handlers::search::search_messages))
 }
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.

@@ -25,8 +25,10 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 mod changes;
+mod search;
 
 pub(crate) use changes::{ChangeEntry, ChangeLog, Entry};
+pub(crate) use search::SearchService;
 
 /// A port operation that did not complete. What exactly failed is in the message, for the log;
 /// the edges only ever say "unavailable, try again".
@@ -375,4 +377,5 @@ pub(crate) struct Ports {
     pub read_markers: Arc<dyn ReadMarkerStore>,
     pub user_events: Arc<dyn UserEvents>,
     pub feed: Arc<dyn FeedStore>,
+    pub search: Arc<dyn SearchService>,
 }

@@ -17,6 +17,7 @@ mod feed;
 mod history;
 mod read;
 mod revoked;
+mod search;
 mod services;
 mod stream;
 
@@ -25,6 +26,7 @@ pub(crate) use feed::FakeFeed;
 pub(crate) use history::FakeHistory;
 pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
+pub(crate) use search::FakeSearch;
 pub(crate) use services::{FakePresence, FakeRates, FakeRooms};
 pub(crate) use stream::{message as stream_message, FakeStream};
 
@@ -44,6 +46,7 @@ pub(crate) struct Fixture {
     pub read_markers: Arc<FakeReadMarkers>,
     pub user_events: Arc<FakeUserEvents>,
     pub feed: Arc<FakeFeed>,
+    pub search: Arc<FakeSearch>,
     pub shutdown: CancellationToken,
 }
 
@@ -78,6 +81,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let read_markers = Arc::new(FakeReadMarkers::default());
     let user_events = Arc::new(FakeUserEvents::default());
     let feed = Arc::new(FakeFeed::default());
+    let search = Arc::new(FakeSearch::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -91,6 +95,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         read_markers: read_markers.clone(),
         user_events: user_events.clone(),
         feed: feed.clone(),
+        search: search.clone(),
     };
     let core = Core::new(
         &settings,
@@ -110,6 +115,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         read_markers,
         user_events,
         feed,
+        search,
         shutdown,
     }
 }
