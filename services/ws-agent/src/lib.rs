@@ -168,6 +168,7 @@ pub async fn serve(
         user_events: Arc::new(NatsUserEvents::new(nats.clone())),
         feed: Arc::new(JetStreamFeed::new(nats.clone(), feed_read_kv)),
         files: Arc::new(NatsFiles::new(files_store, file_records, nats.clone())),
+        search: services.clone(),
     };
     let core = Core::new(
         &config.agent,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::{
     Access, AccessRequest, MemberList, MembersRequest, MembershipReply, MembershipRequest,
-    MentionsReply, MentionsRequest, MyRoomList, PageRequest,
+    MentionsReply, MentionsRequest, MyRoomList, PageRequest, SearchReply, SearchRequest,
 };
 use dyschat_protocol::ApiError;
 use dyschat_runtime::{metric, rpc};
@@ -18,7 +18,7 @@ use futures::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::ports::RoomsService;
+use crate::ports::{RoomsService, SearchService};
 
 pub(crate) struct Services {
     client: async_nats::Client,
@@ -105,6 +105,16 @@ impl RoomsService for Services {
         async move {
             let reply: MentionsReply = self.rooms(subjects::rooms::MENTIONS, &req).await?;
             Ok(reply.user_ids)
+        }
+        .boxed()
+    }
+}
+
+impl SearchService for Services {
+    fn search(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchReply, ApiError>> {
+        async move {
+            self.request(subjects::search::MESSAGES_SUBJECT.to_string(), &req)
+                .await
         }
         .boxed()
     }

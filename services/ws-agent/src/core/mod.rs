@@ -26,7 +26,7 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ports::{
     Bus, ChangeLog, FeedStore, FileStore, HistoryStore, MessageStream, Ports, ReadMarkerStore,
-    RoomsService, UserEvents,
+    RoomsService, SearchService, UserEvents,
 };
 
 mod change;
@@ -45,6 +45,7 @@ mod presence;
 mod read;
 mod receipts;
 pub(crate) mod revocation;
+mod search;
 mod send;
 pub(crate) mod standing;
 mod user_sockets;
@@ -56,6 +57,7 @@ pub(crate) use join::SocketRooms;
 pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
 pub(crate) use revocation::Revocations;
+pub(crate) use search::SearchQuery;
 pub(crate) use send::{send_span, Outgoing, Reply};
 pub(crate) use user_sockets::UserSockets;
 
@@ -117,6 +119,7 @@ pub(crate) struct Core {
     /// Uploads this agent streams at once.
     uploads: tokio::sync::Semaphore,
     max_file_bytes: u64,
+    search: Arc<dyn SearchService>,
     /// Which rooms are small enough for read receipts, as last seen.
     room_sizes: receipts::RoomSizes,
     pub(crate) shutdown: CancellationToken,
@@ -173,6 +176,7 @@ impl Core {
             files: ports.files,
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
             max_file_bytes: settings.max_file_bytes,
+            search: ports.search,
             room_sizes: receipts::RoomSizes::default(),
             shutdown,
             tracker,

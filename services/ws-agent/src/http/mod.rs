@@ -85,6 +85,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AgentState>> {
         .routes(routes!(handlers::feed::receipts))
         .routes(routes!(handlers::files::upload))
         .routes(routes!(handlers::files::download))
+        .routes(routes!(handlers::search::search_messages))
 }
 
 /// The agent's router; tests drive it with `oneshot` or serve it on port 0.

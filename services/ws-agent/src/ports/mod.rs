@@ -26,9 +26,11 @@ use futures::stream::BoxStream;
 
 mod changes;
 mod files;
+mod search;
 
 pub(crate) use changes::{ChangeEntry, ChangeLog, Entry};
 pub(crate) use files::{ByteStream, FileRecord, FileStore, PutError};
+pub(crate) use search::SearchService;
 
 /// A port operation that did not complete. What exactly failed is in the message, for the log;
 /// the edges only ever say "unavailable, try again".
@@ -378,4 +380,5 @@ pub(crate) struct Ports {
     pub user_events: Arc<dyn UserEvents>,
     pub feed: Arc<dyn FeedStore>,
     pub files: Arc<dyn FileStore>,
+    pub search: Arc<dyn SearchService>,
 }

@@ -18,6 +18,7 @@ mod files;
 mod history;
 mod read;
 mod revoked;
+mod search;
 mod services;
 mod stream;
 
@@ -27,6 +28,7 @@ pub(crate) use files::FakeFiles;
 pub(crate) use history::FakeHistory;
 pub(crate) use read::{FakeReadMarkers, FakeUserEvents};
 pub(crate) use revoked::FakeRevoked;
+pub(crate) use search::FakeSearch;
 pub(crate) use services::{FakePresence, FakeRates, FakeRooms};
 pub(crate) use stream::{message as stream_message, FakeStream};
 
@@ -47,6 +49,7 @@ pub(crate) struct Fixture {
     pub user_events: Arc<FakeUserEvents>,
     pub feed: Arc<FakeFeed>,
     pub files: Arc<FakeFiles>,
+    pub search: Arc<FakeSearch>,
     pub shutdown: CancellationToken,
 }
 
@@ -82,6 +85,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
     let user_events = Arc::new(FakeUserEvents::default());
     let feed = Arc::new(FakeFeed::default());
     let files = Arc::new(FakeFiles::default());
+    let search = Arc::new(FakeSearch::default());
     let shutdown = CancellationToken::new();
     let ports = Ports {
         stream: stream.clone(),
@@ -96,6 +100,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         user_events: user_events.clone(),
         feed: feed.clone(),
         files: files.clone(),
+        search: search.clone(),
     };
     let core = Core::new(
         &settings,
@@ -116,6 +121,7 @@ pub(crate) fn fixture_with(settings: AgentSettings) -> Fixture {
         user_events,
         feed,
         files,
+        search,
         shutdown,
     }
 }

@@ -9,5 +9,6 @@ mod join;
 mod pages;
 mod read;
 mod revocation;
+mod search;
 mod send;
 mod standing;

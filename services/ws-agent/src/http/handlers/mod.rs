@@ -17,6 +17,7 @@ pub(super) mod me;
 pub(super) mod messages;
 pub(super) mod ops;
 pub(super) mod rooms;
+pub(super) mod search;
 
 type AppState = State<Arc<AgentState>>;
 
