@@ -82,6 +82,8 @@ export class Search {
   }
 
   reset() {
+    /** room_id -> name, for rooms of results the page does not know yet (joined elsewhere). */
+    this.names = new Map();
     this.asked = 0; // counts queries: only the latest one's answers are shown
     this.query = null; // {q, roomId, words}
     this.results = [];
@@ -162,9 +164,28 @@ export class Search {
     }
   }
 
+  /** The room's name: the page's, else read once over HTTP (the result renders again). */
+  roomName(roomId) {
+    const known = this.deps.roomName(roomId);
+    if (known) return known;
+    if (!this.names.has(roomId)) {
+      this.names.set(roomId, null);
+      api
+        .getRoom(this.deps.token(), roomId)
+        .then((room) => {
+          this.names.set(roomId, room.name);
+          this.render();
+        })
+        .catch(() => {
+          /* shown as "a room" */
+        });
+    }
+    return this.names.get(roomId);
+  }
+
   item(r) {
     const m = r.message;
-    const room = this.deps.roomName(r.room_id) || 'a room';
+    const room = this.roomName(r.room_id) || 'a room';
     const text = m.body || (m.attachments || []).map((f) => f.name).join(', ');
     return node(
       'li',
