@@ -63,16 +63,24 @@ export class FileView {
     });
   }
 
-  /** What a message shows of file `f`: its view model (an image's `src` once loaded). */
+  /**
+   * What a message shows of file `f`: its view model. An image's bytes arriving change nothing
+   * in it (they are put into its <img> in place, so the message is not rebuilt and announced
+   * again); only a failure does (the image becomes a chip).
+   */
   model(f) {
     const image = isImage(f);
-    const vm = { id: f.file_id, name: f.name, size: f.size, type: f.content_type, image, src: null, state: null };
+    const vm = { id: f.file_id, name: f.name, size: f.size, type: f.content_type, image, failed: null };
     if (!image) return vm;
     const c = this.entry(f.file_id);
-    vm.state = c.state;
-    vm.src = c.state === 'ready' ? c.url : null;
-    vm.error = c.error || null;
+    if (c.state === 'failed') vm.failed = c.error || 'unavailable';
     return vm;
+  }
+
+  /** The blob: URL of a loaded image, or null. */
+  url(fileId) {
+    const c = this.cache.get(fileId);
+    return c && c.state === 'ready' ? c.url : null;
   }
 
   /** The cache entry of an image, queued for fetching on first sight. */
@@ -99,15 +107,16 @@ export class FileView {
           if (this.cache.get(id) !== c) return; // revoked meanwhile
           c.url = URL.createObjectURL(blob);
           c.state = 'ready';
+          for (const img of document.querySelectorAll(`img[data-file-id="${CSS.escape(id)}"]`)) img.src = c.url;
         })
         .catch((e) => {
           if (this.cache.get(id) !== c) return;
           c.state = 'failed';
           c.error = e.message;
+          this.deps.render();
         })
         .finally(() => {
           this.running -= 1;
-          this.deps.render();
           this.pump();
         });
     }
@@ -184,10 +193,10 @@ export function attachmentsNode(files, view) {
     ...files.map((f) => {
       const size = formatSize(f.size);
       const file = { file_id: f.id, name: f.name, size: f.size, content_type: f.type };
-      if (f.image && f.src) {
+      if (f.image && !f.failed) {
         return node(
           'li',
-          { class: 'attachment image', 'data-file-id': f.id, 'data-state': 'ready' },
+          { class: 'attachment image', 'data-file-id': f.id },
           node(
             'button',
             {
@@ -197,15 +206,15 @@ export function attachmentsNode(files, view) {
               'aria-label': `Show ${f.name} larger (${size})`,
               onclick: () => view.open(file),
             },
-            node('img', { src: f.src, alt: f.name, 'data-file-id': f.id }),
+            // No src until the bytes are here (FileView puts it in place).
+            node('img', { src: view.url(f.id), alt: f.name, 'data-file-id': f.id }),
           ),
         );
       }
-      const state = f.image ? f.state : 'file';
-      const note = f.image && f.state === 'failed' ? ` (no preview: ${f.error})` : f.image ? ' (loading preview…)' : '';
+      const note = f.failed ? ` (no preview: ${f.failed})` : '';
       return node(
         'li',
-        { class: `attachment file${f.image ? ' image-pending' : ''}`, 'data-file-id': f.id, 'data-state': state },
+        { class: 'attachment file', 'data-file-id': f.id },
         node(
           'button',
           {

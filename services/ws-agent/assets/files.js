@@ -18,12 +18,19 @@ const PARALLEL = 3;
 const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
 let nextId = 1;
 
-/** The sentence for a failed upload of `name`. */
-function failure(name, status, err) {
+/** The sentence for a failed upload of `name` (`size` bytes). */
+function failure(name, size, status, err) {
   const message = (err && err.message) || '';
   switch (status) {
-    case 413:
-      return `“${name}” is too large for this server${message ? ` (${message})` : ''}.`;
+    case 413: {
+      // The server says its limit in bytes ("a file is at most N bytes").
+      const limit = /(\d+)\s*bytes/.exec(message);
+      const max = limit ? Number(limit[1]) : null;
+      // Rounded alike ("256 KB" over "256 KB"), the sizes are said in bytes.
+      const say = (n) => (max !== null && formatSize(size) === formatSize(max) ? `${n.toLocaleString()} bytes` : formatSize(n));
+      const most = max !== null ? `files may be at most ${say(max)}` : message;
+      return `“${name}” (${say(size)}) is too large for this server${most ? `: ${most}` : ''}.`;
+    }
     case 429: {
       const secs = Math.max(1, Math.ceil(((err && err.retry_after_ms) || 1000) / 1000));
       return `Too many uploads or too many bytes today: try again in ${secs} s.`;
@@ -162,7 +169,9 @@ export class Uploads {
       u.result = result;
       if (state === 'done') u.loaded = u.size;
       this.running -= 1;
+      // Said once per upload (the chips themselves change with every progress event).
       if (state === 'failed') this.deps.announce(`Upload of ${u.name} failed: ${error}`);
+      else this.deps.announce(`${u.name} is uploaded and goes with your next message.`);
       this.pump();
       this.render();
     };
@@ -174,9 +183,9 @@ export class Uploads {
         body = null;
       }
       if (xhr.status === 201 && body && body.file_id) return finish('done', null, body);
-      finish('failed', failure(u.name, xhr.status, body && body.error), null);
+      finish('failed', failure(u.name, u.size, xhr.status, body && body.error), null);
     });
-    xhr.addEventListener('error', () => finish('failed', failure(u.name, 0), null));
+    xhr.addEventListener('error', () => finish('failed', failure(u.name, u.size, 0), null));
     xhr.addEventListener('timeout', () => finish('failed', 'The upload took too long.', null));
     xhr.send(u.file);
     this.render();
@@ -270,7 +279,7 @@ export class Uploads {
           u.state === 'uploading' || u.state === 'queued'
             ? node('progress', { max: '100', value: String(pct), 'aria-label': `Uploading ${u.name}` })
             : null,
-          node('span', { class: 'upload-status', role: u.state === 'failed' ? 'alert' : null, text: status }),
+          node('span', { class: 'upload-status', text: status }),
           u.state === 'failed'
             ? node('button', {
                 type: 'button',

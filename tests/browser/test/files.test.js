@@ -175,6 +175,7 @@ test('attach, preview, download and delete files across two agents', async (t) =
       await alice.waitForSelector(`${chip('big.bin')}[data-state="failed"]`, WAIT);
       const why = await alice.textContent(`${chip('big.bin')} .upload-status`);
       assert.match(why, /too large/i, why);
+      assert.match(why, /at most 262,?144 bytes/, 'the limit is said');
       await alice.click(`${chip('big.bin')} [data-upload-action="remove"]`);
       await alice.waitForSelector(chip('big.bin'), { state: 'detached', ...WAIT });
       await alice.click(`${chip('clip.txt')} [data-upload-action="remove"]`);
