@@ -131,7 +131,8 @@ impl AsyncRead for Chunks {
     }
 }
 
-/// The chunks of object `nuid`, `READ_BATCH` at a time, cut to the bytes `start .. start + len` of the object.
+/// The chunks of object `nuid`, `READ_BATCH` at a time, cut to the bytes `start .. start + len`
+/// of the object.
 fn read_chunks(direct: DirectGet, nuid: String, start: u64, len: u64) -> ByteStream {
     struct At {
         direct: DirectGet,
