@@ -1,23 +1,28 @@
 //! The rooms service's part in files (contract section 9): a deleted room's files go with it,
 //! and files no message attached in time are swept.
 //!
-//! Both walk the file records (`dyschat_file_records`, see
-//! `dyschat_protocol::files_layout`) with batched direct gets in stream order: a room's files are
-//! the keys `<room_id>.*`, so its deletion reads only those. The sweep reads the whole bucket
-//! from a cursor: a record's place in the stream is its last write, so the records untouched
-//! since their upload (the pending ones) are in upload order, and a pass stops at the first
-//! pending one too young to go; everything it passed over (attached files, markers) is behind
-//! the cursor for good. Each pass does at most [`SWEEP_BATCH`] records. A pending file is
-//! removed by a compare-and-set to `removing` first (an attachment racing it wins or loses
-//! cleanly), then its bytes, then its record; a `removing` record left by anyone (a message's
-//! deletion whose clean-up failed) is finished the same way. Every step is idempotent, so
+//! A room's files are the keys `<room_id>.*` of the record bucket (`dyschat_file_records`, see
+//! `dyschat_protocol::files_layout`), read with batched direct gets: its deletion removes each
+//! one's bytes, then purges the keys, never reading another room's.
+//!
+//! The sweep reads the work list (`dyschat_file_sweep`): an entry for every file that may need
+//! removing, written by the agents before an upload stores anything and when a removal starts,
+//! purged once the file is attached or gone. Entries are in the order written, so a pass reads
+//! from a cursor of its own and stops at the first entry younger than the age (everything after
+//! it is younger still); at most 1,024 entries a pass. For each entry it reads the file's
+//! record: attached, the entry goes; pending, a compare-and-set to `removing` (an attachment
+//! racing it wins or loses cleanly), then the bytes, the record and the entry go; removing (a
+//! removal cut short), the same without the compare-and-set; no record, an upload that died
+//! (once its deadline has surely passed) or a file already gone. Every step is idempotent, so
 //! several rooms instances sweep side by side.
 
 use std::time::Duration;
 
 use async_nats::jetstream::kv::Operation;
 use async_nats::jetstream::{self, kv, object_store};
-use dyschat_protocol::files_layout::{file_id_of_key, room_files_filter, FILE_RECORDS_BUCKET};
+use dyschat_protocol::files_layout::{
+    file_id_of_key, room_files_filter, FILE_RECORDS_BUCKET, FILE_SWEEP_BUCKET, UPLOAD_DEADLINE_SECS,
+};
 use dyschat_protocol::layout::{kv_key, kv_stream, kv_subject};
 use dyschat_protocol::wire::{FileState, StoredFile};
 use dyschat_runtime::config::TopologySettings;
@@ -27,8 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::StoreError;
 
-/// Records one sweep pass looks at, at most.
-pub(crate) const SWEEP_BATCH: usize = 512;
+/// Work-list entries one read of a sweep pass takes.
+const SWEEP_BATCH: usize = 256;
+/// Reads one sweep pass makes, at most (so at most 1,024 entries a pass).
+const SWEEP_BATCHES: usize = 4;
 /// Records one page of a room's deletion reads.
 const ROOM_PAGE: usize = 256;
 /// How long one store call may take.
@@ -57,6 +64,7 @@ async fn timed<T, E: std::fmt::Display>(
 pub(crate) struct Files {
     objects: object_store::ObjectStore,
     records: kv::Store,
+    sweep: kv::Store,
     direct: DirectGet,
 }
 
@@ -74,13 +82,15 @@ impl Files {
         config: &TopologySettings,
     ) -> Result<Files, TopologyError> {
         let js = jetstream::new(client.clone());
-        let (objects, records) = tokio::try_join!(
+        let (objects, records, sweep) = tokio::try_join!(
             topology::ensure_files_store(&js, config),
             topology::ensure_bucket(&js, topology::file_records_bucket(config)),
+            topology::ensure_bucket(&js, topology::file_sweep_bucket(config)),
         )?;
         Ok(Files {
             objects,
             records,
+            sweep,
             direct: DirectGet::new(client.clone(), CALL_TIMEOUT),
         })
     }
@@ -116,6 +126,11 @@ impl Files {
             self.records.stream.purge().filter(filter),
         ))
         .await?;
+        let listed = kv_subject(FILE_SWEEP_BUCKET, &room_files_filter(room_id));
+        timed(std::future::IntoFuture::into_future(
+            self.sweep.stream.purge().filter(listed),
+        ))
+        .await?;
         Ok(removed)
     }
 
@@ -128,80 +143,99 @@ impl Files {
         }
     }
 
-    /// One sweep pass from `cursor` (a stream sequence), which it moves past what is done;
-    /// returns how many files it removed.
+    /// One sweep pass from `cursor` (a stream sequence of the work list), which it moves past
+    /// what is done; returns how many entries it settled.
     pub(crate) async fn sweep(
         &self,
         cursor: &mut u64,
         unattached: Duration,
     ) -> Result<usize, StoreError> {
-        let filter = kv_subject(FILE_RECORDS_BUCKET, ">");
-        let batch = self
-            .direct
-            .next_by_subject(
-                &kv_stream(FILE_RECORDS_BUCKET),
-                *cursor,
-                &filter,
-                SWEEP_BATCH,
-            )
-            .await?;
-        let oldest_kept = chrono::Utc::now()
-            - chrono::Duration::from_std(unattached).unwrap_or(chrono::Duration::MAX);
+        let filter = kv_subject(FILE_SWEEP_BUCKET, ">");
+        let stream = kv_stream(FILE_SWEEP_BUCKET);
+        let now = chrono::Utc::now();
+        let ago =
+            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let due = ago(unattached);
+        // An entry without a record is an upload in progress until its deadline has passed.
+        let orphaned = ago(unattached.max(Duration::from_secs(2 * UPLOAD_DEADLINE_SECS)));
         let mut removed = 0;
-        for m in batch.messages {
-            let key = kv_key(FILE_RECORDS_BUCKET, &m.subject).unwrap_or_default();
-            let (Some(file_id), Operation::Put) = (file_id_of_key(key), m.operation) else {
-                *cursor = m.sequence + 1;
-                continue;
-            };
-            let Ok(mut stored) = serde_json::from_slice::<StoredFile>(&m.payload) else {
-                tracing::warn!(%file_id, "an undecodable file record is left alone");
-                *cursor = m.sequence + 1;
-                continue;
-            };
-            match stored.state {
-                FileState::Attached => {}
-                FileState::Removing => {
-                    self.finish_removal(&file_id, key).await?;
-                    removed += 1;
-                }
-                FileState::Pending => {
-                    let created = chrono::DateTime::parse_from_rfc3339(&stored.file.created_at)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .unwrap_or(oldest_kept);
-                    if created > oldest_kept {
-                        // Everything after it was written later still.
-                        return Ok(removed);
-                    }
-                    stored.state = FileState::Removing;
-                    let value = serde_json::to_vec(&stored).map_err(unavailable)?;
-                    let won = tokio::time::timeout(
-                        CALL_TIMEOUT,
-                        self.records.update(key, value.into(), m.sequence),
-                    )
-                    .await
-                    .map_err(|_| unavailable("timed out"))?;
-                    match won {
-                        Ok(_) => {
-                            self.finish_removal(&file_id, key).await?;
-                            removed += 1;
-                        }
-                        // Attached (or removed) meanwhile: its new write is further on.
-                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                        Err(e) => return Err(unavailable(e)),
-                    }
-                }
+        for _ in 0..SWEEP_BATCHES {
+            let batch = self
+                .direct
+                .next_by_subject(&stream, *cursor, &filter, SWEEP_BATCH)
+                .await?;
+            if batch.messages.is_empty() {
+                break;
             }
-            *cursor = m.sequence + 1;
+            for m in batch.messages {
+                let key = kv_key(FILE_SWEEP_BUCKET, &m.subject).unwrap_or_default();
+                let (Some(file_id), Operation::Put) = (file_id_of_key(key), m.operation) else {
+                    *cursor = m.sequence + 1;
+                    continue;
+                };
+                let since = std::str::from_utf8(&m.payload)
+                    .ok()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map_or(due, |t| t.with_timezone(&chrono::Utc));
+                if since > due {
+                    // Everything after it was listed later still.
+                    return Ok(removed);
+                }
+                if !self.settle(&file_id, key, since < orphaned).await? {
+                    // Not settled yet (a record changing, an upload still streaming): the next
+                    // pass starts here again.
+                    return Ok(removed);
+                }
+                removed += 1;
+                *cursor = m.sequence + 1;
+            }
         }
         Ok(removed)
     }
 
-    async fn finish_removal(&self, file_id: &str, key: &str) -> Result<(), StoreError> {
-        self.remove_object(file_id).await?;
-        timed(self.records.purge_with_ttl(key, PURGE_MARKER_TTL)).await?;
-        tracing::info!(%file_id, "file removed");
-        Ok(())
+    /// Settles one listed file: an attached one only leaves the list; a pending or removing
+    /// one is removed. `false` when it cannot be settled now.
+    async fn settle(&self, file_id: &str, key: &str, orphaned: bool) -> Result<bool, StoreError> {
+        let entry = timed(self.records.entry(key)).await?;
+        let record = entry
+            .filter(|e| e.operation == Operation::Put)
+            .map(|e| (serde_json::from_slice::<StoredFile>(&e.value), e.revision));
+        match record {
+            None if !orphaned => return Ok(false),
+            None => {}
+            Some((Err(e), _)) => {
+                tracing::warn!(%file_id, error = %e, "an undecodable file record is left alone");
+            }
+            Some((Ok(stored), _)) if stored.state == FileState::Attached => {}
+            Some((Ok(stored), _)) if stored.state == FileState::Removing => {
+                self.remove_object(file_id).await?;
+                timed(self.records.purge_with_ttl(key, PURGE_MARKER_TTL)).await?;
+                tracing::info!(%file_id, "file removed");
+            }
+            Some((Ok(mut stored), revision)) => {
+                stored.state = FileState::Removing;
+                let value = serde_json::to_vec(&stored).map_err(unavailable)?;
+                match tokio::time::timeout(
+                    CALL_TIMEOUT,
+                    self.records.update(key, value.into(), revision),
+                )
+                .await
+                .map_err(|_| unavailable("timed out"))?
+                {
+                    Ok(_) => {}
+                    // Attached (or removed) meanwhile: look again next pass.
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        return Ok(false)
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+                self.remove_object(file_id).await?;
+                timed(self.records.purge_with_ttl(key, PURGE_MARKER_TTL)).await?;
+                tracing::info!(%file_id, "unattached file removed");
+            }
+        }
+        timed(self.sweep.purge_with_ttl(key, PURGE_MARKER_TTL)).await?;
+        Ok(true)
     }
 
     /// Sweeps every `period` until `shutdown`.
@@ -216,7 +250,7 @@ impl Files {
             }
             match self.sweep(&mut cursor, settings.unattached).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "unattached files swept"),
+                Ok(n) => tracing::info!(settled = n, "file sweep settled its entries"),
                 Err(e) => tracing::warn!(error = %e, "a file sweep failed; the next one retries"),
             }
         }

@@ -75,6 +75,8 @@ async fn an_upload_is_stored_hashed_and_pending() {
     assert!(file.file_id.starts_with("room1-"));
     let stored = f.files.stored(&file.file_id).unwrap();
     assert_eq!(stored.state, FileState::Pending);
+    // Listed for the sweep from its upload on.
+    assert!(f.files.marked.lock().unwrap().contains(&file.file_id));
     assert_eq!(stored.file, file);
     let read = f.core.file(&user("alice"), &file.file_id).await.unwrap();
     assert_eq!(read, file);
@@ -157,6 +159,7 @@ async fn names_members_and_failing_records() {
         .unwrap_err();
     assert_eq!(code(e), ErrorCode::Unavailable);
     assert_eq!(f.files.objects.lock().unwrap().len(), 1);
+    assert_eq!(f.files.marked.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -183,7 +186,10 @@ async fn a_send_attaches_its_files_before_publishing_and_refuses_others() {
         let stored = f.files.stored(&file.file_id).unwrap();
         assert_eq!(stored.state, FileState::Attached);
         assert_eq!(stored.attached_to.as_deref(), Some("id-alice:room1:c1"));
+        assert!(!f.files.marked.lock().unwrap().contains(&file.file_id));
     }
+    // The file of another room stays listed.
+    assert!(f.files.marked.lock().unwrap().contains(&elsewhere.file_id));
     let sent = f.core.confirm(pending).await.unwrap();
     assert_eq!(sent.stored.attachments, vec![a.clone(), b.clone()]);
     // The same send again is its own files' holder; another send is refused them.
@@ -243,6 +249,7 @@ async fn a_deletion_refuses_its_files_before_the_tombstone_and_removes_them() {
     assert_eq!(code(e), ErrorCode::NotFound);
     assert!(f.files.stored(&file.file_id).is_none());
     assert!(f.files.objects.lock().unwrap().is_empty());
+    assert!(f.files.marked.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
