@@ -5,6 +5,11 @@
 //! key follows from the id, no index is searched) and a room's files are the keys
 //! `<room_id>.*` of the record bucket (a room's deletion reads those, never the whole mesh's).
 //! The object of a file is named by its file id.
+//!
+//! A second bucket, [`FILE_SWEEP_BUCKET`], is the sweep's work list: the same keys, one for each
+//! file that may need removing (written at upload and when a removal starts, purged once the
+//! file is attached or gone), in the order they were written, so the sweep reads only those and
+//! never the records of every attached file.
 
 use crate::ids::{is_valid_id, new_id, MAX_ID_LEN};
 
@@ -12,6 +17,11 @@ use crate::ids::{is_valid_id, new_id, MAX_ID_LEN};
 pub const FILES_OBJECT_STORE: &str = "dyschat_files";
 /// File records: key `<room_id>.<ulid>`, value a [`crate::wire::StoredFile`].
 pub const FILE_RECORDS_BUCKET: &str = "dyschat_file_records";
+/// The sweep's work list: key `<room_id>.<ulid>`, value the RFC 3339 time it was written.
+pub const FILE_SWEEP_BUCKET: &str = "dyschat_file_sweep";
+/// How long one upload may stream (an agent's bound); a work-list entry whose record is still
+/// missing after longer than this belongs to an upload that died.
+pub const UPLOAD_DEADLINE_SECS: u64 = 300;
 /// The default largest file, in bytes (`DYSCHAT_MAX_FILE_BYTES`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// The chunk size file bytes are stored in.

@@ -216,6 +216,8 @@ pub fn grant(service: Service) -> Grant {
                 // ... and its files; unattached files are swept.
                 .owns_bucket(files_layout::FILE_RECORDS_BUCKET)
                 .purges(&kv_stream(files_layout::FILE_RECORDS_BUCKET))
+                .owns_bucket(files_layout::FILE_SWEEP_BUCKET)
+                .purges(&kv_stream(files_layout::FILE_SWEEP_BUCKET))
                 .owns_object_store(files_layout::FILES_OBJECT_STORE)
                 // Presence is written by the agents; rooms ensures and reads it for member pages.
                 .ensures(&kv_stream(layout::PRESENCE_BUCKET))
@@ -304,6 +306,7 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::FEED_READ_BUCKET)
                 // Uploads, downloads, attachments and a message's deletion.
                 .owns_bucket(files_layout::FILE_RECORDS_BUCKET)
+                .owns_bucket(files_layout::FILE_SWEEP_BUCKET)
                 .owns_object_store(files_layout::FILES_OBJECT_STORE)
                 // Notifications are rooms' to write; the agents page and count them.
                 .ensures(layout::FEED_STREAM)

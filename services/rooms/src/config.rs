@@ -38,6 +38,11 @@ pub struct RoomsSettings {
     /// `q` answers a short page with a `next_cursor` after this many, so no request scans every
     /// room).
     pub rooms_list_scan: usize,
+    /// `DYSCHAT_FILE_UNATTACHED_SECS`: how long an uploaded file may stay attached to no
+    /// message before the sweep removes it.
+    pub file_unattached_secs: u64,
+    /// `DYSCHAT_FILE_SWEEP_SECS`: how often the sweep of unattached files runs.
+    pub file_sweep_secs: u64,
 }
 
 impl Default for RoomsSettings {
@@ -49,11 +54,20 @@ impl Default for RoomsSettings {
             max_rooms_joined: 1000,
             rooms_evict_timeout_ms: 2000,
             rooms_list_scan: 5000,
+            file_unattached_secs: 86_400,
+            file_sweep_secs: 60,
         }
     }
 }
 
 impl RoomsSettings {
+    pub(crate) fn file_sweep(&self) -> crate::files::SweepSettings {
+        crate::files::SweepSettings {
+            period: Duration::from_secs(self.file_sweep_secs),
+            unattached: Duration::from_secs(self.file_unattached_secs),
+        }
+    }
+
     pub fn evict_timeout(&self) -> Duration {
         Duration::from_millis(self.rooms_evict_timeout_ms)
     }
@@ -68,6 +82,15 @@ impl Section for RoomsSettings {
         }
         if self.max_rooms_joined == 0 {
             return Err(ConfigError::var("MAX_ROOMS_JOINED", "must be at least 1"));
+        }
+        if !(1..=365 * 86_400).contains(&self.file_unattached_secs) {
+            return Err(ConfigError::var(
+                "FILE_UNATTACHED_SECS",
+                "must be 1 to 31536000",
+            ));
+        }
+        if !(1..=86_400).contains(&self.file_sweep_secs) {
+            return Err(ConfigError::var("FILE_SWEEP_SECS", "must be 1 to 86400"));
         }
         if !(1..=1_000_000).contains(&self.rooms_list_scan) {
             return Err(ConfigError::var("ROOMS_LIST_SCAN", "must be 1 to 1000000"));

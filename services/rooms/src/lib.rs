@@ -12,13 +12,14 @@
 //!
 //! `records` holds what is stored, `rules` the rules that are not authorization and `paging`
 //! the cursor and page logic (pure, unit-tested), `store` the buckets and streams, `users` the
-//! auth service's user lookups, `endpoints` the operations, `feed` each user's notifications
-//! and `service` the NATS wiring.
+//! auth service's user lookups, `endpoints` the operations, `feed` each user's notifications,
+//! `files` a deleted room's files and the sweep of unattached ones, and `service` the NATS wiring.
 
 mod config;
 mod endpoints;
 mod error;
 mod feed;
+mod files;
 mod paging;
 mod records;
 mod rules;

@@ -23,6 +23,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         client = connect::nats_with_reconnects(&config.common, &config.nats, api::SERVICE) => client?,
     };
     let store = Store::open(&client, &config.topology).await?;
+    let files = crate::files::Files::open(&client, &config.topology).await?;
     // A restarted nats-server has lost the memory buckets (presence, agents), a replaced one
     // everything: ensure it all again after every reconnection.
     let (keep_client, keep_topology) = (client.clone(), config.topology.clone());
@@ -30,6 +31,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         let (client, topology) = (keep_client.clone(), keep_topology.clone());
         async move {
             Store::open(&client, &topology).await?;
+            crate::files::Files::open(&client, &topology).await?;
             crate::feed::ensure(&client, &topology).await.map(drop)
         }
     });
@@ -41,8 +43,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     };
     // Requests and the clean-ups of deleted rooms share one tracker, drained at shutdown.
     let tracker = TaskTracker::new();
-    let rooms = Rooms::new(store, client.clone(), limits, tracker.clone());
+    let rooms = Rooms::new(
+        store,
+        files.clone(),
+        client.clone(),
+        limits,
+        tracker.clone(),
+    );
     tracker.spawn(rooms.feed().run(config.topology.clone(), shutdown.clone()));
+    tracker.spawn(files.run_sweep(config.rooms.file_sweep(), shutdown.clone()));
 
     let identity = service::Identity {
         name: api::SERVICE,

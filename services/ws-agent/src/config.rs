@@ -47,7 +47,7 @@ pub struct AgentSettings {
     pub send_rate_per_sec: f64,
     /// Sends one user may make at once before the sustained rate applies.
     pub send_burst: u32,
-    /// Bytes of messages (and, later, files) one user may store per day.
+    /// Bytes of messages and files one user may store per day.
     pub max_bytes_per_user_per_day: u64,
     /// `join` replays (`since`) one agent reads from the stream at once.
     pub max_concurrent_replays: usize,

@@ -123,6 +123,8 @@ pub async fn serve(
     let files_store = topology::ensure_files_store(&js, &config.topology).await?;
     let file_records =
         topology::ensure_bucket(&js, topology::file_records_bucket(&config.topology)).await?;
+    let file_sweep =
+        topology::ensure_bucket(&js, topology::file_sweep_bucket(&config.topology)).await?;
     // The revoked tokens' watch starts over after every reconnection (see adapters/revoked.rs).
     let revoked_reconnects = reconnects.clone();
     // A restarted nats-server has lost the memory buckets (presence, agents): ensure everything
@@ -141,6 +143,7 @@ pub async fn serve(
                 topology::ensure_feed_stream(&js, &topology).await?;
                 topology::ensure_files_store(&js, &topology).await?;
                 topology::ensure_bucket(&js, topology::file_records_bucket(&topology)).await?;
+                topology::ensure_bucket(&js, topology::file_sweep_bucket(&topology)).await?;
                 Ok(())
             }
         })
@@ -167,7 +170,12 @@ pub async fn serve(
         read_markers: Arc::new(KvReadMarkers::new(read_kv, nats.clone())),
         user_events: Arc::new(NatsUserEvents::new(nats.clone())),
         feed: Arc::new(JetStreamFeed::new(nats.clone(), feed_read_kv)),
-        files: Arc::new(NatsFiles::new(files_store, file_records, nats.clone())),
+        files: Arc::new(NatsFiles::new(
+            files_store,
+            file_records,
+            file_sweep,
+            nats.clone(),
+        )),
         search: services.clone(),
     };
     let core = Core::new(

@@ -162,3 +162,17 @@ pub fn file_records_bucket(config: &TopologySettings) -> kv::Config {
         )
     }
 }
+
+/// The sweep's work list of files (`<room_id>.<ulid>` -> the time written, see
+/// `dyschat_protocol::files_layout`), written by the agents and the rooms service; entries are
+/// purged with a short marker TTL like the records.
+pub fn file_sweep_bucket(config: &TopologySettings) -> kv::Config {
+    kv::Config {
+        limit_markers: Some(layout::REVOKED_MARKER_TTL),
+        ..bucket(
+            config,
+            dyschat_protocol::files_layout::FILE_SWEEP_BUCKET,
+            "DYSCHAT files the sweep must look at: <room_id>.<ulid> -> since",
+        )
+    }
+}

@@ -1,6 +1,6 @@
 //! What is left of a deleted room after the delete was answered: each member's index entry and
 //! count of rooms joined (a page of members at a time, a bounded number of writes in flight),
-//! then its notifications, every member record, invitation and ban of the room at once, its
+//! then its notifications and files, every member record, invitation and ban of the room at once, its
 //! member count, and last the room record itself.
 //!
 //! It runs on the service's task tracker, so a shutdown waits for it (up to the drain timeout).
@@ -77,6 +77,9 @@ impl Rooms {
         if let Err(e) = self.feed.erase_room(room_id).await {
             tracing::warn!(%room_id, error = %e, "erasing a deleted room's notifications failed");
         }
+        // Its files: downloads are refused already (the room answers not_found).
+        let files = self.files.remove_room(room_id).await?;
+        tracing::info!(%room_id, files, "deleted room's files removed");
         self.store.purge_room_keys(room_id).await?;
         self.store
             .forget_counter(subjects::member_count(room_id))

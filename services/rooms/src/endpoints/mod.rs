@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::RoomsError;
 use crate::feed::Feed;
+use crate::files::Files;
 use crate::records::RoomRecord;
 use crate::rules;
 use crate::store::{MemberState, Store};
@@ -62,6 +63,7 @@ pub(crate) struct Rooms {
     limits: Limits,
     background: TaskTracker,
     feed: Feed,
+    files: Files,
 }
 
 /// A user's standing in a room, and the revision of the (room, user) key it was read at.
@@ -75,6 +77,7 @@ pub(crate) struct Known {
 impl Rooms {
     pub fn new(
         store: Store,
+        files: Files,
         client: async_nats::Client,
         limits: Limits,
         background: TaskTracker,
@@ -87,6 +90,7 @@ impl Rooms {
             events: client,
             limits,
             background,
+            files,
         }
     }
 

@@ -5,7 +5,8 @@
 //! rule in it lives here: sending ([`send`]: validate, rate-limit, authorize, publish, confirm,
 //! one path for both edges), joining a room ([`join`]), membership checks ([`membership`]),
 //! presence ([`presence`]), read markers ([`read`], [`user_sockets`]), read receipts
-//! ([`receipts`]), each user's feed ([`feed`]), files ([`files`]), revoked tokens ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
+//! ([`receipts`]), each user's feed ([`feed`]), files ([`files`]), revoked tokens
+//! ([`revocation`]) and the mesh events ([`events`]). The core reaches the outside world
 //! only through the [ports](crate::ports), so it is unit-tested over in-memory fakes.
 
 use std::sync::Arc;

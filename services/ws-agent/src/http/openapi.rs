@@ -135,6 +135,8 @@ mod tests {
         ("get", "/api/v1/me/notifications"),
         ("post", "/api/v1/me/notifications/read"),
         ("get", "/api/v1/rooms/{room_id}/receipts"),
+        ("post", "/api/v1/rooms/{room_id}/files"),
+        ("get", "/api/v1/files/{file_id}"),
     ];
 
     fn document() -> serde_json::Value {

@@ -1,5 +1,6 @@
-//! The file store: uploaded bytes (the `dyschat_files` object store) and one record per file
-//! (the `dyschat_file_records` bucket, compare-and-set on its revision). The rules (who may
+//! The file store: uploaded bytes (the `dyschat_files` object store), one record per file
+//! (the `dyschat_file_records` bucket, compare-and-set on its revision) and the sweep's work list
+//! (`dyschat_file_sweep`). The rules (who may
 //! upload or read, when a file is attached or removed) are the core's ([`crate::core::files`]).
 
 use std::time::Duration;
@@ -69,4 +70,9 @@ pub(crate) trait FileStore: Send + Sync {
     ) -> BoxFuture<'a, PortResult<bool>>;
     /// Removes the record (its bytes are gone first).
     fn forget_record<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>>;
+    /// Puts the file on the sweep's work list, as of now (the rooms service's sweep removes it
+    /// once it is old enough, unless it is attached by then).
+    fn mark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>>;
+    /// Takes the file off the sweep's work list.
+    fn unmark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>>;
 }

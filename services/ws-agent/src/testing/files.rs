@@ -18,6 +18,8 @@ use crate::ports::{ByteStream, FileRecord, FileStore, PortError, PortResult, Put
 pub(crate) struct FakeFiles {
     pub objects: Mutex<HashMap<String, Vec<u8>>>,
     records: Mutex<HashMap<String, FileRecord>>,
+    /// The sweep's work list.
+    pub marked: Mutex<std::collections::HashSet<String>>,
     revision: Mutex<u64>,
     /// Every record write fails while set.
     pub records_down: AtomicBool,
@@ -153,6 +155,24 @@ impl FileStore for FakeFiles {
         async move {
             self.down()?;
             lock(&self.records).remove(file_id);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn mark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>> {
+        async move {
+            self.down()?;
+            lock(&self.marked).insert(file_id.to_string());
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn unmark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>> {
+        async move {
+            self.down()?;
+            lock(&self.marked).remove(file_id);
             Ok(())
         }
         .boxed()

@@ -9,9 +9,10 @@
 //! changes of a room wait for each other ([`Stripes`]) instead of racing.
 //!
 //! A deletion first marks the message's files `removing` (refused to every reader from then on,
-//! [`super::files`]), stores the tombstone, then removes the files' bytes and records; msg-writer then erases the original and the older change
-//! events from the stream as it applies it (`msg-writer/src/store.rs`), while every reader
-//! already folds the tombstone over them ([`super::fold`]).
+//! [`super::files`]), stores the tombstone, then removes the files' bytes and records;
+//! msg-writer then erases the original and the older change events from the stream as it applies
+//! it (`msg-writer/src/store.rs`), while every reader already folds the tombstone over them
+//! ([`super::fold`]).
 
 use std::time::Duration;
 

@@ -55,7 +55,8 @@ mod tests {
     use bytes::Bytes;
 
     fn body(parts: &[&'static [u8]]) -> ByteStream {
-        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+        let parts: Vec<&'static [u8]> = parts.to_vec();
+        futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
     }
 
     #[tokio::test]

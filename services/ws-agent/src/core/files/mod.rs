@@ -7,7 +7,9 @@
 //! file a stored message names; a publish that then fails leaves the file merely attached),
 //! `removing` from the moment its message's deletion is decided (before the tombstone is
 //! stored, so a download is refused from the moment the deletion is answered) until its bytes
-//! and record are gone. What a removal leaves undone the rooms service's sweep finishes.
+//! and record are gone. Every file that may need removing is on the sweep's work list (from
+//! before its bytes are stored, and again from when its removal starts), so what an upload or a
+//! removal leaves undone, even by a crash, the rooms service's sweep finishes.
 
 use std::time::Duration;
 
@@ -28,7 +30,8 @@ pub(crate) mod rules;
 use meter::Meter;
 
 /// How long one upload may stream.
-pub(crate) const UPLOAD_DEADLINE: Duration = Duration::from_secs(300);
+pub(crate) const UPLOAD_DEADLINE: Duration =
+    Duration::from_secs(files_layout::UPLOAD_DEADLINE_SECS);
 /// How long an upload waits for one of the agent's upload slots.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 /// How often a compare-and-set on a record is tried again after losing a race.
@@ -79,9 +82,20 @@ impl Core {
             .map_err(|_| CoreError::Closing)?;
         let file_id = files_layout::new_file_id(&up.room_id)
             .ok_or_else(|| CoreError::Internal("the room id is too long for a file id".into()))?;
+        // On the sweep's list before anything is stored: whatever happens next (a crash too),
+        // nothing of this upload outlives it unless a message attaches the file.
+        self.files
+            .mark_for_sweep(&file_id)
+            .await
+            .map_err(CoreError::unavailable("file store"))?;
         let meter = Meter::default();
         let body = meter.wrap(up.body, max);
-        let stored = match self.files.put_object(&file_id, body, UPLOAD_DEADLINE).await {
+        let put = self.files.put_object(&file_id, body, UPLOAD_DEADLINE).await;
+        if put.is_err() {
+            // The store removed what it had; this takes the file off the sweep's list.
+            self.discard(&file_id).await;
+        }
+        let stored = match put {
             Ok(n) => n,
             Err(_) if meter.exceeded() => return Err(too_large(max)),
             Err(PutError::Body(why)) => {
@@ -213,6 +227,10 @@ impl Core {
                 .await
                 .map_err(CoreError::unavailable("file record"))?
             {
+                // The sweep skips attached files anyway; this only keeps its list short.
+                if let Err(e) = self.files.unmark_for_sweep(file_id).await {
+                    tracing::debug!(%file_id, error = %e, "unmarking an attached file failed");
+                }
                 return Ok(stored.file);
             }
         }
@@ -237,6 +255,11 @@ impl Core {
             if stored.state == FileState::Removing {
                 return Ok(());
             }
+            // Listed first: a removal cut short is finished by the sweep.
+            self.files
+                .mark_for_sweep(file_id)
+                .await
+                .map_err(CoreError::unavailable("file store"))?;
             stored.state = FileState::Removing;
             if self
                 .files
@@ -257,10 +280,12 @@ impl Core {
     }
 
     async fn discard(&self, file_id: &str) {
-        let removed = match self.files.remove_object(file_id).await {
-            Ok(()) => self.files.forget_record(file_id).await,
-            Err(e) => Err(e),
-        };
+        let removed = async {
+            self.files.remove_object(file_id).await?;
+            self.files.forget_record(file_id).await?;
+            self.files.unmark_for_sweep(file_id).await
+        }
+        .await;
         if let Err(e) = removed {
             tracing::warn!(%file_id, error = %e, "removing a file failed; the sweep will");
         }

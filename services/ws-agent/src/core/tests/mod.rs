@@ -5,6 +5,7 @@ mod dedupe;
 mod events;
 mod evict;
 mod feed;
+mod files;
 mod join;
 mod pages;
 mod read;

@@ -24,6 +24,12 @@ mod serving;
 
 use serving::Ranged;
 
+/// A file's raw bytes (the OpenAPI schema of an upload's body and a download's answer).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(crate) struct FileBytes(Vec<u8>);
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
@@ -34,7 +40,7 @@ pub(crate) struct UploadParams {
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room_id}/files", tag = "files", summary = "Upload a file", security(("bearer" = [])),
     params(("room_id" = String, Path, description = "The room id"), UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = inline(FileBytes), content_type = "application/octet-stream",
         description = "The file's raw bytes, with their own Content-Type (any type; without one the file is application/octet-stream). At most DYSCHAT_MAX_FILE_BYTES (default 10 MiB)"),
     responses((status = 201, body = File, description = "Stored; attach it to a send of the same room within 24 hours or it is removed"),
         (status = 400, body = ErrorBody, description = "bad_request: no or a bad name, a bad Content-Type, a body cut short"), (status = 401, body = ErrorBody, description = "unauthorized"),
@@ -95,8 +101,8 @@ pub(crate) async fn upload(
     params(("file_id" = String, Path, description = "The file id"),
         ("Range" = Option<String>, Header, description = "One range: bytes=a-b, bytes=a- or bytes=-n (several ranges are answered whole)"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag held: 304 when it is still the file's")),
-    responses((status = 200, description = "The bytes, with ETag: \"<sha256>\", X-Content-Type-Options: nosniff and Content-Security-Policy: sandbox. Images (png, jpeg, gif, webp), audio, video, pdf and plain text keep their type, inline; anything else is application/octet-stream with Content-Disposition: attachment", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for, with Content-Range", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The bytes, with ETag: \"<sha256>\", X-Content-Type-Options: nosniff and Content-Security-Policy: sandbox. Images (png, jpeg, gif, webp), audio, video, pdf and plain text keep their type, inline; anything else is application/octet-stream with Content-Disposition: attachment", body = inline(FileBytes), content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for, with Content-Range", body = inline(FileBytes), content_type = "application/octet-stream"),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 404, body = ErrorBody, description = "not_found: no such file, or the caller is not a member of its room, or its message or room was deleted"),

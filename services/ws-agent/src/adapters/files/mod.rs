@@ -11,42 +11,44 @@
 //! A download reads the object's chunks itself, a few at a time with a batched direct get as the
 //! body is sent ([`Chunks`]' counterpart, [`read_chunks`]), rather than through the object store's
 //! reader, whose push consumer would deliver the whole object as fast as the server can,
-//! however slowly the client reads.
+//! however slowly the client reads. Direct gets may be answered by any replica; one a little
+//! behind (a file just stored) is asked again for up to a second.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::object_store::{self, ObjectMetadata};
 use bytes::{Bytes, BytesMut};
-use dyschat_protocol::files_layout::{
-    file_key, files_stream, object_chunks_subject, FILES_OBJECT_STORE, FILE_CHUNK_BYTES,
-};
+use dyschat_protocol::files_layout::{file_key, FILE_CHUNK_BYTES};
 use dyschat_protocol::layout::kv_subject;
 use dyschat_protocol::wire::StoredFile;
 use dyschat_runtime::direct::DirectGet;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use std::future::Future;
-use tokio::io::{AsyncRead, ReadBuf};
+use futures::FutureExt;
 
 use super::deadline;
+
+mod chunks;
+
 use crate::ports::{ByteStream, FileRecord, FileStore, PortError, PortResult, PutError};
+use chunks::{read_chunks, Chunks, Failure};
 
 /// Chunks one direct get of a download reads (at most this many chunks are held at once).
-const READ_BATCH: usize = 4;
+pub(super) const READ_BATCH: usize = 4;
 /// How long one batch of a download may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the store may take to finish an upload after its body ended.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often, and how long apart, a read that a replica behind cannot answer yet is tried again.
+pub(super) const LAG_RETRIES: u32 = 10;
+pub(super) const LAG_PAUSE: Duration = Duration::from_millis(100);
 /// How long a removed record's purge marker stays.
 const PURGE_MARKER_TTL: Duration = Duration::from_secs(60);
 
 pub(crate) struct NatsFiles {
     objects: object_store::ObjectStore,
     records: kv::Store,
+    sweep: kv::Store,
     direct: DirectGet,
 }
 
@@ -54,11 +56,13 @@ impl NatsFiles {
     pub(crate) fn new(
         objects: object_store::ObjectStore,
         records: kv::Store,
+        sweep: kv::Store,
         client: async_nats::Client,
     ) -> Self {
         NatsFiles {
             objects,
             records,
+            sweep,
             direct: DirectGet::new(client, READ_TIMEOUT),
         }
     }
@@ -72,117 +76,6 @@ fn encode(stored: &StoredFile) -> PortResult<Bytes> {
     serde_json::to_vec(stored)
         .map(Bytes::from)
         .map_err(|e| PortError::Decode(e.to_string()))
-}
-
-/// Why [`Chunks`] ended an object early.
-type Failure = Arc<Mutex<Option<String>>>;
-
-/// The upload body as the object store reads it: whole chunks, and an early end (recorded in
-/// `failure`) instead of an error.
-struct Chunks {
-    body: ByteStream,
-    held: BytesMut,
-    ended: bool,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    failure: Failure,
-}
-
-impl Chunks {
-    fn fail(&mut self, why: String) {
-        if let Ok(mut f) = self.failure.lock() {
-            f.get_or_insert(why);
-        }
-        self.held.clear();
-        self.ended = true;
-    }
-
-    fn hand_out(&mut self, buf: &mut ReadBuf<'_>) {
-        let n = buf.remaining().min(self.held.len());
-        buf.put_slice(&self.held.split_to(n));
-    }
-}
-
-impl AsyncRead for Chunks {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if this.held.len() >= FILE_CHUNK_BYTES || (this.ended && !this.held.is_empty()) {
-                this.hand_out(buf);
-                return Poll::Ready(Ok(()));
-            }
-            if this.ended {
-                return Poll::Ready(Ok(()));
-            }
-            if this.deadline.as_mut().poll(cx).is_ready() {
-                this.fail("the upload took too long".into());
-                continue;
-            }
-            match this.body.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(bytes))) => this.held.extend_from_slice(&bytes),
-                Poll::Ready(Some(Err(e))) => this.fail(e.to_string()),
-                Poll::Ready(None) => this.ended = true,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-/// The chunks of object `nuid`, `READ_BATCH` at a time, cut to the bytes `start .. start + len` of the object.
-fn read_chunks(direct: DirectGet, nuid: String, start: u64, len: u64) -> ByteStream {
-    struct At {
-        direct: DirectGet,
-        subject: String,
-        next_seq: u64,
-        offset: u64,
-        start: u64,
-        end: u64,
-    }
-    let at = At {
-        direct,
-        subject: object_chunks_subject(FILES_OBJECT_STORE, &nuid),
-        next_seq: 0,
-        offset: 0,
-        start,
-        end: start.saturating_add(len),
-    };
-    futures::stream::unfold(at, |mut at| async move {
-        if at.offset >= at.end {
-            return None;
-        }
-        let batch = match at
-            .direct
-            .next_by_subject(&files_stream(), at.next_seq, &at.subject, READ_BATCH)
-            .await
-        {
-            Ok(batch) => batch,
-            Err(e) => return Some((Err(std::io::Error::other(e.to_string())), at)),
-        };
-        let Some(next) = batch.next_sequence() else {
-            // The object ended before its size: never a silently short body.
-            let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object cut short");
-            at.end = 0;
-            return Some((Err(e), at));
-        };
-        at.next_seq = next;
-        let mut out = BytesMut::new();
-        for chunk in batch.messages {
-            let (from, to) = (at.offset, at.offset + chunk.payload.len() as u64);
-            at.offset = to;
-            let (lo, hi) = (at.start.max(from), at.end.min(to));
-            if lo < hi {
-                let lo = usize::try_from(lo - from).unwrap_or(0);
-                let hi = usize::try_from(hi - from).unwrap_or(0);
-                out.extend_from_slice(&chunk.payload[lo..hi]);
-            }
-        }
-        Some((Ok(out.freeze()), at))
-    })
-    .filter(|item| futures::future::ready(!matches!(item, Ok(b) if b.is_empty())))
-    .boxed()
 }
 
 impl FileStore for NatsFiles {
@@ -238,9 +131,21 @@ impl FileStore for NatsFiles {
         len: u64,
     ) -> BoxFuture<'a, PortResult<ByteStream>> {
         async move {
-            let info = deadline(self.objects.info(file_id))
-                .await?
-                .map_err(PortError::failed)?;
+            let mut waits = 0;
+            let info = loop {
+                match deadline(self.objects.info(file_id)).await? {
+                    Ok(info) => break info,
+                    // Just stored, and this replica does not have it yet.
+                    Err(e)
+                        if e.kind() == object_store::InfoErrorKind::NotFound
+                            && waits < LAG_RETRIES =>
+                    {
+                        waits += 1;
+                        tokio::time::sleep(LAG_PAUSE).await;
+                    }
+                    Err(e) => return Err(PortError::failed(e)),
+                }
+            };
             if info.deleted {
                 return Err(PortError::Failed(format!("object {file_id} is deleted")));
             }
@@ -337,9 +242,34 @@ impl FileStore for NatsFiles {
         }
         .boxed()
     }
+
+    fn mark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>> {
+        self.mark(file_id).boxed()
+    }
+
+    fn unmark_for_sweep<'a>(&'a self, file_id: &'a str) -> BoxFuture<'a, PortResult<()>> {
+        self.unmark(file_id).boxed()
+    }
 }
 
 impl NatsFiles {
+    async fn mark(&self, file_id: &str) -> PortResult<()> {
+        let value = Bytes::from(dyschat_protocol::time::now());
+        deadline(self.sweep.put(Self::key(file_id)?, value))
+            .await?
+            .map(drop)
+            .map_err(PortError::failed)
+    }
+
+    async fn unmark(&self, file_id: &str) -> PortResult<()> {
+        deadline(
+            self.sweep
+                .purge_with_ttl(Self::key(file_id)?, PURGE_MARKER_TTL),
+        )
+        .await?
+        .map_err(PortError::failed)
+    }
+
     /// Deletes what a failed upload stored (logged when that fails too).
     async fn discard(&self, file_id: &str) {
         if let Err(e) = self.remove_object(file_id).await {
