@@ -3,8 +3,8 @@
 # a plain HTTP/1.0 GET over bash's /dev/tcp, healthy when the status line says 200.
 #
 #   ws-agent                    GET /healthz on DYSCHAT_WS_AGENT_PORT
-#   auth, rooms, msg-writer     GET /metrics on DYSCHAT_<SERVICE>_METRICS_ADDR (their only HTTP
-#                               port; defaults 127.0.0.1:9101, :9102, :9103); when it is set
+#   auth, rooms, msg-writer,    GET /metrics on DYSCHAT_<SERVICE>_METRICS_ADDR (their only HTTP
+#   search                      port; defaults 127.0.0.1:9101, :9102, :9103, :9104); when it is set
 #                               empty (no endpoint), healthy while the process runs
 #
 # Usage: dyschat-healthcheck [host:port path]   (defaults from the variables above)
@@ -19,6 +19,7 @@ else
     auth) addr="${DYSCHAT_AUTH_METRICS_ADDR-127.0.0.1:9101}" ;;
     rooms) addr="${DYSCHAT_ROOMS_METRICS_ADDR-127.0.0.1:9102}" ;;
     msg-writer) addr="${DYSCHAT_MSG_WRITER_METRICS_ADDR-127.0.0.1:9103}" ;;
+    search) addr="${DYSCHAT_SEARCH_METRICS_ADDR-127.0.0.1:9104}" ;;
     *) echo "DYSCHAT_SERVICE=${DYSCHAT_SERVICE:-} is not a DYSCHAT service" >&2; exit 1 ;;
   esac
   path=/metrics

@@ -39,6 +39,7 @@ NATS_USER_PASSWORDS = (
     "DYSCHAT_ROOMS_NATS_PASSWORD",
     "DYSCHAT_MSG_WRITER_NATS_PASSWORD",
     "DYSCHAT_WS_AGENT_NATS_PASSWORD",
+    "DYSCHAT_SEARCH_NATS_PASSWORD",
     "NATS_ADMIN_PASSWORD",
 )
 
@@ -70,11 +71,12 @@ def command_text(svc):
 NO_HEALTHCHECK = {
     "nats-exporter": "FROM scratch image; Prometheus's up{job=\"nats\"} watches it",
 }
-DYSCHAT = ("auth", "rooms", "msg-writer", "ws-agent")
+DYSCHAT = ("auth", "rooms", "msg-writer", "search", "ws-agent")
 METRICS_VAR = {
     "auth": "DYSCHAT_AUTH_METRICS_ADDR",
     "rooms": "DYSCHAT_ROOMS_METRICS_ADDR",
     "msg-writer": "DYSCHAT_MSG_WRITER_METRICS_ADDR",
+    "search": "DYSCHAT_SEARCH_METRICS_ADDR",
     "ws-agent": "DYSCHAT_WS_AGENT_PORT",
 }
 

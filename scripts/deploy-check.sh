@@ -62,7 +62,8 @@ PY=/usr/bin/python3
 section "NATS configs (nats-server -t)"
 if [ -n "${NATS_SERVER_BIN:-}" ] && [ -x "$NATS_SERVER_BIN" ]; then
   users_env=(DYSCHAT_AUTH_NATS_PASSWORD=check DYSCHAT_ROOMS_NATS_PASSWORD=check
-    DYSCHAT_MSG_WRITER_NATS_PASSWORD=check DYSCHAT_WS_AGENT_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check)
+    DYSCHAT_MSG_WRITER_NATS_PASSWORD=check DYSCHAT_WS_AGENT_NATS_PASSWORD=check
+    DYSCHAT_SEARCH_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check)
   prod_env=(NATS_SERVER_NAME=nats-1 NATS_STORE_DIR="$TMP/nats" "${users_env[@]}"
     NATS_CLUSTER_USER=cluster NATS_CLUSTER_PASSWORD=check NATS_ROUTE_1=nats://nats-1:6222
     NATS_ROUTE_2=nats://nats-2:6222 NATS_ROUTE_3=nats://nats-3:6222)
@@ -106,7 +107,8 @@ fi
 # Placeholder secrets, only for resolving the file.
 secrets=(DYSCHAT_AUTH_SECRET=deploy-check-secret-0123456789abcdef0123456789
   DYSCHAT_AUTH_NATS_PASSWORD=check DYSCHAT_ROOMS_NATS_PASSWORD=check DYSCHAT_MSG_WRITER_NATS_PASSWORD=check
-  DYSCHAT_WS_AGENT_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check NATS_CLUSTER_PASSWORD=check DYSCHAT_REDIS_PASS=check GRAFANA_ADMIN_PASSWORD=check)
+  DYSCHAT_WS_AGENT_NATS_PASSWORD=check DYSCHAT_SEARCH_NATS_PASSWORD=check NATS_ADMIN_PASSWORD=check NATS_CLUSTER_PASSWORD=check
+  DYSCHAT_REDIS_PASS=check GRAFANA_ADMIN_PASSWORD=check)
 # Resolve with a clean environment: no .env of the developer, no DYSCHAT_* of the shell.
 compose_env=(env -i PATH="$PATH" HOME="${HOME:-/root}")
 resolved=1

@@ -7,7 +7,8 @@
 #     already answers there, or DYSCHAT_NATS_URL / DYSCHAT_REDIS_ADDR point elsewhere (then that
 #     server is yours to run).
 #  2. Builds the release binaries (cargo build --release --bins).
-#  3. Runs dyschat-auth, dyschat-rooms, dyschat-msg-writer and dyschat-ws-agent with one combined
+#  3. Runs dyschat-auth, dyschat-rooms, dyschat-msg-writer, dyschat-search (index in .dev/search)
+#     and dyschat-ws-agent with one combined
 #     log stream, every line prefixed with the service's name.
 #  4. Prints where to connect once the agent answers /readyz (the mesh can serve).
 #  5. On Ctrl-C or SIGTERM stops the services (SIGTERM, they drain), then the servers it started
@@ -44,14 +45,14 @@ LOGS="$DEV/logs"
 NATS_PORT="${RUN_DEV_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${RUN_DEV_NATS_MONITOR_PORT:-8222}"
 REDIS_PORT="${RUN_DEV_REDIS_PORT:-6379}"
-SERVICES=(auth rooms msg-writer ws-agent)
+SERVICES=(auth rooms msg-writer search ws-agent)
 
 if [ -t 1 ]; then
   BOLD=$'\e[1m' RESET=$'\e[0m'
-  COLORS=($'\e[36m' $'\e[35m' $'\e[33m' $'\e[32m')
+  COLORS=($'\e[36m' $'\e[35m' $'\e[33m' $'\e[34m' $'\e[32m')
 else
   BOLD='' RESET=''
-  COLORS=('' '' '' '')
+  COLORS=('' '' '' '' '')
 fi
 
 # Output may go to a pipe whose reader (tee) died with the same Ctrl-C: a write must never kill
@@ -214,7 +215,7 @@ fi
 # or finds on the default port; with DYSCHAT_NATS_URL set, export your own DYSCHAT_NATS_USER and
 # DYSCHAT_NATS_PASSWORD.
 NATS_DEV_ENV=()
-for user in dyschat-auth dyschat-rooms dyschat-msg-writer dyschat-ws-agent; do
+for user in dyschat-auth dyschat-rooms dyschat-msg-writer dyschat-search dyschat-ws-agent; do
   var="${user#dyschat-}"
   var="DYSCHAT_${var//-/_}_NATS_PASSWORD"
   NATS_DEV_ENV+=("${var^^}=dev-password-$user")
@@ -304,6 +305,10 @@ fi
 export DYSCHAT_AUTH_METRICS_ADDR="${DYSCHAT_AUTH_METRICS_ADDR-127.0.0.1:0}"
 export DYSCHAT_ROOMS_METRICS_ADDR="${DYSCHAT_ROOMS_METRICS_ADDR-127.0.0.1:0}"
 export DYSCHAT_MSG_WRITER_METRICS_ADDR="${DYSCHAT_MSG_WRITER_METRICS_ADDR-127.0.0.1:0}"
+export DYSCHAT_SEARCH_METRICS_ADDR="${DYSCHAT_SEARCH_METRICS_ADDR-127.0.0.1:0}"
+# The search index lives with the other development data (make clean_dev removes it; an empty
+# directory is rebuilt from the stream).
+export DYSCHAT_SEARCH_INDEX_DIR="${DYSCHAT_SEARCH_INDEX_DIR-$DEV/search}"
 
 width=0
 for svc in "${SERVICES[@]}"; do

@@ -1,5 +1,5 @@
-//! The whole mesh in one test process: auth, rooms, msg-writer and any number of ws-agents,
-//! started in-process against the test's own nats-server and redis-server.
+//! The whole mesh in one test process: auth, rooms, msg-writer and any number of ws-agents
+//! (and, for the tests that search, dyschat-search instances), started in-process against the test's own nats-server and redis-server.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -184,6 +184,28 @@ impl Mesh {
                     .map_err(|e| e.to_string())
             }));
         Ok(())
+    }
+
+    /// Starts a search instance named `instance` on the index directory `dir` (kept by the
+    /// caller, so a test can start an instance again on the same index or on an empty one) and
+    /// waits until the search service answers (it joins once its index caught up).
+    pub async fn start_search(
+        &mut self,
+        instance: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let env = service_env(&self.env, Service::Search)
+            .with("DYSCHAT_SEARCH_INSTANCE", instance)
+            .with("DYSCHAT_SEARCH_INDEX_DIR", dir.to_string_lossy().as_ref())
+            .with("DYSCHAT_SEARCH_METRICS_ADDR", "");
+        let c = dyschat_search::Config::from_env(&env)?;
+        let t = CancellationToken::new();
+        self.services
+            .push(Running::spawn("search", t.clone(), async move {
+                dyschat_search::run(c, t).await.map_err(|e| e.to_string())
+            }));
+        let client = self.client().await?;
+        wait_for_service(&client, dyschat_protocol::subjects::search::SERVICE).await
     }
 
     /// Starts one more ws-agent on a free port and waits until it is ready.

@@ -262,6 +262,22 @@ impl ProcMesh {
         Ok(())
     }
 
+    /// Starts a search process named `instance` on the index directory `dir`; it answers once
+    /// its index caught up (see [`crate::wait_for_service`]).
+    pub fn start_search(
+        &self,
+        instance: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut env = self.env.clone();
+        env.push(("DYSCHAT_SEARCH_INSTANCE".into(), instance.into()));
+        env.push((
+            "DYSCHAT_SEARCH_INDEX_DIR".into(),
+            dir.to_string_lossy().into_owned(),
+        ));
+        ServiceProcess::start(dyschat_protocol::subjects::search::SERVICE, env)
+    }
+
     pub async fn add_agent(&mut self) -> anyhow::Result<()> {
         let port = crate::free_port();
         let mut env = self.env.clone();

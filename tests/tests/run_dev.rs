@@ -68,7 +68,7 @@ impl Run {
         std::fs::read_to_string(self.dir.path().join("tee.log")).unwrap_or_default()
     }
 
-    /// Every PID the script recorded: the servers and the four services.
+    /// Every PID the script recorded: the servers and the five services.
     fn pids(&self) -> anyhow::Result<Vec<u32>> {
         let text = std::fs::read_to_string(self.dir.path().join("run-dev.pids"))
             .context("run-dev.pids")?;
@@ -124,8 +124,8 @@ fn ctrl_c_through_tee_stops_everything_it_started() -> anyhow::Result<()> {
     let mut run = Run::start()?;
     let pids = run.pids()?;
     ensure!(
-        pids.len() == 6,
-        "expected 2 servers and 4 services: {pids:?}"
+        pids.len() == 7,
+        "expected 2 servers and 5 services: {pids:?}"
     );
     // The terminal's Ctrl-C: SIGINT to the foreground group (bash, run-dev.sh and tee alike).
     run.signal("INT", &format!("-{}", run.child.id()))?;
