@@ -140,7 +140,7 @@ test('attach, preview, download and delete files across two agents', async (t) =
 
     const image = await png(alice, 40, 30);
     const notes = `notes of ${suffix}\nline two\n`;
-    const caption = `files for you ${suffix}`;
+    let caption = `files for you ${suffix}`;
     const ids = {};
     let removed = null; // the id of the file taken out before sending
 
@@ -241,6 +241,26 @@ test('attach, preview, download and delete files across two agents', async (t) =
       await alice.fill('#composer-input', '');
       await alice.click('#send-btn');
       await bob.waitForSelector(`${msg('alone.txt')} [data-download]`, WAIT);
+    });
+
+    await t.test('an edit keeps the files', async () => {
+      const li = `#messages li[data-seq="${await alice.getAttribute(msg(caption), 'data-seq')}"]`;
+      await alice.hover(li);
+      await alice.click(`${li} [data-msg-action="edit"]`);
+      caption = `files for you, edited ${suffix}`;
+      await alice.fill(`${li} .edit-input`, caption);
+      await alice.press(`${li} .edit-input`, 'Enter');
+      const edited = msg(caption);
+      await bob.waitForSelector(`${edited} .edited`, WAIT);
+      await bob.waitForFunction(
+        (sel) => {
+          const img = document.querySelector(sel);
+          return img && img.complete && img.naturalWidth === 40;
+        },
+        `img[data-file-id="${ids['sunset.png']}"]`,
+        WAIT,
+      );
+      assert.ok(await bob.$(`${edited} [data-download="${ids['notes.txt']}"]`), 'the text file is still there');
     });
 
     await t.test('deleting the message takes its files away, on every page and on the server', async () => {
