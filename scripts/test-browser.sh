@@ -56,7 +56,7 @@ eval "$env_lines"
 export NATS_SERVER_BIN REDIS_SERVER_BIN
 
 log "building the service binaries"
-"$CARGO" build --bins -p dyschat-auth -p dyschat-rooms -p dyschat-msg-writer -p dyschat-ws-agent >&2
+"$CARGO" build --bins -p dyschat-auth -p dyschat-rooms -p dyschat-msg-writer -p dyschat-search -p dyschat-ws-agent >&2
 
 cd tests/browser
 exec node --test --test-reporter="${BROWSER_TEST_REPORTER:-spec}" test/

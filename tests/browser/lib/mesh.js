@@ -1,5 +1,5 @@
 // Starts a real DYSCHAT mesh for the browser test: nats-server (JetStream) and redis-server on
-// free ports in a temporary directory, then the four service binaries from target/debug
+// free ports in a temporary directory, then the five service binaries from target/debug
 // (`new Mesh({ agents: 2 })` starts a second ws-agent on its own port: `mesh.urls`). Every
 // process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
 
@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const SERVICES = ['auth', 'rooms', 'msg-writer', 'ws-agent'];
+const SERVICES = ['auth', 'rooms', 'msg-writer', 'search', 'ws-agent'];
 
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -121,6 +121,8 @@ export class Mesh {
       DYSCHAT_AUTH_METRICS_ADDR: '',
       DYSCHAT_ROOMS_METRICS_ADDR: '',
       DYSCHAT_MSG_WRITER_METRICS_ADDR: '',
+      DYSCHAT_SEARCH_METRICS_ADDR: '',
+      DYSCHAT_SEARCH_INDEX_DIR: join(this.dir, 'search'),
     };
     for (const s of SERVICES) this.spawn(s, serviceBin(s), [], env, true);
     for (let i = 1; i < this.agents; i += 1) {
