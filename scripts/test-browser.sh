@@ -5,7 +5,7 @@
 #     and nodejs + npm (Node >= 20 is needed by playwright-core). Never downloads a browser
 #     through Playwright: Debian's chromium is driven by playwright-core's executablePath.
 #  2. Installs the npm dependencies from tests/browser/package-lock.json (npm ci).
-#  3. Builds the five service binaries (debug) and finds nats-server / redis-server
+#  3. Builds the four service binaries (debug) and finds nats-server / redis-server
 #     (scripts/ensure-servers.sh), then runs `node --test`, whose summary is machine-readable.
 #
 # Environment (optional): CHROMIUM_BIN (default /usr/bin/chromium), NATS_SERVER_BIN,
@@ -56,7 +56,7 @@ eval "$env_lines"
 export NATS_SERVER_BIN REDIS_SERVER_BIN
 
 log "building the service binaries"
-"$CARGO" build --bins -p dyschat-auth -p dyschat-rooms -p dyschat-msg-writer -p dyschat-ws-agent -p dyschat-search >&2
+"$CARGO" build --bins -p dyschat-auth -p dyschat-rooms -p dyschat-msg-writer -p dyschat-search -p dyschat-ws-agent >&2
 
 cd tests/browser
 exec node --test --test-reporter="${BROWSER_TEST_REPORTER:-spec}" test/

@@ -57,6 +57,28 @@ pub(crate) enum Command {
     /// Reaction storm: reactions on one message of a 1,000-member room against plain messages
     /// at the same rate into the same room; every acked reaction must be in its final state.
     Reactions(ReactionsArgs),
+    /// Message search: a search instance rebuilding its index from a backlog, then indexing
+    /// behind a sustained ingest while queries run over HTTP.
+    Search(SearchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SearchArgs {
+    /// Messages laid in the stream before the search instance starts on an empty index.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) messages: u64,
+    /// Rooms of the searching user the messages go to.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) search_rooms: usize,
+    /// Messages per second of the sustained ingest while queries run.
+    #[arg(long, default_value_t = 2000.0)]
+    pub(crate) live_rate: f64,
+    /// Seconds of the sustained ingest.
+    #[arg(long, default_value_t = 15.0)]
+    pub(crate) live_secs: f64,
+    /// Queries measured (one at a time).
+    #[arg(long, default_value_t = 500)]
+    pub(crate) queries: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -170,6 +170,19 @@ impl Env {
         Ok(i)
     }
 
+    /// Starts one more service process of the mesh's binaries with the mesh's variables and
+    /// `extra`, its log as `<tag>.log`; the caller stops it.
+    pub fn start_service(
+        &self,
+        name: &str,
+        extra: Vec<(String, String)>,
+        tag: &str,
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut env = self.env.clone();
+        env.extend(extra);
+        start_service(&self.bin_dir, name, env, &self.log_dir, tag)
+    }
+
     pub fn http(&self, agent: usize) -> String {
         format!("http://127.0.0.1:{}", self.agents[agent].1)
     }

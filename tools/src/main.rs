@@ -13,6 +13,7 @@ mod idle;
 mod load;
 mod members;
 mod reactions;
+mod search_bench;
 mod stats;
 mod writer;
 
@@ -27,11 +28,13 @@ use clap::Parser;
 
 use crate::cli::{
     AllArgs, CeilingArgs, Cli, Command, Common, DrainArgs, IdleArgs, IngestArgs, MembersArgs,
-    ReactionsArgs,
+    ReactionsArgs, SearchArgs,
 };
 use crate::env::{Env, EnvOptions};
 use crate::report::{evaluate, print_table, Machine, Results};
-use crate::scenario::{run_ceiling, run_drain, run_idle, run_load, run_members, run_reactions};
+use crate::scenario::{
+    run_ceiling, run_drain, run_idle, run_load, run_members, run_reactions, run_search,
+};
 
 pub(crate) fn say(line: &str) {
     eprintln!("[bench] {line}");
@@ -234,6 +237,17 @@ async fn scenarios(
                 Ok(r) => results.reactions = Some(r),
                 Err(e) => note("reactions", e),
             }
+            let search = SearchArgs {
+                messages: 1_000_000,
+                search_rooms: 50,
+                live_rate: 2000.0,
+                live_secs: 15.0,
+                queries: 500,
+            };
+            match run_search(env, &search, tag).await {
+                Ok(r) => results.search = Some(r),
+                Err(e) => note("search", e),
+            }
             results.errors = errors;
         }
         Command::Smoke => {
@@ -278,6 +292,15 @@ async fn scenarios(
                 reactor_agents: 2,
             };
             results.reactions = Some(run_reactions(env, &r, body, tag).await?);
+            // A small index: every sampled message found by its own word, never speed.
+            let s = SearchArgs {
+                messages: 2000,
+                search_rooms: 4,
+                live_rate: 200.0,
+                live_secs: 2.0,
+                queries: 20,
+            };
+            results.search = Some(run_search(env, &s, tag).await?);
         }
         Command::Ceiling(c) => results.ceiling = Some(run_ceiling(env, c, body).await?),
         Command::Ingest(a) => {
@@ -301,6 +324,7 @@ async fn scenarios(
         Command::Idle(i) => results.idle = Some(run_idle(env, i, tag).await?),
         Command::Members(m) => results.members = Some(run_members(env, m, tag).await?),
         Command::Reactions(r) => results.reactions = Some(run_reactions(env, r, body, tag).await?),
+        Command::Search(s) => results.search = Some(run_search(env, s, tag).await?),
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::load::{Accounting, PhaseResult};
-use crate::{ceiling, idle, members, reactions, writer};
+use crate::{ceiling, idle, members, reactions, search_bench, writer};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Machine {
@@ -70,6 +70,7 @@ pub(crate) struct Results {
     pub(crate) idle: Option<idle::Idle>,
     pub(crate) members: Option<members::Members>,
     pub(crate) reactions: Option<reactions::Reactions>,
+    pub(crate) search: Option<search_bench::SearchBench>,
     pub(crate) targets: Vec<Target>,
     pub(crate) accounting_clean: bool,
     /// Scenarios that could not run to the end.
@@ -169,6 +170,9 @@ pub(crate) fn evaluate(r: &mut Results) {
         clean &= reactions::clean(x);
         targets.extend(reactions::targets(x));
     }
+    if let Some(s) = &r.search {
+        clean &= search_bench::clean(s);
+    }
     r.targets = targets;
     r.accounting_clean = clean && r.errors.is_empty();
 }
@@ -249,6 +253,11 @@ pub(crate) fn print_table(r: &Results) {
     }
     if let Some(x) = &r.reactions {
         for l in reactions::lines(x) {
+            line(l);
+        }
+    }
+    if let Some(s) = &r.search {
+        for l in search_bench::lines(s) {
             line(l);
         }
     }

@@ -3,11 +3,12 @@
 use crate::cli::{CeilingArgs, DrainArgs, IdleArgs, IngestArgs, MembersArgs, ReactionsArgs};
 use std::time::Duration;
 
+use crate::cli::SearchArgs;
 use crate::env::Env;
 use crate::load::{Load, LoadSpec};
 use crate::report::LoadResult;
 use crate::writer::LagSampler;
-use crate::{ceiling, idle, load, members, reactions, say, writer};
+use crate::{ceiling, idle, load, members, reactions, say, search_bench, writer};
 
 pub(crate) async fn run_reactions(
     env: &mut Env,
@@ -215,5 +216,24 @@ pub(crate) async fn run_drain(
         "drain: published at {:.0} msg/s; drained in {:.1}s = {:.0} msg/s; history missing {} extra {}",
         r.publish_per_sec, r.drain_secs, r.drain_msgs_per_sec, r.history_missing, r.history_extra
     ));
+    Ok(r)
+}
+
+pub(crate) async fn run_search(
+    env: &mut Env,
+    s: &SearchArgs,
+    tag: &str,
+) -> anyhow::Result<search_bench::SearchBench> {
+    let plan = search_bench::Plan {
+        messages: s.messages,
+        rooms: s.search_rooms,
+        live_rate: s.live_rate,
+        live_secs: s.live_secs,
+        queries: s.queries,
+    };
+    let r = search_bench::run(env, &format!("{tag}s"), &plan).await?;
+    for line in search_bench::lines(&r) {
+        say(&line);
+    }
     Ok(r)
 }

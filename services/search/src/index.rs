@@ -96,10 +96,9 @@ impl SearchIndex {
     }
 
     /// An index in memory (unit tests).
-    pub fn in_ram() -> SearchIndex {
+    pub fn in_ram() -> Result<SearchIndex, IndexError> {
         let (schema, fields) = schema();
-        #[allow(clippy::unwrap_used)]
-        Self::with(Index::create_in_ram(schema), fields).unwrap()
+        Self::with(Index::create_in_ram(schema), fields)
     }
 
     fn with(index: Index, fields: Fields) -> Result<SearchIndex, IndexError> {

@@ -42,7 +42,7 @@ fn find(index: &SearchIndex, q: &str, rooms: &[&str]) -> Vec<u64> {
 
 #[test]
 fn words_are_found_whole_without_case_or_diacritics() {
-    let index = SearchIndex::in_ram();
+    let index = SearchIndex::in_ram().unwrap();
     let mut w = index.indexer().unwrap();
     w.apply(
         vec![
@@ -63,7 +63,7 @@ fn words_are_found_whole_without_case_or_diacritics() {
 
 #[test]
 fn an_edit_replaces_the_words_and_a_deletion_removes_them() {
-    let index = SearchIndex::in_ram();
+    let index = SearchIndex::in_ram().unwrap();
     let mut w = index.indexer().unwrap();
     w.apply(vec![up("r", 1, 0, "old words")], vec![], 1)
         .unwrap();
@@ -77,7 +77,7 @@ fn an_edit_replaces_the_words_and_a_deletion_removes_them() {
 
 #[test]
 fn older_states_never_replace_newer_ones() {
-    let index = SearchIndex::in_ram();
+    let index = SearchIndex::in_ram().unwrap();
     let mut w = index.indexer().unwrap();
     // Out of order within one batch, and redeliveries in later batches.
     let out = w
@@ -129,7 +129,7 @@ fn older_states_never_replace_newer_ones() {
 
 #[test]
 fn a_deleted_room_leaves_and_stays_out() {
-    let index = SearchIndex::in_ram();
+    let index = SearchIndex::in_ram().unwrap();
     let mut w = index.indexer().unwrap();
     w.apply(
         vec![up("a", 1, 0, "hello"), up("b", 2, 0, "hello")],
@@ -146,7 +146,7 @@ fn a_deleted_room_leaves_and_stays_out() {
 
 #[test]
 fn pages_go_newest_first_by_sent_then_seq() {
-    let index = SearchIndex::in_ram();
+    let index = SearchIndex::in_ram().unwrap();
     let mut w = index.indexer().unwrap();
     let mut batch = Vec::new();
     for seq in 1..=7u64 {

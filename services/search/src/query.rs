@@ -2,6 +2,7 @@
 //! contract (rooms, query length, words, page size, cursor), then run on a blocking thread,
 //! a few at once and each within a deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dyschat_protocol::ids::is_valid_id;
@@ -20,7 +21,8 @@ const DEADLINE: Duration = Duration::from_secs(3);
 
 pub(crate) struct Queries {
     index: SearchIndex,
-    slots: Semaphore,
+    /// Held by the blocking search itself, so one that outlives its deadline still counts.
+    slots: Arc<Semaphore>,
 }
 
 /// The request's normalised words and cursor, or why it is refused.
@@ -57,7 +59,7 @@ impl Queries {
     pub(crate) fn new(index: SearchIndex) -> Queries {
         Queries {
             index,
-            slots: Semaphore::new(CONCURRENT),
+            slots: Arc::new(Semaphore::new(CONCURRENT)),
         }
     }
 
@@ -65,14 +67,17 @@ impl Queries {
         let (terms, before) = check(&req)?;
         let started = Instant::now();
         let busy = || ApiError::unavailable("search is busy, try again shortly");
-        let _slot = tokio::time::timeout(DEADLINE, self.slots.acquire())
+        let slot = tokio::time::timeout(DEADLINE, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
         let index = self.index.clone();
         let limit = req.limit;
         let rooms = req.room_ids;
-        let work = tokio::task::spawn_blocking(move || index.search(&terms, &rooms, before, limit));
+        let work = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            index.search(&terms, &rooms, before, limit)
+        });
         let left = DEADLINE.saturating_sub(started.elapsed());
         let (hits, more) = match tokio::time::timeout(left, work).await {
             Err(_) => return Err(ApiError::unavailable("search took too long")),

@@ -1,8 +1,8 @@
 // Starts a real DYSCHAT mesh for the browser test: nats-server (JetStream) and redis-server on
-// free ports in a temporary directory, then the service binaries from target/debug: auth, rooms,
-// msg-writer, ws-agent and search (its index in that directory). `new Mesh({ agents: 2 })`
-// starts a second ws-agent on its own port (`mesh.urls`); `env` adds
-// or overrides variables of every service, e.g. a smaller `DYSCHAT_MAX_FILE_BYTES`. Every
+// free ports in a temporary directory, then the five service binaries from target/debug: auth,
+// rooms, msg-writer, search (its index in that directory) and ws-agent. `new Mesh({ agents: 2 })`
+// starts a second ws-agent on its own port (`mesh.urls`); `env` adds or overrides variables of
+// every service, e.g. a smaller `DYSCHAT_MAX_FILE_BYTES`. Every
 // process is stopped by its PID (SIGTERM, then SIGKILL after a grace period).
 
 import { spawn } from 'node:child_process';
@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const SERVICES = ['auth', 'rooms', 'msg-writer', 'ws-agent', 'search'];
+const SERVICES = ['auth', 'rooms', 'msg-writer', 'search', 'ws-agent'];
 
 export function freePort() {
   return new Promise((ok, fail) => {
