@@ -90,6 +90,17 @@ async fn sends_carry_their_files_everywhere_and_refuse_bad_lists() -> anyhow::Re
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     ensure!(found, "history lacks the attachments");
+    // A `since` replay carries them too.
+    let mut late = s.ws(1, &bob).await?;
+    late.send(json!({"type": "join", "room_id": room, "since": 0}))
+        .await?;
+    late.recv_type("joined").await?;
+    let first = late.recv_type("message").await?;
+    let second = late.recv_type("message").await?;
+    ensure!(
+        first["attachments"] == json!([png, pdf]) && second["attachments"] == json!([txt]),
+        "replayed: {first} {second}"
+    );
     // The attached files are still served.
     let got = s.download(1, &bob, &id_of(&png)?, &[]).await?;
     ensure!(got.status == 200 && got.header("content-type") == "image/png");

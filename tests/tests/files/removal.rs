@@ -129,6 +129,7 @@ async fn files_no_message_attaches_are_swept() -> anyhow::Result<()> {
         vec![
             ("DYSCHAT_FILE_UNATTACHED_SECS".into(), "2".into()),
             ("DYSCHAT_FILE_SWEEP_SECS".into(), "1".into()),
+            ("DYSCHAT_MAX_BYTES_PER_USER_PER_DAY".into(), "100000".into()),
         ],
     )
     .await?;
@@ -181,5 +182,31 @@ async fn files_no_message_attaches_are_swept() -> anyhow::Result<()> {
     ensure!(status == 400, "attaching a swept file: {status}");
     let got = s.download(0, &alice, &id_of(&attached)?, &[]).await?;
     ensure!(got.status == 200 && got.body == b"kept", "{}", got.status);
+
+    // Uploads count against the daily byte quota the sends use: 60 kB fits, 60 kB more does not
+    // (declared or streamed), for that user alone.
+    s.uploaded(&alice, &room, "a.bin", "application/zip", noise(60_000, 3))
+        .await?;
+    let (status, answer) = s
+        .upload(0, &alice, &room, "b.bin", None, noise(60_000, 4).into())
+        .await?;
+    ensure!(
+        status == 429 && answer["error"]["code"] == "rate_limited",
+        "{status} {answer}"
+    );
+    let parts = vec![Ok::<_, std::io::Error>(noise(60_000, 5))];
+    let streamed = reqwest::Body::wrap_stream(futures::stream::iter(parts));
+    let (status, _) = s.upload(0, &alice, &room, "c.bin", None, streamed).await?;
+    ensure!(status == 429, "streamed over the quota: {status}");
+    let bob = s.user("j_bob").await?;
+    let bobs_room = create(s.api(), &bob, "bobs", "public").await?;
+    s.uploaded(
+        &bob,
+        &bobs_room,
+        "b.bin",
+        "application/zip",
+        noise(60_000, 6),
+    )
+    .await?;
     s.stop().await
 }

@@ -155,6 +155,23 @@ async fn ranges_types_and_who_may_read() -> anyhow::Result<()> {
         ensure!(got.header("x-content-type-options") == "nosniff");
         ensure!(got.header("content-security-policy") == "sandbox");
     }
+    let head = s
+        .http
+        .head(format!("{}/api/v1/files/{id}", s.api().base))
+        .bearer_auth(&alice.token)
+        .send()
+        .await?;
+    ensure!(
+        head.status() == 200
+            && head
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                == Some("10"),
+        "HEAD: {} {:?}",
+        head.status(),
+        head.headers()
+    );
     let got = s.download(0, &alice, &id, &[]).await?;
     ensure!(got.header("content-type").starts_with("text/plain"));
     ensure!(got.header("content-disposition").starts_with("inline;"));

@@ -144,7 +144,8 @@ pub struct PostMessageBody {
     /// The `seq` of the message this one answers.
     #[serde(default)]
     pub reply_to: Option<u64>,
-    /// File ids uploaded to the room (contract section 9).
+    /// Distinct ids of files uploaded to the room that no other message holds, at most 10
+    /// (contract section 9); an empty list means none.
     #[serde(default)]
     pub attachments: Option<Vec<String>>,
 }

@@ -159,7 +159,11 @@ impl Core {
             .await
         {
             Ok(_) => {}
-            Err(CoreError::Api(_) | CoreError::Denied(_) | CoreError::Invalid(_)) => {
+            // Not a member, banned, no such room: the file is nobody's business.
+            Err(CoreError::Denied(_) | CoreError::Invalid(_)) => return Err(no_such_file()),
+            Err(CoreError::Api(e))
+                if matches!(e.code, ErrorCode::NotFound | ErrorCode::Forbidden) =>
+            {
                 return Err(no_such_file())
             }
             Err(e) => return Err(e),

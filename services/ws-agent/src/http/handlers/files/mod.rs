@@ -2,6 +2,9 @@
 //! the file back (ranges, `ETag`, and the headers that keep a browser from running what it
 //! serves). The rules are the core's ([`crate::core::files`]) and [`serving`]'s.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -13,6 +16,7 @@ use dyschat_protocol::{
 };
 use futures::StreamExt;
 use serde::Deserialize;
+use tokio::sync::Mutex;
 use utoipa::IntoParams;
 
 use super::{room_path, AppState};
@@ -77,11 +81,15 @@ pub(crate) async fn upload(
                 .to_string(),
         ),
     };
-    let body = body
-        .into_data_stream()
-        .map(|part| part.map_err(std::io::Error::other))
-        .boxed();
-    let file = state
+    // Shared with the core's reader, so that what a refused upload did not read can be drained
+    // afterwards: a client still sending then reads its answer instead of a reset connection.
+    let shared = Arc::new(Mutex::new(body.into_data_stream()));
+    let reader = futures::stream::unfold(shared.clone(), |shared| async move {
+        let next = shared.lock().await.next().await;
+        next.map(|part| (part.map_err(std::io::Error::other), shared))
+    })
+    .boxed();
+    let answer = state
         .core
         .upload(
             &user,
@@ -90,12 +98,32 @@ pub(crate) async fn upload(
                 name,
                 content_type,
                 declared,
-                body,
+                body: reader,
             },
         )
-        .await?;
-    Ok((StatusCode::CREATED, Json(file)))
+        .await;
+    match answer {
+        Ok(file) => Ok((StatusCode::CREATED, Json(file))),
+        Err(e) => {
+            let bound = state.config.agent.max_file_bytes;
+            let mut rest = shared.lock().await;
+            let drain = async {
+                let mut drained = 0u64;
+                while let Some(Ok(part)) = rest.next().await {
+                    drained += part.len() as u64;
+                    if drained > bound {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            Err(e.into())
+        }
+    }
 }
+
+/// How long a refused upload's unread body is drained (at most `DYSCHAT_MAX_FILE_BYTES` more).
+const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 #[utoipa::path(get, path = "/api/v1/files/{file_id}", tag = "files", summary = "Download a file", security(("bearer" = [])),
     params(("file_id" = String, Path, description = "The file id"),
