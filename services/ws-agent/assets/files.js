@@ -91,6 +91,13 @@ export class Uploads {
       depth = Math.max(0, depth - 1);
       if (!depth) zone.classList.remove('dropping');
     });
+    // A file dropped anywhere else (or with no room open) must not make the browser open it,
+    // leaving the page: such drops do nothing.
+    for (const type of ['dragover', 'drop']) {
+      document.addEventListener(type, (ev) => {
+        if (carriesFiles(ev) && !ev.defaultPrevented) ev.preventDefault();
+      });
+    }
     zone.addEventListener('drop', (ev) => {
       depth = 0;
       zone.classList.remove('dropping');
