@@ -3,7 +3,8 @@
 // the other. Alice attaches an image with the attach button (its upload held back by the test,
 // so its progress shows), a text file dropped on the conversation and one pasted into the
 // message box; an upload cancelled while it runs and one over the server's size limit (a smaller
-// DYSCHAT_MAX_FILE_BYTES for this mesh) show as such. Bob sees the image rendered, larger in the
+// DYSCHAT_MAX_FILE_BYTES for this mesh) show as such, and so does one past the daily byte quota
+// (a small one here too). Bob sees the image rendered, larger in the
 // dialog, and downloads the text file under its name with its bytes; after a reload too. A
 // message of files alone carries their names. Deleting the message takes its files away from
 // every page and from the server.
@@ -18,7 +19,12 @@ import { PASSWORD, register, waitTitle } from '../lib/page.js';
 import { SHOTS, suite } from '../lib/suite.js';
 
 const LIMIT = 256 * 1024;
-const env = suite({ agents: 2, env: { DYSCHAT_MAX_FILE_BYTES: String(LIMIT) } });
+/** The bytes a user may store per day here: a few uploads of nearly LIMIT exhaust it. */
+const QUOTA = 1000 * 1000;
+const env = suite({
+  agents: 2,
+  env: { DYSCHAT_MAX_FILE_BYTES: String(LIMIT), DYSCHAT_MAX_BYTES_PER_USER_PER_DAY: String(QUOTA) },
+});
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function api(page, method, path, body) {
@@ -289,6 +295,21 @@ test('attach, preview, download and delete files across two agents', async (t) =
       assert.equal(wide, false);
       await alice.screenshot({ path: join(SHOTS, 'files-3-phone.png'), fullPage: true });
     });
+    await t.test('past the daily byte quota an upload fails with 429, saying when to try again', async () => {
+      let failed = null;
+      for (let i = 0; i < Math.ceil(QUOTA / (LIMIT - 1000)) + 1 && !failed; i += 1) {
+        const name = `quota-${i}.bin`;
+        await alice.setInputFiles('#attach-input', { name, mimeType: 'application/octet-stream', buffer: Buffer.alloc(LIMIT - 1000, i) });
+        await alice.waitForSelector(`${chip(name)}:is([data-state="done"], [data-state="failed"])`, WAIT);
+        if ((await alice.getAttribute(chip(name), 'data-state')) === 'failed') failed = name;
+      }
+      assert.ok(failed, 'the quota ran out');
+      const why = await alice.textContent(`${chip(failed)} .upload-status`);
+      assert.match(why, /too many bytes today: try again in \d+ s/i, why);
+      while (await alice.$('#attach-list [data-upload-action="remove"]')) await alice.click('#attach-list [data-upload-action="remove"]');
+      await alice.waitForSelector('#attach-list', { state: 'hidden', ...WAIT });
+    });
+
   } catch (e) {
     console.error(env.mesh.logs(40));
     for (const [who, p] of Object.entries(pages)) {
