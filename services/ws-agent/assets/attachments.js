@@ -17,6 +17,9 @@ const PREVIEW_MAX_BYTES = 16 * 1024 * 1024;
 const MAX_CACHED = 200;
 const PARALLEL = 4;
 const FETCH_TIMEOUT_MS = 60000;
+const FETCH_ATTEMPTS = 3;
+const RETRY_MS = 1000;
+const RETRY_MAX_MS = 10000;
 /** A downloaded file's blob: URL lives this long after its link was clicked. */
 const DOWNLOAD_URL_MS = 60000;
 
@@ -35,6 +38,7 @@ const isImage = (f) => IMAGE_TYPES.has((f.content_type || '').split(';')[0].trim
 function why(status) {
   if (status === 404) return 'no longer available';
   if (status === 429) return 'too many requests, try again later';
+  if (status === 503) return 'the server is busy, try again later';
   if (status === 0) return 'the server cannot be reached';
   return `error ${status}`;
 }
@@ -122,18 +126,27 @@ export class FileView {
     }
   }
 
+  /** The file's bytes; a busy agent (503), a rate limit (429) or a lost connection is tried
+   * again a few times, after `Retry-After` when the server says it. */
   async fetchBlob(fileId) {
-    let r;
-    try {
-      r = await fetch(api.fileUrl(fileId), {
-        headers: { Authorization: `Bearer ${this.deps.token()}` },
-        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-      });
-    } catch {
-      throw new Error(why(0));
+    for (let attempt = 1; ; attempt += 1) {
+      let status = 0;
+      let wait = RETRY_MS * attempt;
+      try {
+        const r = await fetch(api.fileUrl(fileId), {
+          headers: { Authorization: `Bearer ${this.deps.token()}` },
+          signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+        });
+        if (r.ok) return await r.blob();
+        status = r.status;
+        const after = Number(r.headers.get('Retry-After'));
+        if (after > 0) wait = Math.min(after * 1000, RETRY_MAX_MS);
+      } catch {
+        status = 0;
+      }
+      if (![0, 429, 503].includes(status) || attempt >= FETCH_ATTEMPTS) throw new Error(why(status));
+      await new Promise((ok) => setTimeout(ok, wait));
     }
-    if (!r.ok) throw new Error(why(r.status));
-    return r.blob();
   }
 
   /**

@@ -41,6 +41,8 @@ function failure(name, size, status, err) {
       return 'This room no longer exists or is not open to you.';
     case 401:
       return 'Not signed in: log in again.';
+    case 503:
+      return 'The server is busy: try again in a moment.';
     case 0:
       return 'The server cannot be reached.';
     default:
