@@ -160,7 +160,10 @@ async fn nginx_config_balances_http_and_websockets_over_the_agents() -> anyhow::
         .send()
         .await?;
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.bytes().await? == bytes, "the file differs through nginx");
+    assert!(
+        resp.bytes().await? == bytes,
+        "the file differs through nginx"
+    );
     let resp = client
         .get(format!("{base}/api/v1/files/{file_id}"))
         .bearer_auth(&bob.token)
