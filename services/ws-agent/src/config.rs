@@ -72,6 +72,9 @@ pub struct AgentSettings {
     pub max_file_bytes: u64,
     /// Uploads one agent streams into the object store at once; more wait briefly, then 503.
     pub max_concurrent_uploads: usize,
+    /// Downloads one agent streams at once (each holds a few chunks); more wait briefly, then
+    /// 503.
+    pub max_concurrent_downloads: usize,
     /// Comma-separated origins allowed to open WebSockets and to make cross-origin HTTP calls;
     /// empty: any in dev, same-origin only in prod.
     pub allowed_origins: String,
@@ -102,6 +105,7 @@ impl Default for AgentSettings {
             http_head_timeout_secs: 30,
             max_file_bytes: dyschat_protocol::files_layout::DEFAULT_MAX_FILE_BYTES,
             max_concurrent_uploads: 16,
+            max_concurrent_downloads: 256,
             allowed_origins: String::new(),
         }
     }
@@ -177,6 +181,9 @@ impl Section for AgentSettings {
         }
         if !(1..=10_000).contains(&self.max_concurrent_uploads) {
             return bad("MAX_CONCURRENT_UPLOADS", "must be 1 to 10000");
+        }
+        if !(1..=100_000).contains(&self.max_concurrent_downloads) {
+            return bad("MAX_CONCURRENT_DOWNLOADS", "must be 1 to 100000");
         }
         for origin in self.allowed_origins() {
             if let Err(why) = check_origin(&origin) {
@@ -258,6 +265,7 @@ impl fmt::Debug for AgentSettings {
             .field("http_head_timeout_secs", &self.http_head_timeout_secs)
             .field("max_file_bytes", &self.max_file_bytes)
             .field("max_concurrent_uploads", &self.max_concurrent_uploads)
+            .field("max_concurrent_downloads", &self.max_concurrent_downloads)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }

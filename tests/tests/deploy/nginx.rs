@@ -140,8 +140,40 @@ async fn nginx_config_balances_http_and_websockets_over_the_agents() -> anyhow::
     a.close().await;
     b.close().await;
 
-    // The per-address login limit at the edge: past the burst, 429 in the contract's shape.
+    // A 3 MiB file (over the 1 MiB body limit of every other route) up and back through nginx,
+    // and a range of it.
     let client = reqwest::Client::new();
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let resp = client
+        .post(format!("{base}/api/v1/rooms/{room}/files"))
+        .query(&[("name", "edge.bin")])
+        .bearer_auth(&alice.token)
+        .body(bytes.clone())
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 201);
+    let file: Value = resp.json().await?;
+    let file_id = file["file_id"].as_str().context("file_id")?.to_string();
+    let resp = client
+        .get(format!("{base}/api/v1/files/{file_id}"))
+        .bearer_auth(&bob.token)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.bytes().await? == bytes,
+        "the file differs through nginx"
+    );
+    let resp = client
+        .get(format!("{base}/api/v1/files/{file_id}"))
+        .bearer_auth(&bob.token)
+        .header("Range", "bytes=-10")
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 206);
+    assert!(resp.bytes().await? == bytes[bytes.len() - 10..]);
+
+    // The per-address login limit at the edge: past the burst, 429 in the contract's shape.
     let mut limited = None;
     for _ in 0..40 {
         let resp = client

@@ -119,6 +119,8 @@ pub(crate) struct Core {
     files: Arc<dyn FileStore>,
     /// Uploads this agent streams at once.
     uploads: tokio::sync::Semaphore,
+    /// Downloads this agent streams at once (a permit lives as long as its body).
+    downloads: Arc<tokio::sync::Semaphore>,
     max_file_bytes: u64,
     search: Arc<dyn SearchService>,
     /// Which rooms are small enough for read receipts, as last seen.
@@ -176,6 +178,9 @@ impl Core {
             feed: ports.feed,
             files: ports.files,
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
+            downloads: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_downloads,
+            )),
             max_file_bytes: settings.max_file_bytes,
             search: ports.search,
             room_sizes: receipts::RoomSizes::default(),

@@ -21,6 +21,8 @@ use dyschat_protocol::{
     ApiError, ErrorCode,
 };
 
+use futures::StreamExt;
+
 use super::{Core, CoreError, User};
 use crate::ports::{ByteStream, FileRecord, PutError};
 
@@ -32,7 +34,7 @@ use meter::Meter;
 /// How long one upload may stream.
 pub(crate) const UPLOAD_DEADLINE: Duration =
     Duration::from_secs(files_layout::UPLOAD_DEADLINE_SECS);
-/// How long an upload waits for one of the agent's upload slots.
+/// How long an upload or a download waits for one of the agent's slots.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 /// How often a compare-and-set on a record is tried again after losing a race.
 const MAX_ATTEMPTS: usize = 5;
@@ -181,10 +183,22 @@ impl Core {
         start: u64,
         len: u64,
     ) -> Result<ByteStream, CoreError> {
-        self.files
+        let slot = tokio::time::timeout(SLOT_WAIT, self.downloads.clone().acquire_owned())
+            .await
+            .map_err(|_| CoreError::Busy("too many downloads at once, try again"))?
+            .map_err(|_| CoreError::Closing)?;
+        let bytes = self
+            .files
             .open_object(file_id, start, len)
             .await
-            .map_err(CoreError::unavailable("file store"))
+            .map_err(CoreError::unavailable("file store"))?;
+        // The slot is held until the body is sent (or dropped).
+        Ok(bytes
+            .map(move |part| {
+                let _held = &slot;
+                part
+            })
+            .boxed())
     }
 
     /// Marks the files of a send (`attached_to` its de-duplication id) attached, and answers

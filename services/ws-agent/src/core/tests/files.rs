@@ -285,3 +285,31 @@ async fn uploads_wait_for_a_slot_then_give_up() {
     assert_eq!(first.size, 0);
     assert_eq!(first.content_type, "application/octet-stream");
 }
+
+#[tokio::test]
+async fn a_download_holds_its_slot_until_its_body_is_gone() {
+    let f = fixture_with(crate::config::AgentSettings {
+        max_concurrent_downloads: 1,
+        ..settings()
+    });
+    f.rooms.create(ROOM, &user("alice"));
+    let file = f
+        .core
+        .upload(&user("alice"), upload(ROOM, "a", None, vec![b"abc"]))
+        .await
+        .unwrap();
+    let first = f.core.file_bytes(&file.file_id, 0, 3).await.unwrap();
+    tokio::time::pause();
+    let e = f.core.file_bytes(&file.file_id, 0, 3).await.err().unwrap();
+    assert_eq!(code(e), ErrorCode::Unavailable);
+    tokio::time::resume();
+    drop(first);
+    let again: Vec<_> = f
+        .core
+        .file_bytes(&file.file_id, 1, 2)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(again[0].as_ref().unwrap().as_ref(), b"bc");
+}
