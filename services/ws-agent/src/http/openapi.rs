@@ -134,6 +134,7 @@ mod tests {
         ("get", "/api/v1/me/notifications"),
         ("post", "/api/v1/me/notifications/read"),
         ("get", "/api/v1/rooms/{room_id}/receipts"),
+        ("get", "/api/v1/search/messages"),
     ];
 
     fn document() -> serde_json::Value {
