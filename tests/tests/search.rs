@@ -372,6 +372,37 @@ async fn instances(client: &async_nats::Client) -> anyhow::Result<usize> {
     Ok(count)
 }
 
+/// How many requests each running search instance answered (`$SRV.STATS`), in no order.
+async fn answered(client: &async_nats::Client) -> anyhow::Result<Vec<u64>> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(
+            format!("$SRV.STATS.{}", dyschat_protocol::subjects::search::SERVICE),
+            inbox,
+            "".into(),
+        )
+        .await?;
+    let mut counts = Vec::new();
+    while let Ok(Some(reply)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures::StreamExt::next(&mut replies),
+    )
+    .await
+    {
+        let stats: Value = serde_json::from_slice(&reply.payload)?;
+        counts.push(
+            stats["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["num_requests"].as_u64())
+                .sum(),
+        );
+    }
+    Ok(counts)
+}
+
 /// The answers to a few fixed queries, once the index has settled on `expected` for the first.
 async fn answers(api: &Api, user: &LoggedIn, expected: &[u64]) -> anyhow::Result<Vec<Vec<u64>>> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -479,6 +510,13 @@ async fn killed_restarted_rebuilt_and_two_instances_answer_alike() -> anyhow::Re
             "the two instances disagree"
         );
     }
+    // The queue group spread those queries over both.
+    let counts = answered(&client).await?;
+    ensure!(counts.len() == 2, "stats of {counts:?}");
+    ensure!(
+        counts.iter().all(|n| *n > 0),
+        "an instance answered nothing: {counts:?}"
+    );
     // Only b: the same answers from the rebuilt index.
     a.kill9();
     wait_until(Duration::from_secs(10), "only b", || async {

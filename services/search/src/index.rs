@@ -131,6 +131,7 @@ impl SearchIndex {
             index: self.clone(),
             writer,
             deleted_rooms: HashSet::new(),
+            high_water: self.applied()?,
         })
     }
 
@@ -240,6 +241,11 @@ pub struct Indexer {
     index: SearchIndex,
     writer: IndexWriter,
     deleted_rooms: HashSet<String>,
+    /// The highest stream sequence of any entry the index was given: every state it holds came
+    /// from an entry at or below it. An entry above it is the first word about its message at
+    /// that version (a message comes before its changes in the stream), so it needs no look-up:
+    /// only redeliveries do.
+    high_water: u64,
 }
 
 /// What one [`Indexer::apply`] did.
@@ -289,16 +295,24 @@ impl Indexer {
                 continue;
             }
             let place = (up.room_id.clone(), up.seq);
-            let held = match pending.get(&place) {
-                Some(v) => Some(*v),
-                None => self.index.version_of(&searcher, &up.room_id, up.seq)?,
+            let entry_seq = up.version.max(up.seq);
+            let fresh = entry_seq > self.high_water;
+            self.high_water = self.high_water.max(entry_seq);
+            let held = if fresh {
+                None
+            } else {
+                match pending.get(&place) {
+                    Some(v) => Some(*v),
+                    None => self.index.version_of(&searcher, &up.room_id, up.seq)?,
+                }
             };
             if held.is_some_and(|v| v >= up.version) {
                 outcome.skipped += 1;
                 continue;
             }
             let key = doc_key(&up.room_id, up.seq);
-            if held.is_some() {
+            // A fresh change replaces whatever the index holds of its message (all older).
+            if held.is_some() || (fresh && up.version > 0) {
                 self.writer.delete_term(Term::from_field_text(f.key, &key));
             }
             self.writer.add_document(self.document(&key, &up))?;
@@ -315,6 +329,7 @@ impl Indexer {
     /// Removes every document (the stream the index followed is gone) and commits position 0.
     pub fn clear(&mut self) -> Result<(), IndexError> {
         self.writer.delete_all_documents()?;
+        self.high_water = 0;
         let mut commit = self.writer.prepare_commit()?;
         commit.set_payload(&serde_json::json!({ APPLIED_KEY: 0 }).to_string());
         commit.commit()?;

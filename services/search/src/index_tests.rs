@@ -189,3 +189,38 @@ fn the_position_survives_reopening() {
     assert_eq!(index.applied().unwrap(), 0);
     assert!(find(&index, "kept", &["r"]).is_empty());
 }
+
+#[test]
+fn a_restarted_indexer_still_refuses_an_older_redelivery() {
+    let index = SearchIndex::in_ram().unwrap();
+    {
+        let mut w = index.indexer().unwrap();
+        w.apply(
+            vec![up("r", 1, 0, "first"), up("r", 1, 5, "second")],
+            vec![],
+            5,
+        )
+        .unwrap();
+    }
+    // A new writer (a restart) starts from the committed position: the original and the edit
+    // come again and change nothing; a later edit still replaces the text.
+    let mut w = index.indexer().unwrap();
+    let out = w
+        .apply(
+            vec![up("r", 1, 0, "first"), up("r", 1, 5, "second")],
+            vec![],
+            5,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        Applied {
+            written: 0,
+            skipped: 2
+        }
+    );
+    assert!(find(&index, "first", &["r"]).is_empty());
+    w.apply(vec![up("r", 1, 8, "third")], vec![], 8).unwrap();
+    assert!(find(&index, "second", &["r"]).is_empty());
+    assert_eq!(find(&index, "third", &["r"]), vec![1]);
+}

@@ -5,6 +5,9 @@
 //! start the consumer is made to agree with it: a consumer whose ack floor is past what the index
 //! holds (the index was lost or replaced by an older copy) is deleted and made again from the
 //! index's position, so the index is rebuilt from the stream instead of missing what was acked.
+//! So is one holding deliveries not acked yet: the consumer is the instance's alone, so those
+//! went to its previous life (killed before its commit) and would only come again after the ack
+//! wait; made again from the index's position, they come at once.
 
 use std::time::Duration;
 
@@ -53,20 +56,20 @@ pub async fn ensure_search_consumer(
     let name = search_layout::consumer(instance);
     retrying(|| async {
         if let Ok(mut existing) = stream.get_consumer::<pull::Config>(&name).await {
-            let floor = existing
+            let info = existing
                 .info()
                 .await
-                .map_err(|e| classify("consumer", &name, &e))?
-                .ack_floor
-                .stream_sequence;
-            if floor <= applied {
+                .map_err(|e| classify("consumer", &name, &e))?;
+            let floor = info.ack_floor.stream_sequence;
+            if floor <= applied && info.num_ack_pending == 0 {
                 return Ok((existing, false));
             }
-            tracing::warn!(
+            tracing::info!(
                 consumer = %name,
                 floor,
                 applied,
-                "the index holds less than the consumer acked; consuming again from the index's position"
+                unacked = info.num_ack_pending,
+                "consuming again from the index's position"
             );
             stream
                 .delete_consumer(&name)

@@ -137,6 +137,7 @@ mod tests {
         ("get", "/api/v1/rooms/{room_id}/receipts"),
         ("post", "/api/v1/rooms/{room_id}/files"),
         ("get", "/api/v1/files/{file_id}"),
+        ("get", "/api/v1/search/messages"),
     ];
 
     fn document() -> serde_json::Value {
