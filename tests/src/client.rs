@@ -25,6 +25,44 @@ pub struct LoggedIn {
     pub token: String,
 }
 
+/// A call that must answer `status`; returns the body.
+pub async fn expect(
+    api: &Api,
+    user: &LoggedIn,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> anyhow::Result<Value> {
+    let (got, answer) = api.call(method, path, Some(&user.token), body).await?;
+    anyhow::ensure!(
+        got == status,
+        "{} {method} {path}: {got} {answer}, expected {status}",
+        user.username
+    );
+    Ok(answer)
+}
+
+/// Creates a room with `visibility` (`public` or `private`); returns its id.
+pub async fn create_room_with(
+    api: &Api,
+    owner: &LoggedIn,
+    name: &str,
+    visibility: &str,
+) -> anyhow::Result<String> {
+    let room = expect(
+        api,
+        owner,
+        "POST",
+        "/api/v1/rooms",
+        Some(json!({"name": name, "visibility": visibility})),
+        201,
+    )
+    .await?;
+    anyhow::ensure!(room["visibility"] == visibility, "{room}");
+    Ok(room["room_id"].as_str().context("room_id")?.to_string())
+}
+
 impl Api {
     pub fn new(base: impl Into<String>) -> Self {
         Api {

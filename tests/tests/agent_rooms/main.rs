@@ -14,7 +14,7 @@ mod receipts;
 mod summaries;
 
 use anyhow::{ensure, Context};
-use dyschat_tests::client::{Api, LoggedIn, WsClient};
+use dyschat_tests::client::{create_room_with as create, expect, Api, LoggedIn, WsClient};
 use dyschat_tests::mesh::Mesh;
 use serde_json::{json, Value};
 
@@ -48,44 +48,6 @@ impl Setup {
     async fn stop(mut self) -> anyhow::Result<()> {
         self.mesh.stop_all().await
     }
-}
-
-/// A call that must answer `status`; returns the body.
-async fn expect(
-    api: &Api,
-    user: &LoggedIn,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    status: u16,
-) -> anyhow::Result<Value> {
-    let (got, answer) = api.call(method, path, Some(&user.token), body).await?;
-    ensure!(
-        got == status,
-        "{} {method} {path}: {got} {answer}, expected {status}",
-        user.username
-    );
-    Ok(answer)
-}
-
-/// Creates a room with `visibility`; returns its id.
-async fn create(
-    api: &Api,
-    owner: &LoggedIn,
-    name: &str,
-    visibility: &str,
-) -> anyhow::Result<String> {
-    let room = expect(
-        api,
-        owner,
-        "POST",
-        "/api/v1/rooms",
-        Some(json!({"name": name, "visibility": visibility})),
-        201,
-    )
-    .await?;
-    ensure!(room["visibility"] == visibility, "{room}");
-    Ok(room["room_id"].as_str().context("room_id")?.to_string())
 }
 
 /// A room frame's answer: the frame itself, or (`typing`, which answers nothing) the `pong` of a
