@@ -9,6 +9,7 @@ mod ceiling;
 mod client;
 mod env;
 mod fill;
+mod hops;
 mod idle;
 mod load;
 mod members;

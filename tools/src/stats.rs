@@ -10,6 +10,11 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
+/// A histogram that is never recorded into: as small as hdrhistogram makes one.
+pub fn empty_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 2, 1).expect("valid histogram bounds")
+}
+
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
     h.saturating_record(us);

@@ -20,6 +20,30 @@ pub const CONNECTIONS_REFUSED_TOTAL: &str = "dyschat_connections_refused_total";
 pub const MESSAGES_PUBLISHED_TOTAL: &str = "dyschat_messages_published_total";
 pub const PUBLISH_ACK_SECONDS: &str = "dyschat_publish_ack_seconds";
 pub const DELIVERY_LATENCY_SECONDS: &str = "dyschat_delivery_latency_seconds";
+/// One hop of a message through an agent, labelled `hop` (see [`hop`]): where the time between a
+/// client's frame and its ack, or between the live copy and the member's socket, goes. Finer
+/// buckets than the other latencies ([`crate::prometheus::HOP_BUCKETS`]): hops are microseconds.
+pub const HOP_SECONDS: &str = "dyschat_hop_seconds";
+
+/// The `hop` label values of [`HOP_SECONDS`], in the order a message takes them.
+pub mod hop {
+    /// A `send` handled → its publish starts (validation, limits, authorization, lookups),
+    /// [`DEDUPE`] included.
+    pub const CHECKS: &str = "checks";
+    /// Of [`CHECKS`]: whether a `client_msg_id` was sent before (the retried-send index in
+    /// Redis, and the stream when the index cannot vouch).
+    pub const DEDUPE: &str = "dedupe";
+    /// The publish call itself (handing the message to the NATS connection).
+    pub const PUBLISH: &str = "publish";
+    /// The publish on the wire → the stream's acknowledgement received.
+    pub const STORE_ACK: &str = "store_ack";
+    /// An `ack` frame queued on its socket → written to it.
+    pub const ACK_QUEUED: &str = "ack_queued";
+    /// A live copy received from NATS → queued on every member socket of the agent.
+    pub const LIVE_FAN_OUT: &str = "live_fan_out";
+    /// A `message` frame queued on a socket → written to it.
+    pub const MESSAGE_QUEUED: &str = "message_queued";
+}
 
 // WebSockets.
 pub const WS_SOCKETS_OPEN: &str = "dyschat_ws_sockets_open";
@@ -31,6 +55,9 @@ pub const WS_SLOW_CONSUMER_CLOSED_TOTAL: &str = "dyschat_ws_slow_consumer_closed
 pub const WS_GAP_FILLS_TOTAL: &str = "dyschat_ws_gap_fills_total";
 /// Sockets dropped because a write blocked past `DYSCHAT_WRITE_TIMEOUT_SECS`.
 pub const WS_WRITE_TIMEOUTS_TOTAL: &str = "dyschat_ws_write_timeouts_total";
+/// Frames sent per socket write: queued frames leave together (one flush), so under load this
+/// rises above 1 and the kernel sees fewer, larger writes.
+pub const WS_FRAMES_PER_WRITE: &str = "dyschat_ws_frames_per_write";
 
 /// Sends with a `client_msg_id` whose retry check had more unindexed messages to read than the
 /// recovery limit (only the stream's short window protected them).

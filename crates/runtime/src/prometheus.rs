@@ -18,6 +18,14 @@ use tokio_util::sync::CancellationToken;
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Buckets of [`crate::metric::HOP_SECONDS`]: 20 µs to 1 s, fine below a millisecond, where a
+/// healthy hop lives.
+pub const HOP_BUCKETS: &[f64] = &[
+    0.00002, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+    0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+/// Buckets of [`crate::metric::WS_FRAMES_PER_WRITE`].
+pub const FRAMES_PER_WRITE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// Buckets of the writer's batch size.
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 512.0];
 /// How often histogram buffers are folded into the buckets.
@@ -35,6 +43,18 @@ pub fn handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(crate::metric::WRITER_BATCH_SIZE.into()),
                         BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::metric::HOP_SECONDS.into()),
+                        HOP_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::metric::WS_FRAMES_PER_WRITE.into()),
+                        FRAMES_PER_WRITE_BUCKETS,
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new())

@@ -33,11 +33,14 @@ fn now_ms() -> u64 {
 }
 
 /// A serialized server frame and its `type`, known when it was built (for the frames-out metric),
-/// cheap to clone: fan-out shares one serialization among every socket of a room.
+/// cheap to clone: fan-out shares one serialization among every socket of a room. `built` is
+/// when it was made, so the writer can tell how long a frame waited for its socket (fan-out
+/// queues a frame on every socket at once, so that is also when it was queued).
 #[derive(Clone, Debug)]
 pub(crate) struct OutFrame {
     pub(crate) kind: &'static str,
     pub(crate) text: Utf8Bytes,
+    pub(crate) built: Instant,
 }
 
 impl OutFrame {
@@ -45,6 +48,7 @@ impl OutFrame {
         OutFrame {
             kind: frame.kind(),
             text: Utf8Bytes::from(frame.to_json()),
+            built: Instant::now(),
         }
     }
 }

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::client::{self, BenchUser, Http};
+use crate::hops::{Hops, Snapshot};
 use crate::stats::{self, Latency};
 use crate::writer::LagSampler;
 
@@ -92,6 +93,12 @@ struct SocketStats {
     sum: u64,
     ack: Histogram<u64>,
     delivery: Histogram<u64>,
+    /// The same latencies measured from when the frame really left (not from its schedule).
+    ack_wire: Histogram<u64>,
+    delivery_wire: Histogram<u64>,
+    /// A sender's frames: how late each left against its schedule (the load generator's own
+    /// delay: timer granularity, a busy runtime).
+    lateness: Histogram<u64>,
 }
 
 struct Phase {
@@ -107,6 +114,9 @@ pub struct Load {
     senders: Vec<mpsc::Sender<Phase>>,
     tasks: JoinSet<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// The agents' HTTP bases, for their `/metrics` (see [`crate::hops`]).
+    agent_bases: Vec<String>,
+    metrics_http: reqwest::Client,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,8 +131,15 @@ pub struct PhaseResult {
     pub deliveries: u64,
     /// Deliveries per second, from the phase start to the last delivery.
     pub deliveries_per_sec: f64,
+    /// From the scheduled send time (open loop: includes the generator's lateness).
     pub ack_latency: Latency,
     pub delivery_latency: Latency,
+    /// From the time the frame left the generator.
+    pub ack_wire_latency: Latency,
+    pub delivery_wire_latency: Latency,
+    pub send_lateness: Latency,
+    /// Where the time went inside the agents.
+    pub hops: Hops,
     /// Every sent message acked and every acked message delivered to every member in time.
     pub complete: bool,
     pub writer_pending_max: u64,
@@ -132,7 +149,7 @@ pub struct PhaseResult {
 impl PhaseResult {
     pub fn line(&self) -> String {
         format!(
-            "target {:>8.0} msg/s: ingest {:>8.0} msg/s, deliveries {:>9.0}/s, acked {}/{} errors {} complete {} writer pending max {}\n    ack      {}\n    delivery {}",
+            "target {:>8.0} msg/s: ingest {:>8.0} msg/s, deliveries {:>9.0}/s, acked {}/{} errors {} complete {} writer pending max {}\n    ack      {}\n    delivery {}\n    from the wire: ack {}\n    from the wire: delivery {}\n    send lateness {}\n    {}",
             self.target_msgs_per_sec,
             self.ingest_msgs_per_sec,
             self.deliveries_per_sec,
@@ -143,6 +160,10 @@ impl PhaseResult {
             self.writer_pending_max,
             self.ack_latency.row(),
             self.delivery_latency.row(),
+            self.ack_wire_latency.row(),
+            self.delivery_wire_latency.row(),
+            self.send_lateness.row(),
+            self.hops.line(),
         )
     }
 }
@@ -210,9 +231,15 @@ struct Frame<'a> {
     last_seq: u64,
 }
 
-/// The scheduled time (µs since the bench base) carried by a bench `client_msg_id`.
+/// The scheduled time (µs since the bench base) carried by a bench `client_msg_id`
+/// (`b<sender>-<n>-<sent µs>-<scheduled µs>`).
 fn scheduled_us(id: &str) -> Option<u64> {
     id.rsplit('-').next()?.parse().ok()
+}
+
+/// The time the frame really left, carried by a bench `client_msg_id`.
+fn sent_us(id: &str) -> Option<u64> {
+    id.rsplit('-').nth(1)?.parse().ok()
 }
 
 mod run;

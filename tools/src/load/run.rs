@@ -71,12 +71,23 @@ impl Load {
             senders: Vec::new(),
             tasks: JoinSet::new(),
             stop,
+            agent_bases: http_bases.to_vec(),
+            metrics_http: reqwest::Client::new(),
         };
         let limit = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
         let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(1024);
         let mut total = 0usize;
         for (r, members) in users.into_iter().enumerate() {
             for (j, user) in members.into_iter().enumerate() {
+                let sender = j < spec.senders_per_room;
+                // A socket records acks and lateness only when it sends.
+                let sender_histogram = || {
+                    if sender {
+                        stats::histogram()
+                    } else {
+                        stats::empty_histogram()
+                    }
+                };
                 let stats = Arc::new(Mutex::new(SocketStats {
                     room: r,
                     last: 0,
@@ -84,6 +95,9 @@ impl Load {
                     sum: 0,
                     ack: stats::histogram(),
                     delivery: stats::histogram(),
+                    ack_wire: sender_histogram(),
+                    delivery_wire: stats::histogram(),
+                    lateness: sender_histogram(),
                 }));
                 load.sockets.push(stats.clone());
                 let phases = if j < spec.senders_per_room {
@@ -160,6 +174,7 @@ impl Load {
         let start = Instant::now() + Duration::from_millis(50);
         let start_us = u64::try_from((start - self.shared.base).as_micros()).unwrap_or(0);
         lag.reset_max();
+        let hops_before = Snapshot::scrape(&self.metrics_http, &self.agent_bases).await;
         for tx in &self.senders {
             tx.send(Phase {
                 start,
@@ -188,14 +203,26 @@ impl Load {
                 break;
             }
         }
+        let hops = Snapshot::scrape(&self.metrics_http, &self.agent_bases)
+            .await
+            .since(&hops_before);
         let mut ack = stats::histogram();
         let mut delivery = stats::histogram();
+        let mut ack_wire = stats::histogram();
+        let mut delivery_wire = stats::histogram();
+        let mut lateness = stats::histogram();
         for s in &self.sockets {
             let mut s = lock(s);
             let _ = ack.add(&s.ack);
             let _ = delivery.add(&s.delivery);
+            let _ = ack_wire.add(&s.ack_wire);
+            let _ = delivery_wire.add(&s.delivery_wire);
+            let _ = lateness.add(&s.lateness);
             s.ack.reset();
             s.delivery.reset();
+            s.ack_wire.reset();
+            s.delivery_wire.reset();
+            s.lateness.reset();
         }
         let secs_to = |us: u64| (us.saturating_sub(start_us) as f64 / 1e6).max(1e-3);
         let acked = c.acked.load(Ordering::Relaxed) - acked0;
@@ -213,6 +240,10 @@ impl Load {
                 / secs_to(c.last_delivery_us.load(Ordering::Relaxed)),
             ack_latency: Latency::of(&ack),
             delivery_latency: Latency::of(&delivery),
+            ack_wire_latency: Latency::of(&ack_wire),
+            delivery_wire_latency: Latency::of(&delivery_wire),
+            send_lateness: Latency::of(&lateness),
+            hops,
             complete,
             writer_pending_max: pending_max,
             writer_pending_end: pending_end,

@@ -71,6 +71,10 @@ pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
         id.and_then(scheduled_us)
             .map(|s| Duration::from_micros(now_us.saturating_sub(s)))
     };
+    let wire = |id: Option<&str>| {
+        id.and_then(sent_us)
+            .map(|s| Duration::from_micros(now_us.saturating_sub(s)))
+    };
     match frame.kind {
         "message" => {
             let mut s = lock(&ctx.stats);
@@ -87,6 +91,9 @@ pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
             if let Some(d) = latency(frame.client_msg_id) {
                 stats::record(&mut s.delivery, d);
             }
+            if let Some(d) = wire(frame.client_msg_id) {
+                stats::record(&mut s.delivery_wire, d);
+            }
             drop(s);
             c.delivered.fetch_add(1, Ordering::Relaxed);
             c.last_delivery_us.fetch_max(now_us, Ordering::Relaxed);
@@ -100,9 +107,14 @@ pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
                 acks.count += 1;
                 acks.sum += frame.seq;
             }
+            let mut s = lock(&ctx.stats);
             if let Some(d) = latency(frame.client_msg_id) {
-                stats::record(&mut lock(&ctx.stats).ack, d);
+                stats::record(&mut s.ack, d);
             }
+            if let Some(d) = wire(frame.client_msg_id) {
+                stats::record(&mut s.ack_wire, d);
+            }
+            drop(s);
             c.acked.fetch_add(1, Ordering::Relaxed);
             c.last_ack_us.fetch_max(now_us, Ordering::Relaxed);
         }
@@ -137,7 +149,13 @@ async fn send_loop(
                 tokio::time::sleep_until(due.into()).await;
             }
             let us = (due - base).as_micros();
-            let cmid = format!("b{id}-{n}-{us}");
+            let now = Instant::now();
+            let sent = now.saturating_duration_since(base).as_micros();
+            stats::record(
+                &mut lock(&ctx.stats).lateness,
+                now.saturating_duration_since(due),
+            );
+            let cmid = format!("b{id}-{n}-{sent}-{us}");
             n += 1;
             let frame = format!(
                 r#"{{"type":"send","room_id":"{}","client_msg_id":"{cmid}","ref":"{cmid}","body":"{}"}}"#,

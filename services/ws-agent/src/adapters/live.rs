@@ -111,6 +111,7 @@ mod tests {
             prev_seq: 0,
             payload: Default::default(),
             headers: None,
+            received: std::time::Instant::now(),
         }
     }
 

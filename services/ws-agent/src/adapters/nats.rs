@@ -67,6 +67,7 @@ fn live_message(kind: LiveKind, message: async_nats::Message) -> Option<LiveMess
         prev_seq,
         payload: message.payload,
         headers: message.headers,
+        received: std::time::Instant::now(),
     })
 }
 

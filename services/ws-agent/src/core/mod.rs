@@ -59,7 +59,7 @@ pub(crate) use membership::Membership;
 pub(crate) use presence::Presence;
 pub(crate) use revocation::Revocations;
 pub(crate) use search::SearchQuery;
-pub(crate) use send::{send_span, Outgoing, Reply};
+pub(crate) use send::{record_hop, send_span, Outgoing, Reply};
 pub(crate) use user_sockets::UserSockets;
 
 /// The default and largest page of a member list.

@@ -84,6 +84,7 @@ impl Core {
         reply: Reply,
     ) -> Result<Pending, CoreError> {
         debug_assert!(ids::is_valid_id(&out.room_id));
+        let started = Instant::now();
         ids::validate_body(&out.body)?;
         let supplied = out.client_msg_id.is_some();
         let client_msg_id = match out.client_msg_id {
@@ -113,8 +114,12 @@ impl Core {
         // A retry older than the stream's own window is answered from the index (a duplicate
         // costs no quota and is not published again).
         let earlier = if supplied {
-            self.earlier_send(&out.room_id, &user.user_id, &client_msg_id)
-                .await?
+            let asked = Instant::now();
+            let earlier = self
+                .earlier_send(&out.room_id, &user.user_id, &client_msg_id)
+                .await?;
+            record_hop(metric::hop::DEDUPE, asked.elapsed());
+            earlier
         } else {
             None
         };
@@ -169,10 +174,15 @@ impl Core {
                 let payload =
                     serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?;
                 let dedupe = dedupe_id(&stored.sender_id, &stored.room_id, &stored.client_msg_id);
-                self.stream
+                let publishing = Instant::now();
+                record_hop(metric::hop::CHECKS, publishing - started);
+                let ack = self
+                    .stream
                     .publish(&stored.room_id, dedupe, payload.into())
                     .await
-                    .map_err(CoreError::unavailable("publish"))?
+                    .map_err(CoreError::unavailable("publish"))?;
+                record_hop(metric::hop::PUBLISH, publishing.elapsed());
+                ack
             }
         };
         Ok(Pending {
@@ -189,8 +199,9 @@ impl Core {
             .ack
             .await
             .map_err(CoreError::unavailable("message store"))?;
-        metrics::histogram!(metric::PUBLISH_ACK_SECONDS)
-            .record(pending.published.elapsed().as_secs_f64());
+        let waited = pending.published.elapsed();
+        metrics::histogram!(metric::PUBLISH_ACK_SECONDS).record(waited.as_secs_f64());
+        record_hop(metric::hop::STORE_ACK, waited);
         let span = tracing::Span::current();
         span.record("message.seq", ack.seq);
         span.record("duplicate", ack.duplicate);
@@ -221,6 +232,11 @@ impl Core {
             prev_seq,
         })
     }
+}
+
+/// Records one hop of a message through the agent ([`metric::HOP_SECONDS`]).
+pub(crate) fn record_hop(hop: &'static str, took: std::time::Duration) {
+    metrics::histogram!(metric::HOP_SECONDS, "hop" => hop).record(took.as_secs_f64());
 }
 
 /// The `chat.send` span of one send; `message.id` and `message.seq` are filled in as they are

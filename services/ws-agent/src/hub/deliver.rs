@@ -48,7 +48,7 @@ impl Hub {
         last: Option<u64>,
         message: LiveMessage,
     ) {
-        let (seq, prev) = (message.seq, message.prev_seq);
+        let (seq, prev, received) = (message.seq, message.prev_seq, message.received);
         if let Some(last) = last.filter(|last| prev > *last) {
             self.fill_gap(room_id, channel, last, prev).await;
         }
@@ -70,6 +70,7 @@ impl Hub {
                     self.buffer_limit,
                 );
                 span.record("sockets", delivered);
+                crate::core::record_hop(metric::hop::LIVE_FAN_OUT, received.elapsed());
             }
             Err(e) => tracing::error!(seq, error = %e, "undecodable live message skipped"),
         }

@@ -210,6 +210,8 @@ pub(crate) struct LiveMessage {
     pub payload: Bytes,
     /// The re-published headers: the sender's trace context.
     pub headers: Option<HeaderMap>,
+    /// When the agent received it (for [`dyschat_runtime::metric::hop::LIVE_FAN_OUT`]).
+    pub received: std::time::Instant,
 }
 
 /// A room's live feed; dropping it unsubscribes.

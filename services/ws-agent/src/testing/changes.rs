@@ -45,6 +45,7 @@ impl FakeStream {
                     prev_seq: 0,
                     payload: Bytes::from(serde_json::to_vec(&change).unwrap_or_default()),
                     headers: None,
+                    received: std::time::Instant::now(),
                 },
             );
         }

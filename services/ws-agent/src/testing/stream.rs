@@ -175,6 +175,7 @@ fn live_copy(stored: &StoredMessage, seq: u64, prev_seq: u64) -> LiveMessage {
         prev_seq,
         payload: Bytes::from(serde_json::to_vec(stored).unwrap_or_default()),
         headers: None,
+        received: std::time::Instant::now(),
     }
 }
 
