@@ -23,8 +23,13 @@ use crate::ports::RateStore;
 
 /// How much of the rate one lease covers.
 pub(crate) const LEASE: Duration = Duration::from_millis(250);
-/// How long leased tokens may be spent.
-pub(crate) const LEASE_LIFETIME: Duration = Duration::from_secs(1);
+/// How long leased tokens may be spent. Long, so that a user who sends every few seconds (most
+/// users) spends a lease over several sends instead of asking Redis on every one: that round
+/// trip was on the path of every such send, behind whatever Redis was doing (an `appendfsync
+/// always` fsync). Holding tokens longer cannot raise the rate: they were taken from the shared
+/// bucket, and what an agent holds unspent is at most one lease ([`LEASE`] of the rate) per user,
+/// which the user's other agents miss until it lapses.
+pub(crate) const LEASE_LIFETIME: Duration = Duration::from_secs(30);
 /// How long the store is left alone after it failed.
 pub(crate) const STORE_BACKOFF: Duration = Duration::from_secs(1);
 /// The most keys holding a lease at once.
