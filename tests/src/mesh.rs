@@ -104,7 +104,13 @@ impl Mesh {
             "DYSCHAT_REDIS_CLUSTER_NODES".to_string(),
             cluster.nodes_var(),
         ));
-        Self::start_on_redis(NatsServer::start_secured().await?, Some(cluster), agents, extra).await
+        Self::start_on_redis(
+            NatsServer::start_secured().await?,
+            Some(cluster),
+            agents,
+            extra,
+        )
+        .await
     }
 
     async fn start_on_redis(

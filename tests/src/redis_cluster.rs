@@ -169,12 +169,9 @@ impl RedisCluster {
         loop {
             let mut known = true;
             for conn in conns.iter_mut() {
-                let nodes: String = redis::cmd("CLUSTER")
-                    .arg("NODES")
-                    .query_async(conn)
-                    .await?;
-                known &= nodes.lines().filter(|l| !l.contains("handshake")).count()
-                    == self.nodes.len();
+                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+                known &=
+                    nodes.lines().filter(|l| !l.contains("handshake")).count() == self.nodes.len();
             }
             if known {
                 return Ok(());

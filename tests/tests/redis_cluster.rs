@@ -271,7 +271,10 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
         }
     })
     .await?;
-    ensure!(stored(&mut conn, gone).await? == 0, "a deleted room rebuilt");
+    ensure!(
+        stored(&mut conn, gone).await? == 0,
+        "a deleted room rebuilt"
+    );
     let e = entry(&mut conn, room, edited).await?.context("rebuilt")?;
     ensure!(e["body"] == "edited", "{e}");
     mesh.stop_all().await
@@ -314,7 +317,11 @@ async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
     // Pages stay whole: what Redis cannot answer is read from the stream.
     for room in &rooms {
         let all = api.all_messages(&alice.token, room).await?;
-        ensure!(all.len() == 7, "{} messages while a master is down", all.len());
+        ensure!(
+            all.len() == 7,
+            "{} messages while a master is down",
+            all.len()
+        );
     }
 
     // Back (same data directory: its append-only file and nodes.conf): the writer's retries

@@ -77,9 +77,12 @@ fn read_state(
     replies: &mut impl Iterator<Item = redis::RedisResult<redis::Value>>,
 ) -> redis::RedisResult<StoreState> {
     let mut next = || {
-        replies
-            .next()
-            .unwrap_or_else(|| Err(redis::RedisError::from((redis::ErrorKind::Client, "no reply"))))
+        replies.next().unwrap_or_else(|| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "no reply",
+            )))
+        })
     };
     let marker: Option<String> = redis::from_redis_value(next()?)?;
     let rebuilding: bool = redis::from_redis_value(next()?)?;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use dyschat_protocol::layout::history as layout;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::RoomEvent;
-use futures::StreamExt;
 use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -64,10 +64,7 @@ impl DeletedRooms {
 }
 
 /// Deletes every history key of the room (idempotent).
-pub(crate) async fn delete_history(
-    redis: &mut RedisConn,
-    room_id: &str,
-) -> redis::RedisResult<()> {
+pub(crate) async fn delete_history(redis: &mut RedisConn, room_id: &str) -> redis::RedisResult<()> {
     redis::pipe()
         .cmd("SET")
         .arg(layout::deleted_key(room_id))
@@ -88,13 +85,15 @@ pub(crate) async fn delete_history(
         // Every key of the room carries its hash tag: on a cluster they are all on the master
         // of the room's slot, the only one scanned.
         let keys = redis
-            .scan_keys(&pattern, ScanScope::SlotOf(&pattern), SCAN_COUNT, MAX_SCAN_STEPS)
+            .scan_keys(
+                &pattern,
+                ScanScope::SlotOf(&pattern),
+                SCAN_COUNT,
+                MAX_SCAN_STEPS,
+            )
             .await?;
         for some in keys.chunks(SCAN_COUNT) {
-            redis::cmd("DEL")
-                .arg(some)
-                .query_async::<()>(redis)
-                .await?;
+            redis::cmd("DEL").arg(some).query_async::<()>(redis).await?;
         }
     }
     Ok(())

@@ -20,9 +20,9 @@ use async_nats::jetstream::{
     stream::Stream,
 };
 use dyschat_protocol::{layout::history as layout, subjects};
+use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
 use dyschat_runtime::{history, metric};
 use futures::StreamExt;
-use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{prepare, Item};
@@ -165,7 +165,12 @@ async fn delete_legacy_keys(redis: &mut RedisConn) -> Result<usize, RebuildError
     let mut deleted = 0;
     for pattern in layout::LEGACY_PATTERNS {
         let keys = redis
-            .scan_keys(pattern, ScanScope::Everywhere, LEGACY_SCAN_COUNT, LEGACY_SCAN_STEPS)
+            .scan_keys(
+                pattern,
+                ScanScope::Everywhere,
+                LEGACY_SCAN_COUNT,
+                LEGACY_SCAN_STEPS,
+            )
             .await?;
         for some in keys.chunks(LEGACY_SCAN_COUNT) {
             // On a cluster the client splits a multi-key DEL by slot.
@@ -213,7 +218,10 @@ async fn rebuild_all(
         Ok(Some(count)) => {
             let legacy = delete_legacy_keys(redis).await?;
             if legacy > 0 {
-                tracing::info!(keys = legacy, "deleted the history keys of the previous layout");
+                tracing::info!(
+                    keys = legacy,
+                    "deleted the history keys of the previous layout"
+                );
             }
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
             // check starts over.

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use async_nats::jetstream::stream::Stream;
 use dyschat_protocol::layout::history as layout;
-use dyschat_runtime::{history, prometheus};
 use dyschat_runtime::redis_conn::{Batch, RedisConn};
+use dyschat_runtime::{history, prometheus};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -134,9 +134,7 @@ pub(crate) async fn write_rooms(
     }
     let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
     history::queue_high_water(batch.group(), high);
-    let replies = apply::query(redis, &batch)
-        .await
-        .map_err(|e| refusal(&e))?;
+    let replies = apply::query(redis, &batch).await.map_err(|e| refusal(&e))?;
     let group = |i: usize| -> Result<(), Refusal> {
         match replies.get(i) {
             None => Err(Refusal::Unavailable("no reply".into())),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dyschat_protocol::subjects;
-use metrics_exporter_prometheus::PrometheusHandle;
 use dyschat_runtime::redis_conn::RedisConn;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::adapters::services::Services;
 use crate::config::Config;

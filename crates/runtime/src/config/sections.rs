@@ -330,6 +330,26 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_nodes_are_urls_on_database_0() {
+        let one = read::<RedisSettings>(&[]).unwrap();
+        assert!(one.cluster_nodes().is_empty(), "one Redis by default");
+        let c = read::<RedisSettings>(&[(
+            "DYSCHAT_REDIS_CLUSTER_NODES",
+            "redis://a:7000, rediss://b:7001,",
+        )])
+        .unwrap();
+        assert_eq!(c.cluster_nodes(), vec!["redis://a:7000", "rediss://b:7001"]);
+        let err = read::<RedisSettings>(&[("DYSCHAT_REDIS_CLUSTER_NODES", "a:7000")]).unwrap_err();
+        assert!(err.to_string().contains("REDIS_CLUSTER_NODES"), "{err}");
+        let err = read::<RedisSettings>(&[
+            ("DYSCHAT_REDIS_CLUSTER_NODES", "redis://a:7000"),
+            ("DYSCHAT_REDIS_DATABASE", "2"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("REDIS_DATABASE"), "{err}");
+    }
+
+    #[test]
     fn topology_ranges() {
         assert!(read::<TopologySettings>(&[("DYSCHAT_STREAM_REPLICAS", "0")]).is_err());
         assert!(read::<TopologySettings>(&[("DYSCHAT_STREAM_REPLICAS", "3")]).is_ok());

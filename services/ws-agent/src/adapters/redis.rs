@@ -5,9 +5,9 @@ use std::time::Instant;
 use dyschat_protocol::wire::MessagePage;
 use dyschat_runtime::history::{self, PageQuery};
 use dyschat_runtime::prometheus;
+use dyschat_runtime::redis_conn::RedisConn;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use dyschat_runtime::redis_conn::RedisConn;
 
 use crate::ports::{Grant, HistoryStore, PortError, PortResult, RateStore};
 
