@@ -114,12 +114,18 @@ impl RedisCluster {
         Ok(client.get_async_connection().await?)
     }
 
-    /// Waits until every running node says `cluster_state:ok` and knows every node.
+    /// Waits until every node says `cluster_state:ok` and knows every node.
     pub async fn wait_ok(&self) -> anyhow::Result<()> {
+        self.wait_ok_except(&[]).await
+    }
+
+    /// Waits until every node but those of `down` (killed: a replica took over) says
+    /// `cluster_state:ok` and knows every node.
+    pub async fn wait_ok_except(&self, down: &[usize]) -> anyhow::Result<()> {
         let deadline = Instant::now() + FORM_TIMEOUT;
         loop {
             let mut ok = true;
-            for i in 0..self.nodes.len() {
+            for i in (0..self.nodes.len()).filter(|i| !down.contains(i)) {
                 let info = match self.node_connection(i).await {
                     Ok(mut conn) => redis::cmd("CLUSTER")
                         .arg("INFO")

@@ -2,7 +2,8 @@
 //! edits, reactions and deletions, unread counts, the retried-send index, a room's deletion and
 //! the writer's rebuild, with rooms on every master; and a master killed while messages are
 //! sent: acknowledged sends keep being acknowledged, pages stay whole (read from the stream),
-//! and once the master is back every acknowledged message is in Redis.
+//! and once the master is back every acknowledged message is in Redis; and a master failed over
+//! to its replica: the services follow the promotion and carry on.
 //!
 //! The API answers from the stream whatever Redis lacks, so every check that the cluster really
 //! holds the history reads the cluster itself, with the same `dyschat_runtime::history` reads
@@ -346,5 +347,67 @@ async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
         .state
         .messages;
     ensure!(dead == 0, "{dead} messages dead-lettered");
+    mesh.stop_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_failed_over_to_its_replica_is_followed() -> anyhow::Result<()> {
+    let cluster = RedisCluster::start(MASTERS, 1).await?;
+    let mut mesh = Mesh::start_on_redis_cluster(cluster, 1, Vec::new()).await?;
+    let mut conn = conn(&mesh).await?;
+    let api = Api::new(mesh.agent(0).http());
+    let alice = api.register_and_login("f_alice").await?;
+    let rooms = rooms_on_every_master(&api, &alice, &mut conn).await?;
+    let mut ws = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
+    let mut sent = 0;
+    for room in &rooms {
+        for n in 0..3 {
+            send(&mut ws, room, &format!("before {n}"), &format!("b{sent}")).await?;
+            sent += 1;
+        }
+    }
+    for room in &rooms {
+        wait_for("stored before the failover", || {
+            let (mut conn, room) = (conn.clone(), room.clone());
+            async move { Ok(stored(&mut conn, &room).await? == 3) }
+        })
+        .await?;
+    }
+    // Replication is asynchronous (see docs/ARCHITECTURE.md, "Redis Cluster"): this test is
+    // about following the promotion, so the replica is let catch up before the kill.
+    let cluster = mesh.redis_cluster.as_mut().context("cluster")?;
+    let master = cluster.node_connection(0).await?;
+    wait_for("the replica of master 0 in sync", || {
+        let mut master = master.clone();
+        async move {
+            // Each WAIT well inside the client's own response timeout.
+            let synced: u64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(200)
+                .query_async(&mut master)
+                .await?;
+            Ok(synced == 1)
+        }
+    })
+    .await?;
+    cluster.nodes[0].kill();
+    cluster.wait_ok_except(&[0]).await?;
+    for room in &rooms {
+        for n in 0..4 {
+            send(&mut ws, room, &format!("after {n}"), &format!("a{sent}")).await?;
+            sent += 1;
+        }
+    }
+    for room in &rooms {
+        wait_for("stored after the failover", || {
+            let (mut conn, room) = (conn.clone(), room.clone());
+            async move { Ok(stored(&mut conn, &room).await? == 7) }
+        })
+        .await?;
+        let bodies = api.all_messages(&alice.token, room).await?;
+        ensure!(bodies.len() == 7, "{bodies:?}");
+        let state = reads::state(&mut conn, room).await?;
+        ensure!(state.complete, "{state:?}");
+    }
     mesh.stop_all().await
 }
