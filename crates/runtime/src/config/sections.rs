@@ -209,6 +209,13 @@ impl Section for RedisSettings {
                         "must be comma-separated redis:// or rediss:// URLs",
                     ));
                 }
+                // The variable is logged and shown in errors; secrets have their own variables.
+                if node.contains('@') {
+                    return Err(ConfigError::var(
+                        "REDIS_CLUSTER_NODES",
+                        "must not hold credentials (use DYSCHAT_REDIS_USER and DYSCHAT_REDIS_PASS)",
+                    ));
+                }
             }
             if self.redis_database != 0 {
                 return Err(ConfigError::var(
@@ -341,6 +348,9 @@ mod tests {
         assert_eq!(c.cluster_nodes(), vec!["redis://a:7000", "rediss://b:7001"]);
         let err = read::<RedisSettings>(&[("DYSCHAT_REDIS_CLUSTER_NODES", "a:7000")]).unwrap_err();
         assert!(err.to_string().contains("REDIS_CLUSTER_NODES"), "{err}");
+        let err = read::<RedisSettings>(&[("DYSCHAT_REDIS_CLUSTER_NODES", "redis://:pw@a:7000")])
+            .unwrap_err();
+        assert!(!err.to_string().contains("pw@"), "{err}");
         let err = read::<RedisSettings>(&[
             ("DYSCHAT_REDIS_CLUSTER_NODES", "redis://a:7000"),
             ("DYSCHAT_REDIS_DATABASE", "2"),
