@@ -1,6 +1,6 @@
 //! History on a 3-master Redis Cluster (`DYSCHAT_REDIS_CLUSTER_NODES`): sends and pages,
-//! edits, reactions and deletions, unread counts, the retried-send index, a room's deletion and
-//! the writer's rebuild, with rooms on every master; and a master killed while messages are
+//! edits, reactions and deletions, unread counts, the retried-send index, a room's deletion, a
+//! corrupt room key set aside and the writer's rebuild, with rooms on every master; and a master killed while messages are
 //! sent: acknowledged sends keep being acknowledged, pages stay whole (read from the stream),
 //! and once the master is back every acknowledged message is in Redis; and a master failed over
 //! to its replica: the services follow the promotion and carry on.
@@ -255,6 +255,36 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
     })
     .await?;
 
+    // A room key of the wrong type is set aside (RENAME within the room's slot) and the room
+    // rebuilt from the stream.
+    let bad = &rooms[2];
+    let _: () = redis::cmd("SET")
+        .arg(history::key(bad))
+        .arg("not a sorted set")
+        .query_async(&mut conn)
+        .await?;
+    send(&mut ws, bad, "after the damage", "bad-1").await?;
+    wait_for("the room set aside and rebuilt", || {
+        let (mut conn, bad) = (conn.clone(), bad.clone());
+        async move {
+            let flagged: bool = redis::cmd("EXISTS")
+                .arg(history::room_rebuilding_key(&bad))
+                .query_async(&mut conn)
+                .await?;
+            let kind: String = redis::cmd("TYPE")
+                .arg(history::key(&bad))
+                .query_async(&mut conn)
+                .await?;
+            Ok(!flagged && kind == "zset" && stored(&mut conn, &bad).await? == 6)
+        }
+    })
+    .await?;
+    let aside: Vec<String> = redis::cmd("KEYS")
+        .arg(history::corrupt_pattern(bad))
+        .query_async(&mut conn)
+        .await?;
+    ensure!(aside.len() == 1, "{aside:?}");
+
     // The writer's rebuild: every master emptied, the history comes back from the stream.
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
     ensure!(stored(&mut conn, &rooms[2]).await? == 0);
@@ -268,7 +298,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
                 .await?;
             Ok(marker.as_deref() == Some(history::MARKER_COMPLETE)
                 && stored(&mut conn, &rooms[0]).await? == 5
-                && stored(&mut conn, &rooms[2]).await? == 5)
+                && stored(&mut conn, &rooms[2]).await? == 6)
         }
     })
     .await?;
