@@ -39,6 +39,7 @@ pub mod nats_users;
 pub mod otlp;
 pub mod procs;
 pub mod proxy;
+pub mod redis_cluster;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};

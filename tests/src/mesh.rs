@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use dyschat_protocol::permissions::Service;
 
 use crate::nats_users::service_env;
+use crate::redis_cluster::RedisCluster;
 use crate::{wait_for_service, NatsServer, RedisServer};
 
 /// One running service and how to stop it.
@@ -61,6 +62,9 @@ impl Agent {
 pub struct Mesh {
     pub nats: NatsServer,
     pub redis: RedisServer,
+    /// The Redis Cluster the services use instead of `redis` when the mesh was started on one
+    /// ([`Mesh::start_on_redis_cluster`]).
+    pub redis_cluster: Option<RedisCluster>,
     /// The variables every service of the mesh reads its configuration from.
     pub env: Env,
     pub services: Vec<Running>,
@@ -83,6 +87,35 @@ impl Mesh {
     /// configuration file, for example).
     pub async fn start_on(
         nats: NatsServer,
+        agents: usize,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Mesh> {
+        Self::start_on_redis(nats, None, agents, extra).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with history on the Redis Cluster `cluster`
+    /// (`DYSCHAT_REDIS_CLUSTER_NODES`); `mesh.redis` still runs but no service uses it.
+    pub async fn start_on_redis_cluster(
+        cluster: RedisCluster,
+        agents: usize,
+        mut extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Mesh> {
+        extra.push((
+            "DYSCHAT_REDIS_CLUSTER_NODES".to_string(),
+            cluster.nodes_var(),
+        ));
+        Self::start_on_redis(
+            NatsServer::start_secured().await?,
+            Some(cluster),
+            agents,
+            extra,
+        )
+        .await
+    }
+
+    async fn start_on_redis(
+        nats: NatsServer,
+        redis_cluster: Option<RedisCluster>,
         agents: usize,
         extra: Vec<(String, String)>,
     ) -> anyhow::Result<Mesh> {
@@ -128,6 +161,7 @@ impl Mesh {
         let mut mesh = Mesh {
             nats,
             redis,
+            redis_cluster,
             env,
             services: Vec::new(),
             agents: Vec::new(),

@@ -106,7 +106,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
     // Something overwrites the room's key with a value that is not a history: every ZADD for
     // the room now fails with WRONGTYPE.
     let mut conn = redis(&mesh).await?;
-    let key = format!("dyschat:history:{bad_room}");
+    let key = history::key(&bad_room);
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg("not a sorted set")
@@ -126,7 +126,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
     );
     // The corrupt value was kept aside for an operator, and the room's flag is cleared.
     let aside: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("dyschat:corrupt:{bad_room}:*"))
+        .arg(history::corrupt_pattern(&bad_room))
         .query_async(&mut conn)
         .await?;
     ensure!(aside.len() == 1, "corrupt key not kept: {aside:?}");
@@ -137,7 +137,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
     ensure!(value == "not a sorted set");
     wait_for("room flag cleared", || {
         let mut conn = conn.clone();
-        let flag = format!("dyschat:meta:rebuilding:{bad_room}");
+        let flag = history::room_rebuilding_key(&bad_room);
         async move {
             let exists: bool = redis::cmd("EXISTS")
                 .arg(flag)

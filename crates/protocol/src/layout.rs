@@ -307,9 +307,12 @@ pub mod history {
     pub const MARKER_KEY: &str = "dyschat:meta:history-marker";
     /// The value names the layout: a history written before the per-sender sets
     /// ([`sent_key`]) existed says `complete`, one written before change events were applied
-    /// says `complete-v2`; neither is this value, so msg-writer rebuilds it from the stream
-    /// (writing the sets and each message's current state) and agents read the stream meanwhile.
-    pub const MARKER_COMPLETE: &str = "complete-v3";
+    /// says `complete-v2`, one written before every per-room key carried the room's hash tag
+    /// (`{<room_id>}`, so that a Redis Cluster keeps a room's keys on one slot) says
+    /// `complete-v3`; none is this value, so msg-writer rebuilds it from the stream (into the
+    /// keys of this layout, then removes the keys of the old one, [`LEGACY_PATTERNS`]) and
+    /// agents read the stream meanwhile.
+    pub const MARKER_COMPLETE: &str = "complete-v4";
     pub const MARKER_REBUILDING: &str = "rebuilding";
     /// Held (with a TTL) by the one writer rebuilding, so several writers do not all rebuild.
     pub const REBUILD_LOCK_KEY: &str = "dyschat:meta:rebuild-lock";
@@ -322,10 +325,22 @@ pub mod history {
     pub const HIGH_WATER_KEY: &str = "dyschat:meta:high-water";
     pub const HIGH_WATER_MEMBER: &str = "seq";
 
-    /// The sorted set of one room.
+    /// The sorted set of one room. Every per-room key carries the room's hash tag `{<room_id>}`:
+    /// on a Redis Cluster all of a room's keys share one slot, so the commands that touch
+    /// several of them (one `ZCOUNT` each of the unread count, `RENAME` to [`corrupt_key`], the
+    /// pipelines of one room) stay on one master; on one Redis the braces are only characters.
     pub fn key(room_id: &str) -> String {
-        format!("dyschat:history:{room_id}")
+        format!("dyschat:history:{{{room_id}}}")
     }
+
+    /// The keys of the layout before `complete-v4` (no hash tag), as `SCAN MATCH` patterns:
+    /// after a rebuild into the new keys, msg-writer deletes what matches them. Room ids never
+    /// hold `{`, so a key of the new layout never matches.
+    pub const LEGACY_PATTERNS: [&str; 3] = [
+        "dyschat:history:[^{]*",
+        "dyschat:meta:deleted:[^{]*",
+        "dyschat:meta:rebuilding:[^{]*",
+    ];
 
     /// The retried-send index of one room for one UTC day (days since 1970-01-01): field
     /// [`dedupe_field`] -> the stream sequence of the first send with that id. msg-writer fills
@@ -368,7 +383,7 @@ pub mod history {
     /// Present once a room was deleted: its messages are never stored again (a late delivery
     /// of one of them is acknowledged and dropped).
     pub fn deleted_key(room_id: &str) -> String {
-        format!("dyschat:meta:deleted:{room_id}")
+        format!("dyschat:meta:deleted:{{{room_id}}}")
     }
 
     /// The sender of a send field ([`dedupe_field`]); ids hold no `:`.
@@ -389,12 +404,26 @@ pub mod history {
     /// Present while one room's history is being rebuilt from the stream (after its key was
     /// found corrupt and set aside); readers must not trust the room's history meanwhile.
     pub fn room_rebuilding_key(room_id: &str) -> String {
-        format!("dyschat:meta:rebuilding:{room_id}")
+        format!("dyschat:meta:rebuilding:{{{room_id}}}")
+    }
+
+    /// The pattern of every room's [`room_rebuilding_key`] (looked for on every master).
+    pub const ROOM_REBUILDING_PATTERN: &str = "dyschat:meta:rebuilding:{*}";
+
+    /// The room a [`room_rebuilding_key`] names.
+    pub fn rebuilding_room(key: &str) -> Option<&str> {
+        key.strip_prefix("dyschat:meta:rebuilding:{")?
+            .strip_suffix('}')
     }
 
     /// Where a corrupt room key is moved, for an operator to look at.
     pub fn corrupt_key(room_id: &str, at_unix_ms: i64) -> String {
-        format!("dyschat:corrupt:{room_id}:{at_unix_ms}")
+        format!("dyschat:corrupt:{{{room_id}}}:{at_unix_ms}")
+    }
+
+    /// The pattern of every [`corrupt_key`] of a room.
+    pub fn corrupt_pattern(room_id: &str) -> String {
+        format!("dyschat:corrupt:{{{room_id}}}:*")
     }
 }
 
@@ -424,7 +453,10 @@ mod tests {
         assert_eq!(kv_key(MEMBERS_BUCKET, &subject), Some("r1.u1"));
         assert_eq!(kv_key(PRESENCE_BUCKET, &subject), None);
         assert_eq!(kv_key("dyschat", &subject), None);
-        assert_eq!(history::key("r1"), "dyschat:history:r1");
+        assert_eq!(history::key("r1"), "dyschat:history:{r1}");
+        let flag = history::room_rebuilding_key("r1");
+        assert_eq!(history::rebuilding_room(&flag), Some("r1"));
+        assert_eq!(history::rebuilding_room("dyschat:meta:rebuilding:r1"), None);
         assert_eq!(revoked_key("0123abcd"), "0123abcd");
         assert_eq!(parse_revoked_value(b"1700000000"), Some(1_700_000_000));
         assert_eq!(parse_revoked_value(b"soon"), None);

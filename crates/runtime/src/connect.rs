@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use async_nats::ConnectErrorKind;
 
 #[cfg(feature = "redis")]
+use crate::redis_conn::RedisConn;
+#[cfg(feature = "redis")]
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 #[cfg(feature = "redis")]
 use redis::IntoConnectionInfo;
@@ -240,10 +242,69 @@ fn readable(var: &'static str, value: &str) -> Result<Option<PathBuf>, ConnectEr
     }
 }
 
-/// Connects to Redis (database and password from the configuration). The manager reconnects by
-/// itself after a failure.
+/// Connects to Redis (database and password from the configuration), or to the Redis Cluster
+/// `DYSCHAT_REDIS_CLUSTER_NODES` names. Either connection reconnects by itself after a failure.
 #[cfg(feature = "redis")]
-pub async fn redis(
+pub async fn redis(common: &Common, config: &RedisSettings) -> Result<RedisConn, ConnectError> {
+    if config.cluster_nodes().is_empty() {
+        single_redis(common, config).await.map(RedisConn::Single)
+    } else {
+        redis_cluster(common, config).await.map(RedisConn::Cluster)
+    }
+}
+
+/// Connects to a Redis Cluster through redis-rs's own cluster client: it reads the slot map
+/// from the nodes given, routes each command to its slot's master and follows failovers.
+#[cfg(feature = "redis")]
+async fn redis_cluster(
+    common: &Common,
+    config: &RedisSettings,
+) -> Result<redis::cluster_async::ClusterConnection, ConnectError> {
+    let nodes = config.cluster_nodes();
+    let fail = |detail: String| ConnectError::Redis {
+        addr: nodes.join(","),
+        secs: common.connect_timeout_secs,
+        detail,
+    };
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+        .response_timeout(config.timeout())
+        .connection_timeout(Duration::from_secs(2))
+        // A command is retried on another node (redirects, a failover) a few times, then
+        // fails: the writer retries its chunk, the agents answer from the stream.
+        .retries(CLUSTER_RETRIES)
+        .overall_response_timeout(Some(config.timeout()));
+    if !config.redis_pass.is_empty() {
+        builder = builder.password(&config.redis_pass);
+    }
+    if !config.redis_user.trim().is_empty() {
+        builder = builder.username(config.redis_user.trim());
+    }
+    let client = builder.build().map_err(|e| fail(e.to_string()))?;
+    let deadline = Instant::now() + common.connect_timeout();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(5), client.get_async_connection()).await;
+        let err = match attempt {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        if Instant::now() + backoff >= deadline {
+            return Err(fail(err));
+        }
+        tracing::warn!(error = %err, "Redis Cluster not reachable yet, retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// How often the cluster client retries one command (redirects, reconnections).
+#[cfg(feature = "redis")]
+const CLUSTER_RETRIES: u32 = 3;
+
+#[cfg(feature = "redis")]
+async fn single_redis(
     common: &Common,
     config: &RedisSettings,
 ) -> Result<ConnectionManager, ConnectError> {

@@ -10,6 +10,8 @@ use dyschat_protocol::layout::history::{
 use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
 
+use crate::redis_conn::{Batch, RedisConn};
+
 pub use dyschat_protocol::layout::history::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Which slice of a room's history to read; both directions return oldest first.
@@ -47,21 +49,44 @@ pub struct StoreState {
     pub high_water: u64,
 }
 
-/// Reads [`StoreState`] for `room_id` in one round trip.
-pub async fn state<C: ConnectionLike>(
-    conn: &mut C,
-    room_id: &str,
-) -> redis::RedisResult<StoreState> {
-    let (marker, rebuilding, high): (Option<String>, bool, Option<f64>) = redis::pipe()
-        .cmd("GET")
-        .arg(MARKER_KEY)
+/// Reads [`StoreState`] for `room_id` in one round trip (on a cluster, three at once: the
+/// marker, the room's flag and the high water live on three slots).
+pub async fn state(conn: &mut RedisConn, room_id: &str) -> redis::RedisResult<StoreState> {
+    let mut batch = Batch::new(conn);
+    queue_state(&mut batch, room_id);
+    let mut replies = batch.query(conn).await?.into_iter().flatten();
+    read_state(&mut replies)
+}
+
+/// Queues the reads of [`StoreState`]: three groups, one per slot.
+fn queue_state(batch: &mut Batch, room_id: &str) {
+    batch.group().cmd("GET").arg(MARKER_KEY);
+    batch
+        .group()
         .cmd("EXISTS")
-        .arg(room_rebuilding_key(room_id))
+        .arg(room_rebuilding_key(room_id));
+    batch
+        .group()
         .cmd("ZSCORE")
         .arg(HIGH_WATER_KEY)
-        .arg(HIGH_WATER_MEMBER)
-        .query_async(conn)
-        .await?;
+        .arg(HIGH_WATER_MEMBER);
+}
+
+/// Decodes the replies of [`queue_state`].
+fn read_state(
+    replies: &mut impl Iterator<Item = redis::RedisResult<redis::Value>>,
+) -> redis::RedisResult<StoreState> {
+    let mut next = || {
+        replies.next().unwrap_or_else(|| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "no reply",
+            )))
+        })
+    };
+    let marker: Option<String> = redis::from_redis_value(next()?)?;
+    let rebuilding: bool = redis::from_redis_value(next()?)?;
+    let high: Option<f64> = redis::from_redis_value(next()?)?;
     Ok(StoreState {
         complete: marker.as_deref() == Some(MARKER_COMPLETE) && !rebuilding,
         high_water: high.map_or(0, |s| s as u64),
@@ -123,54 +148,34 @@ pub fn queue_seqs(pipe: &mut redis::Pipeline, key: String, seqs: &[u64]) {
 
 /// The seq of the first send with `field` in any of `days`, and the store's state, in one round
 /// trip.
-pub async fn dedupe_lookup<C: ConnectionLike>(
-    conn: &mut C,
+pub async fn dedupe_lookup(
+    conn: &mut RedisConn,
     room_id: &str,
     field: &str,
     days: &[u64],
 ) -> redis::RedisResult<(Option<u64>, StoreState)> {
-    let mut pipe = redis::pipe();
-    for day in days {
-        pipe.hget(
-            dyschat_protocol::layout::history::dedupe_key(room_id, *day),
-            field,
-        );
+    let mut batch = Batch::new(conn);
+    if !days.is_empty() {
+        let lookups = batch.group();
+        for day in days {
+            lookups.hget(
+                dyschat_protocol::layout::history::dedupe_key(room_id, *day),
+                field,
+            );
+        }
     }
-    pipe.cmd("GET")
-        .arg(MARKER_KEY)
-        .cmd("EXISTS")
-        .arg(room_rebuilding_key(room_id))
-        .cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
-        .arg(HIGH_WATER_MEMBER);
-    let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
-    let tail = values.split_off(days.len().min(values.len()));
-    let found = values
-        .into_iter()
-        .find_map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten());
-    let mut tail = tail.into_iter();
-    let marker: Option<String> = tail
-        .next()
-        .map(redis::from_redis_value)
-        .transpose()?
-        .flatten();
-    let rebuilding: bool = tail
-        .next()
-        .map(redis::from_redis_value)
-        .transpose()?
-        .unwrap_or(false);
-    let high: Option<f64> = tail
-        .next()
-        .map(redis::from_redis_value)
-        .transpose()?
-        .flatten();
-    Ok((
-        found,
-        StoreState {
-            complete: marker.as_deref() == Some(MARKER_COMPLETE) && !rebuilding,
-            high_water: high.map_or(0, |s| s as u64),
-        },
-    ))
+    queue_state(&mut batch, room_id);
+    let mut replies = batch.query(conn).await?.into_iter().flatten();
+    let mut found = None;
+    for _ in days {
+        let Some(reply) = replies.next() else { break };
+        if found.is_none() {
+            found = redis::from_redis_value::<Option<u64>>(reply?)
+                .ok()
+                .flatten();
+        }
+    }
+    Ok((found, read_state(&mut replies)?))
 }
 
 /// The history's high water (0 when none is recorded: a new or emptied Redis).

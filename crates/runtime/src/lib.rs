@@ -15,6 +15,8 @@ pub mod metric;
 pub mod process;
 pub mod prometheus;
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+pub mod redis_conn;
 pub mod rpc;
 pub mod service;
 pub mod shutdown;

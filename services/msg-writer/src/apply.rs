@@ -16,7 +16,7 @@
 use std::sync::LazyLock;
 
 use dyschat_protocol::layout::history as layout;
-use redis::aio::ConnectionLike;
+use dyschat_runtime::redis_conn::{Batch, GroupReplies, RedisConn};
 
 use crate::store::RoomWrite;
 
@@ -103,15 +103,12 @@ fn is_noscript(reply: &redis::RedisResult<redis::Value>) -> bool {
     matches!(reply, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
 }
 
-/// Sends `pipe` (built with `ignore_errors`, so every reply is answered on its own) and returns
-/// the replies. When Redis does not know the script (restarted, `SCRIPT FLUSH`), it is loaded
-/// and the whole pipeline sent once more: every write in it may be repeated harmlessly.
-pub(crate) async fn query<C: ConnectionLike>(
-    conn: &mut C,
-    pipe: &redis::Pipeline,
-) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
-    let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(conn).await?;
-    if !replies.iter().any(is_noscript) {
+/// Sends `batch` and returns the replies. When Redis does not know the script (restarted,
+/// `SCRIPT FLUSH`; on a cluster, any master), it is loaded (on every node) and the whole batch
+/// sent once more: every write in it may be repeated harmlessly.
+pub(crate) async fn query(conn: &mut RedisConn, batch: &Batch) -> redis::RedisResult<GroupReplies> {
+    let replies = batch.query(conn).await?;
+    if !replies.iter().flatten().any(is_noscript) {
         return Ok(replies);
     }
     tracing::info!("loading the history script into Redis");
@@ -120,7 +117,7 @@ pub(crate) async fn query<C: ConnectionLike>(
         .arg(SOURCE)
         .query_async(conn)
         .await?;
-    pipe.query_async(conn).await
+    batch.query(conn).await
 }
 
 #[cfg(test)]
@@ -202,7 +199,7 @@ mod tests {
                 "EVALSHA",
                 SCRIPT.get_hash(),
                 "1",
-                "dyschat:history:r",
+                "dyschat:history:{r}",
                 "2",
                 "3",
                 "a",

@@ -16,8 +16,8 @@ use std::time::Duration;
 use dyschat_protocol::layout::history as layout;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::RoomEvent;
+use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -64,10 +64,7 @@ impl DeletedRooms {
 }
 
 /// Deletes every history key of the room (idempotent).
-pub(crate) async fn delete_history(
-    redis: &mut ConnectionManager,
-    room_id: &str,
-) -> redis::RedisResult<()> {
+pub(crate) async fn delete_history(redis: &mut RedisConn, room_id: &str) -> redis::RedisResult<()> {
     redis::pipe()
         .cmd("SET")
         .arg(layout::deleted_key(room_id))
@@ -85,32 +82,24 @@ pub(crate) async fn delete_history(
         layout::sent_pattern(room_id),
         layout::mentioned_pattern(room_id),
     ] {
-        let mut cursor = 0u64;
-        for _ in 0..MAX_SCAN_STEPS {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(redis)
-                .await?;
-            if !keys.is_empty() {
-                redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<()>(redis)
-                    .await?;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
+        // Every key of the room carries its hash tag: on a cluster they are all on the master
+        // of the room's slot, the only one scanned.
+        let keys = redis
+            .scan_keys(
+                &pattern,
+                ScanScope::SlotOf(&pattern),
+                SCAN_COUNT,
+                MAX_SCAN_STEPS,
+            )
+            .await?;
+        for some in keys.chunks(SCAN_COUNT) {
+            redis::cmd("DEL").arg(some).query_async::<()>(redis).await?;
         }
     }
     Ok(())
 }
 
-async fn delete_logged(redis: &mut ConnectionManager, room_id: &str) {
+async fn delete_logged(redis: &mut RedisConn, room_id: &str) {
     match tokio::time::timeout(DELETE_TIMEOUT, delete_history(redis, room_id)).await {
         Ok(Ok(())) => tracing::info!(room = %room_id, "deleted room's history removed"),
         Ok(Err(e)) => {
@@ -123,7 +112,7 @@ async fn delete_logged(redis: &mut ConnectionManager, room_id: &str) {
 /// Follows room deletions until `shutdown`.
 pub(crate) async fn watch(
     client: async_nats::Client,
-    redis: ConnectionManager,
+    redis: RedisConn,
     deleted: Arc<DeletedRooms>,
     shutdown: CancellationToken,
 ) {

@@ -20,9 +20,9 @@ use async_nats::jetstream::{
     stream::Stream,
 };
 use dyschat_protocol::{layout::history as layout, subjects};
+use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
 use dyschat_runtime::{history, metric};
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{prepare, Item};
@@ -37,6 +37,10 @@ const CHUNK: usize = 1000;
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Room flags looked at per check (`SCAN` count hint and bound).
 const ROOM_FLAGS_PER_CHECK: usize = 100;
+/// Keys per `SCAN` step and per `DEL` when the previous layout's keys are removed, and the most
+/// steps per pattern and master.
+const LEGACY_SCAN_COUNT: usize = 1000;
+const LEGACY_SCAN_STEPS: usize = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -79,7 +83,7 @@ pub(crate) fn lost(marker: Option<&str>, high_water: u64, ack_floor: u64) -> Opt
 pub async fn watch(
     stream: Stream,
     mut consumer: Consumer<pull::Config>,
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
     writer_id: String,
     keep_secs: u64,
     shutdown: CancellationToken,
@@ -111,7 +115,7 @@ pub async fn watch(
 async fn check(
     stream: &Stream,
     consumer: &mut Consumer<pull::Config>,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     writer_id: &str,
     keep_secs: u64,
     shutdown: &CancellationToken,
@@ -137,29 +141,51 @@ async fn check(
     Ok(rebuilt)
 }
 
-/// Rooms whose rebuild was started and not finished (a writer stopped in the middle).
-async fn flagged_rooms(redis: &mut ConnectionManager) -> Result<Vec<String>, RebuildError> {
-    let prefix = layout::room_rebuilding_key("");
-    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-        .arg(0)
-        .arg("MATCH")
-        .arg(format!("{prefix}*"))
-        .arg("COUNT")
-        .arg(ROOM_FLAGS_PER_CHECK)
-        .query_async(redis)
+/// Rooms whose rebuild was started and not finished (a writer stopped in the middle): one
+/// `SCAN` step on each master.
+async fn flagged_rooms(redis: &mut RedisConn) -> Result<Vec<String>, RebuildError> {
+    let keys = redis
+        .scan_keys(
+            layout::ROOM_REBUILDING_PATTERN,
+            ScanScope::Everywhere,
+            ROOM_FLAGS_PER_CHECK,
+            1,
+        )
         .await?;
     Ok(keys
-        .into_iter()
-        .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+        .iter()
+        .filter_map(|k| layout::rebuilding_room(k).map(String::from))
         .take(ROOM_FLAGS_PER_CHECK)
         .collect())
+}
+
+/// Deletes the keys of the layout before this one ([`layout::LEGACY_PATTERNS`]), which a
+/// rebuild into the new keys leaves behind; returns how many it deleted.
+async fn delete_legacy_keys(redis: &mut RedisConn) -> Result<usize, RebuildError> {
+    let mut deleted = 0;
+    for pattern in layout::LEGACY_PATTERNS {
+        let keys = redis
+            .scan_keys(
+                pattern,
+                ScanScope::Everywhere,
+                LEGACY_SCAN_COUNT,
+                LEGACY_SCAN_STEPS,
+            )
+            .await?;
+        for some in keys.chunks(LEGACY_SCAN_COUNT) {
+            // On a cluster the client splits a multi-key DEL by slot.
+            let _: u64 = redis::cmd("DEL").arg(some).query_async(redis).await?;
+            deleted += some.len();
+        }
+    }
+    Ok(deleted)
 }
 
 /// Replays the whole stream into Redis under the rebuild lock; `None` if another writer holds
 /// the lock or shutdown came first.
 async fn rebuild_all(
     stream: &Stream,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     writer_id: &str,
     why: Lost,
     keep_secs: u64,
@@ -190,6 +216,13 @@ async fn rebuild_all(
     let replayed = replay(stream, redis, &everything, keep_secs, shutdown).await;
     let result = match replayed {
         Ok(Some(count)) => {
+            let legacy = delete_legacy_keys(redis).await?;
+            if legacy > 0 {
+                tracing::info!(
+                    keys = legacy,
+                    "deleted the history keys of the previous layout"
+                );
+            }
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
             // check starts over.
             let _: Option<String> = redis::cmd("SET")
@@ -213,7 +246,7 @@ async fn rebuild_all(
 /// succeeds or shutdown comes (the flag then stays, and the next start resumes it).
 pub(crate) async fn rebuild_room(
     stream: &Stream,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     room_id: &str,
     keep_secs: u64,
     shutdown: &CancellationToken,
@@ -248,7 +281,7 @@ pub(crate) async fn rebuild_room(
 /// first.
 async fn replay(
     stream: &Stream,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     filters: &[String],
     keep_secs: u64,
     shutdown: &CancellationToken,
@@ -306,7 +339,7 @@ async fn replay(
 /// rebuilt history is the live one. A replay does not erase from the stream; the live path
 /// acknowledges a deletion only after erasing.
 async fn write(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     writes: &[Item<bytes::Bytes>],
     keep_secs: u64,
 ) -> Result<(), RebuildError> {

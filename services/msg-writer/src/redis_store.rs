@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use async_nats::jetstream::stream::Stream;
 use dyschat_protocol::layout::history as layout;
+use dyschat_runtime::redis_conn::{Batch, RedisConn};
 use dyschat_runtime::{history, prometheus};
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,7 +18,7 @@ use crate::{apply, erase, rebuild};
 /// Redis, and what a room rebuild needs (the stream to read, a tracker to drain it at shutdown).
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub stream: Stream,
     pub rebuilds: TaskTracker,
     pub shutdown: CancellationToken,
@@ -28,9 +28,9 @@ pub(crate) struct RedisHistory {
     pub deleted: std::sync::Arc<crate::deletion::DeletedRooms>,
 }
 
-/// Queues the writes of one room: its history (one script call), each sender's set, then its
-/// retried-send index entries day by day; returns how many replies they add (the room counts as
-/// stored only if all of them succeed).
+/// Queues the writes of one room (all on its slot): its history (one script call), each
+/// sender's set, then its retried-send index entries day by day; returns how many replies they
+/// add (the room counts as stored only if all of them succeed).
 pub(crate) fn queue_room(
     pipe: &mut redis::Pipeline,
     room: &RoomWrite<'_>,
@@ -103,47 +103,55 @@ impl RedisHistory {
     }
 }
 
-/// Writes `rooms` in one pipeline and raises the high water to the highest sequence among them;
-/// per room whether it was stored (rooms `skip` names count as stored without a write). `Err`
-/// when Redis could not be asked at all.
-pub(crate) async fn write_rooms<C: redis::aio::ConnectionLike>(
-    redis: &mut C,
+/// Writes `rooms` in one batch (one pipeline on one Redis; on a cluster one per room, all at
+/// once) and raises the high water to the highest sequence among them; per room whether it was
+/// stored (rooms `skip` names count as stored without a write). `Err` when Redis could not be
+/// asked at all.
+///
+/// Nothing here needs atomicity across rooms or with the high water (a pipeline never was a
+/// transaction): a room counts as stored only when its own writes and the high water's raise
+/// both succeeded, so every acked entry is below the high water whatever order the nodes
+/// applied them in, and a room that failed is written again (idempotently) later.
+pub(crate) async fn write_rooms(
+    redis: &mut RedisConn,
     rooms: &[RoomWrite<'_>],
     keep_secs: u64,
     skip: impl Fn(&str) -> bool,
 ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    let mut spans = Vec::with_capacity(rooms.len());
-    let mut at = 0;
+    let mut batch = Batch::new(redis);
+    // Per room its group in the batch (`None`: skipped).
+    let mut groups = Vec::with_capacity(rooms.len());
+    let mut next = 0;
     for room in rooms {
         if skip(room.room_id) {
-            // An empty span: stored as far as the chunk is concerned, so it is acked.
-            spans.push(at..at);
+            // Stored as far as the chunk is concerned, so it is acked.
+            groups.push(None);
             continue;
         }
-        let replies = queue_room(&mut pipe, room, keep_secs);
-        spans.push(at..at + replies);
-        at += replies;
+        queue_room(batch.group(), room, keep_secs);
+        groups.push(Some(next));
+        next += 1;
     }
     let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
-    history::queue_high_water(&mut pipe, high);
-    let replies = apply::query(redis, &pipe).await.map_err(|e| refusal(&e))?;
-    // The high water must cover every acked entry, so a room counts as stored only if the high
-    // water was raised in the same pipeline.
-    let reply = |i: usize| {
-        replies
-            .get(i)
-            .map_or(Err(Refusal::Unavailable("no reply".into())), |r| {
-                r.as_ref().map(drop).map_err(refusal)
-            })
+    history::queue_high_water(batch.group(), high);
+    let replies = apply::query(redis, &batch).await.map_err(|e| refusal(&e))?;
+    let group = |i: usize| -> Result<(), Refusal> {
+        match replies.get(i) {
+            None => Err(Refusal::Unavailable("no reply".into())),
+            Some(replies) => replies
+                .iter()
+                .find_map(|r| r.as_ref().err())
+                .map_or(Ok(()), |e| Err(refusal(e))),
+        }
     };
-    let high_water = reply(at);
-    Ok(spans
+    // The high water must cover every acked entry, so a room counts as stored only if the high
+    // water was raised in the same batch.
+    let high_water = group(next);
+    Ok(groups
         .into_iter()
-        .map(|span| {
-            let stored = span.map(reply).find(Result::is_err).unwrap_or(Ok(()));
-            stored.and(high_water.clone())
+        .map(|g| match g {
+            None => high_water.clone(),
+            Some(i) => group(i).and(high_water.clone()),
         })
         .collect())
 }

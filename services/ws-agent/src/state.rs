@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dyschat_protocol::subjects;
+use dyschat_runtime::redis_conn::RedisConn;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
 
 use crate::adapters::services::Services;
 use crate::config::Config;
@@ -22,7 +22,7 @@ pub(crate) struct AgentState {
     pub services: Arc<Services>,
     pub metrics: PrometheusHandle,
     pub nats: async_nats::Client,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
 }
 
 /// What `/readyz` found.

@@ -24,7 +24,7 @@ async fn connect_nats(config: &dyschat_msg_writer::Config) -> anyhow::Result<asy
 
 async fn connect_redis(
     config: &dyschat_msg_writer::Config,
-) -> Result<redis::aio::ConnectionManager, connect::ConnectError> {
+) -> Result<dyschat_runtime::redis_conn::RedisConn, connect::ConnectError> {
     connect::redis(&config.common, &config.redis).await
 }
 

@@ -165,6 +165,10 @@ impl fmt::Debug for NatsSettings {
 #[serde(default)]
 pub struct RedisSettings {
     pub redis_addr: String,
+    /// A Redis Cluster instead of one Redis: some of its nodes, comma-separated `redis://` (or
+    /// `rediss://`) URLs (`DYSCHAT_REDIS_CLUSTER_NODES`); the client finds the others. Empty
+    /// (the default): one Redis at `redis_addr`.
+    pub redis_cluster_nodes: String,
     /// Redis ACL user (needs the password).
     pub redis_user: String,
     pub redis_pass: String,
@@ -177,6 +181,7 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             redis_addr: "127.0.0.1:6379".into(),
+            redis_cluster_nodes: String::new(),
             redis_user: String::new(),
             redis_pass: String::new(),
             redis_database: 0,
@@ -196,6 +201,29 @@ impl Section for RedisSettings {
         if self.redis_timeout_ms == 0 {
             return Err(ConfigError::var("REDIS_TIMEOUT_MS", "must be positive"));
         }
+        if set(&self.redis_cluster_nodes) {
+            for node in self.cluster_nodes() {
+                if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+                    return Err(ConfigError::var(
+                        "REDIS_CLUSTER_NODES",
+                        "must be comma-separated redis:// or rediss:// URLs",
+                    ));
+                }
+                // The variable is logged and shown in errors; secrets have their own variables.
+                if node.contains('@') {
+                    return Err(ConfigError::var(
+                        "REDIS_CLUSTER_NODES",
+                        "must not hold credentials (use DYSCHAT_REDIS_USER and DYSCHAT_REDIS_PASS)",
+                    ));
+                }
+            }
+            if self.redis_database != 0 {
+                return Err(ConfigError::var(
+                    "REDIS_DATABASE",
+                    "a Redis Cluster has only database 0",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -204,12 +232,22 @@ impl RedisSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
     }
+
+    /// The cluster nodes named by `DYSCHAT_REDIS_CLUSTER_NODES` (none: one Redis).
+    pub fn cluster_nodes(&self) -> Vec<&str> {
+        self.redis_cluster_nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
 }
 
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")
             .field("redis_addr", &self.redis_addr)
+            .field("redis_cluster_nodes", &self.redis_cluster_nodes)
             .field("redis_user", &self.redis_user)
             .field("redis_pass", &redact(&self.redis_pass))
             .field("redis_database", &self.redis_database)
@@ -296,6 +334,29 @@ mod tests {
         let c =
             read::<NatsSettings>(&[("DYSCHAT_NATS_URL", "nats://a:4222, nats://b:4222,")]).unwrap();
         assert_eq!(c.servers(), vec!["nats://a:4222", "nats://b:4222"]);
+    }
+
+    #[test]
+    fn redis_cluster_nodes_are_urls_on_database_0() {
+        let one = read::<RedisSettings>(&[]).unwrap();
+        assert!(one.cluster_nodes().is_empty(), "one Redis by default");
+        let c = read::<RedisSettings>(&[(
+            "DYSCHAT_REDIS_CLUSTER_NODES",
+            "redis://a:7000, rediss://b:7001,",
+        )])
+        .unwrap();
+        assert_eq!(c.cluster_nodes(), vec!["redis://a:7000", "rediss://b:7001"]);
+        let err = read::<RedisSettings>(&[("DYSCHAT_REDIS_CLUSTER_NODES", "a:7000")]).unwrap_err();
+        assert!(err.to_string().contains("REDIS_CLUSTER_NODES"), "{err}");
+        let err = read::<RedisSettings>(&[("DYSCHAT_REDIS_CLUSTER_NODES", "redis://:pw@a:7000")])
+            .unwrap_err();
+        assert!(!err.to_string().contains("pw@"), "{err}");
+        let err = read::<RedisSettings>(&[
+            ("DYSCHAT_REDIS_CLUSTER_NODES", "redis://a:7000"),
+            ("DYSCHAT_REDIS_DATABASE", "2"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("REDIS_DATABASE"), "{err}");
     }
 
     #[test]

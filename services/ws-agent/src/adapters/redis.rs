@@ -5,9 +5,9 @@ use std::time::Instant;
 use dyschat_protocol::wire::MessagePage;
 use dyschat_runtime::history::{self, PageQuery};
 use dyschat_runtime::prometheus;
+use dyschat_runtime::redis_conn::RedisConn;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use redis::aio::ConnectionManager;
 
 use crate::ports::{Grant, HistoryStore, PortError, PortResult, RateStore};
 
@@ -56,12 +56,12 @@ impl Breaker {
 
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
-    redis: ConnectionManager,
+    redis: RedisConn,
     breaker: Breaker,
 }
 
 impl RedisHistory {
-    pub(crate) fn new(redis: ConnectionManager) -> Self {
+    pub(crate) fn new(redis: RedisConn) -> Self {
         RedisHistory {
             redis,
             breaker: Breaker::default(),
@@ -173,12 +173,12 @@ return {0, math.ceil((1 - tokens) * 1000 / per_sec)}
 
 #[derive(Clone)]
 pub(crate) struct RedisRates {
-    redis: ConnectionManager,
+    redis: RedisConn,
     script: std::sync::Arc<redis::Script>,
 }
 
 impl RedisRates {
-    pub(crate) fn new(redis: ConnectionManager) -> Self {
+    pub(crate) fn new(redis: RedisConn) -> Self {
         RedisRates {
             redis,
             script: std::sync::Arc::new(redis::Script::new(TAKE)),
