@@ -5,7 +5,7 @@
 //! with one extra element rather than stored.
 
 use dyschat_protocol::layout::history::{
-    key, room_rebuilding_key, HIGH_WATER_KEY, HIGH_WATER_MEMBER, MARKER_COMPLETE, MARKER_KEY,
+    key, room_rebuilding_key, MetaKeys, HIGH_WATER_MEMBER, MARKER_COMPLETE,
 };
 use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
@@ -27,11 +27,11 @@ pub fn queue_store_room(pipe: &mut redis::Pipeline, room_id: &str, messages: &[(
     pipe.zadd_multiple(key(room_id), messages);
 }
 
-/// Queues raising the history's high water to `seq` if it is higher (one reply); see
-/// [`dyschat_protocol::layout::history::HIGH_WATER_KEY`].
-pub fn queue_high_water(pipe: &mut redis::Pipeline, seq: u64) {
+/// Queues raising the high water of the partition whose `meta` keys are given to `seq` if it is
+/// higher (one reply); see [`dyschat_protocol::layout::history::HIGH_WATER_KEY`].
+pub fn queue_high_water(pipe: &mut redis::Pipeline, meta: &MetaKeys, seq: u64) {
     pipe.cmd("ZADD")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg("GT")
         .arg(seq)
         .arg(HIGH_WATER_MEMBER);
@@ -47,18 +47,19 @@ pub struct StoreState {
     pub high_water: u64,
 }
 
-/// Reads [`StoreState`] for `room_id` in one round trip.
+/// Reads [`StoreState`] for `room_id` (whose partition's keys are `meta`) in one round trip.
 pub async fn state<C: ConnectionLike>(
     conn: &mut C,
     room_id: &str,
+    meta: &MetaKeys,
 ) -> redis::RedisResult<StoreState> {
     let (marker, rebuilding, high): (Option<String>, bool, Option<f64>) = redis::pipe()
         .cmd("GET")
-        .arg(MARKER_KEY)
+        .arg(&meta.marker)
         .cmd("EXISTS")
         .arg(room_rebuilding_key(room_id))
         .cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg(HIGH_WATER_MEMBER)
         .query_async(conn)
         .await?;
@@ -126,6 +127,7 @@ pub fn queue_seqs(pipe: &mut redis::Pipeline, key: String, seqs: &[u64]) {
 pub async fn dedupe_lookup<C: ConnectionLike>(
     conn: &mut C,
     room_id: &str,
+    meta: &MetaKeys,
     field: &str,
     days: &[u64],
 ) -> redis::RedisResult<(Option<u64>, StoreState)> {
@@ -137,11 +139,11 @@ pub async fn dedupe_lookup<C: ConnectionLike>(
         );
     }
     pipe.cmd("GET")
-        .arg(MARKER_KEY)
+        .arg(&meta.marker)
         .cmd("EXISTS")
         .arg(room_rebuilding_key(room_id))
         .cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg(HIGH_WATER_MEMBER);
     let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
     let tail = values.split_off(days.len().min(values.len()));
@@ -173,10 +175,14 @@ pub async fn dedupe_lookup<C: ConnectionLike>(
     ))
 }
 
-/// The history's high water (0 when none is recorded: a new or emptied Redis).
-pub async fn high_water<C: ConnectionLike>(conn: &mut C) -> redis::RedisResult<u64> {
+/// The high water of the partition whose keys are `meta` (0 when none is recorded: a new or
+/// emptied Redis).
+pub async fn high_water<C: ConnectionLike>(
+    conn: &mut C,
+    meta: &MetaKeys,
+) -> redis::RedisResult<u64> {
     let score: Option<f64> = redis::cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg(HIGH_WATER_MEMBER)
         .query_async(conn)
         .await?;

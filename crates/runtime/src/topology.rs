@@ -16,6 +16,7 @@ use async_nats::jetstream::{
 };
 
 use dyschat_protocol::layout::*;
+use dyschat_protocol::streams::MessageStreams;
 use dyschat_protocol::subjects;
 
 use crate::config::TopologySettings;
@@ -45,14 +46,28 @@ pub enum TopologyError {
     },
 }
 
+/// The configuration of the (first, or only) message stream.
 pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
+    partition_stream_config(config, 0)
+}
+
+/// The configuration of message stream `k` (see `dyschat_protocol::streams`): every partition
+/// is configured alike, storing its own subjects and re-publishing them to the same live
+/// subjects, so a live subscriber cannot tell partitions apart.
+pub fn partition_stream_config(config: &TopologySettings, k: u16) -> stream::Config {
+    let streams = config.message_streams();
+    let description = if streams.is_partitioned() {
+        format!(
+            "DYSCHAT room messages, one subject per room: partition {k} of {}",
+            streams.count()
+        )
+    } else {
+        "DYSCHAT room messages, one subject per room".to_string()
+    };
     stream::Config {
-        name: MESSAGES_STREAM.into(),
-        description: Some("DYSCHAT room messages, one subject per room".into()),
-        subjects: vec![
-            subjects::ROOM_MESSAGES_WILDCARD.into(),
-            subjects::ROOM_CHANGES_WILDCARD.into(),
-        ],
+        name: streams.stream_name(k),
+        description: Some(description),
+        subjects: streams.stream_subjects(k),
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
@@ -61,7 +76,7 @@ pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
         max_message_size: MAX_STORED_BYTES as i32,
         allow_direct: true,
         republish: Some(Republish {
-            source: subjects::LIVE_REPUBLISH_SOURCE.into(),
+            source: streams.republish_source(k),
             destination: subjects::LIVE_REPUBLISH_DEST.into(),
             headers_only: false,
         }),
@@ -260,26 +275,82 @@ where
     })
 }
 
-/// Ensures the messages stream. A stream of the first layout (messages only, 64 KiB, one
-/// subject filter) is brought to the current one in place: subjects, RePublish source and size
-/// are the only differences, and each of them a stream update may change.
+/// The message streams of the mesh, ensured: one per partition, in partition order.
+#[derive(Clone)]
+pub struct MessageStreamSet {
+    layout: MessageStreams,
+    streams: Vec<stream::Stream>,
+}
+
+impl MessageStreamSet {
+    pub fn layout(&self) -> MessageStreams {
+        self.layout
+    }
+
+    /// Every stream, partition `k` at index `k`.
+    pub fn all(&self) -> &[stream::Stream] {
+        &self.streams
+    }
+
+    /// The stream of partition `k`.
+    pub fn partition(&self, k: u16) -> &stream::Stream {
+        &self.streams[usize::from(k)]
+    }
+
+    /// The stream holding `room_id`'s messages.
+    pub fn for_room(&self, room_id: &str) -> &stream::Stream {
+        self.partition(self.layout.partition_of(room_id))
+    }
+}
+
+/// Ensures every message stream (one per partition). Returns the first; see
+/// [`ensure_message_streams`] for all of them.
 pub async fn ensure_messages_stream(
     js: &jetstream::Context,
     config: &TopologySettings,
 ) -> Result<stream::Stream, TopologyError> {
-    let wanted = messages_stream_config(config);
+    let set = ensure_message_streams(js, config).await?;
+    Ok(set.partition(0).clone())
+}
+
+/// Ensures every message stream (one per partition, `DYSCHAT_STREAM_PARTITIONS`).
+pub async fn ensure_message_streams(
+    js: &jetstream::Context,
+    config: &TopologySettings,
+) -> Result<MessageStreamSet, TopologyError> {
+    let layout = config.message_streams();
+    let mut streams = Vec::with_capacity(usize::from(layout.count()));
+    for k in layout.all() {
+        streams.push(ensure_partition_stream(js, config, k).await?);
+    }
+    Ok(MessageStreamSet { layout, streams })
+}
+
+/// Ensures message stream `k`. A stream of the first layout (messages only, 64 KiB, one
+/// subject filter) is brought to the current one in place: subjects, RePublish source and size
+/// are the only differences, and each of them a stream update may change.
+async fn ensure_partition_stream(
+    js: &jetstream::Context,
+    config: &TopologySettings,
+    k: u16,
+) -> Result<stream::Stream, TopologyError> {
+    let wanted = partition_stream_config(config, k);
+    let name = wanted.name.clone();
     retrying(|| async {
         match js.create_stream(wanted.clone()).await {
             Ok(stream) => Ok(stream),
-            Err(e) => match classify("stream", MESSAGES_STREAM, &e) {
-                TopologyError::Conflict { .. } if first_layout(js, &wanted).await => {
-                    tracing::info!("bringing stream {MESSAGES_STREAM} to the current layout");
+            Err(e) => match classify("stream", &name, &e) {
+                TopologyError::Conflict { .. }
+                    if !config.message_streams().is_partitioned()
+                        && first_layout(js, &wanted).await =>
+                {
+                    tracing::info!("bringing stream {name} to the current layout");
                     js.update_stream(wanted.clone())
                         .await
-                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))?;
-                    js.get_stream(MESSAGES_STREAM)
+                        .map_err(|e| classify("stream", &name, &e))?;
+                    js.get_stream(&name)
                         .await
-                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))
+                        .map_err(|e| classify("stream", &name, &e))
                 }
                 other => Err(other),
             },

@@ -5,21 +5,22 @@
 
 use std::time::Instant;
 
-use async_nats::jetstream::stream::Stream;
 use dyschat_protocol::layout::history as layout;
 use dyschat_runtime::{history, prometheus};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::partition::Partition;
 use crate::store::{HistoryStore, Refusal, RoomWrite};
 use crate::{apply, erase, rebuild};
 
-/// Redis, and what a room rebuild needs (the stream to read, a tracker to drain it at shutdown).
+/// Redis, and what a room rebuild needs (the partition's stream to read, a tracker to drain it
+/// at shutdown).
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
     pub redis: ConnectionManager,
-    pub stream: Stream,
+    pub part: std::sync::Arc<Partition>,
     pub rebuilds: TaskTracker,
     pub shutdown: CancellationToken,
     /// How long a day of the retried-send index is kept (the dedupe window and a day).
@@ -96,18 +97,20 @@ impl RedisHistory {
     /// Raises the high water to `seq` (for a message settled without being stored).
     pub async fn raise_high_water(&mut self, seq: u64) -> Result<(), Refusal> {
         let mut pipe = redis::pipe();
-        history::queue_high_water(&mut pipe, seq);
+        history::queue_high_water(&mut pipe, &self.part.meta, seq);
         pipe.query_async::<()>(&mut self.redis)
             .await
             .map_err(|e| refusal(&e))
     }
 }
 
-/// Writes `rooms` in one pipeline and raises the high water to the highest sequence among them;
+/// Writes `rooms` in one pipeline and raises the high water (of the partition whose keys are
+/// `meta`) to the highest sequence among them;
 /// per room whether it was stored (rooms `skip` names count as stored without a write). `Err`
 /// when Redis could not be asked at all.
 pub(crate) async fn write_rooms<C: redis::aio::ConnectionLike>(
     redis: &mut C,
+    meta: &layout::MetaKeys,
     rooms: &[RoomWrite<'_>],
     keep_secs: u64,
     skip: impl Fn(&str) -> bool,
@@ -127,7 +130,7 @@ pub(crate) async fn write_rooms<C: redis::aio::ConnectionLike>(
         at += replies;
     }
     let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
-    history::queue_high_water(&mut pipe, high);
+    history::queue_high_water(&mut pipe, meta, high);
     let replies = apply::query(redis, &pipe).await.map_err(|e| refusal(&e))?;
     // The high water must cover every acked entry, so a room counts as stored only if the high
     // water was raised in the same pipeline.
@@ -155,7 +158,8 @@ impl HistoryStore for RedisHistory {
     ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
         let deleted = self.deleted.clone();
         let started = Instant::now();
-        let answers = write_rooms(&mut self.redis, rooms, self.keep_secs, |room| {
+        let meta = &self.part.meta;
+        let answers = write_rooms(&mut self.redis, meta, rooms, self.keep_secs, |room| {
             deleted.contains(room)
         })
         .await;
@@ -165,7 +169,7 @@ impl HistoryStore for RedisHistory {
 
     async fn erase(&mut self, room_id: &str, seqs: &[u64]) -> Result<(), Refusal> {
         for &seq in seqs {
-            if let Err(e) = erase::erase_deleted(&self.stream, room_id, seq).await {
+            if let Err(e) = erase::erase_deleted(&self.part, room_id, seq).await {
                 tracing::warn!(room = %room_id, seq, error = %e, "erasing a deleted message from the stream failed; retrying");
                 return Err(Refusal::Unavailable(e.code().into()));
             }
@@ -189,12 +193,12 @@ impl HistoryStore for RedisHistory {
             .query_async(&mut self.redis)
             .await
             .map_err(|e| refusal(&e))?;
-        let (stream, mut redis, room) =
-            (self.stream.clone(), self.redis.clone(), room_id.to_string());
+        let (part, mut redis, room) =
+            (self.part.clone(), self.redis.clone(), room_id.to_string());
         let shutdown = self.shutdown.clone();
         let keep_secs = self.keep_secs;
         self.rebuilds.spawn(async move {
-            rebuild::rebuild_room(&stream, &mut redis, &room, keep_secs, &shutdown).await;
+            rebuild::rebuild_room(&part, &mut redis, &room, keep_secs, &shutdown).await;
         });
         Ok(())
     }
