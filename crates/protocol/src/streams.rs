@@ -31,6 +31,11 @@ pub const MAX_STREAM_PARTITIONS: u16 = 8;
 /// The prefix of a partitioned stored subject, followed by `.<k>.room.<room>`.
 pub(crate) const PARTITION_PREFIX: &str = "dyschat.msg.part";
 
+/// Every partitioned message subject (what a send becomes after the server's mapping).
+pub const PARTITIONED_MESSAGES_WILDCARD: &str = "dyschat.msg.part.*.room.*";
+/// Every partitioned change subject.
+pub const PARTITIONED_CHANGES_WILDCARD: &str = "dyschat.msg.part.*.room.*.chg.*";
+
 /// nats-server's `{{partition(n,1)}}` of a room: FNV-1a 32 of its id, modulo `n` (`n >= 1`).
 pub fn partition(room_id: &str, n: u16) -> u16 {
     const OFFSET: u32 = 0x811c_9dc5;
