@@ -69,19 +69,30 @@ async fn the_server_mapping_agrees_with_the_partition_function() -> anyhow::Resu
             .publish(subjects::room_change(&room, ack.sequence), "{}".into())
             .await?
             .await?;
-        ensure!(ack.stream == layout.room_stream(&room), "{room}: change in {}", ack.stream);
+        ensure!(
+            ack.stream == layout.room_stream(&room),
+            "{room}: change in {}",
+            ack.stream
+        );
         let stored = stream
             .get_last_raw_message_by_subject(&layout.stored_changes(&room))
             .await?;
         ensure!(stored.sequence == ack.sequence, "{room}: change {stored:?}");
         seen.insert(layout.partition_of(&room));
     }
-    ensure!(seen.len() == usize::from(PARTITIONS), "partitions used: {seen:?}");
+    ensure!(
+        seen.len() == usize::from(PARTITIONS),
+        "partitions used: {seen:?}"
+    );
     // Nothing is stored under the published form: every stream holds only its own subjects.
     for (k, stream) in (0u16..).zip(streams.all()) {
         let mut stream: Stream = stream.clone();
         let info = stream.info().await?;
-        ensure!(info.config.subjects == layout.stream_subjects(k), "{:?}", info.config);
+        ensure!(
+            info.config.subjects == layout.stream_subjects(k),
+            "{:?}",
+            info.config
+        );
     }
     Ok(())
 }
@@ -155,7 +166,10 @@ async fn stored(
         if have >= n {
             return Ok(());
         }
-        ensure!(since.elapsed() < STORED_WITHIN, "{room}: {have} of {n} stored");
+        ensure!(
+            since.elapsed() < STORED_WITHIN,
+            "{room}: {have} of {n} stored"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -198,8 +212,14 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
         let last = stream
             .get_last_raw_message_by_subject(&layout.stored_message(room))
             .await?;
-        ensure!(last.sequence == seqs[2], "{room}: newest stored {}", last.sequence);
-        let history = s.apis[1].history_seqs(&bob.token, room, 3, STORED_WITHIN).await?;
+        ensure!(
+            last.sequence == seqs[2],
+            "{room}: newest stored {}",
+            last.sequence
+        );
+        let history = s.apis[1]
+            .history_seqs(&bob.token, room, 3, STORED_WITHIN)
+            .await?;
         ensure!(history == seqs, "{room}: history {history:?}");
 
         // Two edits: the second names the first as its predecessor (the compare-and-set on the
@@ -207,7 +227,15 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
         let path = format!("/api/v1/rooms/{room}/messages/{}", seqs[0]);
         let mut prev = 0;
         for body in ["edited once", "edited twice"] {
-            expect(&s.apis[0], &alice, "PATCH", &path, Some(json!({"body": body})), 200).await?;
+            expect(
+                &s.apis[0],
+                &alice,
+                "PATCH",
+                &path,
+                Some(json!({"body": body})),
+                200,
+            )
+            .await?;
             let u = updated(&mut bobs).await?;
             ensure!(
                 u["message"]["body"] == body && u["prev_event_seq"] == prev,
@@ -219,10 +247,17 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
         let path = format!("/api/v1/rooms/{room}/messages/{}", seqs[1]);
         expect(&s.apis[0], &alice, "DELETE", &path, None, 200).await?;
         let u = updated(&mut bobs).await?;
-        ensure!(u["message"]["deleted"] == true && u["prev_event_seq"] == prev, "{u}");
+        ensure!(
+            u["message"]["deleted"] == true && u["prev_event_seq"] == prev,
+            "{u}"
+        );
         let since = Instant::now();
         while stream.get_raw_message(seqs[1]).await.is_ok() {
-            ensure!(since.elapsed() < STORED_WITHIN, "{room}: {} not erased", seqs[1]);
+            ensure!(
+                since.elapsed() < STORED_WITHIN,
+                "{room}: {} not erased",
+                seqs[1]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let state: Value = {
@@ -251,7 +286,10 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
                 .query_async(&mut redis)
                 .await?;
             if info.num_pending == 0 && info.num_ack_pending == 0 {
-                ensure!(high.map(|h| h as u64) >= Some(floor), "partition {k}: {high:?} < {floor}");
+                ensure!(
+                    high.map(|h| h as u64) >= Some(floor),
+                    "partition {k}: {high:?} < {floor}"
+                );
                 ensure!(floor > 0, "partition {k} stored nothing (last {last})");
                 break;
             }
@@ -264,26 +302,51 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
     let want = rooms.len() * 3;
     let since = Instant::now();
     loop {
-        let page = expect(&s.apis[1], &bob, "GET", "/api/v1/me/notifications?limit=100", None, 200)
-            .await?;
+        let page = expect(
+            &s.apis[1],
+            &bob,
+            "GET",
+            "/api/v1/me/notifications?limit=100",
+            None,
+            200,
+        )
+        .await?;
         let n = page["notifications"].as_array().map_or(0, Vec::len);
         // The deleted message's notification is erased with it: one fewer per room.
         if n == want - rooms.len() {
             break;
         }
-        ensure!(since.elapsed() < STORED_WITHIN, "{n} notifications of {want}: {page}");
+        ensure!(
+            since.elapsed() < STORED_WITHIN,
+            "{n} notifications of {want}: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // A room's deletion purges its partition's subjects.
     let gone = &rooms[0];
-    expect(&s.apis[0], &alice, "DELETE", &format!("/api/v1/rooms/{gone}"), None, 200).await?;
+    expect(
+        &s.apis[0],
+        &alice,
+        "DELETE",
+        &format!("/api/v1/rooms/{gone}"),
+        None,
+        200,
+    )
+    .await?;
     let stream = js.get_stream(layout.room_stream(gone)).await?;
     let since = Instant::now();
     for filter in layout.room_filters(gone) {
         // The clean-up runs after the answer.
-        while stream.get_last_raw_message_by_subject(&filter).await.is_ok() {
-            ensure!(since.elapsed() < STORED_WITHIN, "{filter}: left after the deletion");
+        while stream
+            .get_last_raw_message_by_subject(&filter)
+            .await
+            .is_ok()
+        {
+            ensure!(
+                since.elapsed() < STORED_WITHIN,
+                "{filter}: left after the deletion"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -334,7 +397,9 @@ async fn a_restarted_writer_resumes_every_partition() -> anyhow::Result<()> {
     s.mesh.start_writer()?;
     for room in &rooms {
         stored(&mut redis, room, 6).await?;
-        let seqs = s.apis[1].history_seqs(&bob.token, room, 6, STORED_WITHIN).await?;
+        let seqs = s.apis[1]
+            .history_seqs(&bob.token, room, 6, STORED_WITHIN)
+            .await?;
         ensure!(seqs.len() == 6, "{room}: {seqs:?}");
     }
     s.mesh.stop_all().await
@@ -366,7 +431,10 @@ async fn finds(
         if &got == want {
             return Ok(());
         }
-        ensure!(since.elapsed() < STORED_WITHIN, "{q}: {got:?}, want {want:?}");
+        ensure!(
+            since.elapsed() < STORED_WITHIN,
+            "{q}: {got:?}, want {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -389,7 +457,15 @@ async fn search_follows_every_partition() -> anyhow::Result<()> {
     // An edit in one partition changes that message's words only.
     let (room, seq) = want.iter().next().cloned().context("a hit")?;
     let path = format!("/api/v1/rooms/{room}/messages/{seq}");
-    expect(&s.apis[0], &alice, "PATCH", &path, Some(json!({"body": "penguin"})), 200).await?;
+    expect(
+        &s.apis[0],
+        &alice,
+        "PATCH",
+        &path,
+        Some(json!({"body": "penguin"})),
+        200,
+    )
+    .await?;
     want.remove(&(room.clone(), seq));
     finds(&s.apis[1], &bob, "quokka", &want).await?;
     finds(&s.apis[1], &bob, "penguin", &[(room, seq)].into()).await?;

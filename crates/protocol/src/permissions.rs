@@ -301,8 +301,7 @@ pub fn grant(service: Service) -> Grant {
                     .only_watches(&stream, layout::FEED_CONSUMER);
             }
             // A deleted room's documents leave the index.
-            g
-                .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
+            g.subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
         Service::WsAgent => {
             for stream in MessageStreams::every_possible_stream() {

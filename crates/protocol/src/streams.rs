@@ -124,7 +124,10 @@ impl MessageStreams {
     }
 
     fn room_prefix(self, room_id: &str) -> String {
-        debug_assert!(is_valid_id(room_id), "unvalidated id in a subject: {room_id:?}");
+        debug_assert!(
+            is_valid_id(room_id),
+            "unvalidated id in a subject: {room_id:?}"
+        );
         format!("{}.{room_id}", self.prefix(self.partition_of(room_id)))
     }
 
@@ -229,7 +232,10 @@ mod tests {
         assert_eq!(k, 2);
         assert_eq!(s.room_stream("abc"), "DYSCHAT_MESSAGES_P2");
         assert_eq!(s.stored_message("abc"), "dyschat.msg.part.2.room.abc");
-        assert_eq!(s.stored_change("abc", 5), "dyschat.msg.part.2.room.abc.chg.5");
+        assert_eq!(
+            s.stored_change("abc", 5),
+            "dyschat.msg.part.2.room.abc.chg.5"
+        );
         assert_eq!(s.stream_subjects(1)[1], "dyschat.msg.part.1.room.*.chg.*");
         assert_eq!(s.republish_source(0), "dyschat.msg.part.0.room.>");
         assert_eq!(
@@ -249,8 +255,17 @@ mod tests {
                 Some("abc")
             );
         }
-        assert_eq!(subjects::parse_change(&s.stored_change("abc", 5)), Some(("abc", 5)));
-        assert_eq!(subjects::parse_room_messages(&s.stored_change("abc", 5)), None);
-        assert_eq!(subjects::parse_room_messages("dyschat.msg.part.x.room.abc"), None);
+        assert_eq!(
+            subjects::parse_change(&s.stored_change("abc", 5)),
+            Some(("abc", 5))
+        );
+        assert_eq!(
+            subjects::parse_room_messages(&s.stored_change("abc", 5)),
+            None
+        );
+        assert_eq!(
+            subjects::parse_room_messages("dyschat.msg.part.x.room.abc"),
+            None
+        );
     }
 }

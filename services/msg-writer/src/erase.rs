@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
+use crate::partition::Partition;
 use async_nats::jetstream::stream::{
     DeleteMessageError, PurgeError, RawMessageError, RawMessageErrorKind, Stream,
 };
-use crate::partition::Partition;
 
 /// The most older change events of one deleted message erased one by one (the rest, if any, are
 /// purged).

@@ -181,7 +181,11 @@ async fn rebuild_all(
         return Ok(None);
     }
     metrics::counter!(metric::WRITER_REBUILDS_TOTAL).increment(1);
-    tracing::warn!(?why, partition = part.k, "Redis lost history: rebuilding it from JetStream");
+    tracing::warn!(
+        ?why,
+        partition = part.k,
+        "Redis lost history: rebuilding it from JetStream"
+    );
     let _: () = redis::cmd("SET")
         .arg(&part.meta.marker)
         .arg(layout::MARKER_REBUILDING)

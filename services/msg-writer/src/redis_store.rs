@@ -193,8 +193,7 @@ impl HistoryStore for RedisHistory {
             .query_async(&mut self.redis)
             .await
             .map_err(|e| refusal(&e))?;
-        let (part, mut redis, room) =
-            (self.part.clone(), self.redis.clone(), room_id.to_string());
+        let (part, mut redis, room) = (self.part.clone(), self.redis.clone(), room_id.to_string());
         let shutdown = self.shutdown.clone();
         let keep_secs = self.keep_secs;
         self.rebuilds.spawn(async move {

@@ -77,7 +77,11 @@ struct Batch {
 
 impl Consumer {
     /// Follows the stream until `shutdown`, making the consumer again after any failure.
-    pub(crate) async fn run(self, indexer: Shared, shutdown: CancellationToken) -> Result<(), Error> {
+    pub(crate) async fn run(
+        self,
+        indexer: Shared,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
         let indexer = &indexer;
         let mut room_events = self
             .client
@@ -227,7 +231,8 @@ impl Consumer {
             if i.generation() != generation {
                 return Ok(None);
             }
-            i.apply_partition(k, upserts, rooms_deleted, applied).map(Some)
+            i.apply_partition(k, upserts, rooms_deleted, applied)
+                .map(Some)
         })
         .await?
         .ok_or_else(|| Error::Consume("the index was cleared; following again".into()))?;

@@ -10,9 +10,9 @@
 
 pub mod config;
 mod consume;
-mod positions;
 pub mod event;
 pub mod index;
+mod positions;
 mod query;
 
 use std::path::PathBuf;
@@ -66,8 +66,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         .await
         .map_err(|e| Error::Consume(e.to_string()))??;
     let layout = streams.layout();
-    let indexer: consume::Shared =
-        Arc::new(std::sync::Mutex::new(index.indexer_for(layout)?));
+    let indexer: consume::Shared = Arc::new(std::sync::Mutex::new(index.indexer_for(layout)?));
     // One follower per partition, all sharing the indexer.
     let mut consuming = Vec::new();
     let mut caught_up = Vec::new();
@@ -82,7 +81,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             commit_every: std::time::Duration::from_millis(config.search.search_commit_ms),
             caught_up: caught_up_tx,
         };
-        consuming.push(tokio::spawn(consumer.run(indexer.clone(), shutdown.clone())));
+        consuming.push(tokio::spawn(
+            consumer.run(indexer.clone(), shutdown.clone()),
+        ));
         caught_up.push(caught_up_rx);
     }
 

@@ -110,7 +110,12 @@ impl Feed {
             .await;
     }
 
-    async fn run_partition(&self, topology: &TopologySettings, k: u16, shutdown: &CancellationToken) {
+    async fn run_partition(
+        &self,
+        topology: &TopologySettings,
+        k: u16,
+        shutdown: &CancellationToken,
+    ) {
         loop {
             if let Err(e) = self.consume(topology, k, shutdown).await {
                 tracing::warn!(partition = k, error = %e, "feed consumer stopped; making it again");

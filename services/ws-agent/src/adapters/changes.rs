@@ -13,13 +13,13 @@ use async_nats::jetstream::{
     message::{PublishMessage, StreamMessage},
     stream::{LastRawMessageErrorKind, Stream},
 };
-use dyschat_runtime::topology::MessageStreamSet;
 use bytes::Bytes;
 use dyschat_protocol::{
     subjects,
     wire::{StoredChange, StoredMessage},
 };
 use dyschat_runtime::telemetry;
+use dyschat_runtime::topology::MessageStreamSet;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 

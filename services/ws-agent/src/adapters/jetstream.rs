@@ -15,10 +15,10 @@ use async_nats::jetstream::{
     message::PublishMessage,
     stream::{LastRawMessageErrorKind, Stream},
 };
-use dyschat_runtime::topology::MessageStreamSet;
 use bytes::Bytes;
 use dyschat_protocol::{layout, subjects, wire::StoredMessage};
 use dyschat_runtime::telemetry;
+use dyschat_runtime::topology::MessageStreamSet;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
@@ -122,7 +122,11 @@ impl MessageStream for JetStreamMessages {
 
     /// Read from the stream leader: a replica answering a direct get may not have a message that
     /// was just acked yet.
-    fn stored<'a>(&'a self, room_id: &'a str, seq: u64) -> BoxFuture<'a, PortResult<StoredMessage>> {
+    fn stored<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<StoredMessage>> {
         async move {
             let raw = self
                 .stream(room_id)
@@ -236,7 +240,10 @@ impl MessageStream for JetStreamMessages {
         .boxed()
     }
 
-    fn writer_position<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<WriterPosition>> {
+    fn writer_position<'a>(
+        &'a self,
+        room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<WriterPosition>> {
         async move {
             let k = usize::from(self.streams.layout().partition_of(room_id));
             let stream = self.stream(room_id);

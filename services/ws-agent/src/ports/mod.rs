@@ -83,7 +83,8 @@ pub(crate) trait MessageStream: Send + Sync {
         payload: Bytes,
     ) -> BoxFuture<'a, PortResult<AckFuture>>;
     /// The message stored at `seq`.
-    fn stored<'a>(&'a self, room_id: &'a str, seq: u64) -> BoxFuture<'a, PortResult<StoredMessage>>;
+    fn stored<'a>(&'a self, room_id: &'a str, seq: u64)
+        -> BoxFuture<'a, PortResult<StoredMessage>>;
     /// The room's newest `seq`, 0 for an empty room.
     fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>>;
     /// The room's newest `seq` that is at most `up_to`, 0 if none: the `prev_seq` of a message

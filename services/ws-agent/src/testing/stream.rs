@@ -295,7 +295,11 @@ impl MessageStream for FakeStream {
         .boxed()
     }
 
-    fn stored<'a>(&'a self, _room_id: &'a str, seq: u64) -> BoxFuture<'a, PortResult<StoredMessage>> {
+    fn stored<'a>(
+        &'a self,
+        _room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<StoredMessage>> {
         let found = lock(&self.stored)
             .messages
             .iter()
