@@ -198,7 +198,13 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
         // and come back in history.
         let mut seqs = Vec::new();
         for i in 0..3 {
-            seqs.push(post(&s.apis[0], &alice, room, &format!("m{i} @p_bob")).await?);
+            let path = format!("/api/v1/rooms/{room}/messages");
+            let body = json!({"body": format!("m{i} @p_bob")});
+            let sent = expect(&s.apis[0], &alice, "POST", &path, Some(body), 201).await?;
+            // The post learns its `prev_seq` from the room's stream (partition).
+            let prev = seqs.last().copied().unwrap_or(0);
+            ensure!(sent["prev_seq"] == prev, "{room}: {sent}");
+            seqs.push(sent["seq"].as_u64().context("seq")?);
         }
         let mut live = Vec::new();
         while live.len() < seqs.len() {
@@ -208,6 +214,21 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
             }
         }
         ensure!(live == seqs, "{room}: live {live:?}, sent {seqs:?}");
+        // A join with `since` replays from the room's stream.
+        let mut late = WsClient::connect(&s.mesh.agent(0).ws(), &bob.token).await?;
+        let joined = late.join(room, Some(seqs[0])).await?;
+        ensure!(
+            joined["last_seq"] == seqs[2] && joined["recovered"] == true,
+            "{room}: {joined}"
+        );
+        for (i, want) in seqs.iter().enumerate().skip(1) {
+            let m = late.recv_type("message").await?;
+            ensure!(
+                m["seq"] == *want && m["prev_seq"] == seqs[i - 1],
+                "{room}: {m}"
+            );
+        }
+        late.close().await;
         let stream = js.get_stream(layout.room_stream(room)).await?;
         let last = stream
             .get_last_raw_message_by_subject(&layout.stored_message(room))

@@ -283,6 +283,21 @@ mod tests {
     }
 
     #[test]
+    fn stream_partitions_default_to_one_and_are_bounded() {
+        let one = read::<TopologySettings>(&[]).unwrap();
+        assert_eq!(one.message_streams(), MessageStreams::SINGLE);
+        let three = read::<TopologySettings>(&[("DYSCHAT_STREAM_PARTITIONS", "3")]).unwrap();
+        assert_eq!(three.message_streams().count(), 3);
+        for bad in ["0", "9", "many"] {
+            let err = read::<TopologySettings>(&[("DYSCHAT_STREAM_PARTITIONS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("DYSCHAT_STREAM_PARTITIONS"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn nats_credentials_are_one_method_at_most() {
         assert!(read::<NatsSettings>(&[("DYSCHAT_NATS_USER", "svc")]).is_err());
         assert!(read::<NatsSettings>(&[("DYSCHAT_NATS_PASSWORD", "pw")]).is_err());
