@@ -1,7 +1,10 @@
 //! Partitioned message streams (`DYSCHAT_STREAM_PARTITIONS`): the server's subject mapping puts
 //! each room's messages where `dyschat_protocol::streams::partition` says, and the whole mesh
 //! (send, live, history, edits with their compare-and-set, deletions that erase, notifications,
-//! the writer and its restart) works with 3 streams on one node.
+//! the writer, its restart and an emptied Redis, search) works with 3 streams on one node.
+
+mod search;
+mod writer;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -98,7 +101,7 @@ async fn the_server_mapping_agrees_with_the_partition_function() -> anyhow::Resu
 }
 
 /// A mesh of two agents on 3 partitions, with a user and an API client on each agent.
-struct Setup {
+pub(crate) struct Setup {
     mesh: Mesh,
     apis: Vec<Api>,
 }
@@ -381,187 +384,5 @@ async fn the_mesh_works_across_partitions() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("{kept} lost its messages"))?;
     let mut s = s;
-    s.mesh.stop_all().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restarted_writer_resumes_every_partition() -> anyhow::Result<()> {
-    let mut s = Setup::start().await?;
-    let alice = s.apis[0].register_and_login("w_alice").await?;
-    let bob = s.apis[1].register_and_login("w_bob").await?;
-    let rooms = s.rooms_in_every_partition(&alice, &bob, 1).await?;
-    let mut redis = s.redis().await?;
-    for room in &rooms {
-        post(&s.apis[0], &alice, room, "before").await?;
-        stored(&mut redis, room, 1).await?;
-    }
-    let writer = s
-        .mesh
-        .services
-        .iter()
-        .position(|r| r.name == "msg-writer")
-        .context("a writer")?;
-    s.mesh.services.remove(writer).stop().await?;
-    for room in &rooms {
-        for i in 0..5 {
-            post(&s.apis[0], &alice, room, &format!("while stopped {i}")).await?;
-        }
-    }
-    // Nothing is written while no writer runs.
-    for room in &rooms {
-        let have: u64 = redis::cmd("ZCARD")
-            .arg(history::key(room))
-            .query_async(&mut redis)
-            .await?;
-        ensure!(have == 1, "{room}: {have} stored without a writer");
-    }
-    s.mesh.start_writer()?;
-    for room in &rooms {
-        stored(&mut redis, room, 6).await?;
-        let seqs = s.apis[1]
-            .history_seqs(&bob.token, room, 6, STORED_WITHIN)
-            .await?;
-        ensure!(seqs.len() == 6, "{room}: {seqs:?}");
-    }
-    s.mesh.stop_all().await
-}
-
-/// The (room, seq) of every hit of `q` for `user` (first page of 50).
-async fn hits(api: &Api, user: &LoggedIn, q: &str) -> anyhow::Result<BTreeSet<(String, u64)>> {
-    let path = format!("/api/v1/search/messages?q={q}&limit=50");
-    let (status, body) = api.call("GET", &path, Some(&user.token), None).await?;
-    ensure!(status == 200, "search {q}: {status} {body}");
-    Ok(body["results"]
-        .as_array()
-        .context("results")?
-        .iter()
-        .filter_map(|r| Some((r["room_id"].as_str()?.to_string(), r["seq"].as_u64()?)))
-        .collect())
-}
-
-/// Waits until `q` finds exactly `want`.
-async fn finds(
-    api: &Api,
-    user: &LoggedIn,
-    q: &str,
-    want: &BTreeSet<(String, u64)>,
-) -> anyhow::Result<()> {
-    let since = Instant::now();
-    loop {
-        let got = hits(api, user, q).await?;
-        if &got == want {
-            return Ok(());
-        }
-        ensure!(
-            since.elapsed() < STORED_WITHIN,
-            "{q}: {got:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn search_follows_every_partition() -> anyhow::Result<()> {
-    let mut s = Setup::start().await?;
-    let alice = s.apis[0].register_and_login("s_alice").await?;
-    let bob = s.apis[1].register_and_login("s_bob").await?;
-    let rooms = s.rooms_in_every_partition(&alice, &bob, 1).await?;
-    let dir = tempfile::tempdir()?;
-    s.mesh.start_search("0", dir.path()).await?;
-    let mut want = BTreeSet::new();
-    for room in &rooms {
-        // The same seqs in different partitions are different messages.
-        let seq = post(&s.apis[0], &alice, room, "quokka sighted").await?;
-        want.insert((room.clone(), seq));
-    }
-    finds(&s.apis[1], &bob, "quokka", &want).await?;
-    // An edit in one partition changes that message's words only.
-    let (room, seq) = want.iter().next().cloned().context("a hit")?;
-    let path = format!("/api/v1/rooms/{room}/messages/{seq}");
-    expect(
-        &s.apis[0],
-        &alice,
-        "PATCH",
-        &path,
-        Some(json!({"body": "penguin"})),
-        200,
-    )
-    .await?;
-    want.remove(&(room.clone(), seq));
-    finds(&s.apis[1], &bob, "quokka", &want).await?;
-    finds(&s.apis[1], &bob, "penguin", &[(room, seq)].into()).await?;
-    // A second instance on an empty index rebuilds every partition from its stream.
-    let second = tempfile::tempdir()?;
-    let first = s
-        .mesh
-        .services
-        .iter()
-        .position(|r| r.name == "search")
-        .context("the search instance")?;
-    s.mesh.services.remove(first).stop().await?;
-    s.mesh.start_search("1", second.path()).await?;
-    finds(&s.apis[1], &bob, "quokka", &want).await?;
-    s.mesh.stop_all().await
-}
-
-/// An emptied Redis is rebuilt partition by partition: each partition's marker says complete
-/// again and every room's history is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_emptied_redis_is_rebuilt_for_every_partition() -> anyhow::Result<()> {
-    let mut s = Setup::start().await?;
-    let alice = s.apis[0].register_and_login("r_alice").await?;
-    let bob = s.apis[1].register_and_login("r_bob").await?;
-    let rooms = s.rooms_in_every_partition(&alice, &bob, 1).await?;
-    let mut redis = s.redis().await?;
-    for room in &rooms {
-        for i in 0..4 {
-            post(&s.apis[0], &alice, room, &format!("kept {i}")).await?;
-        }
-        stored(&mut redis, room, 4).await?;
-    }
-    let layout = layout();
-    for k in layout.all() {
-        let marker: Option<String> = redis::cmd("GET")
-            .arg(history::meta_keys(layout, k).marker)
-            .query_async(&mut redis)
-            .await?;
-        ensure!(
-            marker.as_deref() == Some(history::MARKER_COMPLETE),
-            "p{k}: {marker:?}"
-        );
-    }
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await?;
-    for room in &rooms {
-        stored(&mut redis, room, 4).await?;
-    }
-    let since = Instant::now();
-    for k in layout.all() {
-        loop {
-            let marker: Option<String> = redis::cmd("GET")
-                .arg(history::meta_keys(layout, k).marker)
-                .query_async(&mut redis)
-                .await?;
-            if marker.as_deref() == Some(history::MARKER_COMPLETE) {
-                break;
-            }
-            ensure!(
-                since.elapsed() < STORED_WITHIN,
-                "p{k} not rebuilt: {marker:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    // The unpartitioned marker is not the one a partitioned mesh uses.
-    let single: Option<String> = redis::cmd("GET")
-        .arg(history::MARKER_KEY)
-        .query_async(&mut redis)
-        .await?;
-    ensure!(single.is_none(), "{single:?}");
-    for room in &rooms {
-        let seqs = s.apis[1]
-            .history_seqs(&bob.token, room, 4, STORED_WITHIN)
-            .await?;
-        ensure!(seqs.len() == 4, "{room}: {seqs:?}");
-    }
     s.mesh.stop_all().await
 }
