@@ -408,12 +408,23 @@ impl NatsServer {
     pub async fn start_secured_with(
         users: &[(&str, &str, dyschat_protocol::permissions::Grant)],
     ) -> anyhow::Result<Self> {
+        Self::start_with_config(&nats_users::config_with(users)).await
+    }
+
+    /// Like [`NatsServer::start_secured`] for a mesh of `partitions` message streams: the
+    /// configuration carries the subject mapping of that many partitions
+    /// ([`nats_users::config_partitioned`]).
+    pub async fn start_secured_partitioned(partitions: u16) -> anyhow::Result<Self> {
+        Self::start_with_config(&nats_users::config_partitioned(partitions)?).await
+    }
+
+    async fn start_with_config(config: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("dyschat-nats-conf-")
             .tempdir()
             .context("cannot create a temporary directory")?;
         let path = dir.path().join("nats.conf");
-        std::fs::write(&path, nats_users::config_with(users))?;
+        std::fs::write(&path, config)?;
         let path = path.display().to_string();
         Ok(NatsServer {
             process: Process::start(Kind::Nats, &["-c", &path]).await?,

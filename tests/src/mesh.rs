@@ -83,6 +83,22 @@ impl Mesh {
         Self::start_on(NatsServer::start_secured().await?, agents, extra).await
     }
 
+    /// Like [`start_with`](Self::start_with) with the rooms spread over `partitions` message
+    /// streams (`DYSCHAT_STREAM_PARTITIONS`), on a nats-server whose configuration maps each
+    /// room's subjects to its partition.
+    pub async fn start_partitioned(
+        agents: usize,
+        partitions: u16,
+        mut extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Mesh> {
+        extra.push((
+            "DYSCHAT_STREAM_PARTITIONS".to_string(),
+            partitions.to_string(),
+        ));
+        let nats = NatsServer::start_secured_partitioned(partitions).await?;
+        Self::start_on(nats, agents, extra).await
+    }
+
     /// Like [`start_with`](Self::start_with) on a nats-server the test started itself (with a
     /// configuration file, for example).
     pub async fn start_on(

@@ -47,6 +47,14 @@ pub fn config_with(extra: &[(&str, &str, Grant)]) -> String {
     format!("authorization {{\n  timeout: 2\n{users}}}\nno_auth_user: \"{ADMIN_USER}\"\n")
 }
 
+/// Like [`config`] for a mesh of `partitions` message streams: the account's subject mapping
+/// that puts each room's messages in its partition (none for one partition).
+pub fn config_partitioned(partitions: u16) -> anyhow::Result<String> {
+    let streams = dyschat_protocol::streams::MessageStreams::new(partitions)
+        .ok_or_else(|| anyhow::anyhow!("{partitions} partitions is out of range"))?;
+    Ok(format!("{}{}", config(), streams.mappings_config()))
+}
+
 /// The operators' unrestricted user of a production server (never given to a service).
 pub const OPERATOR_USER: &str = "admin";
 /// The variable holding its password.

@@ -20,6 +20,11 @@ use dyschat_tests::mesh::Mesh;
 use dyschat_tests::redis_cluster::RedisCluster;
 use serde_json::{json, Value};
 
+/// The marker and high-water keys of the one (unpartitioned) message stream these tests run on.
+fn one_stream() -> history::MetaKeys {
+    history::meta_keys(dyschat_protocol::streams::MessageStreams::default(), 0)
+}
+
 const MASTERS: usize = 3;
 
 async fn conn(mesh: &Mesh) -> anyhow::Result<RedisConn> {
@@ -145,13 +150,13 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
             "room {r}: a page read from the cluster {page:?}"
         );
         // The store's state (three slots: the marker, the room's flag, the high water).
-        let state = reads::state(&mut conn, room).await?;
+        let state = reads::state(&mut conn, room, &one_stream()).await?;
         ensure!(state.complete, "room {r}: {state:?}");
     }
     let last = acks.last().and_then(|a| a["seq"].as_u64()).context("seq")?;
     wait_for("the high water", || {
         let mut conn = conn.clone();
-        async move { Ok(reads::high_water(&mut conn).await? >= last) }
+        async move { Ok(reads::high_water(&mut conn, &one_stream()).await? >= last) }
     })
     .await?;
 
@@ -174,7 +179,8 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
     let seq = first["seq"].as_u64().context("seq")?;
     let day = history::day_of(chrono::Utc::now().timestamp_millis());
     let field = history::dedupe_field(&alice.user_id, "0-0");
-    let (found, state) = reads::dedupe_lookup(&mut conn, room, &field, &[day - 1, day]).await?;
+    let (found, state) =
+        reads::dedupe_lookup(&mut conn, room, &one_stream(), &field, &[day - 1, day]).await?;
     ensure!(found == Some(seq) && state.complete, "{found:?} {state:?}");
     let retry = send(&mut ws, room, "0/0", "0-0").await?;
     ensure!(
@@ -366,7 +372,7 @@ async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
             async move { Ok(stored(&mut conn, &room).await? == 7) }
         })
         .await?;
-        let state = reads::state(&mut conn, room).await?;
+        let state = reads::state(&mut conn, room, &one_stream()).await?;
         ensure!(state.complete, "{state:?}");
     }
     let dead = async_nats::jetstream::new(mesh.client().await?)
@@ -436,7 +442,7 @@ async fn a_master_failed_over_to_its_replica_is_followed() -> anyhow::Result<()>
         .await?;
         let bodies = api.all_messages(&alice.token, room).await?;
         ensure!(bodies.len() == 7, "{bodies:?}");
-        let state = reads::state(&mut conn, room).await?;
+        let state = reads::state(&mut conn, room, &one_stream()).await?;
         ensure!(state.complete, "{state:?}");
     }
     mesh.stop_all().await

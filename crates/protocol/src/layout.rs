@@ -325,6 +325,39 @@ pub mod history {
     pub const HIGH_WATER_KEY: &str = "dyschat:meta:high-water";
     pub const HIGH_WATER_MEMBER: &str = "seq";
 
+    /// The keys that describe the history of one message stream (partition): its marker, its
+    /// rebuild lock and its high water, compared against that stream's writer consumer. A
+    /// partition is rebuilt, trusted and checked on its own, since its sequences are its own.
+    /// Unpartitioned they are the keys above, so a deployment of one stream needs no migration.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MetaKeys {
+        pub marker: String,
+        pub rebuild_lock: String,
+        pub high_water: String,
+    }
+
+    /// The [`MetaKeys`] of partition `k` of `streams`.
+    pub fn meta_keys(streams: crate::streams::MessageStreams, k: u16) -> MetaKeys {
+        if streams.is_partitioned() {
+            MetaKeys {
+                marker: format!("{MARKER_KEY}:p{k}"),
+                rebuild_lock: format!("{REBUILD_LOCK_KEY}:p{k}"),
+                high_water: format!("{HIGH_WATER_KEY}:p{k}"),
+            }
+        } else {
+            MetaKeys {
+                marker: MARKER_KEY.to_string(),
+                rebuild_lock: REBUILD_LOCK_KEY.to_string(),
+                high_water: HIGH_WATER_KEY.to_string(),
+            }
+        }
+    }
+
+    /// The [`MetaKeys`] of the partition holding `room_id`.
+    pub fn room_meta_keys(streams: crate::streams::MessageStreams, room_id: &str) -> MetaKeys {
+        meta_keys(streams, streams.partition_of(room_id))
+    }
+
     /// The sorted set of one room. Every per-room key carries the room's hash tag `{<room_id>}`:
     /// on a Redis Cluster all of a room's keys share one slot, so the commands that touch
     /// several of them (one `ZCOUNT` each of the unread count, `RENAME` to [`corrupt_key`], the

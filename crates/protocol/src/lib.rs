@@ -15,6 +15,7 @@ pub mod permissions;
 pub mod policy;
 pub mod search;
 pub mod search_layout;
+pub mod streams;
 pub mod subjects;
 pub mod text;
 pub mod time;

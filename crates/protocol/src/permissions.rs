@@ -19,6 +19,7 @@
 
 use crate::files_layout;
 use crate::layout::{self, kv_stream};
+use crate::streams::{self, MessageStreams};
 use crate::subjects;
 
 /// A service of the mesh, as NATS knows it.
@@ -196,7 +197,6 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::REVOKED_BUCKET);
         }
         Service::Rooms => {
-            let (messages, feed) = (layout::MESSAGES_STREAM, layout::FEED_CONSUMER);
             g.serves(subjects::rooms::SERVICE, subjects::rooms::GROUP)
                 .owns_bucket(layout::ROOMS_BUCKET)
                 .owns_bucket(layout::ROOM_INDEX_BUCKET)
@@ -206,8 +206,7 @@ pub fn grant(service: Service) -> Grant {
                 .owns_bucket(layout::INVITES_BUCKET)
                 .owns_bucket(layout::DMS_BUCKET)
                 .owns_bucket(layout::BLOCKS_BUCKET)
-                // A room's deletion removes its messages and its (room, user) records.
-                .purges(layout::MESSAGES_STREAM)
+                // A room's deletion removes its messages (below) and its (room, user) records.
                 .purges(&kv_stream(layout::MEMBERS_BUCKET))
                 .purges(&kv_stream(layout::INVITES_BUCKET))
                 .purges(&kv_stream(layout::BANS_BUCKET))
@@ -227,12 +226,7 @@ pub fn grant(service: Service) -> Grant {
                 .reads(&kv_stream(layout::AGENTS_BUCKET))
                 .ensures(layout::COUNTERS_STREAM)
                 .reads(layout::COUNTERS_STREAM)
-                // The feed: its own durable consumer of room messages (messages only) and
-                // the stream of notifications it writes.
-                .ensures(layout::MESSAGES_STREAM)
-                // Whether a message was deleted before its notifications were made.
-                .reads(layout::MESSAGES_STREAM)
-                .only_watches(layout::MESSAGES_STREAM, layout::WRITER_CONSUMER)
+                // The stream of notifications the feed writes.
                 .ensures(layout::FEED_STREAM)
                 // A deleted message's (or room's) notifications are erased.
                 .reads(layout::FEED_STREAM)
@@ -248,28 +242,41 @@ pub fn grant(service: Service) -> Grant {
                     subjects::auth::USERS_BY_NAME_SUBJECT.to_string(),
                     subjects::FEED_WILDCARD.to_string(),
                     subjects::NOTIFIED_WILDCARD.to_string(),
-                    format!("{API}.CONSUMER.DURABLE.CREATE.{messages}.{feed}"),
-                    format!("{API}.CONSUMER.CREATE.{messages}.{feed}"),
-                    format!("{API}.CONSUMER.CREATE.{messages}.{feed}.>"),
-                    format!("{API}.CONSUMER.INFO.{messages}.{feed}"),
-                    format!("{API}.CONSUMER.MSG.NEXT.{messages}.{feed}"),
-                    format!("$JS.ACK.{messages}.{feed}.>"),
                 ]);
+            let feed = layout::FEED_CONSUMER;
+            for messages in MessageStreams::every_possible_stream() {
+                // A room's deletion removes its messages; the feed has its own durable
+                // consumer of room messages and reads whether a message was deleted before its
+                // notifications were made.
+                g.purges(&messages)
+                    .ensures(&messages)
+                    .reads(&messages)
+                    .only_watches(&messages, layout::WRITER_CONSUMER)
+                    .publish([
+                        format!("{API}.CONSUMER.DURABLE.CREATE.{messages}.{feed}"),
+                        format!("{API}.CONSUMER.CREATE.{messages}.{feed}"),
+                        format!("{API}.CONSUMER.CREATE.{messages}.{feed}.>"),
+                        format!("{API}.CONSUMER.INFO.{messages}.{feed}"),
+                        format!("{API}.CONSUMER.MSG.NEXT.{messages}.{feed}"),
+                        format!("$JS.ACK.{messages}.{feed}.>"),
+                    ]);
+            }
         }
         Service::MsgWriter => {
-            let stream = layout::MESSAGES_STREAM;
             let writer = layout::WRITER_CONSUMER;
-            g.ensures(stream)
-                .reads(stream)
-                // Applying a deletion erases the message and its older change events.
-                .erases(stream)
-                .ensures(layout::DEAD_LETTER_STREAM)
-                .publish([
-                    format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.{writer}"),
-                    format!("{API}.CONSUMER.MSG.NEXT.{stream}.{writer}"),
-                    format!("$JS.ACK.{stream}.{writer}.>"),
-                    subjects::DEAD_LETTER_WILDCARD.to_string(),
-                ])
+            for stream in MessageStreams::every_possible_stream() {
+                g.ensures(&stream)
+                    .reads(&stream)
+                    // Applying a deletion erases the message and its older change events.
+                    .erases(&stream)
+                    .publish([
+                        format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.{writer}"),
+                        format!("{API}.CONSUMER.MSG.NEXT.{stream}.{writer}"),
+                        format!("$JS.ACK.{stream}.{writer}.>"),
+                    ]);
+            }
+            g.ensures(layout::DEAD_LETTER_STREAM)
+                .publish([subjects::DEAD_LETTER_WILDCARD.to_string()])
                 // A deleted room's history leaves Redis.
                 .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
@@ -278,29 +285,32 @@ pub fn grant(service: Service) -> Grant {
             // replaced when its index was lost, pulled and acknowledged. A subject token cannot
             // be matched by prefix, so the consumers of the stream are granted but the writer's
             // and the feed's.
-            let stream = layout::MESSAGES_STREAM;
-            g.serves(subjects::search::SERVICE, subjects::search::GROUP)
-                .ensures(stream)
-                .publish([
-                    format!("{API}.STREAM.INFO.{stream}"),
-                    format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.>"),
-                    format!("{API}.CONSUMER.CREATE.{stream}.>"),
-                    format!("{API}.CONSUMER.INFO.{stream}.>"),
-                    format!("{API}.CONSUMER.DELETE.{stream}.>"),
-                    format!("{API}.CONSUMER.MSG.NEXT.{stream}.>"),
-                    format!("$JS.ACK.{stream}.>"),
-                ])
-                .only_watches(stream, layout::WRITER_CONSUMER)
-                .only_watches(stream, layout::FEED_CONSUMER)
-                // A deleted room's documents leave the index.
-                .subscribe([subjects::ROOM_EVENTS_WILDCARD]);
+            g.serves(subjects::search::SERVICE, subjects::search::GROUP);
+            for stream in MessageStreams::every_possible_stream() {
+                g.ensures(&stream)
+                    .publish([
+                        format!("{API}.STREAM.INFO.{stream}"),
+                        format!("{API}.CONSUMER.DURABLE.CREATE.{stream}.>"),
+                        format!("{API}.CONSUMER.CREATE.{stream}.>"),
+                        format!("{API}.CONSUMER.INFO.{stream}.>"),
+                        format!("{API}.CONSUMER.DELETE.{stream}.>"),
+                        format!("{API}.CONSUMER.MSG.NEXT.{stream}.>"),
+                        format!("$JS.ACK.{stream}.>"),
+                    ])
+                    .only_watches(&stream, layout::WRITER_CONSUMER)
+                    .only_watches(&stream, layout::FEED_CONSUMER);
+            }
+            // A deleted room's documents leave the index.
+            g.subscribe([subjects::ROOM_EVENTS_WILDCARD]);
         }
         Service::WsAgent => {
-            let stream = layout::MESSAGES_STREAM;
-            g.ensures(stream)
-                .reads(stream)
-                .only_watches(stream, layout::WRITER_CONSUMER)
-                .owns_bucket(layout::PRESENCE_BUCKET)
+            for stream in MessageStreams::every_possible_stream() {
+                g.ensures(&stream)
+                    .reads(&stream)
+                    .only_watches(&stream, layout::WRITER_CONSUMER)
+                    .only_watches(&stream, layout::FEED_CONSUMER);
+            }
+            g.owns_bucket(layout::PRESENCE_BUCKET)
                 .owns_bucket(layout::AGENTS_BUCKET)
                 .owns_bucket(layout::READ_BUCKET)
                 .owns_bucket(layout::FEED_READ_BUCKET)
@@ -311,12 +321,15 @@ pub fn grant(service: Service) -> Grant {
                 // Notifications are rooms' to write; the agents page and count them.
                 .ensures(layout::FEED_STREAM)
                 .reads(layout::FEED_STREAM)
-                .only_watches(stream, layout::FEED_CONSUMER)
                 // Revocations are auth's to write; every agent ensures and watches them.
                 .watches_bucket(layout::REVOKED_BUCKET)
                 .publish([
                     subjects::ROOM_MESSAGES_WILDCARD.to_string(),
                     subjects::ROOM_CHANGES_WILDCARD.to_string(),
+                    // nats-server checks a publish against the subject after its account's
+                    // mapping: with partitions, a send is allowed on its stored subject.
+                    streams::PARTITIONED_MESSAGES_WILDCARD.to_string(),
+                    streams::PARTITIONED_CHANGES_WILDCARD.to_string(),
                     format!("{}.>", subjects::auth::GROUP),
                     format!("{}.>", subjects::rooms::GROUP),
                     format!("{}.>", subjects::search::GROUP),

@@ -193,12 +193,27 @@ pub fn live_changes(room_id: &str) -> String {
     format!("{}.chg.*", live(room_id))
 }
 
-/// The room and message of a change subject, stored ([`room_change`]) or re-published.
-pub fn parse_change(subject: &str) -> Option<(&str, u64)> {
+/// What follows the room prefix of a stored subject, published (`dyschat.msg.room.`) or
+/// partitioned (`dyschat.msg.part.<k>.room.`, see [`crate::streams`]): the one parser of both.
+fn strip_stored_prefix(subject: &str) -> Option<&str> {
+    if let Some(rest) = subject.strip_prefix(ROOM_MESSAGES_PREFIX) {
+        return rest.strip_prefix('.');
+    }
     let rest = subject
-        .strip_prefix(ROOM_MESSAGES_PREFIX)
-        .or_else(|| subject.strip_prefix(LIVE_PREFIX))?
+        .strip_prefix(crate::streams::PARTITION_PREFIX)?
         .strip_prefix('.')?;
+    let (k, rest) = rest.split_once('.')?;
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.strip_prefix("room.")
+}
+
+/// The room and message of a change subject, stored ([`room_change`], or its partitioned form)
+/// or re-published.
+pub fn parse_change(subject: &str) -> Option<(&str, u64)> {
+    let rest = strip_stored_prefix(subject)
+        .or_else(|| subject.strip_prefix(LIVE_PREFIX)?.strip_prefix('.'))?;
     let (room_id, seq) = rest.split_once(".chg.")?;
     let seq = seq.parse().ok()?;
     is_valid_id(room_id).then_some((room_id, seq))
@@ -363,10 +378,10 @@ pub fn parse_live(subject: &str) -> Option<&str> {
     (prefix == LIVE_PREFIX && is_valid_id(id)).then_some(id)
 }
 
-/// The room of a message subject built by [`room_messages`].
+/// The room of a message subject built by [`room_messages`], or its partitioned stored form.
 pub fn parse_room_messages(subject: &str) -> Option<&str> {
-    let (prefix, id) = subject.rsplit_once('.')?;
-    (prefix == ROOM_MESSAGES_PREFIX && is_valid_id(id)).then_some(id)
+    let id = strip_stored_prefix(subject)?;
+    is_valid_id(id).then_some(id)
 }
 
 #[cfg(test)]

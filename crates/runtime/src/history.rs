@@ -5,7 +5,7 @@
 //! with one extra element rather than stored.
 
 use dyschat_protocol::layout::history::{
-    key, room_rebuilding_key, HIGH_WATER_KEY, HIGH_WATER_MEMBER, MARKER_COMPLETE, MARKER_KEY,
+    key, room_rebuilding_key, MetaKeys, HIGH_WATER_MEMBER, MARKER_COMPLETE,
 };
 use dyschat_protocol::wire::{Message, MessagePage, StoredMessage};
 use redis::aio::ConnectionLike;
@@ -29,11 +29,11 @@ pub fn queue_store_room(pipe: &mut redis::Pipeline, room_id: &str, messages: &[(
     pipe.zadd_multiple(key(room_id), messages);
 }
 
-/// Queues raising the history's high water to `seq` if it is higher (one reply); see
-/// [`dyschat_protocol::layout::history::HIGH_WATER_KEY`].
-pub fn queue_high_water(pipe: &mut redis::Pipeline, seq: u64) {
+/// Queues raising the high water of the partition whose `meta` keys are given to `seq` if it is
+/// higher (one reply); see [`dyschat_protocol::layout::history::HIGH_WATER_KEY`].
+pub fn queue_high_water(pipe: &mut redis::Pipeline, meta: &MetaKeys, seq: u64) {
     pipe.cmd("ZADD")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg("GT")
         .arg(seq)
         .arg(HIGH_WATER_MEMBER);
@@ -49,18 +49,23 @@ pub struct StoreState {
     pub high_water: u64,
 }
 
-/// Reads [`StoreState`] for `room_id` in one round trip (on a cluster, three at once: the
-/// marker, the room's flag and the high water live on three slots).
-pub async fn state(conn: &mut RedisConn, room_id: &str) -> redis::RedisResult<StoreState> {
+/// Reads [`StoreState`] for `room_id` (whose partition's keys are `meta`) in one round trip
+/// (on a cluster, three at once: the marker, the room's flag and the high water live on three
+/// slots).
+pub async fn state(
+    conn: &mut RedisConn,
+    room_id: &str,
+    meta: &MetaKeys,
+) -> redis::RedisResult<StoreState> {
     let mut batch = Batch::new(conn);
-    queue_state(&mut batch, room_id);
+    queue_state(&mut batch, room_id, meta);
     let mut replies = batch.query(conn).await?.into_iter().flatten();
     read_state(&mut replies)
 }
 
 /// Queues the reads of [`StoreState`]: three groups, one per slot.
-fn queue_state(batch: &mut Batch, room_id: &str) {
-    batch.group().cmd("GET").arg(MARKER_KEY);
+fn queue_state(batch: &mut Batch, room_id: &str, meta: &MetaKeys) {
+    batch.group().cmd("GET").arg(&meta.marker);
     batch
         .group()
         .cmd("EXISTS")
@@ -68,7 +73,7 @@ fn queue_state(batch: &mut Batch, room_id: &str) {
     batch
         .group()
         .cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg(HIGH_WATER_MEMBER);
 }
 
@@ -151,6 +156,7 @@ pub fn queue_seqs(pipe: &mut redis::Pipeline, key: String, seqs: &[u64]) {
 pub async fn dedupe_lookup(
     conn: &mut RedisConn,
     room_id: &str,
+    meta: &MetaKeys,
     field: &str,
     days: &[u64],
 ) -> redis::RedisResult<(Option<u64>, StoreState)> {
@@ -164,7 +170,7 @@ pub async fn dedupe_lookup(
             );
         }
     }
-    queue_state(&mut batch, room_id);
+    queue_state(&mut batch, room_id, meta);
     let mut replies = batch.query(conn).await?.into_iter().flatten();
     let mut found = None;
     for _ in days {
@@ -178,10 +184,14 @@ pub async fn dedupe_lookup(
     Ok((found, read_state(&mut replies)?))
 }
 
-/// The history's high water (0 when none is recorded: a new or emptied Redis).
-pub async fn high_water<C: ConnectionLike>(conn: &mut C) -> redis::RedisResult<u64> {
+/// The high water of the partition whose keys are `meta` (0 when none is recorded: a new or
+/// emptied Redis).
+pub async fn high_water<C: ConnectionLike>(
+    conn: &mut C,
+    meta: &MetaKeys,
+) -> redis::RedisResult<u64> {
     let score: Option<f64> = redis::cmd("ZSCORE")
-        .arg(HIGH_WATER_KEY)
+        .arg(&meta.high_water)
         .arg(HIGH_WATER_MEMBER)
         .query_async(conn)
         .await?;

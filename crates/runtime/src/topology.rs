@@ -1,5 +1,5 @@
-//! The JetStream layout of the mesh: the message and counter streams, the writer's durable consumer
-//! and the KV buckets, defined once.
+//! The JetStream layout of the mesh: the message streams and the writer's durable consumers
+//! (`messages`), the counter and dead-letter streams and the KV buckets, defined once.
 //!
 //! Every service ensures the parts it uses at start. Creation is idempotent (the server accepts a
 //! create with an identical configuration), and a stream or bucket that exists with a different
@@ -8,10 +8,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self,
-    consumer::{pull, AckPolicy, DeliverPolicy},
-    kv,
-    stream::{self, DiscardPolicy, Republish, RetentionPolicy, StorageType},
+    self, kv,
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
     ErrorCode,
 };
 
@@ -23,10 +21,12 @@ use crate::config::TopologySettings;
 mod buckets;
 mod feed;
 mod files;
+mod messages;
 mod search;
 pub use buckets::*;
 pub use feed::*;
 pub use files::*;
+pub use messages::*;
 pub use search::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,30 +43,6 @@ pub enum TopologyError {
         name: String,
         detail: String,
     },
-}
-
-pub fn messages_stream_config(config: &TopologySettings) -> stream::Config {
-    stream::Config {
-        name: MESSAGES_STREAM.into(),
-        description: Some("DYSCHAT room messages, one subject per room".into()),
-        subjects: vec![
-            subjects::ROOM_MESSAGES_WILDCARD.into(),
-            subjects::ROOM_CHANGES_WILDCARD.into(),
-        ],
-        retention: RetentionPolicy::Limits,
-        storage: StorageType::File,
-        discard: DiscardPolicy::Old,
-        num_replicas: config.stream_replicas,
-        duplicate_window: STREAM_DEDUPE_WINDOW.min(Duration::from_secs(config.dedupe_window_secs)),
-        max_message_size: MAX_STORED_BYTES as i32,
-        allow_direct: true,
-        republish: Some(Republish {
-            source: subjects::LIVE_REPUBLISH_SOURCE.into(),
-            destination: subjects::LIVE_REPUBLISH_DEST.into(),
-            headers_only: false,
-        }),
-        ..Default::default()
-    }
 }
 
 pub fn dead_letter_stream_config(config: &TopologySettings) -> stream::Config {
@@ -128,22 +104,6 @@ pub async fn ensure_counters_stream(
             .map_err(|e| classify("stream", COUNTERS_STREAM, &e))
     })
     .await
-}
-
-pub fn writer_consumer_config() -> pull::Config {
-    pull::Config {
-        durable_name: Some(WRITER_CONSUMER.into()),
-        description: Some("msg-writer: stores every room message in Redis".into()),
-        // No filter: the writer takes everything the stream holds, messages and their change
-        // events alike (a consumer of the first layout, filtered to messages, is updated in
-        // place by the create-or-update of `ensure_writer_consumer`).
-        deliver_policy: DeliverPolicy::All,
-        ack_policy: AckPolicy::Explicit,
-        ack_wait: WRITER_ACK_WAIT,
-        max_deliver: WRITER_MAX_DELIVER,
-        max_ack_pending: WRITER_MAX_ACK_PENDING,
-        ..Default::default()
-    }
 }
 
 /// How long an ensure keeps retrying while JetStream is not available yet (a cluster still
@@ -258,69 +218,6 @@ where
             }
         }
     })
-}
-
-/// Ensures the messages stream. A stream of the first layout (messages only, 64 KiB, one
-/// subject filter) is brought to the current one in place: subjects, RePublish source and size
-/// are the only differences, and each of them a stream update may change.
-pub async fn ensure_messages_stream(
-    js: &jetstream::Context,
-    config: &TopologySettings,
-) -> Result<stream::Stream, TopologyError> {
-    let wanted = messages_stream_config(config);
-    retrying(|| async {
-        match js.create_stream(wanted.clone()).await {
-            Ok(stream) => Ok(stream),
-            Err(e) => match classify("stream", MESSAGES_STREAM, &e) {
-                TopologyError::Conflict { .. } if first_layout(js, &wanted).await => {
-                    tracing::info!("bringing stream {MESSAGES_STREAM} to the current layout");
-                    js.update_stream(wanted.clone())
-                        .await
-                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))?;
-                    js.get_stream(MESSAGES_STREAM)
-                        .await
-                        .map_err(|e| classify("stream", MESSAGES_STREAM, &e))
-                }
-                other => Err(other),
-            },
-        }
-    })
-    .await
-}
-
-/// Whether the existing messages stream is the first layout's (messages only) and otherwise
-/// what `wanted` asks for: only then is it updated; any other difference is the operator's.
-async fn first_layout(js: &jetstream::Context, wanted: &stream::Config) -> bool {
-    let Ok(mut stream) = js.get_stream(MESSAGES_STREAM).await else {
-        return false;
-    };
-    let Ok(info) = stream.info().await else {
-        return false;
-    };
-    let have = &info.config;
-    let limit = |v: i64| v.max(0);
-    have.subjects == [subjects::ROOM_MESSAGES_WILDCARD.to_string()]
-        && have.retention == wanted.retention
-        && have.storage == wanted.storage
-        && have.discard == wanted.discard
-        && have.num_replicas == wanted.num_replicas
-        && have.duplicate_window == wanted.duplicate_window
-        && have.allow_direct == wanted.allow_direct
-        && limit(have.max_messages) == limit(wanted.max_messages)
-        && limit(have.max_bytes) == limit(wanted.max_bytes)
-        && have.max_age == wanted.max_age
-}
-
-pub async fn ensure_writer_consumer(
-    stream: &stream::Stream,
-) -> Result<jetstream::consumer::Consumer<pull::Config>, TopologyError> {
-    retrying(|| async {
-        stream
-            .create_consumer(writer_consumer_config())
-            .await
-            .map_err(|e| classify("consumer", WRITER_CONSUMER, &e))
-    })
-    .await
 }
 
 pub async fn ensure_bucket(

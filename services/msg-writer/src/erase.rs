@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
+use crate::partition::Partition;
 use async_nats::jetstream::stream::{
     DeleteMessageError, PurgeError, RawMessageError, RawMessageErrorKind, Stream,
 };
-use dyschat_protocol::subjects;
 
 /// The most older change events of one deleted message erased one by one (the rest, if any, are
 /// purged).
@@ -58,10 +58,10 @@ where
 }
 
 /// Whether the stream holds a message of `room_id` at `seq`.
-async fn holds(stream: &Stream, room_id: &str, seq: u64) -> Result<bool, EraseError> {
-    match bounded(stream.get_raw_message(seq)).await {
+async fn holds(part: &Partition, room_id: &str, seq: u64) -> Result<bool, EraseError> {
+    match bounded(part.stream.get_raw_message(seq)).await {
         Ok(message) => {
-            let ours = message.subject.as_str() == subjects::room_messages(room_id);
+            let ours = message.subject.as_str() == part.streams.stored_message(room_id);
             if !ours {
                 tracing::warn!(room = %room_id, seq, subject = %message.subject, "a deletion names a seq that is not a message of its room; not erasing it");
             }
@@ -74,20 +74,21 @@ async fn holds(stream: &Stream, room_id: &str, seq: u64) -> Result<bool, EraseEr
 
 /// Erases the room's deleted message `seq` and its older change events from the stream.
 pub(crate) async fn erase_deleted(
-    stream: &Stream,
+    part: &Partition,
     room_id: &str,
     seq: u64,
 ) -> Result<(), EraseError> {
-    if holds(stream, room_id, seq).await? {
+    let stream = &part.stream;
+    if holds(part, room_id, seq).await? {
         if let Err(e) = bounded(stream.delete_message(seq)).await {
             // Erased meanwhile (by another writer handling a redelivery) is done; JetStream
             // answers a delete of a missing message with the same code as any failure, so look.
-            if holds(stream, room_id, seq).await? {
+            if holds(part, room_id, seq).await? {
                 return Err(e);
             }
         }
     }
-    let changes = subjects::room_change(room_id, seq);
+    let changes = part.streams.stored_change(room_id, seq);
     erase_older_changes(stream, &changes, seq + 1).await?;
     // Whatever is left but the tombstone (past the bound above) goes too.
     bounded(async { stream.purge().filter(changes).keep(1).await }).await?;

@@ -12,6 +12,7 @@ pub mod config;
 mod consume;
 mod deletion;
 mod erase;
+mod partition;
 pub mod rebuild;
 mod redis_store;
 mod store;
@@ -53,24 +54,33 @@ pub enum Error {
 }
 
 /// Runs the writer until `shutdown`; the chunks being written are finished and acked first.
+///
+/// With several message streams (partitions) every partition gets its own durable consumer
+/// `msg-writer`, consume loop (at most [`CHUNKS_IN_FLIGHT`] chunks each), history check and
+/// high water: a partition is written exactly as the single stream is.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let (client, reconnects) =
         connect::nats_with_reconnects(&config.common, &config.nats, "dyschat-msg-writer").await?;
     let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(client.clone());
-    let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
+    let streams = topology::ensure_message_streams(&js, &config.topology).await?;
     topology::ensure_dead_letter_stream(&js, &config.topology).await?;
-    let consumer = topology::ensure_writer_consumer(&stream).await?;
-    // A replaced or restarted nats-server may have lost the streams or the consumer: ensure them
-    // again after every reconnection.
+    let mut consumers = Vec::new();
+    for stream in streams.all() {
+        consumers.push(topology::ensure_writer_consumer(stream).await?);
+    }
+    // A replaced or restarted nats-server may have lost the streams or the consumers: ensure
+    // them again after every reconnection.
     let keeper = {
         let (js, topology) = (js.clone(), config.topology.clone());
         topology::keep(reconnects, shutdown.clone(), move || {
             let (js, topology) = (js.clone(), topology.clone());
             async move {
-                let stream = topology::ensure_messages_stream(&js, &topology).await?;
+                let streams = topology::ensure_message_streams(&js, &topology).await?;
                 topology::ensure_dead_letter_stream(&js, &topology).await?;
-                topology::ensure_writer_consumer(&stream).await?;
+                for stream in streams.all() {
+                    topology::ensure_writer_consumer(stream).await?;
+                }
                 Ok(())
             }
         })
@@ -80,17 +90,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         metric::WRITER_DEAD_LETTERED_TOTAL,
         metric::WRITER_REBUILDS_TOTAL,
     ]);
-    let pending = tokio::spawn(poll_pending(consumer.clone(), shutdown.clone()));
+    let pending = tokio::spawn(poll_pending(consumers.clone(), shutdown.clone()));
     // A day of the retried-send index is kept for the dedupe window and a day more.
     let keep_secs = config.topology.dedupe_window_secs + 86_400;
-    let rebuild = tokio::spawn(rebuild::watch(
-        stream.clone(),
-        consumer.clone(),
-        redis.clone(),
-        dyschat_protocol::ids::new_id(),
-        keep_secs,
-        shutdown.clone(),
-    ));
+    let writer_id = dyschat_protocol::ids::new_id();
     let deleted = std::sync::Arc::new(deletion::DeletedRooms::default());
     let deletions = tokio::spawn(deletion::watch(
         client.clone(),
@@ -99,59 +102,48 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         shutdown.clone(),
     ));
     let rebuilds = tokio_util::task::TaskTracker::new();
-    let writer = Writer {
-        js,
-        history: redis_store::RedisHistory {
-            redis,
-            stream: stream.clone(),
-            rebuilds: rebuilds.clone(),
-            shutdown: shutdown.clone(),
+    // One failing partition stops them all (the service exits and is restarted whole).
+    let stop = shutdown.child_token();
+    let mut checks = Vec::new();
+    let mut loops = Vec::new();
+    for (k, (stream, consumer)) in (0u16..).zip(streams.all().iter().zip(consumers)) {
+        let part = partition::Partition::new(streams.layout(), k, stream.clone());
+        checks.push(tokio::spawn(rebuild::watch(
+            part.clone(),
+            consumer.clone(),
+            redis.clone(),
+            writer_id.clone(),
             keep_secs,
-            deleted,
-        },
-    };
-    tracing::info!(
-        consumer = dyschat_protocol::layout::WRITER_CONSUMER,
-        "msg-writer consuming"
-    );
-
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(MAX_BATCH)
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .map_err(|e| Error::Consume(e.to_string()))?;
-    let mut chunks = messages.ready_chunks(MAX_BATCH);
-    let mut in_flight = FuturesUnordered::new();
-
-    let ended = loop {
-        let chunk = tokio::select! {
-            _ = shutdown.cancelled() => break None,
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
-            next = chunks.next(), if in_flight.len() < CHUNKS_IN_FLIGHT => match next {
-                Some(chunk) => chunk,
-                None => break Some(Error::Consume("consumer stream ended".into())),
+            stop.clone(),
+        )));
+        let writer = Writer {
+            js: js.clone(),
+            history: redis_store::RedisHistory {
+                redis: redis.clone(),
+                part: std::sync::Arc::new(part),
+                rebuilds: rebuilds.clone(),
+                shutdown: shutdown.clone(),
+                keep_secs,
+                deleted: deleted.clone(),
             },
         };
-        let mut ready = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            match item {
-                Ok(message) => ready.push(message),
-                // Heartbeat misses and similar: the stream recovers by itself.
-                Err(e) => tracing::warn!(error = %e, "consumer stream error"),
-            }
-        }
-        let mut writer = writer.clone();
-        let shutdown = shutdown.clone();
-        in_flight.push(async move { writer.store_and_ack(ready, &shutdown).await });
-    };
-    // Chunks already pulled are finished (written and acked, or left for redelivery).
-    while in_flight.next().await.is_some() {}
+        loops.push(consume(k, consumer, writer, stop.clone()));
+    }
+    tracing::info!(
+        consumer = dyschat_protocol::layout::WRITER_CONSUMER,
+        partitions = streams.layout().count(),
+        "msg-writer consuming"
+    );
+    let ended = futures::future::join_all(loops)
+        .await
+        .into_iter()
+        .find_map(|e| e);
+    for check in checks {
+        let _ = check.await;
+    }
     if let Some(e) = ended {
         return Err(e);
     }
-    let _ = rebuild.await;
     let _ = deletions.await;
     keeper.abort();
     rebuilds.close();
@@ -167,10 +159,63 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     Ok(())
 }
 
+/// Consumes one partition's durable consumer until `stop` (then the chunks already pulled are
+/// finished: written and acked, or left for redelivery). A consumer stream that ends stops every
+/// partition, through `stop`, and is returned.
+async fn consume(
+    k: u16,
+    consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    writer: Writer,
+    stop: CancellationToken,
+) -> Option<Error> {
+    let messages = match consumer
+        .stream()
+        .max_messages_per_batch(MAX_BATCH)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+    {
+        Ok(messages) => messages,
+        Err(e) => {
+            stop.cancel();
+            return Some(Error::Consume(e.to_string()));
+        }
+    };
+    let mut chunks = messages.ready_chunks(MAX_BATCH);
+    let mut in_flight = FuturesUnordered::new();
+    let ended = loop {
+        let chunk = tokio::select! {
+            _ = stop.cancelled() => break None,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+            next = chunks.next(), if in_flight.len() < CHUNKS_IN_FLIGHT => match next {
+                Some(chunk) => chunk,
+                None => break Some(Error::Consume(format!("partition {k}: consumer stream ended"))),
+            },
+        };
+        let mut ready = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match item {
+                Ok(message) => ready.push(message),
+                // Heartbeat misses and similar: the stream recovers by itself.
+                Err(e) => tracing::warn!(partition = k, error = %e, "consumer stream error"),
+            }
+        }
+        let mut writer = writer.clone();
+        let stop = stop.clone();
+        in_flight.push(async move { writer.store_and_ack(ready, &stop).await });
+    };
+    if ended.is_some() {
+        stop.cancel();
+    }
+    // Chunks already pulled are finished (written and acked, or left for redelivery).
+    while in_flight.next().await.is_some() {}
+    ended
+}
+
 /// Publishes the durable consumer's backlog (not yet delivered, and delivered but not acked) as
 /// gauges until `shutdown`: the writer lag of the dashboards.
 async fn poll_pending(
-    mut consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    mut consumers: Vec<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(PENDING_POLL);
@@ -179,13 +224,24 @@ async fn poll_pending(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match consumer.info().await {
-            Ok(info) => {
-                metrics::gauge!(metric::WRITER_CONSUMER_PENDING).set(info.num_pending as f64);
-                metrics::gauge!(metric::WRITER_CONSUMER_ACK_PENDING)
-                    .set(info.num_ack_pending as f64);
+        // Summed over the partitions: one backlog, whatever the layout.
+        let (mut pending, mut ack_pending) = (0u64, 0u64);
+        let mut complete = true;
+        for consumer in &mut consumers {
+            match consumer.info().await {
+                Ok(info) => {
+                    pending += info.num_pending;
+                    ack_pending += info.num_ack_pending as u64;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "consumer info failed");
+                    complete = false;
+                }
             }
-            Err(e) => tracing::debug!(error = %e, "consumer info failed"),
+        }
+        if complete {
+            metrics::gauge!(metric::WRITER_CONSUMER_PENDING).set(pending as f64);
+            metrics::gauge!(metric::WRITER_CONSUMER_ACK_PENDING).set(ack_pending as f64);
         }
     }
 }

@@ -19,13 +19,14 @@ use async_nats::jetstream::{
     consumer::{pull, pull::OrderedConfig, Consumer, DeliverPolicy},
     stream::Stream,
 };
-use dyschat_protocol::{layout::history as layout, subjects};
+use dyschat_protocol::layout::history as layout;
 use dyschat_runtime::redis_conn::{RedisConn, ScanScope};
 use dyschat_runtime::{history, metric};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{prepare, Item};
+use crate::partition::Partition;
 
 /// How often the writer checks that Redis still holds the history.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -80,8 +81,8 @@ pub(crate) fn lost(marker: Option<&str>, high_water: u64, ack_floor: u64) -> Opt
 }
 
 /// Checks until `shutdown`, rebuilding whenever something was lost.
-pub async fn watch(
-    stream: Stream,
+pub(crate) async fn watch(
+    part: Partition,
     mut consumer: Consumer<pull::Config>,
     mut redis: RedisConn,
     writer_id: String,
@@ -90,7 +91,7 @@ pub async fn watch(
 ) {
     loop {
         match check(
-            &stream,
+            &part,
             &mut consumer,
             &mut redis,
             &writer_id,
@@ -113,7 +114,7 @@ pub async fn watch(
 /// One check: rebuilds everything if Redis lost it (returns how many messages were replayed),
 /// then resumes the rebuild of any room left flagged.
 async fn check(
-    stream: &Stream,
+    part: &Partition,
     consumer: &mut Consumer<pull::Config>,
     redis: &mut RedisConn,
     writer_id: &str,
@@ -121,10 +122,10 @@ async fn check(
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let marker: Option<String> = redis::cmd("GET")
-        .arg(layout::MARKER_KEY)
+        .arg(&part.meta.marker)
         .query_async(redis)
         .await?;
-    let high_water = history::high_water(redis).await?;
+    let high_water = history::high_water(redis, &part.meta).await?;
     let ack_floor = consumer
         .info()
         .await
@@ -132,11 +133,14 @@ async fn check(
         .ack_floor
         .stream_sequence;
     let rebuilt = match lost(marker.as_deref(), high_water, ack_floor) {
-        Some(why) => rebuild_all(stream, redis, writer_id, why, keep_secs, shutdown).await?,
+        Some(why) => rebuild_all(part, redis, writer_id, why, keep_secs, shutdown).await?,
         None => None,
     };
+    // A flagged room is rebuilt by its own partition's check.
     for room in flagged_rooms(redis).await? {
-        rebuild_room(stream, redis, &room, keep_secs, shutdown).await;
+        if part.holds_room(&room) {
+            rebuild_room(part, redis, &room, keep_secs, shutdown).await;
+        }
     }
     Ok(rebuilt)
 }
@@ -184,7 +188,7 @@ async fn delete_legacy_keys(redis: &mut RedisConn) -> Result<usize, RebuildError
 /// Replays the whole stream into Redis under the rebuild lock; `None` if another writer holds
 /// the lock or shutdown came first.
 async fn rebuild_all(
-    stream: &Stream,
+    part: &Partition,
     redis: &mut RedisConn,
     writer_id: &str,
     why: Lost,
@@ -192,7 +196,7 @@ async fn rebuild_all(
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
     let locked: Option<String> = redis::cmd("SET")
-        .arg(layout::REBUILD_LOCK_KEY)
+        .arg(&part.meta.rebuild_lock)
         .arg(writer_id)
         .arg("NX")
         .arg("EX")
@@ -203,17 +207,18 @@ async fn rebuild_all(
         return Ok(None);
     }
     metrics::counter!(metric::WRITER_REBUILDS_TOTAL).increment(1);
-    tracing::warn!(?why, "Redis lost history: rebuilding it from JetStream");
+    tracing::warn!(
+        ?why,
+        partition = part.k,
+        "Redis lost history: rebuilding it from JetStream"
+    );
     let _: () = redis::cmd("SET")
-        .arg(layout::MARKER_KEY)
+        .arg(&part.meta.marker)
         .arg(layout::MARKER_REBUILDING)
         .query_async(redis)
         .await?;
-    let everything = [
-        subjects::ROOM_MESSAGES_WILDCARD.to_string(),
-        subjects::ROOM_CHANGES_WILDCARD.to_string(),
-    ];
-    let replayed = replay(stream, redis, &everything, keep_secs, shutdown).await;
+    let everything = part.streams.stream_subjects(part.k);
+    let replayed = replay(part, redis, &everything, keep_secs, shutdown).await;
     let result = match replayed {
         Ok(Some(count)) => {
             let legacy = delete_legacy_keys(redis).await?;
@@ -226,7 +231,7 @@ async fn rebuild_all(
             // XX: if Redis was emptied again meanwhile, the marker stays missing and the next
             // check starts over.
             let _: Option<String> = redis::cmd("SET")
-                .arg(layout::MARKER_KEY)
+                .arg(&part.meta.marker)
                 .arg(layout::MARKER_COMPLETE)
                 .arg("XX")
                 .query_async(redis)
@@ -236,7 +241,7 @@ async fn rebuild_all(
         other => other,
     };
     let _: Result<(), _> = redis::cmd("DEL")
-        .arg(layout::REBUILD_LOCK_KEY)
+        .arg(&part.meta.rebuild_lock)
         .query_async(redis)
         .await;
     result
@@ -245,7 +250,7 @@ async fn rebuild_all(
 /// Replays one room (whose key was set aside as corrupt) and clears its flag, retrying until it
 /// succeeds or shutdown comes (the flag then stays, and the next start resumes it).
 pub(crate) async fn rebuild_room(
-    stream: &Stream,
+    part: &Partition,
     redis: &mut RedisConn,
     room_id: &str,
     keep_secs: u64,
@@ -253,8 +258,8 @@ pub(crate) async fn rebuild_room(
 ) {
     let mut pause = Duration::from_millis(200);
     loop {
-        let filters = subjects::room_stream_filters(room_id);
-        match replay(stream, redis, &filters, keep_secs, shutdown).await {
+        let filters = part.streams.room_filters(room_id);
+        match replay(part, redis, &filters, keep_secs, shutdown).await {
             Ok(Some(count)) => {
                 let cleared: Result<(), _> = redis::cmd("DEL")
                     .arg(layout::room_rebuilding_key(room_id))
@@ -280,12 +285,13 @@ pub(crate) async fn rebuild_room(
 /// Redis, raising the high water as it goes. Returns how many it wrote, or `None` if shut down
 /// first.
 async fn replay(
-    stream: &Stream,
+    part: &Partition,
     redis: &mut RedisConn,
     filters: &[String],
     keep_secs: u64,
     shutdown: &CancellationToken,
 ) -> Result<Option<u64>, RebuildError> {
+    let stream: &Stream = &part.stream;
     let consumer = stream
         .create_consumer(OrderedConfig {
             filter_subjects: filters.to_vec(),
@@ -328,7 +334,7 @@ async fn replay(
             count += 1;
         }
         if writes.len() >= CHUNK || (pending == 0 && !writes.is_empty()) {
-            write(redis, &writes, keep_secs).await?;
+            write(redis, &part.meta, &writes, keep_secs).await?;
             writes.clear();
         }
     }
@@ -340,12 +346,13 @@ async fn replay(
 /// acknowledges a deletion only after erasing.
 async fn write(
     redis: &mut RedisConn,
+    meta: &layout::MetaKeys,
     writes: &[Item<bytes::Bytes>],
     keep_secs: u64,
 ) -> Result<(), RebuildError> {
     let (rooms, _) = crate::batch::group_by_room(writes, |p: &bytes::Bytes| p.as_ref());
     let refused = |r: crate::store::Refusal| RebuildError::Refused(format!("{r:?}"));
-    let answers = crate::redis_store::write_rooms(redis, &rooms, keep_secs, |_| false)
+    let answers = crate::redis_store::write_rooms(redis, meta, &rooms, keep_secs, |_| false)
         .await
         .map_err(refused)?;
     match answers.into_iter().find_map(Result::err) {

@@ -5,21 +5,22 @@
 
 use std::time::Instant;
 
-use async_nats::jetstream::stream::Stream;
 use dyschat_protocol::layout::history as layout;
 use dyschat_runtime::redis_conn::{Batch, RedisConn};
 use dyschat_runtime::{history, prometheus};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::partition::Partition;
 use crate::store::{HistoryStore, Refusal, RoomWrite};
 use crate::{apply, erase, rebuild};
 
-/// Redis, and what a room rebuild needs (the stream to read, a tracker to drain it at shutdown).
+/// Redis, and what a room rebuild needs (the partition's stream to read, a tracker to drain it
+/// at shutdown).
 #[derive(Clone)]
 pub(crate) struct RedisHistory {
     pub redis: RedisConn,
-    pub stream: Stream,
+    pub part: std::sync::Arc<Partition>,
     pub rebuilds: TaskTracker,
     pub shutdown: CancellationToken,
     /// How long a day of the retried-send index is kept (the dedupe window and a day).
@@ -96,7 +97,7 @@ impl RedisHistory {
     /// Raises the high water to `seq` (for a message settled without being stored).
     pub async fn raise_high_water(&mut self, seq: u64) -> Result<(), Refusal> {
         let mut pipe = redis::pipe();
-        history::queue_high_water(&mut pipe, seq);
+        history::queue_high_water(&mut pipe, &self.part.meta, seq);
         pipe.query_async::<()>(&mut self.redis)
             .await
             .map_err(|e| refusal(&e))
@@ -104,7 +105,7 @@ impl RedisHistory {
 }
 
 /// Writes `rooms` in one batch (one pipeline on one Redis; on a cluster one per room, all at
-/// once) and raises the high water to the highest sequence among them; per room whether it was
+/// once) and raises the high water (of the partition whose keys are `meta`) to the highest sequence among them; per room whether it was
 /// stored (rooms `skip` names count as stored without a write). `Err` when Redis could not be
 /// asked at all.
 ///
@@ -114,6 +115,7 @@ impl RedisHistory {
 /// applied them in, and a room that failed is written again (idempotently) later.
 pub(crate) async fn write_rooms(
     redis: &mut RedisConn,
+    meta: &layout::MetaKeys,
     rooms: &[RoomWrite<'_>],
     keep_secs: u64,
     skip: impl Fn(&str) -> bool,
@@ -133,7 +135,7 @@ pub(crate) async fn write_rooms(
         next += 1;
     }
     let high = rooms.iter().map(|r| r.high).max().unwrap_or(0);
-    history::queue_high_water(batch.group(), high);
+    history::queue_high_water(batch.group(), meta, high);
     let replies = apply::query(redis, &batch).await.map_err(|e| refusal(&e))?;
     let group = |i: usize| -> Result<(), Refusal> {
         match replies.get(i) {
@@ -163,7 +165,8 @@ impl HistoryStore for RedisHistory {
     ) -> Result<Vec<Result<(), Refusal>>, Refusal> {
         let deleted = self.deleted.clone();
         let started = Instant::now();
-        let answers = write_rooms(&mut self.redis, rooms, self.keep_secs, |room| {
+        let meta = &self.part.meta;
+        let answers = write_rooms(&mut self.redis, meta, rooms, self.keep_secs, |room| {
             deleted.contains(room)
         })
         .await;
@@ -173,7 +176,7 @@ impl HistoryStore for RedisHistory {
 
     async fn erase(&mut self, room_id: &str, seqs: &[u64]) -> Result<(), Refusal> {
         for &seq in seqs {
-            if let Err(e) = erase::erase_deleted(&self.stream, room_id, seq).await {
+            if let Err(e) = erase::erase_deleted(&self.part, room_id, seq).await {
                 tracing::warn!(room = %room_id, seq, error = %e, "erasing a deleted message from the stream failed; retrying");
                 return Err(Refusal::Unavailable(e.code().into()));
             }
@@ -197,12 +200,11 @@ impl HistoryStore for RedisHistory {
             .query_async(&mut self.redis)
             .await
             .map_err(|e| refusal(&e))?;
-        let (stream, mut redis, room) =
-            (self.stream.clone(), self.redis.clone(), room_id.to_string());
+        let (part, mut redis, room) = (self.part.clone(), self.redis.clone(), room_id.to_string());
         let shutdown = self.shutdown.clone();
         let keep_secs = self.keep_secs;
         self.rebuilds.spawn(async move {
-            rebuild::rebuild_room(&stream, &mut redis, &room, keep_secs, &shutdown).await;
+            rebuild::rebuild_room(&part, &mut redis, &room, keep_secs, &shutdown).await;
         });
         Ok(())
     }

@@ -32,7 +32,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         async move {
             Store::open(&client, &topology).await?;
             crate::files::Files::open(&client, &topology).await?;
-            crate::feed::ensure(&client, &topology).await.map(drop)
+            for k in topology.message_streams().all() {
+                crate::feed::ensure(&client, &topology, k).await?;
+            }
+            Ok(())
         }
     });
     let limits = Limits {

@@ -8,12 +8,17 @@
 //! has (the stream was replaced) is cleared first, a consumer ahead of the index is made again.
 //! The instance is caught up once the index holds what the stream held at start, or the
 //! consumer has nothing left; only then does it answer queries.
+//!
+//! With several message streams (partitions) one [`Consumer`] follows each, with a consumer
+//! `search-<instance>` on its stream, its own position in the index and its own batches; they
+//! share the one indexer. The instance is caught up once every partition is.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::Message as JsMessage};
 use dyschat_protocol::ids::is_valid_id;
+use dyschat_protocol::streams::MessageStreams;
 use dyschat_protocol::subjects;
 use dyschat_protocol::wire::RoomEvent;
 use dyschat_runtime::{metric, topology};
@@ -34,13 +39,16 @@ const RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Consumer {
     pub client: async_nats::Client,
+    /// The partition followed, of `streams`, and its stream.
+    pub k: u16,
+    pub streams: MessageStreams,
     pub stream: jetstream::stream::Stream,
     pub instance: String,
     pub commit_every: Duration,
     pub caught_up: tokio::sync::watch::Sender<bool>,
 }
 
-type Shared = Arc<Mutex<Indexer>>;
+pub(crate) type Shared = Arc<Mutex<Indexer>>;
 
 /// Runs `work` on the indexer on a blocking thread (tantivy writes and commits synchronously).
 async fn with_indexer<T: Send + 'static>(
@@ -71,17 +79,17 @@ impl Consumer {
     /// Follows the stream until `shutdown`, making the consumer again after any failure.
     pub(crate) async fn run(
         self,
-        indexer: Indexer,
+        indexer: Shared,
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
-        let indexer: Shared = Arc::new(Mutex::new(indexer));
+        let indexer = &indexer;
         let mut room_events = self
             .client
             .subscribe(subjects::ROOM_EVENTS_WILDCARD.to_string())
             .await
             .map_err(|e| Error::Consume(format!("cannot subscribe to room events: {e}")))?;
         while !shutdown.is_cancelled() {
-            match self.follow(&indexer, &mut room_events, &shutdown).await {
+            match self.follow(indexer, &mut room_events, &shutdown).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "search consumer failed; starting it again");
@@ -107,14 +115,19 @@ impl Consumer {
             .await
             .map_err(|e| Error::Consume(format!("stream info: {e}")))?;
         let target = info.state.last_sequence;
-        let mut applied = with_indexer(indexer, |i| i.index().applied()).await?;
+        let k = self.k;
+        let (mut applied, mut generation) =
+            with_indexer(indexer, move |i| Ok((i.position(k), i.generation()))).await?;
         if applied > target {
             tracing::warn!(
                 applied,
                 last = target,
+                partition = k,
                 "the index is ahead of the stream (a new stream?): rebuilding it"
             );
-            with_indexer(indexer, |i| i.clear()).await?;
+            // Every partition's documents go; the other partitions' followers see the new
+            // generation at their next commit and follow again from 0.
+            generation = with_indexer(indexer, |i| i.clear().map(|()| i.generation())).await?;
             applied = 0;
         }
         let (mut consumer, fresh) =
@@ -144,7 +157,7 @@ impl Consumer {
             if ready {
                 let taken = std::mem::take(&mut batch);
                 applied = applied.max(taken.highest);
-                self.commit(indexer, taken, applied).await?;
+                self.commit(indexer, taken, applied, generation).await?;
                 due = None;
                 continue;
             }
@@ -166,7 +179,8 @@ impl Consumer {
                         return Err(Error::Consume("room events subscription ended".into()));
                     };
                     if let Ok(RoomEvent::RoomDeleted { room_id }) = serde_json::from_slice::<RoomEvent>(&event.payload) {
-                        if is_valid_id(&room_id) {
+                        // Each partition's follower removes its own rooms.
+                        if is_valid_id(&room_id) && self.streams.partition_of(&room_id) == self.k {
                             batch.rooms_deleted.push(room_id);
                             due.get_or_insert_with(|| Instant::now() + self.commit_every);
                         }
@@ -196,7 +210,13 @@ impl Consumer {
     }
 
     /// Applies and commits `batch`, then acks its entries.
-    async fn commit(&self, indexer: &Shared, batch: Batch, applied: u64) -> Result<(), Error> {
+    async fn commit(
+        &self,
+        indexer: &Shared,
+        batch: Batch,
+        applied: u64,
+        generation: u64,
+    ) -> Result<(), Error> {
         let Batch {
             upserts,
             rooms_deleted,
@@ -205,8 +225,17 @@ impl Consumer {
         } = batch;
         let count = messages.len();
         let started = std::time::Instant::now();
-        let outcome =
-            with_indexer(indexer, move |i| i.apply(upserts, rooms_deleted, applied)).await?;
+        let k = self.k;
+        let outcome = with_indexer(indexer, move |i| {
+            // Cleared since this follower started: what it holds belongs to the old index.
+            if i.generation() != generation {
+                return Ok(None);
+            }
+            i.apply_partition(k, upserts, rooms_deleted, applied)
+                .map(Some)
+        })
+        .await?
+        .ok_or_else(|| Error::Consume("the index was cleared; following again".into()))?;
         metrics::histogram!(metric::SEARCH_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(metric::SEARCH_INDEXED_TOTAL).increment(outcome.written as u64);
         metrics::counter!(metric::SEARCH_SKIPPED_TOTAL).increment(outcome.skipped as u64);

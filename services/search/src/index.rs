@@ -12,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use dyschat_protocol::search::{search_terms, Cursor};
-use dyschat_protocol::search_layout::APPLIED_KEY;
+use dyschat_protocol::streams::MessageStreams;
+
+use crate::positions;
 use dyschat_protocol::wire::{SearchHit, StoredMessage};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
@@ -113,25 +115,35 @@ impl SearchIndex {
         })
     }
 
-    /// The highest stream sequence the last commit holds, 0 for a new index.
+    /// The highest stream sequence the last commit holds, 0 for a new index (one stream).
     pub fn applied(&self) -> Result<u64, IndexError> {
+        Ok(self.positions(MessageStreams::SINGLE)?[0])
+    }
+
+    /// The highest stream sequence the last commit holds of each partition of `streams`.
+    pub fn positions(&self, streams: MessageStreams) -> Result<Vec<u64>, IndexError> {
         let metas = self.index.load_metas()?;
-        Ok(metas
-            .payload
-            .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
-            .and_then(|v| v.get(APPLIED_KEY).and_then(|n| n.as_u64()))
-            .unwrap_or(0))
+        Ok(positions::decode(metas.payload.as_deref(), streams))
     }
 
     /// The one writer of the index (tantivy locks the directory: a second process on the same
-    /// directory fails here).
+    /// directory fails here), following one stream.
     pub fn indexer(&self) -> Result<Indexer, IndexError> {
+        self.indexer_for(MessageStreams::SINGLE)
+    }
+
+    /// The one writer of the index, following every partition of `streams`.
+    pub fn indexer_for(&self, streams: MessageStreams) -> Result<Indexer, IndexError> {
         let writer = self.index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let positions = self.positions(streams)?;
         Ok(Indexer {
             index: self.clone(),
             writer,
             deleted_rooms: HashSet::new(),
-            high_water: self.applied()?,
+            high_water: positions.clone(),
+            positions,
+            streams,
+            generation: 0,
         })
     }
 
@@ -244,8 +256,14 @@ pub struct Indexer {
     /// The highest stream sequence of any entry the index was given: every state it holds came
     /// from an entry at or below it. An entry above it is the first word about its message at
     /// that version (a message comes before its changes in the stream), so it needs no look-up:
-    /// only redeliveries do.
-    high_water: u64,
+    /// only redeliveries do. One per partition: sequences are each stream's own.
+    high_water: Vec<u64>,
+    /// Each partition's position, as committed.
+    positions: Vec<u64>,
+    streams: MessageStreams,
+    /// How many times the index was cleared: a partition's follower that started before a
+    /// clear starts over (its consumer is ahead of the emptied index).
+    generation: u64,
 }
 
 /// What one [`Indexer::apply`] did.
@@ -263,18 +281,41 @@ impl Indexer {
         &self.index
     }
 
-    /// Applies `upserts` (in stream order) and `deleted_rooms`, then commits with `applied` (the
-    /// highest stream sequence of the batch) as the index's position, and makes the commit
-    /// visible to queries. The rule: a state replaces what the index holds at its (room, seq)
-    /// only if the index holds nothing there or a lower version; so duplicates, redeliveries
-    /// and entries out of order end in the same index. An edit replaces the words; a deletion
-    /// leaves a tombstone without words.
+    /// Partition `k`'s position, as committed.
+    pub fn position(&self, k: u16) -> u64 {
+        self.positions.get(usize::from(k)).copied().unwrap_or(0)
+    }
+
+    /// How many times the index was cleared.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// [`Self::apply_partition`] of the first (or only) stream.
     pub fn apply(
         &mut self,
         upserts: Vec<Upsert>,
         deleted_rooms: Vec<String>,
         applied: u64,
     ) -> Result<Applied, IndexError> {
+        self.apply_partition(0, upserts, deleted_rooms, applied)
+    }
+
+    /// Applies `upserts` (in stream order) and `deleted_rooms`, then commits with `applied` (the
+    /// highest stream sequence of the batch) as the index's position, and makes the commit
+    /// visible to queries. The rule: a state replaces what the index holds at its (room, seq)
+    /// only if the index holds nothing there or a lower version; so duplicates, redeliveries
+    /// and entries out of order end in the same index. An edit replaces the words; a deletion
+    /// leaves a tombstone without words.
+    /// `upserts` are partition `k`'s entries.
+    pub fn apply_partition(
+        &mut self,
+        k: u16,
+        upserts: Vec<Upsert>,
+        deleted_rooms: Vec<String>,
+        applied: u64,
+    ) -> Result<Applied, IndexError> {
+        let k = usize::from(k).min(self.high_water.len().saturating_sub(1));
         let f = self.index.fields;
         let searcher = self.index.reader.searcher();
         let mut outcome = Applied::default();
@@ -296,8 +337,8 @@ impl Indexer {
             }
             let place = (up.room_id.clone(), up.seq);
             let entry_seq = up.version.max(up.seq);
-            let fresh = entry_seq > self.high_water;
-            self.high_water = self.high_water.max(entry_seq);
+            let fresh = entry_seq > self.high_water[k];
+            self.high_water[k] = self.high_water[k].max(entry_seq);
             let held = if fresh {
                 None
             } else {
@@ -320,7 +361,8 @@ impl Indexer {
             outcome.written += 1;
         }
         let mut commit = self.writer.prepare_commit()?;
-        commit.set_payload(&serde_json::json!({ APPLIED_KEY: applied }).to_string());
+        self.positions[k] = applied;
+        commit.set_payload(&positions::encode(&self.positions, self.streams));
         commit.commit()?;
         self.index.reader.reload()?;
         Ok(outcome)
@@ -329,9 +371,11 @@ impl Indexer {
     /// Removes every document (the stream the index followed is gone) and commits position 0.
     pub fn clear(&mut self) -> Result<(), IndexError> {
         self.writer.delete_all_documents()?;
-        self.high_water = 0;
+        self.high_water.iter_mut().for_each(|h| *h = 0);
+        self.positions.iter_mut().for_each(|p| *p = 0);
+        self.generation += 1;
         let mut commit = self.writer.prepare_commit()?;
-        commit.set_payload(&serde_json::json!({ APPLIED_KEY: 0 }).to_string());
+        commit.set_payload(&positions::encode(&self.positions, self.streams));
         commit.commit()?;
         self.index.reader.reload()?;
         Ok(())

@@ -12,6 +12,7 @@ pub mod config;
 mod consume;
 pub mod event;
 pub mod index;
+mod positions;
 mod query;
 
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         connect::nats_with_reconnects(&config.common, &config.nats, subjects::search::SERVICE)
             .await?;
     let js = jetstream::new(client.clone());
-    let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
+    let streams = topology::ensure_message_streams(&js, &config.topology).await?;
     // A replaced or restarted nats-server may have lost the stream: ensure it again after every
     // reconnection (the consumer is made again by the consumer loop, which fails meanwhile).
     let keeper = {
@@ -54,7 +55,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         topology::keep(reconnects, shutdown.clone(), move || {
             let (js, topology) = (js.clone(), topology.clone());
             async move {
-                topology::ensure_messages_stream(&js, &topology)
+                topology::ensure_message_streams(&js, &topology)
                     .await
                     .map(drop)
             }
@@ -64,21 +65,37 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let index = tokio::task::spawn_blocking(move || index::SearchIndex::open(&dir))
         .await
         .map_err(|e| Error::Consume(e.to_string()))??;
-    let indexer = index.indexer()?;
-    let (caught_up_tx, mut caught_up) = tokio::sync::watch::channel(false);
-    let consumer = consume::Consumer {
-        client: client.clone(),
-        stream,
-        instance: config.search.search_instance.clone(),
-        commit_every: std::time::Duration::from_millis(config.search.search_commit_ms),
-        caught_up: caught_up_tx,
-    };
-    let consuming = tokio::spawn(consumer.run(indexer, shutdown.clone()));
+    let layout = streams.layout();
+    let indexer: consume::Shared = Arc::new(std::sync::Mutex::new(index.indexer_for(layout)?));
+    // One follower per partition, all sharing the indexer.
+    let mut consuming = Vec::new();
+    let mut caught_up = Vec::new();
+    for (k, stream) in (0u16..).zip(streams.all()) {
+        let (caught_up_tx, caught_up_rx) = tokio::sync::watch::channel(false);
+        let consumer = consume::Consumer {
+            client: client.clone(),
+            k,
+            streams: layout,
+            stream: stream.clone(),
+            instance: config.search.search_instance.clone(),
+            commit_every: std::time::Duration::from_millis(config.search.search_commit_ms),
+            caught_up: caught_up_tx,
+        };
+        consuming.push(tokio::spawn(
+            consumer.run(indexer.clone(), shutdown.clone()),
+        ));
+        caught_up.push(caught_up_rx);
+    }
 
-    // Answer only once the index holds the stream as it was at start.
+    // Answer only once the index holds every stream as it was at start.
+    let all_caught_up = async {
+        for rx in &mut caught_up {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    };
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = caught_up.wait_for(|c| *c) => {}
+        _ = all_caught_up => {}
     }
     let tracker = TaskTracker::new();
     if !shutdown.is_cancelled() {
@@ -106,10 +123,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         )
         .await?;
     }
-    let consumed = consuming.await;
-    keeper.abort();
-    match consumed {
-        Ok(result) => result,
-        Err(e) => Err(Error::Consume(e.to_string())),
+    let mut consumed = Ok(());
+    for follower in consuming {
+        let outcome = match follower.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Consume(e.to_string())),
+        };
+        if consumed.is_ok() {
+            consumed = outcome;
+        }
     }
+    keeper.abort();
+    consumed
 }

@@ -109,7 +109,7 @@ pub async fn serve(
         connect::nats_with_reconnects(&config.common, &config.nats, "dyschat-ws-agent").await?;
     let redis = connect::redis(&config.common, &config.redis).await?;
     let js = jetstream::new(nats.clone());
-    let stream = topology::ensure_messages_stream(&js, &config.topology).await?;
+    let streams = topology::ensure_message_streams(&js, &config.topology).await?;
     let presence_kv =
         topology::ensure_bucket(&js, topology::presence_bucket(&config.topology)).await?;
     let agents_kv = topology::ensure_bucket(&js, topology::agents_bucket(&config.topology)).await?;
@@ -134,7 +134,7 @@ pub async fn serve(
         topology::keep(reconnects, shutdown.clone(), move || {
             let (js, topology) = (js.clone(), topology.clone());
             async move {
-                topology::ensure_messages_stream(&js, &topology).await?;
+                topology::ensure_message_streams(&js, &topology).await?;
                 topology::ensure_bucket(&js, topology::presence_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::agents_bucket(&topology)).await?;
                 topology::ensure_bucket(&js, topology::revoked_bucket(&topology)).await?;
@@ -159,9 +159,9 @@ pub async fn serve(
     ));
     let bus = NatsBus::new(nats.clone());
     let ports = Ports {
-        changes: Arc::new(JetStreamChanges::new(js.clone(), stream.clone())),
-        stream: Arc::new(JetStreamMessages::new(js, stream, nats.clone())),
-        history: Arc::new(RedisHistory::new(redis.clone())),
+        changes: Arc::new(JetStreamChanges::new(js.clone(), streams.clone())),
+        stream: Arc::new(JetStreamMessages::new(js, streams.clone(), nats.clone())),
+        history: Arc::new(RedisHistory::new(redis.clone(), streams.layout())),
         rates: Arc::new(RedisRates::new(redis.clone())),
         rooms: services.clone(),
         bus: Arc::new(bus.clone()),

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use dyschat_protocol::streams::{MessageStreams, MAX_STREAM_PARTITIONS};
 use serde::Deserialize;
 
 use super::{redact, ConfigError, EnvMode, Section};
@@ -267,6 +268,10 @@ pub struct TopologySettings {
     /// duplicate: the stream's own window covers the first minutes, the retried-send index in
     /// Redis the rest.
     pub dedupe_window_secs: u64,
+    /// How many message streams the rooms are spread over (`DYSCHAT_STREAM_PARTITIONS`, see
+    /// `dyschat_protocol::streams`): 1 is the single stream `DYSCHAT_MESSAGES`; more needs the
+    /// NATS server's subject mapping for the same number. Fixed for a deployment.
+    pub stream_partitions: u16,
 }
 
 impl Default for TopologySettings {
@@ -274,7 +279,15 @@ impl Default for TopologySettings {
         TopologySettings {
             stream_replicas: 1,
             dedupe_window_secs: 86_400,
+            stream_partitions: 1,
         }
+    }
+}
+
+impl TopologySettings {
+    /// The message streams of the mesh (validated, so never out of range).
+    pub fn message_streams(&self) -> MessageStreams {
+        MessageStreams::new(self.stream_partitions).unwrap_or_default()
     }
 }
 
@@ -285,6 +298,12 @@ impl Section for TopologySettings {
         }
         if self.dedupe_window_secs == 0 {
             return Err(ConfigError::var("DEDUPE_WINDOW_SECS", "must be positive"));
+        }
+        if MessageStreams::new(self.stream_partitions).is_none() {
+            return Err(ConfigError::var(
+                "STREAM_PARTITIONS",
+                format!("must be 1 to {MAX_STREAM_PARTITIONS}"),
+            ));
         }
         Ok(())
     }
@@ -299,6 +318,21 @@ mod tests {
         let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let common = env.common()?;
         env.section(&common)
+    }
+
+    #[test]
+    fn stream_partitions_default_to_one_and_are_bounded() {
+        let one = read::<TopologySettings>(&[]).unwrap();
+        assert_eq!(one.message_streams(), MessageStreams::SINGLE);
+        let three = read::<TopologySettings>(&[("DYSCHAT_STREAM_PARTITIONS", "3")]).unwrap();
+        assert_eq!(three.message_streams().count(), 3);
+        for bad in ["0", "9", "many"] {
+            let err = read::<TopologySettings>(&[("DYSCHAT_STREAM_PARTITIONS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("DYSCHAT_STREAM_PARTITIONS"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

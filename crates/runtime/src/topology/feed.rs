@@ -61,6 +61,12 @@ pub async fn ensure_feed_stream(
 /// them; an edit or a reaction makes none), from the moment the consumer is first made (a new
 /// feed does not notify about old messages).
 pub fn feed_consumer_config() -> pull::Config {
+    feed_consumer_config_for(subjects::LIVE_REPUBLISH_SOURCE.into())
+}
+
+/// The feed consumer of the message stream storing `filter` (a partition's everything,
+/// `MessageStreams::republish_source`).
+pub fn feed_consumer_config_for(filter: String) -> pull::Config {
     pull::Config {
         durable_name: Some(FEED_CONSUMER.into()),
         description: Some("rooms: makes each user's notifications from room messages".into()),
@@ -69,17 +75,19 @@ pub fn feed_consumer_config() -> pull::Config {
         ack_wait: FEED_ACK_WAIT,
         max_deliver: FEED_MAX_DELIVER,
         max_ack_pending: FEED_MAX_ACK_PENDING,
-        filter_subject: subjects::LIVE_REPUBLISH_SOURCE.into(),
+        filter_subject: filter,
         ..Default::default()
     }
 }
 
+/// The feed consumer on `stream`, filtered to `filter` (everything the stream stores).
 pub async fn ensure_feed_consumer(
     stream: &stream::Stream,
+    filter: String,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, TopologyError> {
     retrying(|| async {
         stream
-            .create_consumer(feed_consumer_config())
+            .create_consumer(feed_consumer_config_for(filter.clone()))
             .await
             .map_err(|e| classify("consumer", FEED_CONSUMER, &e))
     })

@@ -21,10 +21,11 @@ const MAX_ROOM_RECORDS: usize = 1_000_000;
 impl Feed {
     /// Whether message `seq` of the room was deleted already (its last change event says so).
     pub(super) async fn deleted(&self, room_id: &str, seq: u64) -> Result<bool, FeedError> {
-        let subject = [subjects::room_change(room_id, seq)];
+        let streams = self.store.message_streams();
+        let subject = [streams.stored_change(room_id, seq)];
         let batch = self
             .direct()
-            .multi_last(layout::MESSAGES_STREAM, &subject, 1, None)
+            .multi_last(&streams.room_stream(room_id), &subject, 1, None)
             .await
             .map_err(|e| FeedError::Publish(e.to_string()))?;
         Ok(batch.messages.first().is_some_and(|m| {

@@ -50,16 +50,19 @@ const MAX_SHAPES: usize = 100_000;
 /// Ensures what the feed uses: the messages stream, the feed stream and the `feed` consumer
 /// (after a reconnection, too: a replaced nats-server has none of them, and the consumer's
 /// stream of messages pulls from the durable again once it exists).
+/// The consumer is partition `k`'s: one `feed` consumer on each message stream.
 pub(crate) async fn ensure(
     client: &async_nats::Client,
     topology: &TopologySettings,
+    k: u16,
 ) -> Result<jetstream::consumer::PullConsumer, topology::TopologyError> {
     let js = jetstream::new(client.clone());
     let (messages, _feed) = tokio::try_join!(
-        topology::ensure_messages_stream(&js, topology),
+        topology::ensure_message_streams(&js, topology),
         topology::ensure_feed_stream(&js, topology),
     )?;
-    topology::ensure_feed_consumer(&messages).await
+    let filter = messages.layout().republish_source(k);
+    topology::ensure_feed_consumer(messages.partition(k), filter).await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +102,23 @@ impl Feed {
 
     /// Consumes room messages until `shutdown`, making the consumer (and the streams it needs)
     /// again whenever its stream of messages fails, e.g. after a nats-server was replaced.
+    /// With several message streams, each partition's consumer is consumed on its own (each
+    /// with [`CONCURRENCY`] messages at once).
     pub(crate) async fn run(self, topology: TopologySettings, shutdown: CancellationToken) {
+        let partitions = topology.message_streams().all();
+        futures::future::join_all(partitions.map(|k| self.run_partition(&topology, k, &shutdown)))
+            .await;
+    }
+
+    async fn run_partition(
+        &self,
+        topology: &TopologySettings,
+        k: u16,
+        shutdown: &CancellationToken,
+    ) {
         loop {
-            if let Err(e) = self.consume(&topology, &shutdown).await {
-                tracing::warn!(error = %e, "feed consumer stopped; making it again");
+            if let Err(e) = self.consume(topology, k, shutdown).await {
+                tracing::warn!(partition = k, error = %e, "feed consumer stopped; making it again");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -114,9 +130,10 @@ impl Feed {
     async fn consume(
         &self,
         topology: &TopologySettings,
+        k: u16,
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
-        let consumer = ensure(&self.client, topology)
+        let consumer = ensure(&self.client, topology, k)
             .await
             .map_err(|e| e.to_string())?;
         let messages = consumer

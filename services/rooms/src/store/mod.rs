@@ -84,6 +84,8 @@ pub(crate) struct Store {
     invites: kv::Store,
     dms: kv::Store,
     blocks: kv::Store,
+    /// Which stream holds a room's messages (`DYSCHAT_STREAM_PARTITIONS`).
+    message_streams: dyschat_protocol::streams::MessageStreams,
 }
 
 impl Store {
@@ -122,7 +124,13 @@ impl Store {
             invites,
             dms,
             blocks,
+            message_streams: config.message_streams(),
         })
+    }
+
+    /// The message streams of the mesh.
+    pub(crate) fn message_streams(&self) -> dyschat_protocol::streams::MessageStreams {
+        self.message_streams
     }
 
     /// The last entry of each of `keys` of `bucket` that has one (values and markers), in one

@@ -1,7 +1,8 @@
 //! [`ChangeLog`] over JetStream: a room's change events on each message's own subject of the
 //! messages stream, read from the leader, stored with a compare-and-set on the room's newest
 //! change (`Nats-Expected-Last-Subject-Sequence` checked against the room's change filter
-//! `dyschat.msg.room.<room>.chg.*`), so that the `prev_event_seq` a change names is the one the
+//! as stored, `dyschat.msg.room.<room>.chg.*` or its partitioned form: the server checks the
+//! filter against stored subjects, after the mapping), so that the `prev_event_seq` a change names is the one the
 //! stream really stored before it.
 
 use std::future::IntoFuture;
@@ -18,6 +19,7 @@ use dyschat_protocol::{
     wire::{StoredChange, StoredMessage},
 };
 use dyschat_runtime::telemetry;
+use dyschat_runtime::topology::MessageStreamSet;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
@@ -31,16 +33,25 @@ const EXPECTED_LAST_SUBJECT_FILTER: &str = "Nats-Expected-Last-Subject-Sequence-
 #[derive(Clone)]
 pub(crate) struct JetStreamChanges {
     js: jetstream::Context,
-    stream: Stream,
+    streams: MessageStreamSet,
 }
 
 impl JetStreamChanges {
-    pub(crate) fn new(js: jetstream::Context, stream: Stream) -> Self {
-        JetStreamChanges { js, stream }
+    pub(crate) fn new(js: jetstream::Context, streams: MessageStreamSet) -> Self {
+        JetStreamChanges { js, streams }
     }
 
-    async fn last_by_subject(&self, subject: &str) -> PortResult<Option<StreamMessage>> {
-        match deadline(self.stream.get_last_raw_message_by_subject(subject)).await? {
+    fn stream(&self, room_id: &str) -> &Stream {
+        self.streams.for_room(room_id)
+    }
+
+    async fn last_by_subject(
+        &self,
+        room_id: &str,
+        subject: &str,
+    ) -> PortResult<Option<StreamMessage>> {
+        let stream = self.stream(room_id);
+        match deadline(stream.get_last_raw_message_by_subject(subject)).await? {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(PortError::failed(e)),
@@ -50,8 +61,12 @@ impl JetStreamChanges {
 
 impl JetStreamChanges {
     /// The newest change event stored on `subject` (a message's, or the room's filter).
-    async fn last_change_on(&self, subject: String) -> PortResult<Option<ChangeEntry>> {
-        match self.last_by_subject(&subject).await? {
+    async fn last_change_on(
+        &self,
+        room_id: &str,
+        subject: String,
+    ) -> PortResult<Option<ChangeEntry>> {
+        match self.last_by_subject(room_id, &subject).await? {
             Some(m) => decode_change(m.sequence, &m.payload).map(Some),
             None => Ok(None),
         }
@@ -70,7 +85,8 @@ impl ChangeLog for JetStreamChanges {
         &'a self,
         room_id: &'a str,
     ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
-        self.last_change_on(subjects::room_changes(room_id)).boxed()
+        let subject = self.streams.layout().stored_changes(room_id);
+        self.last_change_on(room_id, subject).boxed()
     }
 
     fn last_change_of<'a>(
@@ -78,8 +94,8 @@ impl ChangeLog for JetStreamChanges {
         room_id: &'a str,
         seq: u64,
     ) -> BoxFuture<'a, PortResult<Option<ChangeEntry>>> {
-        self.last_change_on(subjects::room_change(room_id, seq))
-            .boxed()
+        let subject = self.streams.layout().stored_change(room_id, seq);
+        self.last_change_on(room_id, subject).boxed()
     }
 
     fn message_at<'a>(
@@ -88,12 +104,12 @@ impl ChangeLog for JetStreamChanges {
         seq: u64,
     ) -> BoxFuture<'a, PortResult<Option<StoredMessage>>> {
         async move {
-            let m = match deadline(self.stream.get_raw_message(seq)).await? {
+            let m = match deadline(self.stream(room_id).get_raw_message(seq)).await? {
                 Ok(m) => m,
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
                 Err(e) => return Err(PortError::failed(e)),
             };
-            if m.subject.as_str() != subjects::room_messages(room_id) {
+            if m.subject.as_str() != self.streams.layout().stored_message(room_id) {
                 return Ok(None);
             }
             serde_json::from_slice(&m.payload)
@@ -117,7 +133,7 @@ impl ChangeLog for JetStreamChanges {
                 .expected_last_subject_sequence(expected)
                 .header(
                     EXPECTED_LAST_SUBJECT_FILTER,
-                    subjects::room_changes(room_id).as_str(),
+                    self.streams.layout().stored_changes(room_id).as_str(),
                 );
             let subject = subjects::room_change(room_id, seq);
             let ack = deadline(self.js.send_publish(subject, publish))

@@ -18,6 +18,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use dyschat_protocol::{layout, subjects, wire::StoredMessage};
 use dyschat_runtime::telemetry;
+use dyschat_runtime::topology::MessageStreamSet;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
@@ -40,31 +41,46 @@ const CONFIRM_STEPS: usize = 32;
 /// one only makes a reader trust the history store a little less than it could.
 const FLOOR_FRESH: Duration = Duration::from_millis(250);
 
+/// The writer's position on each partition, with when it was read.
+type Positions = Vec<Option<(tokio::time::Instant, WriterPosition)>>;
+
+/// Publishes go to a room's published subject (the server's mapping puts them in the room's
+/// partition); reads go to the room's stream and name its stored subjects.
 #[derive(Clone)]
 pub(crate) struct JetStreamMessages {
     js: jetstream::Context,
-    stream: Stream,
+    streams: MessageStreamSet,
     client: async_nats::Client,
-    position: std::sync::Arc<std::sync::Mutex<Option<(tokio::time::Instant, WriterPosition)>>>,
+    position: std::sync::Arc<std::sync::Mutex<Positions>>,
 }
 
 impl JetStreamMessages {
-    pub(crate) fn new(js: jetstream::Context, stream: Stream, client: async_nats::Client) -> Self {
+    pub(crate) fn new(
+        js: jetstream::Context,
+        streams: MessageStreamSet,
+        client: async_nats::Client,
+    ) -> Self {
+        let partitions = usize::from(streams.layout().count());
         JetStreamMessages {
             js,
-            stream,
+            streams,
             client,
-            position: Default::default(),
+            position: std::sync::Arc::new(std::sync::Mutex::new(vec![None; partitions])),
         }
     }
 
-    /// The newest message of `subject` with a sequence of at most `up_to`, asked of any replica
+    fn stream(&self, room_id: &str) -> &Stream {
+        self.streams.for_room(room_id)
+    }
+
+    /// The newest message of `room_id` with a sequence of at most `up_to`, asked of any replica
     /// (a batched direct get: `multi_last` with `up_to_seq`); 0 if there is none.
-    async fn direct_newest_up_to(&self, subject: &str, up_to: u64) -> PortResult<u64> {
+    async fn direct_newest_up_to(&self, room_id: &str, up_to: u64) -> PortResult<u64> {
+        let layout = self.streams.layout();
         let batch = DirectGet::new(self.client.clone(), READ_STEP_TIMEOUT)
             .multi_last(
-                layout::MESSAGES_STREAM,
-                &[subject.to_string()],
+                &layout.room_stream(room_id),
+                &[layout.stored_message(room_id)],
                 1,
                 Some(up_to),
             )
@@ -106,10 +122,14 @@ impl MessageStream for JetStreamMessages {
 
     /// Read from the stream leader: a replica answering a direct get may not have a message that
     /// was just acked yet.
-    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>> {
+    fn stored<'a>(
+        &'a self,
+        room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<StoredMessage>> {
         async move {
             let raw = self
-                .stream
+                .stream(room_id)
                 .get_raw_message(seq)
                 .await
                 .map_err(PortError::failed)?;
@@ -124,8 +144,8 @@ impl MessageStream for JetStreamMessages {
     fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>> {
         async move {
             match self
-                .stream
-                .get_last_raw_message_by_subject(&subjects::room_messages(room_id))
+                .stream(room_id)
+                .get_last_raw_message_by_subject(&self.streams.layout().stored_message(room_id))
                 .await
             {
                 Ok(m) => Ok(m.sequence),
@@ -144,11 +164,11 @@ impl MessageStream for JetStreamMessages {
             if up_to == 0 {
                 return Ok(0);
             }
-            let subject = subjects::room_messages(room_id);
-            let mut candidate = self.direct_newest_up_to(&subject, up_to).await?;
+            let subject = self.streams.layout().stored_message(room_id);
+            let mut candidate = self.direct_newest_up_to(room_id, up_to).await?;
             for _ in 0..CONFIRM_STEPS {
                 let next = self
-                    .stream
+                    .stream(room_id)
                     .raw_message_builder()
                     .sequence(candidate + 1)
                     .next_by_subject(subject.as_str())
@@ -181,9 +201,9 @@ impl MessageStream for JetStreamMessages {
                 return Ok(Vec::new());
             }
             let consumer = self
-                .stream
+                .stream(room_id)
                 .create_consumer(OrderedConfig {
-                    filter_subject: subjects::room_messages(room_id),
+                    filter_subject: self.streams.layout().stored_message(room_id),
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: after + 1,
                     },
@@ -220,9 +240,14 @@ impl MessageStream for JetStreamMessages {
         .boxed()
     }
 
-    fn writer_position(&self) -> BoxFuture<'_, PortResult<WriterPosition>> {
+    fn writer_position<'a>(
+        &'a self,
+        room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<WriterPosition>> {
         async move {
-            let cached = *self.position.lock().unwrap_or_else(|p| p.into_inner());
+            let k = usize::from(self.streams.layout().partition_of(room_id));
+            let stream = self.stream(room_id);
+            let cached = self.position.lock().unwrap_or_else(|p| p.into_inner())[k];
             if let Some((at, position)) = cached {
                 if at.elapsed() < FLOOR_FRESH {
                     return Ok(position);
@@ -230,7 +255,7 @@ impl MessageStream for JetStreamMessages {
             }
             let info = tokio::time::timeout(
                 READ_STEP_TIMEOUT,
-                self.stream.consumer_info(layout::WRITER_CONSUMER),
+                stream.consumer_info(layout::WRITER_CONSUMER),
             )
             .await
             .map_err(|_| PortError::Timeout)?;
@@ -247,11 +272,11 @@ impl MessageStream for JetStreamMessages {
                 None
             } else {
                 // The oldest message the writer has not stored: the first one after its floor.
-                let next = self
-                    .stream
+                let all = self.streams.layout().republish_source(k as u16);
+                let next = stream
                     .raw_message_builder()
                     .sequence(floor + 1)
-                    .next_by_subject(subjects::ROOM_STREAM_ALL)
+                    .next_by_subject(all.as_str())
                     .send()
                     .await;
                 match next {
@@ -266,7 +291,7 @@ impl MessageStream for JetStreamMessages {
                 floor,
                 behind_since_ms,
             };
-            *self.position.lock().unwrap_or_else(|p| p.into_inner()) =
+            self.position.lock().unwrap_or_else(|p| p.into_inner())[k] =
                 Some((tokio::time::Instant::now(), position));
             Ok(position)
         }
@@ -294,9 +319,9 @@ impl MessageStream for JetStreamMessages {
                 },
             };
             let consumer = self
-                .stream
+                .stream(room_id)
                 .create_consumer(OrderedConfig {
-                    filter_subject: subjects::room_messages(room_id),
+                    filter_subject: self.streams.layout().stored_message(room_id),
                     deliver_policy,
                     ..Default::default()
                 })
@@ -338,9 +363,9 @@ impl MessageStream for JetStreamMessages {
                 return Ok(Some(Vec::new()));
             }
             let consumer = self
-                .stream
+                .stream(room_id)
                 .create_consumer(OrderedConfig {
-                    filter_subjects: subjects::room_stream_filters(room_id).to_vec(),
+                    filter_subjects: self.streams.layout().room_filters(room_id).to_vec(),
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: after + 1,
                     },

@@ -1,5 +1,7 @@
 //! [`HistoryStore`] over Redis: one range query per page, timed in `dyschat_redis_seconds`.
 
+use dyschat_protocol::layout::history::room_meta_keys;
+use dyschat_protocol::streams::MessageStreams;
 use std::time::Instant;
 
 use dyschat_protocol::wire::MessagePage;
@@ -58,13 +60,16 @@ impl Breaker {
 pub(crate) struct RedisHistory {
     redis: RedisConn,
     breaker: Breaker,
+    /// Which partition's marker and high water speak for a room.
+    streams: MessageStreams,
 }
 
 impl RedisHistory {
-    pub(crate) fn new(redis: RedisConn) -> Self {
+    pub(crate) fn new(redis: RedisConn, streams: MessageStreams) -> Self {
         RedisHistory {
             redis,
             breaker: Breaker::default(),
+            streams,
         }
     }
 
@@ -92,7 +97,13 @@ impl HistoryStore for RedisHistory {
             let mut redis = self.redis.clone();
             self.timed(
                 "dedupe",
-                history::dedupe_lookup(&mut redis, room_id, field, days),
+                history::dedupe_lookup(
+                    &mut redis,
+                    room_id,
+                    &room_meta_keys(self.streams, room_id),
+                    field,
+                    days,
+                ),
             )
             .await
         }
@@ -102,7 +113,8 @@ impl HistoryStore for RedisHistory {
     fn state<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<history::StoreState>> {
         async move {
             let mut redis = self.redis.clone();
-            self.timed("history_state", history::state(&mut redis, room_id))
+            let meta = room_meta_keys(self.streams, room_id);
+            self.timed("history_state", history::state(&mut redis, room_id, &meta))
                 .await
         }
         .boxed()

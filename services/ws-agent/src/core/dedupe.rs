@@ -38,7 +38,7 @@ impl Core {
             Ok((None, state)) => {
                 let position = self
                     .stream
-                    .writer_position()
+                    .writer_position(room_id)
                     .await
                     .map_err(CoreError::unavailable("message store"))?;
                 let indexed = state.complete && state.high_water >= position.floor;

@@ -47,9 +47,8 @@ impl Core {
                 break;
             }
         }
-        // One look at the writer's position and one batched read of the read markers for every
-        // room of the answer.
-        let floor = self.writer_floor().await?;
+        // One batched read of the read markers for every room of the answer (the writer's
+        // position is read per room's stream, cached for a moment by the adapter).
         let room_ids: Vec<String> = rooms.iter().map(|r| r.room.room_id.clone()).collect();
         let markers: HashMap<String, u64> = self
             .read_markers
@@ -61,7 +60,7 @@ impl Core {
         let mut summaries: Vec<(String, RoomSummary)> = futures::stream::iter(rooms)
             .map(|room| {
                 let marker = markers.get(&room.room.room_id).copied().unwrap_or(0);
-                self.summary(user, room, marker, floor)
+                self.summary(user, room, marker)
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -79,9 +78,9 @@ impl Core {
         user: &User,
         mine: MyRoom,
         last_read_seq: u64,
-        floor: u64,
     ) -> Result<(String, RoomSummary), CoreError> {
         let room_id = mine.room.room_id.clone();
+        let floor = self.writer_floor(&room_id).await?;
         let trusted = self.trusted_below(&room_id, floor).await?;
         let page = self.page_before(&room_id, None, 1, trusted).await?;
         let last_message = page.messages.into_iter().last();

@@ -23,15 +23,15 @@ use crate::ports::{Entry, Sequenced};
 impl Core {
     /// The highest sequence up to which the store holds every message of every room.
     pub(super) async fn trusted_up_to(&self, room_id: &str) -> Result<u64, CoreError> {
-        let floor = self.writer_floor().await?;
+        let floor = self.writer_floor(room_id).await?;
         self.trusted_below(room_id, floor).await
     }
 
-    /// The writer's ack floor (see [`crate::ports::WriterPosition`]).
-    pub(super) async fn writer_floor(&self) -> Result<u64, CoreError> {
+    /// The writer's ack floor on the room's stream (see [`crate::ports::WriterPosition`]).
+    pub(super) async fn writer_floor(&self, room_id: &str) -> Result<u64, CoreError> {
         Ok(self
             .stream
-            .writer_position()
+            .writer_position(room_id)
             .await
             .map_err(CoreError::unavailable("history"))?
             .floor)
@@ -125,10 +125,10 @@ impl Core {
             .map_err(CoreError::unavailable("history"))
     }
 
-    async fn stored_at(&self, seq: u64) -> Result<Sequenced, CoreError> {
+    async fn stored_at(&self, room_id: &str, seq: u64) -> Result<Sequenced, CoreError> {
         let stored = self
             .stream
-            .stored(seq)
+            .stored(room_id, seq)
             .await
             .map_err(CoreError::unavailable("history"))?;
         Ok(Sequenced { seq, stored })
@@ -184,7 +184,7 @@ impl Core {
         tail.truncate(limit);
         let mut newest = Vec::with_capacity(tail.len());
         for &seq in &tail {
-            newest.push(self.stored_at(seq).await?);
+            newest.push(self.stored_at(room_id, seq).await?);
         }
         newest.reverse();
         let mut from_stream = chain(room_id, newest, prev_of_oldest);

@@ -207,7 +207,7 @@ impl Core {
         span.record("duplicate", ack.duplicate);
         let stored = if ack.duplicate {
             self.stream
-                .stored(ack.seq)
+                .stored(&pending.stored.room_id, ack.seq)
                 .await
                 .map_err(CoreError::unavailable("message lookup"))?
         } else {

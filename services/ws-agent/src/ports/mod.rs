@@ -83,7 +83,8 @@ pub(crate) trait MessageStream: Send + Sync {
         payload: Bytes,
     ) -> BoxFuture<'a, PortResult<AckFuture>>;
     /// The message stored at `seq`.
-    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>>;
+    fn stored<'a>(&'a self, room_id: &'a str, seq: u64)
+        -> BoxFuture<'a, PortResult<StoredMessage>>;
     /// The room's newest `seq`, 0 for an empty room.
     fn last_seq<'a>(&'a self, room_id: &'a str) -> BoxFuture<'a, PortResult<u64>>;
     /// The room's newest `seq` that is at most `up_to`, 0 if none: the `prev_seq` of a message
@@ -96,8 +97,10 @@ pub(crate) trait MessageStream: Send + Sync {
         after: u64,
         n: usize,
     ) -> BoxFuture<'a, PortResult<Vec<Sequenced>>>;
-    /// How far msg-writer has got (see [`WriterPosition`]).
-    fn writer_position(&self) -> BoxFuture<'_, PortResult<WriterPosition>>;
+    /// How far msg-writer has got with the stream (partition) holding `room_id` (see
+    /// [`WriterPosition`]).
+    fn writer_position<'a>(&'a self, room_id: &'a str)
+        -> BoxFuture<'a, PortResult<WriterPosition>>;
     /// The seq of the room's message sent by `sender_id` with `client_msg_id`, looking at the
     /// room's messages from `from` on; `None` when more than `limit` would have to be read.
     fn find_sent<'a>(

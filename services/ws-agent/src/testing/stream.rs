@@ -214,7 +214,10 @@ impl MessageStream for FakeStream {
         futures::future::ready(result).boxed()
     }
 
-    fn writer_position(&self) -> BoxFuture<'_, PortResult<crate::ports::WriterPosition>> {
+    fn writer_position<'a>(
+        &'a self,
+        _room_id: &'a str,
+    ) -> BoxFuture<'a, PortResult<crate::ports::WriterPosition>> {
         let stored = lock(&self.stored);
         let floor = self
             .writer_floor
@@ -293,7 +296,11 @@ impl MessageStream for FakeStream {
         .boxed()
     }
 
-    fn stored(&self, seq: u64) -> BoxFuture<'_, PortResult<StoredMessage>> {
+    fn stored<'a>(
+        &'a self,
+        _room_id: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, PortResult<StoredMessage>> {
         let found = lock(&self.stored)
             .messages
             .iter()
