@@ -208,6 +208,7 @@ pub(crate) fn print_table(r: &Results) {
             c.async_publish_per_sec, c.payload_bytes
         ));
         line(format!("  sync publish RTT     {}", c.sync_publish.row()));
+        line(format!("  paced (100/s) RTT    {}", c.paced_publish.row()));
     }
     for (name, l) in [("ingest", &r.ingest), ("fanout", &r.fanout)] {
         let Some(l) = l else { continue };

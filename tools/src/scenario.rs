@@ -74,10 +74,11 @@ pub(crate) async fn run_ceiling(
     )
     .await?;
     say(&format!(
-        "ceiling: async {:.0} msg/s ({} B payload); sync {}",
+        "ceiling: async {:.0} msg/s ({} B payload); sync {}; paced 100/s {}",
         r.async_publish_per_sec,
         r.payload_bytes,
-        r.sync_publish.row()
+        r.sync_publish.row(),
+        r.paced_publish.row()
     ));
     Ok(r)
 }

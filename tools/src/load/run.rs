@@ -175,9 +175,15 @@ impl Load {
         let start_us = u64::try_from((start - self.shared.base).as_micros()).unwrap_or(0);
         lag.reset_max();
         let hops_before = Snapshot::scrape(&self.metrics_http, &self.agent_bases).await;
-        for tx in &self.senders {
+        // The senders' schedules interleave: sender `i` of `n` starts `i / n` of one interval
+        // late, so the phase's messages leave evenly spaced at the total rate. (Started together,
+        // every sender sent at the same instants: a burst of `n` messages once per interval, whose
+        // last one waited behind all the others, measured as latency of the mesh.)
+        let interval = 1.0 / per_sender;
+        for (i, tx) in self.senders.iter().enumerate() {
+            let offset = Duration::from_secs_f64(interval * i as f64 / senders as f64);
             tx.send(Phase {
-                start,
+                start: start + offset,
                 rate: per_sender,
                 count,
             })
