@@ -61,6 +61,9 @@ pub(super) async fn run_socket(
     }
 }
 
+/// Error frames printed per run.
+const SHOWN_ERRORS: u64 = 5;
+
 pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
     let Ok(frame) = serde_json::from_str::<Frame>(text) else {
         return;
@@ -119,7 +122,10 @@ pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
             c.last_ack_us.fetch_max(now_us, Ordering::Relaxed);
         }
         "error" => {
-            c.errors.fetch_add(1, Ordering::Relaxed);
+            // The first few are shown whole: a count alone does not say what went wrong.
+            if c.errors.fetch_add(1, Ordering::Relaxed) < SHOWN_ERRORS {
+                crate::say(&format!("error frame: {text}"));
+            }
         }
         "joined" => {
             let _ = frame.last_seq;

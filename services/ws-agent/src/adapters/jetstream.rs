@@ -52,7 +52,18 @@ pub(crate) struct JetStreamMessages {
     streams: MessageStreamSet,
     client: async_nats::Client,
     position: std::sync::Arc<std::sync::Mutex<Positions>>,
+    /// Retried-send scans running at once (each is a consumer on the stream).
+    scans: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Retried-send scans ([`MessageStream::find_sent`]) one agent runs at once. When Redis is slow
+/// or down, every send with a `client_msg_id` would otherwise create a consumer to read the
+/// stream, thousands a second under load, until the server refuses consumers and sends fail.
+const MAX_CONCURRENT_SCANS: usize = 8;
+/// How long a send waits for a scan slot before it is answered as if the scan were too long
+/// (only the stream's own window then protects it, counted by
+/// `dyschat_dedupe_scans_overflowed_total`).
+const SCAN_SLOT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl JetStreamMessages {
     pub(crate) fn new(
@@ -66,6 +77,7 @@ impl JetStreamMessages {
             streams,
             client,
             position: std::sync::Arc::new(std::sync::Mutex::new(vec![None; partitions])),
+            scans: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCANS)),
         }
     }
 
@@ -307,6 +319,10 @@ impl MessageStream for JetStreamMessages {
         limit: u64,
     ) -> BoxFuture<'a, PortResult<Option<Option<u64>>>> {
         async move {
+            let Ok(Ok(_slot)) = tokio::time::timeout(SCAN_SLOT_WAIT, self.scans.acquire()).await
+            else {
+                return Ok(None);
+            };
             let deliver_policy = match from {
                 ScanFrom::After(seq) => DeliverPolicy::ByStartSequence {
                     start_sequence: seq + 1,

@@ -102,7 +102,8 @@ pub(crate) trait MessageStream: Send + Sync {
     fn writer_position<'a>(&'a self, room_id: &'a str)
         -> BoxFuture<'a, PortResult<WriterPosition>>;
     /// The seq of the room's message sent by `sender_id` with `client_msg_id`, looking at the
-    /// room's messages from `from` on; `None` when more than `limit` would have to be read.
+    /// room's messages from `from` on; `None` when more than `limit` would have to be read, or
+    /// when the agent already runs as many such scans as it allows at once.
     fn find_sent<'a>(
         &'a self,
         room_id: &'a str,
