@@ -18,7 +18,11 @@ use dyschat_runtime::redis_conn::RedisConn;
 use dyschat_tests::client::{expect, Api, LoggedIn, WsClient};
 use dyschat_tests::mesh::Mesh;
 use dyschat_tests::redis_cluster::RedisCluster;
+use dyschat_tests::try_wait_until;
 use serde_json::{json, Value};
+
+/// How long a test waits for the writer or the cluster to get somewhere.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The marker and high-water keys of the one (unpartitioned) message stream these tests run on.
 fn one_stream() -> history::MetaKeys {
@@ -78,21 +82,6 @@ async fn stored(conn: &mut RedisConn, room: &str) -> anyhow::Result<u64> {
         .await?)
 }
 
-/// Waits (up to 30 s) until `check` holds.
-async fn wait_for<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    for _ in 0..300 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
-
 /// The stored state at `seq` in the cluster's history of `room`.
 async fn entry(conn: &mut RedisConn, room: &str, seq: u64) -> anyhow::Result<Option<Value>> {
     let members: Vec<Vec<u8>> = redis::cmd("ZRANGEBYSCORE")
@@ -131,7 +120,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
 
     // Sends and pages: every room's history is on its own master, in order.
     for (r, room) in rooms.iter().enumerate() {
-        wait_for("the room stored on the cluster", || {
+        try_wait_until(WAIT, "the room stored on the cluster", || {
             let (mut conn, room) = (conn.clone(), room.clone());
             async move { Ok(stored(&mut conn, &room).await? == 5) }
         })
@@ -154,7 +143,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
         ensure!(state.complete, "room {r}: {state:?}");
     }
     let last = acks.last().and_then(|a| a["seq"].as_u64()).context("seq")?;
-    wait_for("the high water", || {
+    try_wait_until(WAIT, "the high water", || {
         let mut conn = conn.clone();
         async move { Ok(reads::high_water(&mut conn, &one_stream()).await? >= last) }
     })
@@ -213,7 +202,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
     )
     .await?;
     expect(&api, &alice, "DELETE", &path(deleted), None, 200).await?;
-    wait_for("the changes stored on the cluster", || {
+    try_wait_until(WAIT, "the changes stored on the cluster", || {
         let (mut conn, room) = (conn.clone(), room.clone());
         async move {
             let e = entry(&mut conn, &room, edited).await?;
@@ -242,7 +231,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
         200,
     )
     .await?;
-    wait_for("the deleted room's keys gone", || {
+    try_wait_until(WAIT, "the deleted room's keys gone", || {
         let (mut conn, gone) = (conn.clone(), gone.clone());
         let alice = alice.user_id.clone();
         async move {
@@ -270,7 +259,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
         .query_async(&mut conn)
         .await?;
     send(&mut ws, bad, "after the damage", "bad-1").await?;
-    wait_for("the room set aside and rebuilt", || {
+    try_wait_until(WAIT, "the room set aside and rebuilt", || {
         let (mut conn, bad) = (conn.clone(), bad.clone());
         async move {
             let flagged: bool = redis::cmd("EXISTS")
@@ -294,7 +283,7 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
     // The writer's rebuild: every master emptied, the history comes back from the stream.
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
     ensure!(stored(&mut conn, &rooms[2]).await? == 0);
-    wait_for("the rebuild", || {
+    try_wait_until(WAIT, "the rebuild", || {
         let mut conn = conn.clone();
         let rooms = rooms.clone();
         async move {
@@ -317,6 +306,30 @@ async fn history_works_on_a_redis_cluster() -> anyhow::Result<()> {
     mesh.stop_all().await
 }
 
+/// Three messages into each of `rooms`, then waits until Redis holds them; returns how many
+/// were sent (the next `client_msg_id` number).
+async fn send_three_each_and_wait_stored(
+    ws: &mut WsClient,
+    rooms: &[String],
+    conn: &RedisConn,
+) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for room in rooms {
+        for n in 0..3 {
+            send(ws, room, &format!("before {n}"), &format!("b{sent}")).await?;
+            sent += 1;
+        }
+    }
+    for room in rooms {
+        try_wait_until(WAIT, "three messages of each room stored", || {
+            let (mut conn, room) = (conn.clone(), room.clone());
+            async move { Ok(stored(&mut conn, &room).await? == 3) }
+        })
+        .await?;
+    }
+    Ok(sent)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
     let cluster = RedisCluster::start(MASTERS, 0).await?;
@@ -326,20 +339,7 @@ async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
     let alice = api.register_and_login("k_alice").await?;
     let rooms = rooms_on_every_master(&api, &alice, &mut conn).await?;
     let mut ws = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
-    let mut sent = 0;
-    for room in &rooms {
-        for n in 0..3 {
-            send(&mut ws, room, &format!("before {n}"), &format!("b{sent}")).await?;
-            sent += 1;
-        }
-    }
-    for room in &rooms {
-        wait_for("stored before the fault", || {
-            let (mut conn, room) = (conn.clone(), room.clone());
-            async move { Ok(stored(&mut conn, &room).await? == 3) }
-        })
-        .await?;
-    }
+    let mut sent = send_three_each_and_wait_stored(&mut ws, &rooms, &conn).await?;
 
     // The master of rooms[0] dies: its slots have no master, the cluster says it failed.
     let cluster = mesh.redis_cluster.as_mut().context("cluster")?;
@@ -367,7 +367,7 @@ async fn a_killed_master_loses_no_acknowledged_message() -> anyhow::Result<()> {
     cluster.nodes[0].start_again().await?;
     cluster.wait_ok().await?;
     for room in &rooms {
-        wait_for("every acknowledged message in Redis", || {
+        try_wait_until(WAIT, "every acknowledged message in Redis", || {
             let (mut conn, room) = (conn.clone(), room.clone());
             async move { Ok(stored(&mut conn, &room).await? == 7) }
         })
@@ -395,25 +395,12 @@ async fn a_master_failed_over_to_its_replica_is_followed() -> anyhow::Result<()>
     let alice = api.register_and_login("f_alice").await?;
     let rooms = rooms_on_every_master(&api, &alice, &mut conn).await?;
     let mut ws = WsClient::connect(&mesh.agent(0).ws(), &alice.token).await?;
-    let mut sent = 0;
-    for room in &rooms {
-        for n in 0..3 {
-            send(&mut ws, room, &format!("before {n}"), &format!("b{sent}")).await?;
-            sent += 1;
-        }
-    }
-    for room in &rooms {
-        wait_for("stored before the failover", || {
-            let (mut conn, room) = (conn.clone(), room.clone());
-            async move { Ok(stored(&mut conn, &room).await? == 3) }
-        })
-        .await?;
-    }
+    let mut sent = send_three_each_and_wait_stored(&mut ws, &rooms, &conn).await?;
     // Replication is asynchronous (see docs/ARCHITECTURE.md, "Redis Cluster"): this test is
     // about following the promotion, so the replica is let catch up before the kill.
     let cluster = mesh.redis_cluster.as_mut().context("cluster")?;
     let master = cluster.node_connection(0).await?;
-    wait_for("the replica of master 0 in sync", || {
+    try_wait_until(WAIT, "the replica of master 0 in sync", || {
         let mut master = master.clone();
         async move {
             // Each WAIT well inside the client's own response timeout.
@@ -435,7 +422,7 @@ async fn a_master_failed_over_to_its_replica_is_followed() -> anyhow::Result<()>
         }
     }
     for room in &rooms {
-        wait_for("stored after the failover", || {
+        try_wait_until(WAIT, "stored after the failover", || {
             let (mut conn, room) = (conn.clone(), room.clone());
             async move { Ok(stored(&mut conn, &room).await? == 7) }
         })

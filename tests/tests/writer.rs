@@ -7,25 +7,15 @@ use anyhow::ensure;
 use dyschat_protocol::layout::history;
 use dyschat_tests::client::{Api, WsClient};
 use dyschat_tests::mesh::Mesh;
+use dyschat_tests::try_wait_until;
 use serde_json::json;
+
+/// How long a test waits for the writer or the cluster to get somewhere.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn redis(mesh: &Mesh) -> anyhow::Result<redis::aio::MultiplexedConnection> {
     let client = redis::Client::open(format!("redis://{}/", mesh.redis.addr()))?;
     Ok(client.get_multiplexed_async_connection().await?)
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    for _ in 0..300 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
 }
 
 /// Sends `count` messages into `rooms` (round robin) over one socket and waits for every ack.
@@ -64,9 +54,11 @@ async fn caught_up(
     fault: &str,
 ) -> anyhow::Result<()> {
     let recovered = std::time::Instant::now();
-    wait_for(&format!("all {count} stored after {fault}"), || async {
-        Ok(stored(conn, room).await? == count)
-    })
+    try_wait_until(
+        WAIT,
+        &format!("all {count} stored after {fault}"),
+        || async { Ok(stored(conn, room).await? == count) },
+    )
     .await?;
     println!(
         "{fault}: all in Redis {:?} after it accepted writes again",
@@ -79,7 +71,7 @@ async fn caught_up(
 async fn writer_settled(mesh: &Mesh) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(async_nats::connect(mesh.nats.url()).await?);
     let stream = js.get_stream("DYSCHAT_MESSAGES").await?;
-    wait_for("consumer settled", || {
+    try_wait_until(WAIT, "consumer settled", || {
         let stream = stream.clone();
         async move {
             let info = stream.consumer_info("msg-writer").await?;
@@ -99,7 +91,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
     let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
     // Two messages stored normally first: the rebuild must bring them back too.
     send_acked(&mut ws, &[&bad_room], 2).await?;
-    wait_for("first messages stored", || async {
+    try_wait_until(WAIT, "first messages stored", || async {
         Ok(api.all_messages(&user.token, &bad_room).await?.len() == 2)
     })
     .await?;
@@ -115,7 +107,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
     let rooms = [&bad_room[..], &good_room, &good_room, &good_room];
     send_acked(&mut ws, &rooms, 20).await?;
     // Nothing acknowledged is lost: both rooms end complete, nothing was set aside as poison.
-    wait_for("both histories complete", || async {
+    try_wait_until(WAIT, "both histories complete", || async {
         Ok(api.all_messages(&user.token, &good_room).await?.len() == 15
             && api.all_messages(&user.token, &bad_room).await?.len() == 7)
     })
@@ -135,7 +127,7 @@ async fn a_corrupt_room_key_is_set_aside_and_the_room_rebuilt() -> anyhow::Resul
         .query_async(&mut conn)
         .await?;
     ensure!(value == "not a sorted set");
-    wait_for("room flag cleared", || {
+    try_wait_until(WAIT, "room flag cleared", || {
         let mut conn = conn.clone();
         let flag = history::room_rebuilding_key(&bad_room);
         async move {
@@ -163,11 +155,11 @@ async fn a_payload_that_is_no_message_is_dead_lettered_without_blocking_the_rest
         .await?;
     let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
     send_acked(&mut ws, &[&room], 10).await?;
-    wait_for("history", || async {
+    try_wait_until(WAIT, "history", || async {
         Ok(api.all_messages(&user.token, &room).await?.len() == 10)
     })
     .await?;
-    wait_for("one dead letter", || async {
+    try_wait_until(WAIT, "one dead letter", || async {
         Ok(dead_letters(&mesh).await? == 1)
     })
     .await?;
@@ -304,7 +296,7 @@ async fn a_redis_restored_from_an_old_aof_is_rebuilt() -> anyhow::Result<()> {
     let room = api.create_room(&user.token, "restored").await?;
     let mut ws = WsClient::connect(&mesh.agent(0).ws(), &user.token).await?;
     send_acked(&mut ws, &[&room], 30).await?;
-    wait_for("first 30 stored", || async {
+    try_wait_until(WAIT, "first 30 stored", || async {
         Ok(api.all_messages(&user.token, &room).await?.len() == 30)
     })
     .await?;
@@ -312,7 +304,7 @@ async fn a_redis_restored_from_an_old_aof_is_rebuilt() -> anyhow::Result<()> {
     let snapshot = tempfile::tempdir()?;
     copy_dir(&mesh.redis.data_dir(), snapshot.path())?;
     send_acked(&mut ws, &[&room], 30).await?;
-    wait_for("60 stored", || async {
+    try_wait_until(WAIT, "60 stored", || async {
         Ok(api.all_messages(&user.token, &room).await?.len() == 60)
     })
     .await?;
@@ -321,7 +313,7 @@ async fn a_redis_restored_from_an_old_aof_is_rebuilt() -> anyhow::Result<()> {
     std::fs::remove_dir_all(mesh.redis.data_dir())?;
     copy_dir(snapshot.path(), &mesh.redis.data_dir())?;
     mesh.redis.start_again().await?;
-    wait_for("history rebuilt to 60", || async {
+    try_wait_until(WAIT, "history rebuilt to 60", || async {
         Ok(api
             .all_messages(&user.token, &room)
             .await
@@ -370,7 +362,7 @@ async fn an_emptied_redis_is_rebuilt_from_jetstream() -> anyhow::Result<()> {
     let mut before = Vec::new();
     for room in &rooms {
         let room = room.clone();
-        wait_for("history", || {
+        try_wait_until(WAIT, "history", || {
             let (api, token, room) = (api.clone(), user.token.clone(), room.clone());
             async move { Ok(api.all_messages(&token, &room).await?.len() == 150) }
         })
@@ -387,7 +379,7 @@ async fn an_emptied_redis_is_rebuilt_from_jetstream() -> anyhow::Result<()> {
     }
 
     for (room, expected) in rooms.iter().zip(&before) {
-        wait_for("Redis rebuilt", || {
+        try_wait_until(WAIT, "Redis rebuilt", || {
             let (mut conn, key) = (conn.clone(), history::key(room));
             async move {
                 let held: u64 = redis::cmd("ZCARD").arg(&key).query_async(&mut conn).await?;
@@ -410,7 +402,7 @@ async fn an_emptied_redis_is_rebuilt_from_jetstream() -> anyhow::Result<()> {
         sub_frames += 1;
         ensure!(sub_frames < 10_000);
     }
-    wait_for("live write after rebuild", || {
+    try_wait_until(WAIT, "live write after rebuild", || {
         let (api, token, room) = (api.clone(), user.token.clone(), rooms[0].clone());
         async move { Ok(api.all_messages(&token, &room).await?.len() == 151) }
     })

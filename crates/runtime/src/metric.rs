@@ -37,11 +37,11 @@ pub mod hop {
     pub const PUBLISH: &str = "publish";
     /// The publish on the wire → the stream's acknowledgement received.
     pub const STORE_ACK: &str = "store_ack";
-    /// An `ack` frame queued on its socket → written to it.
+    /// An `ack` frame queued on its socket → its write begins.
     pub const ACK_QUEUED: &str = "ack_queued";
     /// A live copy received from NATS → queued on every member socket of the agent.
     pub const LIVE_FAN_OUT: &str = "live_fan_out";
-    /// A `message` frame queued on a socket → written to it.
+    /// A `message` frame queued on a socket → its write begins.
     pub const MESSAGE_QUEUED: &str = "message_queued";
 }
 

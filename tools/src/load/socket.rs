@@ -123,7 +123,8 @@ pub(super) fn on_frame(ctx: &SocketCtx, text: &str) {
         }
         "error" => {
             // The first few are shown whole: a count alone does not say what went wrong.
-            if c.errors.fetch_add(1, Ordering::Relaxed) < SHOWN_ERRORS {
+            let earlier = c.errors.fetch_add(1, Ordering::Relaxed);
+            if earlier < SHOWN_ERRORS {
                 crate::say(&format!("error frame: {text}"));
             }
         }

@@ -56,8 +56,8 @@ pub(crate) async fn close<W: Sink<WsMessage> + Unpin>(writer: &mut W, code: u16)
 }
 
 /// Feeds `first` and whatever else is queued (up to [`MAX_BYTES_PER_WRITE`]) and flushes once.
-/// Records how many frames the write carried and, once written, how long each `ack` and
-/// `message` frame waited since it was queued ([`metric::HOP_SECONDS`]).
+/// Records how many frames the write carried and how long each `ack` and `message` frame
+/// waited in the queue for its write ([`metric::HOP_SECONDS`]).
 async fn write_batch<W: Sink<WsMessage> + Unpin>(
     writer: &mut W,
     rx: &mut Receiver<OutFrame>,
@@ -65,17 +65,18 @@ async fn write_batch<W: Sink<WsMessage> + Unpin>(
 ) -> Result<(), W::Error> {
     let mut bytes = 0;
     let mut frames = 0u32;
-    // Each timed frame's hop and when it was built; bounded by the bytes per write.
-    let mut timed = Vec::new();
     let mut next = Some(first);
     while let Some(frame) = next.take() {
         bytes += frame.text.len();
         frames += 1;
         metrics::counter!(metric::WS_FRAMES_OUT_TOTAL, "type" => frame.kind).increment(1);
-        match frame.kind {
-            "ack" => timed.push((metric::hop::ACK_QUEUED, frame.built)),
-            "message" => timed.push((metric::hop::MESSAGE_QUEUED, frame.built)),
-            _ => {}
+        let hop = match frame.kind {
+            "ack" => Some(metric::hop::ACK_QUEUED),
+            "message" => Some(metric::hop::MESSAGE_QUEUED),
+            _ => None,
+        };
+        if let Some(hop) = hop {
+            crate::core::record_hop(hop, frame.built.elapsed());
         }
         writer.feed(WsMessage::Text(frame.text)).await?;
         if bytes < MAX_BYTES_PER_WRITE {
@@ -84,10 +85,6 @@ async fn write_batch<W: Sink<WsMessage> + Unpin>(
     }
     writer.flush().await?;
     metrics::histogram!(metric::WS_FRAMES_PER_WRITE).record(f64::from(frames));
-    for (hop, built) in timed {
-        metrics::histogram!(metric::HOP_SECONDS, "hop" => hop)
-            .record(built.elapsed().as_secs_f64());
-    }
     Ok(())
 }
 
